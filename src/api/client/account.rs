@@ -1,0 +1,59 @@
+//! Password change, deactivation and third-party identifiers.
+
+use std::sync::Arc;
+
+use ruma::api::client::account::{
+    ThirdPartyIdRemovalStatus, change_password, deactivate, get_3pids,
+};
+
+use crate::api::Ruma;
+use crate::error::{Error, ErrorCode, Result};
+use crate::service::Services;
+use crate::service::uiaa::Requirement;
+use crate::service::users::password;
+
+pub async fn change_password(
+    services: Arc<Services>,
+    request: Ruma<change_password::v3::Request>,
+) -> Result<change_password::v3::Response> {
+    let user_id = request.user()?;
+    let body = &request.body;
+    services
+        .uiaa
+        .authenticate(&services.users, Requirement::password(user_id), body.auth.as_ref())
+        .await?;
+    if body.new_password.is_empty() {
+        return Err(Error::new(ErrorCode::WeakPassword, "The new password must not be empty"));
+    }
+    let hash = password::hash(body.new_password.clone()).await?;
+    services.users.set_password_hash(user_id, &hash)?;
+    if body.logout_devices {
+        services.users.remove_all_devices(user_id, Some(request.device()?))?;
+    }
+    tracing::info!(%user_id, "password changed");
+    Ok(change_password::v3::Response::new())
+}
+
+pub async fn deactivate(
+    services: Arc<Services>,
+    request: Ruma<deactivate::v3::Request>,
+) -> Result<deactivate::v3::Response> {
+    let user_id = request.user()?;
+    services
+        .uiaa
+        .authenticate(&services.users, Requirement::password(user_id), request.body.auth.as_ref())
+        .await?;
+    services.users.deactivate(user_id)?;
+    tracing::info!(%user_id, "account deactivated");
+    // No identity server was ever bound, so unbinding trivially succeeded (as Synapse says).
+    Ok(deactivate::v3::Response::new(ThirdPartyIdRemovalStatus::Success))
+}
+
+/// Conclave binds no e-mail addresses or phone numbers, so the list is truly empty.
+pub async fn third_party_ids(
+    _: Arc<Services>,
+    request: Ruma<get_3pids::v3::Request>,
+) -> Result<get_3pids::v3::Response> {
+    request.user()?;
+    Ok(get_3pids::v3::Response::new(Vec::new()))
+}

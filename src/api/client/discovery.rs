@@ -1,0 +1,86 @@
+//! Server discovery: `/versions`, `/capabilities` and the `.well-known` documents.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use ruma::RoomVersionId;
+use ruma::api::client::discovery::{get_capabilities, get_supported_versions};
+use serde_json::json;
+
+use crate::api::Ruma;
+use crate::api::router::{AppRouter, RumaRouter};
+use crate::error::{Error, Result};
+use crate::service::Services;
+
+pub fn routes(router: AppRouter) -> AppRouter {
+    router
+        .ruma(versions)
+        .ruma(capabilities)
+        .route("/.well-known/matrix/client", get(well_known_client))
+        .route("/.well-known/matrix/server", get(well_known_server))
+}
+
+/// Spec versions whose account and session APIs Conclave serves. Clients refuse servers that
+/// list none they know, so the current line is listed; `unstable_features` stays empty until a
+/// feature truly works.
+const VERSIONS: &[&str] = &[
+    "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11",
+    "v1.12", "v1.13", "v1.14", "v1.15", "v1.16", "v1.17", "v1.18", "v1.19",
+];
+
+async fn versions(
+    _: Arc<Services>,
+    _: Ruma<get_supported_versions::Request>,
+) -> Result<get_supported_versions::Response> {
+    let versions = VERSIONS.iter().map(|v| (*v).to_owned()).collect();
+    let mut response = get_supported_versions::Response::new(versions);
+    response.unstable_features = BTreeMap::new();
+    Ok(response)
+}
+
+async fn capabilities(
+    _: Arc<Services>,
+    _: Ruma<get_capabilities::v3::Request>,
+) -> Result<get_capabilities::v3::Response> {
+    use get_capabilities::v3::{
+        Capabilities, ChangePasswordCapability, ProfileFieldsCapability, RoomVersionStability,
+        RoomVersionsCapability, ThirdPartyIdChangesCapability,
+    };
+    let mut capabilities = Capabilities::new();
+    capabilities.change_password = ChangePasswordCapability::new(true);
+    capabilities.thirdparty_id_changes = ThirdPartyIdChangesCapability::new(false);
+    capabilities.profile_fields = Some(ProfileFieldsCapability::new(true));
+    let available = [
+        RoomVersionId::V1, RoomVersionId::V2, RoomVersionId::V3, RoomVersionId::V4,
+        RoomVersionId::V5, RoomVersionId::V6, RoomVersionId::V7, RoomVersionId::V8,
+        RoomVersionId::V9, RoomVersionId::V10, RoomVersionId::V11, RoomVersionId::V12,
+    ]
+    .into_iter()
+    .map(|version| (version, RoomVersionStability::Stable))
+    .collect();
+    capabilities.room_versions = RoomVersionsCapability::new(RoomVersionId::V12, available);
+    Ok(get_capabilities::v3::Response::new(capabilities))
+}
+
+/// Tells clients where the Client-Server API lives: the configured URL, or this listener.
+async fn well_known_client(State(services): State<Arc<Services>>) -> Response {
+    let config = &services.config;
+    let base_url = config
+        .well_known
+        .client
+        .clone()
+        .unwrap_or_else(|| format!("http://{}:{}", config.server_name, config.port));
+    Json(json!({ "m.homeserver": { "base_url": base_url } })).into_response()
+}
+
+/// Delegation for federation; only served when configured, as a wrong answer is worse than none.
+async fn well_known_server(State(services): State<Arc<Services>>) -> Response {
+    match &services.config.well_known.server {
+        Some(server) => Json(json!({ "m.server": server })).into_response(),
+        None => Error::not_found("No server delegation is configured").into_response(),
+    }
+}

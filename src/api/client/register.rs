@@ -1,0 +1,140 @@
+//! Account registration.
+//!
+//! Registration is closed unless the operator opens it. On a server without accounts the
+//! one-time bootstrap token opens it for exactly one account, the first administrator.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ruma::api::client::account::{
+    check_registration_token_validity, get_username_availability, register,
+};
+use ruma::api::client::uiaa::{AuthFlow, AuthType};
+
+use crate::api::Ruma;
+use crate::error::{Error, ErrorCode, Result};
+use crate::service::Services;
+use crate::service::uiaa::Requirement;
+use crate::service::users::{Availability, password};
+
+/// Registration flows currently on offer, or `None` when registration is closed. While no
+/// account exists, the one-time bootstrap token is accepted whatever the configuration says.
+fn registration_flows(services: &Services) -> Result<Option<Vec<AuthFlow>>> {
+    let config = &services.config;
+    let mut flows = Vec::new();
+    if config.allow_registration {
+        let stage = if config.registration_token.is_some() {
+            AuthType::RegistrationToken
+        } else {
+            AuthType::Dummy
+        };
+        flows.push(AuthFlow::new(vec![stage]));
+    }
+    let offers_token = |flows: &[AuthFlow]| {
+        flows.iter().any(|flow| flow.stages == [AuthType::RegistrationToken])
+    };
+    if !offers_token(&flows) && services.users.bootstrap_pending()? {
+        flows.push(AuthFlow::new(vec![AuthType::RegistrationToken]));
+    }
+    Ok((!flows.is_empty()).then_some(flows))
+}
+
+pub async fn register(
+    services: Arc<Services>,
+    request: Ruma<register::v3::Request>,
+) -> Result<register::v3::Response> {
+    let body = &request.body;
+    services
+        .rate_limit
+        .check(format!("register:{}", request.client_ip), &services.config.registration_rate_limit)?;
+    if body.kind == register::RegistrationKind::Guest {
+        return Err(Error::new(ErrorCode::Forbidden, "Guest access is not enabled on this server"));
+    }
+    let Some(flows) = registration_flows(&services)? else {
+        return Err(Error::forbidden("Registration is disabled on this server"));
+    };
+
+    // Check the username before UIA so the client learns of a taken name at once.
+    let user_id = match &body.username {
+        Some(username) => match services.users.availability(username, services.server_name())? {
+            Availability::Available(user_id) => user_id,
+            Availability::Taken => {
+                return Err(Error::new(ErrorCode::UserInUse, "The user ID is already taken"));
+            }
+            Availability::Invalid(reason) => return Err(Error::new(ErrorCode::InvalidUsername, reason)),
+        },
+        None => generated_user_id(&services)?,
+    };
+    let Some(password) = body.password.clone().filter(|p| !p.is_empty()) else {
+        if body.auth.is_none() {
+            // The spec lets clients discover flows without a password.
+            let requirement = Requirement { user_id: None, flows };
+            services.uiaa.authenticate(&services.users, requirement, None).await?;
+        }
+        return Err(Error::new(ErrorCode::MissingParam, "A password is required"));
+    };
+
+    let requirement = Requirement { user_id: None, flows };
+    let completed = services.uiaa.authenticate(&services.users, requirement, body.auth.as_ref()).await?;
+
+    let hash = password::hash(password).await?;
+    services.users.create_account(&user_id, &hash, completed.registration_token.as_deref())?;
+    tracing::info!(%user_id, "account registered");
+
+    let mut response = register::v3::Response::new(user_id.clone());
+    if body.inhibit_login {
+        return Ok(response);
+    }
+    let tokens = services.users.login_device(
+        &user_id,
+        body.device_id.clone(),
+        body.initial_device_display_name.clone(),
+        Some(request.client_ip),
+        body.refresh_token,
+    )?;
+    response.access_token = Some(tokens.access_token);
+    response.device_id = Some(tokens.device_id);
+    response.refresh_token = tokens.refresh_token;
+    response.expires_in = tokens.expires_in_ms.map(Duration::from_millis);
+    Ok(response)
+}
+
+/// A numeric localpart for clients that register without choosing a name.
+fn generated_user_id(services: &Services) -> Result<ruma::OwnedUserId> {
+    loop {
+        let localpart = (rand::random::<u64>() % 10_000_000_000).to_string();
+        if let Availability::Available(user_id) =
+            services.users.availability(&localpart, services.server_name())?
+        {
+            return Ok(user_id);
+        }
+    }
+}
+
+pub async fn username_available(
+    services: Arc<Services>,
+    request: Ruma<get_username_availability::v3::Request>,
+) -> Result<get_username_availability::v3::Response> {
+    services
+        .rate_limit
+        .check(format!("available:{}", request.client_ip), &services.config.login_rate_limit)?;
+    match services.users.availability(&request.body.username, services.server_name())? {
+        Availability::Available(_) => Ok(get_username_availability::v3::Response::new(true)),
+        Availability::Taken => Err(Error::new(ErrorCode::UserInUse, "The user ID is already taken")),
+        Availability::Invalid(reason) => Err(Error::new(ErrorCode::InvalidUsername, reason)),
+    }
+}
+
+pub async fn registration_token_validity(
+    services: Arc<Services>,
+    request: Ruma<check_registration_token_validity::v1::Request>,
+) -> Result<check_registration_token_validity::v1::Response> {
+    services
+        .rate_limit
+        .check(format!("available:{}", request.client_ip), &services.config.login_rate_limit)?;
+    if registration_flows(&services)?.is_none() {
+        return Err(Error::forbidden("Registration is disabled on this server"));
+    }
+    let valid = services.users.registration_token_valid(&request.body.token)?;
+    Ok(check_registration_token_validity::v1::Response::new(valid))
+}

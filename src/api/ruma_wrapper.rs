@@ -1,0 +1,210 @@
+//! `Ruma<T>`: a request of a ruma endpoint type, parsed from path, query and body and
+//! authenticated according to the endpoint's auth scheme.
+//!
+//! The work that does not depend on the endpoint (reading the body under the size limit,
+//! resolving the access token, finding the client IP) is done by non-generic code, so each
+//! endpoint adds only its own parsing to the binary.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ConnectInfo;
+use bytes::Bytes;
+use http::request::Parts;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use ruma::api::auth_scheme::{
+    AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional, NoAccessToken,
+    NoAuthentication,
+};
+use ruma::api::error::{DeserializationError, FromHttpRequestError};
+use ruma::{DeviceId, OwnedDeviceId, OwnedUserId, UserId};
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::service::Services;
+use crate::service::users::TokenLookup;
+
+/// How an endpoint authenticates its caller, as a value the shared code can branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthKind {
+    None,
+    AccessToken,
+    AccessTokenOptional,
+    AppserviceToken,
+}
+
+/// Maps ruma's auth scheme types to [`AuthKind`].
+pub trait AuthSchemeKind {
+    const KIND: AuthKind;
+}
+
+impl AuthSchemeKind for NoAuthentication {
+    const KIND: AuthKind = AuthKind::None;
+}
+impl AuthSchemeKind for NoAccessToken {
+    const KIND: AuthKind = AuthKind::None;
+}
+impl AuthSchemeKind for AccessToken {
+    const KIND: AuthKind = AuthKind::AccessToken;
+}
+impl AuthSchemeKind for AccessTokenOptional {
+    const KIND: AuthKind = AuthKind::AccessTokenOptional;
+}
+impl AuthSchemeKind for AppserviceToken {
+    const KIND: AuthKind = AuthKind::AppserviceToken;
+}
+/// Only application services send a token to these endpoints (login, register); Conclave has
+/// none yet, so a token there is ignored like on an unauthenticated endpoint.
+impl AuthSchemeKind for AppserviceTokenOptional {
+    const KIND: AuthKind = AuthKind::None;
+}
+
+/// A parsed, authenticated request.
+pub struct Ruma<T> {
+    pub body: T,
+    pub sender_user: Option<OwnedUserId>,
+    pub sender_device: Option<OwnedDeviceId>,
+    pub client_ip: IpAddr,
+}
+
+impl<T> Ruma<T> {
+    /// The authenticated user; endpoints requiring a token always have one.
+    pub fn user(&self) -> Result<&UserId> {
+        self.sender_user
+            .as_deref()
+            .ok_or_else(|| Error::new(ErrorCode::MissingToken, "Missing access token"))
+    }
+
+    pub fn device(&self) -> Result<&DeviceId> {
+        self.sender_device
+            .as_deref()
+            .ok_or_else(|| Error::new(ErrorCode::MissingToken, "Missing access token"))
+    }
+}
+
+/// The endpoint-independent part of a request, ready for ruma to parse.
+pub struct Prepared {
+    pub parts: Parts,
+    pub body: Bytes,
+    pub sender_user: Option<OwnedUserId>,
+    pub sender_device: Option<OwnedDeviceId>,
+    pub client_ip: IpAddr,
+}
+
+/// Reads the body (within `max_request_size`) and authenticates the caller.
+pub async fn prepare(services: &Services, request: axum::extract::Request, auth: AuthKind) -> Result<Prepared> {
+    let (parts, body) = request.into_parts();
+    let limit = usize::try_from(services.config.max_request_size).unwrap_or(usize::MAX);
+    let too_large = || Error::new(ErrorCode::TooLarge, "Request body is too large");
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > services.config.max_request_size) {
+        return Err(too_large());
+    }
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Err(_) => {
+            return Err(Error::with_status(
+                ErrorCode::Unknown,
+                http::StatusCode::BAD_REQUEST,
+                "Could not read the request body",
+            ));
+        }
+    };
+
+    let client_ip = client_ip(services, &parts);
+    let (sender_user, sender_device) = match auth {
+        AuthKind::None => (None, None),
+        AuthKind::AccessToken | AuthKind::AccessTokenOptional => match access_token(&parts)? {
+            Some(token) => {
+                let (user, device) = resolve_token(services, &token)?;
+                (Some(user), Some(device))
+            }
+            None if auth == AuthKind::AccessTokenOptional => (None, None),
+            None => return Err(Error::new(ErrorCode::MissingToken, "Missing access token")),
+        },
+        AuthKind::AppserviceToken => {
+            return Err(Error::new(
+                ErrorCode::UnknownToken { soft_logout: false },
+                "No application services are registered on this server",
+            ));
+        }
+    };
+    Ok(Prepared { parts, body, sender_user, sender_device, client_ip })
+}
+
+fn resolve_token(services: &Services, token: &str) -> Result<(OwnedUserId, OwnedDeviceId)> {
+    match services.users.find_access_token(token)? {
+        TokenLookup::Valid { user_id, device_id } => Ok((user_id, device_id)),
+        TokenLookup::Expired => Err(Error::new(
+            ErrorCode::UnknownToken { soft_logout: true },
+            "Access token has expired; refresh it",
+        )),
+        TokenLookup::Unknown => Err(Error::new(
+            ErrorCode::UnknownToken { soft_logout: false },
+            "Unknown access token",
+        )),
+    }
+}
+
+/// The token from `Authorization: Bearer`, or the deprecated `access_token` query parameter.
+fn access_token(parts: &Parts) -> Result<Option<String>> {
+    if let Some(value) = parts.headers.get(http::header::AUTHORIZATION) {
+        let value = value.to_str().unwrap_or_default();
+        let token = value
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| {
+                Error::new(ErrorCode::MissingToken, "The Authorization header must be 'Bearer <token>'")
+            })?;
+        return Ok(Some(token.to_owned()));
+    }
+    let Some(query) = parts.uri.query() else { return Ok(None) };
+    for pair in query.split('&') {
+        if let Some(raw) = pair.strip_prefix("access_token=") {
+            let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+            return Ok(Some(decoded.replace('+', " ")));
+        }
+    }
+    Ok(None)
+}
+
+/// The peer address, or the left-most `X-Forwarded-For` entry when configured to trust a
+/// reverse proxy (otherwise every client would share the proxy's rate limits).
+fn client_ip(services: &Services, parts: &Parts) -> IpAddr {
+    if services.config.trust_forwarded_for {
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok());
+        if let Some(ip) = forwarded {
+            return ip;
+        }
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([127, 0, 0, 1]), |info| info.0.ip())
+}
+
+/// Maps ruma's parse failure to the spec's error: unparseable JSON is `M_NOT_JSON`, JSON of the
+/// wrong shape `M_BAD_JSON`, a bad path or query parameter `M_INVALID_PARAM`.
+pub fn parse_error(error: FromHttpRequestError, body: &[u8]) -> Error {
+    match error {
+        FromHttpRequestError::Deserialization(DeserializationError::Json(e)) => {
+            if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+                Error::new(ErrorCode::NotJson, "Request body is not valid JSON")
+            } else {
+                Error::bad_json(format!("Request body has the wrong shape: {e}"))
+            }
+        }
+        FromHttpRequestError::Deserialization(e) => Error::invalid_param(e.to_string()),
+        other => Error::invalid_param(other.to_string()),
+    }
+}

@@ -1,0 +1,467 @@
+//! Server configuration.
+//!
+//! A TOML file with a `[global]` table using Conduit's key names, so an
+//! operator moving from Conduit can keep their file. Every key can be
+//! overridden with a `CONCLAVE_<KEY>` environment variable (`__` separates
+//! nested keys), which is how containers are usually configured. With no
+//! file at all the built-in defaults give a local test server.
+
+mod load;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ruma::{OwnedServerName, ServerName};
+use serde::{Deserialize, Serialize};
+
+/// Smallest accepted `max_request_size`: below this even ordinary JSON
+/// requests (login, sync filters) would be rejected.
+pub const MIN_REQUEST_SIZE: u64 = 4096;
+
+/// Keys whose values must never be printed or echoed in errors.
+const SECRET_KEYS: &[&str] = &["registration_token"];
+
+/// What secrets are replaced with in [`Config::to_masked_toml`].
+const REDACTED: &str = "<redacted>";
+
+/// The `[global]` table. Missing keys take their defaults; unknown keys are
+/// reported as warnings by [`Config::load`] instead of failing, so a Conduit
+/// file with options we don't implement still starts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// The name in user IDs (`@alice:<server_name>`). Cannot change once
+    /// users exist, so serde validates it at load time.
+    pub server_name: OwnedServerName,
+    /// Directory holding the RocksDB database.
+    pub database_path: PathBuf,
+    /// Only `"rocksdb"`; accepted so Conduit files that set it still load.
+    pub database_backend: String,
+    /// Size of RocksDB's shared block cache, in MiB.
+    pub db_cache_capacity_mb: f64,
+    /// Interface to listen on; loopback by default so nothing is exposed
+    /// until the operator decides to.
+    pub address: IpAddr,
+    pub port: u16,
+    /// Largest accepted request body in bytes (bounds memory per request).
+    pub max_request_size: u64,
+    /// Whether new accounts can be created; see `registration_token`.
+    pub allow_registration: bool,
+    /// Shared secret required to register (`m.login.registration_token`).
+    /// Masked when the configuration is printed.
+    pub registration_token: Option<String>,
+    /// Off until federation exists; private deployments rarely want it.
+    pub allow_federation: bool,
+    /// Servers trusted for key notarisation once federation exists.
+    pub trusted_servers: Vec<OwnedServerName>,
+    /// Default log filter, in `tracing_subscriber::EnvFilter` syntax.
+    pub log: String,
+    /// Take the client IP (for rate limits) from `X-Forwarded-For`. Only
+    /// safe behind a reverse proxy that sets it; otherwise clients could
+    /// spoof their address to dodge rate limits.
+    pub trust_forwarded_for: bool,
+    /// Lifetime of access tokens issued to clients that asked for a
+    /// refresh token; short, because the client can cheaply renew them.
+    pub refreshable_access_token_lifetime_secs: u64,
+    /// Login attempts, per IP and per user: slows password guessing.
+    pub login_rate_limit: RateLimit,
+    /// Registration attempts per IP: slows account spam and token guessing.
+    pub registration_rate_limit: RateLimit,
+    /// Contents of the `/.well-known/matrix/*` documents.
+    pub well_known: WellKnown,
+}
+
+/// A token bucket: `burst` requests at once, refilled at `per_second`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+/// `[global.well_known]`, as in Conduit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WellKnown {
+    /// Base URL clients should use (`/.well-known/matrix/client`). When
+    /// unset, `http://<server_name>:<port>` is served.
+    pub client: Option<String>,
+    /// `host:port` other servers should connect to
+    /// (`/.well-known/matrix/server`).
+    pub server: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server_name: ruma::server_name!("localhost").to_owned(),
+            database_path: PathBuf::from("./conclave-data"),
+            database_backend: "rocksdb".to_owned(),
+            db_cache_capacity_mb: 256.0,
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 8008,
+            max_request_size: 20 * 1024 * 1024,
+            allow_registration: false,
+            registration_token: None,
+            allow_federation: false,
+            trusted_servers: Vec::new(),
+            log: "info".to_owned(),
+            trust_forwarded_for: false,
+            refreshable_access_token_lifetime_secs: 300,
+            login_rate_limit: RateLimit {
+                per_second: 0.2,
+                burst: 5,
+            },
+            registration_rate_limit: RateLimit {
+                per_second: 0.1,
+                burst: 3,
+            },
+            well_known: WellKnown::default(),
+        }
+    }
+}
+
+impl Default for RateLimit {
+    /// The login limit: a generous default for any limiter left unset.
+    fn default() -> Self {
+        Self {
+            per_second: 0.2,
+            burst: 5,
+        }
+    }
+}
+
+/// Why the configuration could not be loaded. Messages name the file or
+/// environment variable and the offending key, since they are the only
+/// thing an operator sees when start-up fails.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin} is not valid TOML:\n{message}")]
+    Syntax { origin: String, message: String },
+    #[error("invalid value for {key} ({origin}): {message}")]
+    InvalidValue {
+        /// Full dotted key, e.g. `global.port`.
+        key: String,
+        /// The file or environment variable the value came from.
+        origin: String,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads from an optional TOML file plus `CONCLAVE_*` environment
+    /// overrides. Returns the config and warnings (unknown keys) for the
+    /// caller to log.
+    pub fn load(path: Option<&Path>) -> Result<(Config, Vec<String>), ConfigError> {
+        let text = match path {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|source| {
+                ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+        let origin = match path {
+            Some(path) => format!("configuration file {}", path.display()),
+            None => "built-in defaults".to_owned(),
+        };
+        // vars_os, because env::vars() panics on any non-UTF-8 variable,
+        // even one that has nothing to do with us.
+        let env = std::env::vars_os().filter_map(|(name, value)| {
+            Some((name.into_string().ok()?, value.into_string().ok()?))
+        });
+        load::load(text.as_deref(), origin, env)
+    }
+
+    /// Like [`Config::load`] but with the TOML text and environment given
+    /// explicitly, so tests don't depend on the process environment.
+    pub fn load_from(
+        toml_text: Option<&str>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        let origin = if toml_text.is_some() {
+            "configuration file"
+        } else {
+            "built-in defaults"
+        };
+        load::load(toml_text, origin.to_owned(), env)
+    }
+
+    /// The effective configuration as TOML with a `[global]` table, secrets
+    /// replaced by `<redacted>`: safe to log or show in a support request.
+    pub fn to_masked_toml(&self) -> String {
+        #[derive(Serialize)]
+        struct Document<'a> {
+            global: &'a Config,
+        }
+
+        let mut masked = self.clone();
+        if masked.registration_token.is_some() {
+            masked.registration_token = Some(REDACTED.to_owned());
+        }
+        match toml::to_string(&Document { global: &masked }) {
+            Ok(text) => text,
+            Err(e) => format!("# could not render the configuration: {e}\n"),
+        }
+    }
+
+    /// The socket address to listen on.
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.address, self.port)
+    }
+
+    /// Rules the field types can't express. On failure returns the key
+    /// (relative to `[global]`) and why; the loader adds file and env context.
+    fn validate(&self) -> Result<(), (String, String)> {
+        let fail = |key: &str, message: String| Err((key.to_owned(), message));
+
+        if self.database_backend != "rocksdb" {
+            return fail(
+                "database_backend",
+                format!(
+                    "\"{}\" is not supported; Conclave only stores data in RocksDB, \
+                     set \"rocksdb\" or remove the key",
+                    self.database_backend
+                ),
+            );
+        }
+        let cache = self.db_cache_capacity_mb;
+        let cache_ok = cache.is_finite() && cache > 0.0;
+        if !cache_ok {
+            return fail(
+                "db_cache_capacity_mb",
+                format!("must be a positive number of MiB, got {}", self.db_cache_capacity_mb),
+            );
+        }
+        if self.max_request_size < MIN_REQUEST_SIZE {
+            return fail(
+                "max_request_size",
+                format!(
+                    "must be at least {MIN_REQUEST_SIZE} bytes, got {}",
+                    self.max_request_size
+                ),
+            );
+        }
+        if let Some(token) = &self.registration_token
+            && !is_valid_registration_token(token)
+        {
+            // The token itself is a secret: describe the rule, don't echo it.
+            return fail(
+                "registration_token",
+                "must be 1 to 64 characters from A-Z a-z 0-9 . _ ~ - \
+                 (the Matrix spec's rule for registration tokens)"
+                    .to_owned(),
+            );
+        }
+        if self.refreshable_access_token_lifetime_secs == 0 {
+            return fail(
+                "refreshable_access_token_lifetime_secs",
+                "must be at least 1 second".to_owned(),
+            );
+        }
+        for (key, limit) in [
+            ("login_rate_limit", &self.login_rate_limit),
+            ("registration_rate_limit", &self.registration_rate_limit),
+        ] {
+            let rate_ok = limit.per_second.is_finite() && limit.per_second > 0.0;
+            if !rate_ok {
+                return fail(
+                    &format!("{key}.per_second"),
+                    format!("must be a positive number, got {}", limit.per_second),
+                );
+            }
+            if limit.burst == 0 {
+                // A zero bucket would reject every request, locking everyone out.
+                return fail(&format!("{key}.burst"), "must be at least 1".to_owned());
+            }
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            return fail("log", format!("not a valid log filter: {e}"));
+        }
+        if let Some(client) = &self.well_known.client
+            && !(client.starts_with("https://") || client.starts_with("http://"))
+        {
+            return fail(
+                "well_known.client",
+                format!("must be an http:// or https:// URL, got \"{client}\""),
+            );
+        }
+        if let Some(server) = &self.well_known.server
+            && <&ServerName>::try_from(server.as_str()).is_err()
+        {
+            return fail(
+                "well_known.server",
+                format!("must be host or host:port (no scheme or path), got \"{server}\""),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The spec's registration token grammar: 1-64 chars of `[A-Za-z0-9._~-]`.
+fn is_valid_registration_token(token: &str) -> bool {
+    (1..=64).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn load_err(text: &str, vars: &[(&str, &str)]) -> String {
+        match Config::load_from(Some(text), env(vars)) {
+            Ok(_) => panic!("expected an error for {text:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_without_file() {
+        let (config, warnings) = Config::load_from(None, env(&[])).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.server_name.as_str(), "localhost");
+        assert_eq!(config.database_path, PathBuf::from("./conclave-data"));
+        assert_eq!(config.listen_addr().to_string(), "127.0.0.1:8008");
+        assert_eq!(config.max_request_size, 20 * 1024 * 1024);
+        assert!(!config.allow_registration && !config.allow_federation);
+        assert_eq!(config.registration_rate_limit.burst, 3);
+    }
+
+    #[test]
+    fn file_and_env_override() {
+        let text = r#"
+            [global]
+            server_name = "example.com"
+            port = 6167
+            allow_registration = false
+
+            [global.well_known]
+            server = "matrix.example.com:443"
+        "#;
+        let vars = env(&[
+            ("CONCLAVE_PORT", "9000"),
+            ("conclave_allow_registration", "true"),
+            ("CONCLAVE_WELL_KNOWN__CLIENT", "https://x"),
+            ("CONCLAVE_TRUSTED_SERVERS", r#"["matrix.org"]"#),
+            ("CONCLAVE_REGISTRATION_TOKEN", "12345"),
+            ("CONCLAVE_LOGIN_RATE_LIMIT__BURST", "10"),
+            ("CONCLAVE_ADDRESS", "0.0.0.0"),
+            ("CONCLAVE_CONFIG", "/does/not/matter.toml"),
+            ("HOME", "/root"),
+        ]);
+        let (config, warnings) = Config::load_from(Some(text), vars).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.server_name.as_str(), "example.com");
+        assert_eq!(config.database_path, PathBuf::from("./conclave-data"));
+        assert_eq!(config.listen_addr().to_string(), "0.0.0.0:9000");
+        assert!(config.allow_registration);
+        assert_eq!(config.well_known.client.as_deref(), Some("https://x"));
+        assert_eq!(
+            config.well_known.server.as_deref(),
+            Some("matrix.example.com:443")
+        );
+        assert_eq!(config.trusted_servers.len(), 1);
+        // Numeric-looking values stay strings for string keys.
+        assert_eq!(config.registration_token.as_deref(), Some("12345"));
+        assert_eq!(config.login_rate_limit.burst, 10);
+        assert_eq!(config.login_rate_limit.per_second, 0.2);
+    }
+
+    #[test]
+    fn unknown_keys_are_warned_not_fatal() {
+        let text = r#"
+            [global]
+            foo_bar = 1
+            registration_token = "abc"
+            max_concurrent_requests = 100
+
+            [global.well_known]
+            bogus = "x"
+
+            [elsewhere]
+            a = 1
+        "#;
+        let (config, warnings) =
+            Config::load_from(Some(text), env(&[("CONCLAVE_NOPE", "1")])).unwrap();
+        assert_eq!(config.registration_token.as_deref(), Some("abc"));
+        let all = warnings.join("\n");
+        assert!(all.contains("unknown configuration key global.foo_bar (ignored)"), "{all}");
+        assert!(all.contains("global.well_known.bogus"), "{all}");
+        assert!(all.contains("global.max_concurrent_requests"), "{all}");
+        assert!(all.contains("elsewhere"), "{all}");
+        assert!(all.contains("global.nope") && all.contains("CONCLAVE_NOPE"), "{all}");
+        assert!(!all.contains("registration_token"), "{all}");
+        assert_eq!(warnings.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let e = load_err("[global]\nport = \"abc\"", &[]);
+        assert!(e.contains("global.port"), "{e}");
+        let e = load_err("[global]\nport = 70000", &[]);
+        assert!(e.contains("global.port"), "{e}");
+        let e = load_err("[global]", &[("CONCLAVE_PORT", "abc")]);
+        assert!(e.contains("global.port") && e.contains("CONCLAVE_PORT"), "{e}");
+        let e = load_err("[global]\nserver_name = \"not a name!\"", &[]);
+        assert!(e.contains("global.server_name"), "{e}");
+        let e = load_err("[global]\nmax_request_size = 100", &[]);
+        assert!(e.contains("global.max_request_size"), "{e}");
+        let e = load_err("[global]\ndb_cache_capacity_mb = 0", &[]);
+        assert!(e.contains("global.db_cache_capacity_mb"), "{e}");
+        let e = load_err("[global]\ndatabase_backend = \"sqlite\"", &[]);
+        assert!(e.contains("global.database_backend"), "{e}");
+        let e = load_err("[global]\nregistration_token = \"has space\"", &[]);
+        assert!(e.contains("global.registration_token"), "{e}");
+        assert!(!e.contains("has space"), "token echoed: {e}");
+        let e = load_err("[global.well_known]\nclient = \"matrix.example.com\"", &[]);
+        assert!(e.contains("global.well_known.client"), "{e}");
+        let e = load_err("[global\nport = 1", &[]);
+        assert!(e.contains("not valid TOML"), "{e}");
+    }
+
+    #[test]
+    fn masked_output_hides_the_token_and_round_trips() {
+        let text = "[global]\nregistration_token = \"s3cret-token\"\nport = 9999";
+        let (config, _) = Config::load_from(Some(text), env(&[])).unwrap();
+        let masked = config.to_masked_toml();
+        assert!(masked.contains("[global]"), "{masked}");
+        assert!(masked.contains(REDACTED), "{masked}");
+        assert!(!masked.contains("s3cret"), "{masked}");
+
+        let (plain, _) = Config::load_from(Some("[global]\nport = 9999"), env(&[])).unwrap();
+        let (reloaded, warnings) =
+            Config::load_from(Some(plain.to_masked_toml().as_str()), env(&[])).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(reloaded.port, 9999);
+    }
+
+    #[test]
+    fn partial_nested_table_keeps_field_defaults() {
+        let text = "[global.registration_rate_limit]\nburst = 10";
+        let (config, _) = Config::load_from(Some(text), env(&[])).unwrap();
+        assert_eq!(config.registration_rate_limit.burst, 10);
+        assert_eq!(config.registration_rate_limit.per_second, 0.1);
+    }
+
+    #[test]
+    fn empty_env_value_unsets_optional_key() {
+        let text = "[global]\nregistration_token = \"abc\"";
+        let (config, _) =
+            Config::load_from(Some(text), env(&[("CONCLAVE_REGISTRATION_TOKEN", "")])).unwrap();
+        assert_eq!(config.registration_token, None);
+    }
+}

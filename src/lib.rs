@@ -1,0 +1,8 @@
+//! Conclave: a Matrix homeserver for private, on-premise deployment.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod server;
+pub mod service;
+pub mod storage;

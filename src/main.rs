@@ -1,0 +1,98 @@
+//! The `conclave` binary: load configuration, start the server, stop it cleanly on a signal.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use conclave::config::Config;
+use conclave::server::Server;
+use tracing_subscriber::EnvFilter;
+
+/// A Matrix homeserver for private, on-premise deployment.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// TOML configuration file (also CONCLAVE_CONFIG or CONDUIT_CONFIG). Without one, built-in
+    /// defaults apply: server name `localhost`, 127.0.0.1:8008, data in ./conclave-data.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+
+    /// Print the effective configuration (secrets masked) and exit.
+    #[arg(long)]
+    show_config: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let path = cli.config.or_else(|| {
+        ["CONCLAVE_CONFIG", "CONDUIT_CONFIG"]
+            .iter()
+            .find_map(|name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from))
+    });
+    let (config, warnings) = match Config::load(path.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("conclave: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.show_config {
+        print!("{}", config.to_masked_toml());
+        return ExitCode::SUCCESS;
+    }
+
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("conclave: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let mut server = match Server::start(config).await {
+            Ok(server) => server,
+            Err(error) => {
+                tracing::error!("cannot start: {error}");
+                eprintln!("conclave: cannot start: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let failed = tokio::select! {
+            () = shutdown_signal() => false,
+            () = server.wait() => true,
+        };
+        if failed {
+            return ExitCode::FAILURE;
+        }
+        tracing::info!("shutting down: finishing in-flight requests");
+        server.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

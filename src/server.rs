@@ -1,0 +1,111 @@
+//! Starting and stopping the homeserver: open the database, build the services, serve HTTP.
+//! Used by `main` and by the integration tests, so tests run the real thing.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::api;
+use crate::config::Config;
+use crate::error::Error;
+use crate::service::Services;
+use crate::storage::{Engine, EngineOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Database(#[from] Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A running homeserver.
+pub struct Server {
+    addr: SocketAddr,
+    services: Arc<Services>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+    engine: Arc<Engine>,
+}
+
+impl Server {
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let engine = Engine::open(EngineOptions {
+            path: &config.database_path,
+            cache_capacity_bytes: (config.db_cache_capacity_mb * 1024.0 * 1024.0) as usize,
+        })?;
+        let listen = config.listen_addr();
+        let services = Services::build(config, Arc::clone(&engine))?;
+        let bootstrap_token = services.users.bootstrap_registration_token()?;
+
+        let listener =
+            TcpListener::bind(listen).await.map_err(|source| StartError::Bind { addr: listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: listen, source })?;
+        announce(&services, addr, bootstrap_token.as_deref());
+
+        let app = api::router::build(Arc::clone(&services)).into_make_service_with_connect_info::<SocketAddr>();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(error) = serve.await {
+                tracing::error!(%error, "HTTP server failed");
+            }
+        });
+        Ok(Self { addr, services, stop: Some(stop), task, engine })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The one-time token for the first account, while no account exists.
+    pub fn bootstrap_token(&self) -> Option<String> {
+        self.services.users.pending_bootstrap_token().ok().flatten()
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, then flushes the database.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Err(error) = (&mut self.task).await {
+            tracing::error!(%error, "server task ended abnormally");
+        }
+        if let Err(error) = self.engine.flush() {
+            tracing::error!(%error, "flushing the database failed");
+        }
+        tracing::info!("server stopped");
+    }
+
+    /// Waits until the server stops by itself (it only does on a fatal error).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Start-up messages an operator needs: where we listen, and how to get in.
+fn announce(services: &Services, addr: SocketAddr, bootstrap_token: Option<&str>) {
+    let config = &services.config;
+    tracing::info!(server_name = %config.server_name, %addr, database = %config.database_path.display(), "Conclave is listening");
+    if let Some(token) = bootstrap_token {
+        tracing::warn!(
+            "No accounts exist yet. Registration is closed, but this one-time registration token \
+             creates the first account, which becomes a server administrator:\n\n    {token}\n\n\
+             In Element: choose 'Create account', set the homeserver to http://{addr} (or your \
+             public URL), pick a username and password, and enter the token when asked."
+        );
+    }
+    if config.allow_registration && config.registration_token.is_none() {
+        tracing::warn!(
+            "OPEN REGISTRATION IS ENABLED: anyone who can reach this server can create an \
+             account. Set registration_token, or allow_registration = false, unless you really \
+             want this."
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! Services: the server's areas, each owning its trees. One [`Services`] value is built at start
+//! and handed to every request handler as axum state; there are no global singletons.
+
+pub mod account_data;
+pub mod rate_limit;
+pub mod uiaa;
+pub mod users;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::storage::Engine;
+
+pub struct Services {
+    pub config: Config,
+    pub engine: Arc<Engine>,
+    pub users: users::Service,
+    pub uiaa: uiaa::Service,
+    pub account_data: account_data::Service,
+    pub rate_limit: rate_limit::Service,
+}
+
+impl Services {
+    pub fn build(config: Config, engine: Arc<Engine>) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            users: users::Service::new(&engine, &config),
+            uiaa: uiaa::Service::default(),
+            account_data: account_data::Service::new(&engine),
+            rate_limit: rate_limit::Service::default(),
+            config,
+            engine,
+        }))
+    }
+
+    pub fn server_name(&self) -> &ruma::ServerName {
+        &self.config.server_name
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

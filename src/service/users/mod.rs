@@ -1,0 +1,182 @@
+//! Accounts: creation, passwords, deactivation, administrators, and (in submodules) devices with
+//! their tokens, profiles and registration tokens.
+
+mod devices;
+pub mod password;
+mod profile;
+mod registration_tokens;
+
+use std::sync::{Arc, Mutex};
+
+use ruma::{OwnedUserId, UserId};
+
+pub use devices::{IssuedTokens, StoredDevice, TokenLookup};
+pub use registration_tokens::RegistrationTokenInfo;
+
+use crate::config::Config;
+use crate::error::{Error, ErrorCode, Result};
+use crate::storage::{Batch, Engine, Key, Tree};
+
+pub struct Service {
+    engine: Arc<Engine>,
+    userid_password: Tree,
+    userid_admin: Tree,
+    useridprofilekey_value: Tree,
+    userdeviceid_device: Tree,
+    userdeviceid_tokenhash: Tree,
+    tokenhash_session: Tree,
+    userdeviceid_refreshhash: Tree,
+    refreshhash_session: Tree,
+    registrationtoken_info: Tree,
+    global: Tree,
+    /// Serialises account creation so two requests cannot claim one user ID or one use of a
+    /// limited registration token.
+    create_lock: Mutex<()>,
+    refreshable_token_lifetime_ms: u64,
+    config_registration_token: Option<String>,
+}
+
+/// Why a user ID cannot be registered.
+pub enum Availability {
+    Available(OwnedUserId),
+    Taken,
+    Invalid(&'static str),
+}
+
+impl Service {
+    pub fn new(engine: &Arc<Engine>, config: &Config) -> Self {
+        Self {
+            engine: Arc::clone(engine),
+            userid_password: engine.tree("userid_password"),
+            userid_admin: engine.tree("userid_admin"),
+            useridprofilekey_value: engine.tree("useridprofilekey_value"),
+            userdeviceid_device: engine.tree("userdeviceid_device"),
+            userdeviceid_tokenhash: engine.tree("userdeviceid_tokenhash"),
+            tokenhash_session: engine.tree("tokenhash_session"),
+            userdeviceid_refreshhash: engine.tree("userdeviceid_refreshhash"),
+            refreshhash_session: engine.tree("refreshhash_session"),
+            registrationtoken_info: engine.tree("registrationtoken_info"),
+            global: engine.tree("global"),
+            create_lock: Mutex::new(()),
+            refreshable_token_lifetime_ms: config
+                .refreshable_access_token_lifetime_secs
+                .saturating_mul(1000),
+            config_registration_token: config.registration_token.clone(),
+        }
+    }
+
+    /// Whether any account (even a deactivated one) exists.
+    pub fn has_any_user(&self) -> Result<bool> {
+        Ok(self.userid_password.iter_from(&[], rocksdb::Direction::Forward).next().transpose()?.is_some())
+    }
+
+    /// Whether the user ID belongs to an account of this server, deactivated or not.
+    pub fn exists(&self, user_id: &UserId) -> Result<bool> {
+        self.userid_password.contains(user_id.as_bytes())
+    }
+
+    pub fn is_deactivated(&self, user_id: &UserId) -> Result<bool> {
+        Ok(self.userid_password.get(user_id.as_bytes())?.is_some_and(|hash| hash.is_empty()))
+    }
+
+    pub fn is_admin(&self, user_id: &UserId) -> Result<bool> {
+        self.userid_admin.contains(user_id.as_bytes())
+    }
+
+    /// Checks a requested localpart: the spec's user ID grammar (lower-case letters, digits and
+    /// `._=-/+`), not the `_` prefix reserved for bridges, and the ID not yet taken.
+    pub fn availability(&self, localpart: &str, server_name: &ruma::ServerName) -> Result<Availability> {
+        let localpart = localpart.to_lowercase();
+        if localpart.is_empty() {
+            return Ok(Availability::Invalid("The username must not be empty"));
+        }
+        if !localpart.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'=' | b'-' | b'/' | b'+')) {
+            return Ok(Availability::Invalid(
+                "The username may only contain a-z, 0-9, '.', '_', '=', '-', '/' and '+'",
+            ));
+        }
+        if localpart.starts_with('_') {
+            return Ok(Availability::Invalid("Usernames starting with '_' are reserved"));
+        }
+        let Ok(user_id) = UserId::parse(format!("@{localpart}:{server_name}")) else {
+            return Ok(Availability::Invalid("The resulting user ID is not valid"));
+        };
+        if user_id.as_str().len() > 255 {
+            return Ok(Availability::Invalid("The user ID must be at most 255 characters"));
+        }
+        if self.exists(&user_id)? {
+            return Ok(Availability::Taken);
+        }
+        Ok(Availability::Available(user_id))
+    }
+
+    /// Creates an account. The first account on the server becomes an administrator. If
+    /// `registration_token` is given, one use of it is consumed in the same step, so a
+    /// single-use token can never create two accounts.
+    pub fn create_account(
+        &self,
+        user_id: &UserId,
+        password_hash: &str,
+        registration_token: Option<&str>,
+    ) -> Result<bool> {
+        let _guard = self.create_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.exists(user_id)? {
+            return Err(Error::new(ErrorCode::UserInUse, "The user ID is already taken"));
+        }
+        let mut batch = Batch::default();
+        if let Some(token) = registration_token {
+            self.consume_registration_token(token, &mut batch)?;
+        }
+        let first = !self.has_any_user()?;
+        batch.put(&self.userid_password, user_id.as_bytes(), password_hash.as_bytes())?;
+        if first {
+            batch.put(&self.userid_admin, user_id.as_bytes(), &[])?;
+        }
+        let displayname = serde_json::Value::String(user_id.localpart().to_owned());
+        batch.put(
+            &self.useridprofilekey_value,
+            &(user_id.as_str(), "displayname").encode(),
+            displayname.to_string().as_bytes(),
+        )?;
+        self.engine.write(batch)?;
+        if first {
+            tracing::info!(%user_id, "first account created; it is a server administrator");
+        }
+        Ok(first)
+    }
+
+    /// The stored password hash, or `None` for unknown or deactivated users.
+    pub fn password_hash(&self, user_id: &UserId) -> Result<Option<String>> {
+        let Some(bytes) = self.userid_password.get(user_id.as_bytes())? else { return Ok(None) };
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        String::from_utf8(bytes).map(Some).map_err(|_| Error::Database("password hash is not UTF-8".into()))
+    }
+
+    /// Checks a password; false for unknown and deactivated accounts.
+    pub async fn check_password(&self, user_id: &UserId, password: &str) -> Result<bool> {
+        match self.password_hash(user_id)? {
+            Some(hash) => Ok(password::verify(password.to_owned(), hash).await),
+            None => Ok(false),
+        }
+    }
+
+    pub fn set_password_hash(&self, user_id: &UserId, password_hash: &str) -> Result<()> {
+        self.userid_password.insert(user_id.as_bytes(), password_hash.as_bytes())
+    }
+
+    /// Deactivates an account for good: its devices and tokens go, its password is wiped and
+    /// its profile cleared, but the user ID stays reserved.
+    pub fn deactivate(&self, user_id: &UserId) -> Result<()> {
+        self.remove_all_devices(user_id, None)?;
+        let mut batch = Batch::default();
+        batch.put(&self.userid_password, user_id.as_bytes(), &[])?;
+        batch.delete(&self.userid_admin, user_id.as_bytes())?;
+        for entry in self.useridprofilekey_value.scan_prefix((user_id.as_str(),).prefix()) {
+            let (key, _) = entry?;
+            batch.delete(&self.useridprofilekey_value, &key)?;
+        }
+        self.engine.write(batch)
+    }
+}

@@ -1,0 +1,33 @@
+//! Password hashing with argon2id. Hashing is deliberately slow, so callers run it on the
+//! blocking pool rather than on an async worker.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use argon2::Argon2;
+
+use crate::error::{Error, Result};
+
+/// Hashes `password` into a PHC string (argon2id, OWASP-recommended default parameters).
+pub async fn hash(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|e| Error::internal(format!("password hashing failed: {e}")))
+    })
+    .await
+    .map_err(Error::internal)?
+}
+
+/// Checks `password` against a stored PHC string. An empty or unreadable hash never matches.
+pub async fn verify(password: String, stored: String) -> bool {
+    if stored.is_empty() {
+        return false;
+    }
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&stored)
+            .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    })
+    .await
+    .unwrap_or(false)
+}

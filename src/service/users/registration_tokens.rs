@@ -1,0 +1,108 @@
+//! Registration tokens (`m.login.registration_token`): the one from the configuration, and
+//! stored ones with a limited number of uses, such as the one-time token created on first start.
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use super::Service;
+use crate::error::{Error, Result};
+use crate::service::now_millis;
+use crate::storage::Batch;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegistrationTokenInfo {
+    /// `None` means unlimited.
+    pub uses_allowed: Option<u32>,
+    pub completed: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_time_ms: Option<u64>,
+}
+
+impl RegistrationTokenInfo {
+    fn usable(&self) -> bool {
+        self.uses_allowed.is_none_or(|allowed| self.completed < allowed)
+            && self.expiry_time_ms.is_none_or(|expiry| expiry > now_millis())
+    }
+}
+
+const BOOTSTRAP_KEY: &[u8] = b"bootstrap_registration_token";
+
+impl Service {
+    /// Whether `token` would currently be accepted for registration.
+    pub fn registration_token_valid(&self, token: &str) -> Result<bool> {
+        if self.is_config_token(token) {
+            return Ok(true);
+        }
+        Ok(self
+            .registrationtoken_info
+            .get_json::<RegistrationTokenInfo>(token.as_bytes())?
+            .is_some_and(|info| info.usable()))
+    }
+
+    fn is_config_token(&self, token: &str) -> bool {
+        self.config_registration_token
+            .as_deref()
+            .is_some_and(|expected| bool::from(expected.as_bytes().ct_eq(token.as_bytes())))
+    }
+
+    /// Counts one completed registration against the token, in the caller's batch.
+    pub(super) fn consume_registration_token(&self, token: &str, batch: &mut Batch) -> Result<()> {
+        if self.is_config_token(token) {
+            return Ok(());
+        }
+        let mut info = self
+            .registrationtoken_info
+            .get_json::<RegistrationTokenInfo>(token.as_bytes())?
+            .filter(RegistrationTokenInfo::usable)
+            .ok_or_else(|| Error::forbidden("The registration token is not valid or already used"))?;
+        info.completed += 1;
+        batch.put(&self.registrationtoken_info, token.as_bytes(), &serde_json::to_vec(&info)?)?;
+        if self.global.get(BOOTSTRAP_KEY)?.as_deref() == Some(token.as_bytes()) {
+            batch.delete(&self.global, BOOTSTRAP_KEY)?;
+        }
+        Ok(())
+    }
+
+    /// Creates a stored registration token.
+    pub fn create_registration_token(&self, uses_allowed: Option<u32>) -> Result<String> {
+        let token: String = rand::rng().sample_iter(Alphanumeric).take(24).map(char::from).collect();
+        let info = RegistrationTokenInfo { uses_allowed, completed: 0, expiry_time_ms: None };
+        self.registrationtoken_info.insert(token.as_bytes(), &serde_json::to_vec(&info)?)?;
+        Ok(token)
+    }
+
+    /// On a server without accounts, the one-time token that lets the operator create the first
+    /// (administrator) account although registration is closed. Created on first call and kept
+    /// until used, so a restart before the first registration shows the same token.
+    pub fn bootstrap_registration_token(&self) -> Result<Option<String>> {
+        if self.has_any_user()? {
+            return Ok(None);
+        }
+        if let Some(token) = self.global.get(BOOTSTRAP_KEY)? {
+            let token = String::from_utf8(token)
+                .map_err(|_| Error::Database("bootstrap token is not UTF-8".into()))?;
+            if self.registration_token_valid(&token)? {
+                return Ok(Some(token));
+            }
+        }
+        let token = self.create_registration_token(Some(1))?;
+        self.global.insert(BOOTSTRAP_KEY, token.as_bytes())?;
+        Ok(Some(token))
+    }
+
+    /// Whether the one-time bootstrap token is still waiting to be used.
+    pub fn bootstrap_pending(&self) -> Result<bool> {
+        Ok(self.pending_bootstrap_token()?.is_some())
+    }
+
+    /// The bootstrap token, if it exists and no account has been created yet.
+    pub fn pending_bootstrap_token(&self) -> Result<Option<String>> {
+        if self.has_any_user()? {
+            return Ok(None);
+        }
+        let token = self.global.get(BOOTSTRAP_KEY)?;
+        Ok(token.and_then(|token| String::from_utf8(token).ok()))
+    }
+}

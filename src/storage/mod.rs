@@ -1,0 +1,253 @@
+//! Storage: an embedded RocksDB with one column family per tree (see [`catalogue`]), a typed key
+//! codec, a global monotonic counter and prefix watchers.
+//!
+//! Calls are synchronous: RocksDB reads mostly hit the block cache and writes go to the memtable
+//! and WAL, so they are short enough to run on the async workers directly.
+
+pub mod catalogue;
+pub mod codec;
+pub mod schema;
+mod watch;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
+    Options, WriteBatch,
+};
+
+pub use codec::{Key, KeyPart};
+
+use crate::error::{Error, Result};
+use watch::Watchers;
+
+/// Storage tuning taken from the configuration.
+pub struct EngineOptions<'a> {
+    pub path: &'a Path,
+    pub cache_capacity_bytes: usize,
+}
+
+/// The open database.
+pub struct Engine {
+    db: rocksdb::DB,
+    watchers: Watchers,
+    /// Last value handed out by [`Engine::next_count`]; persisted on every increment so stream
+    /// positions never repeat across restarts.
+    counter: Mutex<u64>,
+    path: PathBuf,
+}
+
+const COUNTER_KEY: &[u8] = b"counter";
+
+impl Engine {
+    pub fn open(options: EngineOptions<'_>) -> Result<Arc<Self>> {
+        let path = options.path;
+        std::fs::create_dir_all(path).map_err(|e| {
+            Error::Database(format!("cannot create database directory {}: {e}", path.display()))
+        })?;
+
+        let cache = Cache::new_lru_cache(options.cache_capacity_bytes.max(8 << 20));
+        let db_options = db_options();
+        // Column families a newer build or an older schema left behind must be opened too, or
+        // RocksDB refuses the database.
+        let existing = rocksdb::DB::list_cf(&db_options, path).unwrap_or_default();
+        let mut names: Vec<String> =
+            catalogue::TREES.iter().map(|tree| tree.name.to_owned()).collect();
+        for name in existing {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        let descriptors = names.into_iter().map(|name| {
+            let point_lookups = catalogue::TREES
+                .iter()
+                .find(|tree| tree.name == name)
+                .is_some_and(|tree| tree.point_lookups);
+            ColumnFamilyDescriptor::new(name, cf_options(&cache, point_lookups))
+        });
+
+        let db = rocksdb::DB::open_cf_descriptors(&db_options, path, descriptors).map_err(|e| {
+            let message = e.into_string();
+            if message.to_ascii_lowercase().contains("lock") {
+                Error::DatabaseLocked(path.display().to_string())
+            } else {
+                Error::Database(format!("cannot open database at {}: {message}", path.display()))
+            }
+        })?;
+
+        let engine = Arc::new(Self {
+            db,
+            watchers: Watchers::default(),
+            counter: Mutex::new(0),
+            path: path.to_owned(),
+        });
+        schema::check_and_migrate(&engine)?;
+        let counter = engine.tree("global").get(COUNTER_KEY)?;
+        let counter = counter.map(|bytes| schema::decode_u64(&bytes)).transpose()?.unwrap_or(0);
+        *engine.counter.lock().unwrap_or_else(|e| e.into_inner()) = counter;
+        Ok(engine)
+    }
+
+    /// A handle on one column family of the catalogue.
+    pub fn tree(self: &Arc<Self>, name: &'static str) -> Tree {
+        debug_assert!(catalogue::TREES.iter().any(|tree| tree.name == name), "unknown tree {name}");
+        Tree { engine: Arc::clone(self), name }
+    }
+
+    /// The next value of the global stream ordering.
+    pub fn next_count(&self) -> Result<u64> {
+        let mut counter = self.counter.lock().unwrap_or_else(|e| e.into_inner());
+        let next = *counter + 1;
+        let cf = self.cf("global")?;
+        self.db.put_cf(cf, COUNTER_KEY, next.to_be_bytes())?;
+        *counter = next;
+        Ok(next)
+    }
+
+    /// The last value handed out by [`Self::next_count`].
+    pub fn current_count(&self) -> u64 {
+        *self.counter.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies a batch atomically, then wakes watchers of the keys it wrote.
+    pub fn write(&self, batch: Batch) -> Result<()> {
+        self.db.write(batch.inner)?;
+        for (tree, key) in &batch.touched {
+            self.watchers.wake(tree, key);
+        }
+        Ok(())
+    }
+
+    /// Writes memtables to disk so a restart replays nothing.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush_wal(true)?;
+        for tree in catalogue::TREES {
+            self.db.flush_cf(self.cf(tree.name)?)?;
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| Error::Database(format!("column family {name} is missing")))
+    }
+}
+
+fn db_options() -> Options {
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.create_missing_column_families(true);
+    options.increase_parallelism(2);
+    options.set_max_open_files(512);
+    options.set_keep_log_file_num(3);
+    options.set_max_total_wal_size(64 << 20);
+    options
+}
+
+fn cf_options(cache: &Cache, point_lookups: bool) -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_cache_index_and_filter_blocks(true);
+    if point_lookups {
+        table.set_bloom_filter(10.0, false);
+    }
+    let mut options = Options::default();
+    options.set_block_based_table_factory(&table);
+    options.set_compression_type(DBCompressionType::Lz4);
+    options.set_bottommost_compression_type(DBCompressionType::Zstd);
+    options
+}
+
+/// One column family.
+#[derive(Clone)]
+pub struct Tree {
+    engine: Arc<Engine>,
+    name: &'static str,
+}
+
+/// A key-value pair read from a tree.
+pub type Entry = (Box<[u8]>, Box<[u8]>);
+
+impl Tree {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.engine.db.get_cf(self.engine.cf(self.name)?, key)?)
+    }
+
+    pub fn contains(&self, key: &[u8]) -> Result<bool> {
+        Ok(self.engine.db.get_pinned_cf(self.engine.cf(self.name)?, key)?.is_some())
+    }
+
+    pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.engine.db.put_cf(self.engine.cf(self.name)?, key, value)?;
+        self.engine.watchers.wake(self.name, key);
+        Ok(())
+    }
+
+    pub fn remove(&self, key: &[u8]) -> Result<()> {
+        self.engine.db.delete_cf(self.engine.cf(self.name)?, key)?;
+        Ok(())
+    }
+
+    /// Reads and decodes a JSON value.
+    pub fn get_json<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        self.get(key)?.map(|bytes| serde_json::from_slice(&bytes).map_err(Error::from)).transpose()
+    }
+
+    /// Entries whose key starts with `prefix`, in key order.
+    pub fn scan_prefix<'a>(&'a self, prefix: Vec<u8>) -> impl Iterator<Item = Result<Entry>> + 'a {
+        self.iter_from(&prefix, Direction::Forward)
+            .take_while(move |item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
+    }
+
+    /// Entries from `from` onwards in the given direction.
+    pub fn iter_from<'a>(
+        &'a self,
+        from: &[u8],
+        direction: Direction,
+    ) -> Box<dyn Iterator<Item = Result<Entry>> + 'a> {
+        match self.engine.cf(self.name) {
+            Ok(cf) => Box::new(
+                self.engine
+                    .db
+                    .iterator_cf(cf, IteratorMode::From(from, direction))
+                    .map(|item| item.map_err(Error::from)),
+            ),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    }
+
+    /// Resolves once a key starting with `prefix` is written to this tree.
+    pub fn watch_prefix(&self, prefix: &[u8]) -> impl Future<Output = ()> + Send + use<> {
+        self.engine.watchers.watch(self.name, prefix)
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+}
+
+/// Writes to several trees applied atomically by [`Engine::write`].
+#[derive(Default)]
+pub struct Batch {
+    inner: WriteBatch,
+    touched: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl Batch {
+    pub fn put(&mut self, tree: &Tree, key: &[u8], value: &[u8]) -> Result<()> {
+        self.inner.put_cf(tree.engine.cf(tree.name)?, key, value);
+        self.touched.push((tree.name, key.to_vec()));
+        Ok(())
+    }
+
+    pub fn delete(&mut self, tree: &Tree, key: &[u8]) -> Result<()> {
+        self.inner.delete_cf(tree.engine.cf(tree.name)?, key);
+        Ok(())
+    }
+}

@@ -1,0 +1,467 @@
+//! Shared harness for the integration tests: starts a real Conclave server on an
+//! ephemeral port with a throw-away database and talks to it over HTTP the way a
+//! Matrix client would.
+//!
+//! Every test file does `mod common;` and uses only the parts it needs, so unused
+//! helpers are expected in any single test binary.
+#![allow(dead_code)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use conclave::config::{Config, RateLimit};
+use conclave::server::{Server, StartError};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// Status and decoded JSON body of a response. A body that is not JSON is kept as
+/// a JSON string so assertion messages still show it; an empty body is `Null`.
+pub type Resp = (StatusCode, Value);
+
+pub const REGISTER: &str = "/_matrix/client/v3/register";
+pub const LOGIN: &str = "/_matrix/client/v3/login";
+pub const WHOAMI: &str = "/_matrix/client/v3/account/whoami";
+pub const DEVICES: &str = "/_matrix/client/v3/devices";
+
+type Customizer = Box<dyn Fn(&mut Config) + Send + Sync>;
+
+/// A logged-in device of some user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user_id: String,
+    pub access_token: String,
+    pub device_id: String,
+}
+
+impl Session {
+    /// Builds a session from a successful `/register` or `/login` response body.
+    pub fn from_body(body: &Value) -> Session {
+        let field = |name: &str| {
+            body[name]
+                .as_str()
+                .unwrap_or_else(|| panic!("response has no string `{name}`: {body}"))
+                .to_owned()
+        };
+        Session {
+            user_id: field("user_id"),
+            access_token: field("access_token"),
+            device_id: field("device_id"),
+        }
+    }
+
+    /// The access token, in the shape the request helpers take.
+    pub fn bearer(&self) -> Option<&str> {
+        Some(self.access_token.as_str())
+    }
+
+    /// The localpart of the user ID (`alice` for `@alice:localhost`).
+    pub fn localpart(&self) -> &str {
+        self.user_id
+            .trim_start_matches('@')
+            .split(':')
+            .next()
+            .unwrap_or_default()
+    }
+}
+
+pub struct TestServer {
+    // Declared before `dir` so the server (and its database) is dropped before the
+    // temporary directory is removed.
+    server: Option<Server>,
+    customize: Customizer,
+    db_path: PathBuf,
+    client: reqwest::Client,
+    dir: TempDir,
+}
+
+/// Rate limits high enough that no ordinary test ever hits them.
+pub fn generous_rate_limit() -> RateLimit {
+    RateLimit {
+        per_second: 1000.0,
+        burst: 1000,
+    }
+}
+
+impl TestServer {
+    /// A server with the default configuration (registration closed, bootstrap token).
+    pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// A server with open registration (`m.login.dummy`), for tests that need several users.
+    pub async fn start_open() -> TestServer {
+        TestServer::start_with(|cfg| {
+            cfg.allow_registration = true;
+            cfg.registration_token = None;
+        })
+        .await
+    }
+
+    /// A server whose test configuration is further adjusted by `customize`. The
+    /// adjustment is re-applied on every `restart`.
+    pub async fn start_with(customize: impl Fn(&mut Config) + Send + Sync + 'static) -> TestServer {
+        let dir = tempfile::tempdir().expect("create temporary directory");
+        let db_path = dir.path().join("db");
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("build HTTP client");
+        let mut ts = TestServer {
+            server: None,
+            customize: Box::new(customize),
+            db_path,
+            client,
+            dir,
+        };
+        let server = Server::start(ts.config())
+            .await
+            .expect("server failed to start");
+        ts.server = Some(server);
+        ts
+    }
+
+    /// The configuration this test server runs with (freshly built each call).
+    pub fn config(&self) -> Config {
+        let mut cfg = Config::default();
+        cfg.database_path = self.db_path.clone();
+        cfg.address = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        cfg.port = 0;
+        cfg.login_rate_limit = generous_rate_limit();
+        cfg.registration_rate_limit = generous_rate_limit();
+        (self.customize)(&mut cfg);
+        cfg
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("server is not running")
+    }
+
+    pub fn bootstrap_token(&self) -> Option<String> {
+        self.server().bootstrap_token()
+    }
+
+    /// Shuts the server down and starts a new one on the same database.
+    pub async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        let server = Server::start(self.config())
+            .await
+            .expect("server failed to restart");
+        self.server = Some(server);
+    }
+
+    /// Tries to start a second server on the same database while this one runs.
+    pub async fn start_second_instance(&self) -> Result<Server, StartError> {
+        Server::start(self.config()).await
+    }
+
+    /// Graceful shutdown at the end of a test.
+    pub async fn shutdown(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.server().local_addr(), path)
+    }
+
+    // ---------------------------------------------------------------- requests
+
+    /// Sends a request with an optional bearer token and optional JSON body.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Resp {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        read_response(req.send().await.expect("HTTP request failed")).await
+    }
+
+    /// Sends raw bytes with the given content type (for malformed or huge bodies).
+    pub async fn request_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Resp {
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        read_response(req.send().await.expect("HTTP request failed")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
+        self.request(Method::PUT, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
+        self.request(Method::DELETE, path, token, None).await
+    }
+
+    // --------------------------------------------------- user-interactive auth
+
+    /// Performs a request guarded by user-interactive authentication: sends `body`
+    /// without `auth`; if the server answers 401 with `flows`, sends it again with
+    /// `auth` (plus the server's `session`). Returns the final response, or the first
+    /// one when it was not a UIA challenge (e.g. a 400 checked before UIA).
+    pub async fn uia(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+        auth: Value,
+    ) -> Resp {
+        let first = self.request(method.clone(), path, token, Some(&body)).await;
+        if first.0 != StatusCode::UNAUTHORIZED || first.1.get("flows").is_none() {
+            return first;
+        }
+        let mut auth = auth;
+        if let Some(session) = first.1.get("session") {
+            auth["session"] = session.clone();
+        }
+        let mut body = body;
+        body["auth"] = auth;
+        self.request(method, path, token, Some(&body)).await
+    }
+
+    /// A UIA request authenticated with the session's user and `password`.
+    pub async fn uia_password(
+        &self,
+        method: Method,
+        path: &str,
+        session: &Session,
+        password: &str,
+        body: Value,
+    ) -> Resp {
+        self.uia(
+            method,
+            path,
+            session.bearer(),
+            body,
+            password_auth(&session.user_id, password),
+        )
+        .await
+    }
+
+    // ---------------------------------------------------------- registration
+
+    /// `/register` with the given body, completing UIA with `auth`.
+    pub async fn register(&self, body: Value, auth: Value) -> Resp {
+        self.uia(Method::POST, REGISTER, None, body, auth).await
+    }
+
+    pub async fn register_with_token(
+        &self,
+        username: &str,
+        password: &str,
+        token: &str,
+    ) -> Session {
+        let resp = self
+            .register(
+                json!({ "username": username, "password": password }),
+                registration_token_auth(token),
+            )
+            .await;
+        Session::from_body(&expect_ok(resp))
+    }
+
+    /// Registers the first account of a fresh server using its bootstrap token.
+    pub async fn register_first_admin(&self, username: &str, password: &str) -> Session {
+        let token = self
+            .bootstrap_token()
+            .expect("a fresh server must have a bootstrap registration token");
+        self.register_with_token(username, password, &token).await
+    }
+
+    /// Registers on a server with open registration (`m.login.dummy`).
+    pub async fn register_open(&self, username: &str, password: &str) -> Session {
+        let resp = self
+            .register(
+                json!({ "username": username, "password": password }),
+                dummy_auth(),
+            )
+            .await;
+        Session::from_body(&expect_ok(resp))
+    }
+
+    /// `GET /register/available` for `username`.
+    pub async fn username_available(&self, username: &str) -> Resp {
+        self.get(
+            &format!(
+                "/_matrix/client/v3/register/available?username={}",
+                enc(username)
+            ),
+            None,
+        )
+        .await
+    }
+
+    /// `GET /register/m.login.registration_token/validity` for `token`.
+    pub async fn token_validity(&self, token: &str) -> Resp {
+        self.get(
+            &format!(
+                "/_matrix/client/v1/register/m.login.registration_token/validity?token={}",
+                enc(token)
+            ),
+            None,
+        )
+        .await
+    }
+
+    // ----------------------------------------------------------------- login
+
+    /// `POST /login` with a password for `user` (a localpart or a full user ID),
+    /// merged with `extra` fields (e.g. `device_id`, `refresh_token`).
+    pub async fn login_raw(&self, user: &str, password: &str, extra: Value) -> Resp {
+        let mut body = json!({
+            "type": "m.login.password",
+            "identifier": { "type": "m.id.user", "user": user },
+            "password": password,
+        });
+        if let Value::Object(extra) = extra {
+            for (key, value) in extra {
+                body[key] = value;
+            }
+        }
+        self.post(LOGIN, None, &body).await
+    }
+
+    pub async fn login(&self, user: &str, password: &str) -> Session {
+        let resp = self.login_raw(user, password, json!({})).await;
+        Session::from_body(&expect_ok(resp))
+    }
+
+    pub async fn whoami(&self, token: &str) -> Resp {
+        self.get(WHOAMI, Some(token)).await
+    }
+
+    /// Asserts that `token` is accepted.
+    pub async fn assert_token_valid(&self, token: &str) {
+        let resp = self.whoami(token).await;
+        assert_eq!(resp.0, StatusCode::OK, "token should be valid: {}", resp.1);
+    }
+
+    /// Asserts that `token` is rejected as unknown.
+    pub async fn assert_token_rejected(&self, token: &str) {
+        let resp = self.whoami(token).await;
+        assert_errcode(&resp, StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN");
+    }
+
+    /// The IDs of the session user's devices, from `GET /devices`.
+    pub async fn device_ids(&self, session: &Session) -> Vec<String> {
+        let body = expect_ok(self.get(DEVICES, session.bearer()).await);
+        body["devices"]
+            .as_array()
+            .unwrap_or_else(|| panic!("`devices` is not an array: {body}"))
+            .iter()
+            .map(|d| d["device_id"].as_str().expect("device_id").to_owned())
+            .collect()
+    }
+}
+
+async fn read_response(resp: reqwest::Response) -> Resp {
+    let status = resp.status();
+    let bytes = resp.bytes().await.expect("read response body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    (status, body)
+}
+
+// ------------------------------------------------------------------ free helpers
+
+/// UIA `auth` for `m.login.password`.
+pub fn password_auth(user_id: &str, password: &str) -> Value {
+    json!({
+        "type": "m.login.password",
+        "identifier": { "type": "m.id.user", "user": user_id },
+        "password": password,
+    })
+}
+
+/// UIA `auth` for `m.login.registration_token`.
+pub fn registration_token_auth(token: &str) -> Value {
+    json!({ "type": "m.login.registration_token", "token": token })
+}
+
+/// UIA `auth` for `m.login.dummy`.
+pub fn dummy_auth() -> Value {
+    json!({ "type": "m.login.dummy" })
+}
+
+/// Asserts a Matrix error response with the given status and `errcode`.
+#[track_caller]
+pub fn assert_errcode(resp: &Resp, status: StatusCode, errcode: &str) {
+    assert_eq!(resp.0, status, "unexpected status, body: {}", resp.1);
+    assert_eq!(
+        resp.1["errcode"].as_str(),
+        Some(errcode),
+        "unexpected errcode, body: {}",
+        resp.1
+    );
+}
+
+/// Asserts a 200 response and returns its body.
+#[track_caller]
+pub fn expect_ok(resp: Resp) -> Value {
+    assert_eq!(resp.0, StatusCode::OK, "expected 200, body: {}", resp.1);
+    resp.1
+}
+
+/// Whether a UIA 401 body offers a flow with exactly these stages.
+pub fn has_flow(body: &Value, stages: &[&str]) -> bool {
+    body["flows"].as_array().is_some_and(|flows| {
+        flows.iter().any(|flow| {
+            flow["stages"].as_array().is_some_and(|s| {
+                s.len() == stages.len() && s.iter().zip(stages).all(|(a, b)| a.as_str() == Some(*b))
+            })
+        })
+    })
+}
+
+/// Percent-encodes a path segment or query value.
+pub fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

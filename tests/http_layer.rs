@@ -1,0 +1,309 @@
+//! The HTTP layer: discovery endpoints, CORS, routing errors, body parsing and
+//! limits, and access-token extraction.
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode, header};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_lists_spec_versions() {
+    let ts = TestServer::start().await;
+    let body = expect_ok(ts.get("/_matrix/client/versions", None).await);
+    let versions = body["versions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("`versions` missing: {body}"));
+    assert!(
+        versions.iter().all(|v| v.is_string()),
+        "versions must be strings: {body}"
+    );
+    assert!(
+        versions
+            .iter()
+            .any(|v| v.as_str().is_some_and(|v| v.starts_with("v1."))),
+        "at least one v1.x version expected: {body}"
+    );
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn well_known_client_and_server() {
+    let ts = TestServer::start().await;
+    let client = expect_ok(ts.get("/.well-known/matrix/client", None).await);
+    assert!(
+        client["m.homeserver"]["base_url"].is_string(),
+        "m.homeserver.base_url expected: {client}"
+    );
+    let server = expect_ok(ts.get("/.well-known/matrix/server", None).await);
+    assert!(
+        server["m.server"].is_string(),
+        "m.server expected: {server}"
+    );
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capabilities_advertise_change_password() {
+    let ts = TestServer::start().await;
+    let admin = ts.register_first_admin("admin", "admin-password").await;
+
+    let resp = ts.get("/_matrix/client/v3/capabilities", None).await;
+    assert_errcode(&resp, StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN");
+
+    let body = expect_ok(
+        ts.get("/_matrix/client/v3/capabilities", admin.bearer())
+            .await,
+    );
+    let caps = &body["capabilities"];
+    assert!(caps.is_object(), "`capabilities` object expected: {body}");
+    assert_eq!(
+        caps["m.change_password"]["enabled"],
+        json!(true),
+        "password changes are supported: {body}"
+    );
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflight_and_simple_requests() {
+    let ts = TestServer::start().await;
+
+    let preflight = ts
+        .client()
+        .request(Method::OPTIONS, ts.url("/_matrix/client/v3/login"))
+        .header(header::ORIGIN, "https://app.example.org")
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+        .header(
+            header::ACCESS_CONTROL_REQUEST_HEADERS,
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .expect("OPTIONS request");
+    assert!(
+        preflight.status().is_success(),
+        "preflight should succeed, got {}",
+        preflight.status()
+    );
+    let allow_origin = preflight
+        .headers()
+        .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .expect("preflight must carry Access-Control-Allow-Origin");
+    assert_eq!(allow_origin, "*");
+    let allow_methods = preflight
+        .headers()
+        .get(header::ACCESS_CONTROL_ALLOW_METHODS)
+        .expect("preflight must carry Access-Control-Allow-Methods")
+        .to_str()
+        .unwrap()
+        .to_ascii_uppercase();
+    for method in ["GET", "POST", "PUT", "DELETE"] {
+        assert!(
+            allow_methods == "*" || allow_methods.contains(method),
+            "{method} missing from {allow_methods}"
+        );
+    }
+    // Browsers never let a `*` wildcard cover `Authorization`, so it must be named.
+    let allow_headers = preflight
+        .headers()
+        .get(header::ACCESS_CONTROL_ALLOW_HEADERS)
+        .expect("preflight must carry Access-Control-Allow-Headers")
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for name in ["authorization", "content-type"] {
+        assert!(
+            allow_headers.contains(name) || (name == "content-type" && allow_headers.contains('*')),
+            "{name} missing from {allow_headers}"
+        );
+    }
+
+    let simple = ts
+        .client()
+        .get(ts.url("/_matrix/client/versions"))
+        .header(header::ORIGIN, "https://app.example.org")
+        .send()
+        .await
+        .expect("GET request");
+    assert_eq!(simple.status(), StatusCode::OK);
+    assert_eq!(
+        simple
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .expect("simple CORS request must carry Access-Control-Allow-Origin"),
+        "*"
+    );
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_endpoint_is_unrecognized_404() {
+    let ts = TestServer::start().await;
+    let resp = ts.get("/_matrix/client/v3/no_such_endpoint", None).await;
+    assert_errcode(&resp, StatusCode::NOT_FOUND, "M_UNRECOGNIZED");
+    let resp = ts
+        .post("/_matrix/client/v3/no/such/thing", None, &json!({}))
+        .await;
+    assert_errcode(&resp, StatusCode::NOT_FOUND, "M_UNRECOGNIZED");
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_endpoint_with_wrong_method_is_unrecognized_405() {
+    let ts = TestServer::start().await;
+    let resp = ts.delete("/_matrix/client/versions", None).await;
+    assert_errcode(&resp, StatusCode::METHOD_NOT_ALLOWED, "M_UNRECOGNIZED");
+    let resp = ts.get("/_matrix/client/v3/logout", None).await;
+    assert_errcode(&resp, StatusCode::METHOD_NOT_ALLOWED, "M_UNRECOGNIZED");
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_json_is_not_json() {
+    let ts = TestServer::start().await;
+    let admin = ts.register_first_admin("admin", "admin-password").await;
+
+    let resp = ts
+        .request_raw(
+            Method::POST,
+            LOGIN,
+            None,
+            "application/json",
+            r#"{"type": "m.login.password", "#,
+        )
+        .await;
+    assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_NOT_JSON");
+
+    let path = format!(
+        "/_matrix/client/v3/user/{}/account_data/org.example.settings",
+        enc(&admin.user_id)
+    );
+    let resp = ts
+        .request_raw(
+            Method::PUT,
+            &path,
+            admin.bearer(),
+            "application/json",
+            "not json at all",
+        )
+        .await;
+    assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_NOT_JSON");
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrongly_shaped_json_is_bad_json() {
+    let ts = TestServer::start().await;
+    let admin = ts.register_first_admin("admin", "admin-password").await;
+
+    let resp = ts.post(LOGIN, None, &json!([1, 2, 3])).await;
+    assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_BAD_JSON");
+
+    let path = format!("{DEVICES}/{}", enc(&admin.device_id));
+    let resp = ts
+        .put(&path, admin.bearer(), &json!({ "display_name": 42 }))
+        .await;
+    assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_BAD_JSON");
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_body_is_too_large() {
+    let ts = TestServer::start_with(|cfg| cfg.max_request_size = 4096).await;
+    // Small requests still work under the limit.
+    let admin = ts.register_first_admin("admin", "admin-password").await;
+
+    let padding = "x".repeat(10 * 1024);
+    let body = json!({
+        "type": "m.login.password",
+        "identifier": { "type": "m.id.user", "user": "admin" },
+        "password": padding,
+    });
+    let resp = ts
+        .request_raw(
+            Method::POST,
+            LOGIN,
+            None,
+            "application/json",
+            body.to_string(),
+        )
+        .await;
+    assert_errcode(&resp, StatusCode::PAYLOAD_TOO_LARGE, "M_TOO_LARGE");
+
+    let path = format!(
+        "/_matrix/client/v3/user/{}/account_data/org.example.big",
+        enc(&admin.user_id)
+    );
+    let resp = ts
+        .put(&path, admin.bearer(), &json!({ "blob": padding }))
+        .await;
+    assert_errcode(&resp, StatusCode::PAYLOAD_TOO_LARGE, "M_TOO_LARGE");
+    let resp = ts.get(&path, admin.bearer()).await;
+    assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_token_is_missing_token() {
+    let ts = TestServer::start().await;
+    let resp = ts.get(WHOAMI, None).await;
+    assert_errcode(&resp, StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN");
+    let resp = ts.get(DEVICES, None).await;
+    assert_errcode(&resp, StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN");
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_token_is_unknown_token_without_soft_logout() {
+    let ts = TestServer::start().await;
+    ts.register_first_admin("admin", "admin-password").await;
+    let bogus = "a".repeat(64);
+    let resp = ts.get(WHOAMI, Some(bogus.as_str())).await;
+    assert_errcode(&resp, StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN");
+    assert_eq!(
+        resp.1["soft_logout"],
+        json!(false),
+        "soft_logout must be present and false: {}",
+        resp.1
+    );
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_token_query_parameter_is_accepted() {
+    let ts = TestServer::start().await;
+    let admin = ts.register_first_admin("admin", "admin-password").await;
+    let path = format!("{WHOAMI}?access_token={}", enc(&admin.access_token));
+    let body = expect_ok(ts.get(&path, None).await);
+    assert_eq!(body["user_id"], json!(admin.user_id));
+    assert_eq!(body["device_id"], json!(admin.device_id));
+
+    let path = format!("{WHOAMI}?access_token={}", "b".repeat(50));
+    let resp = ts.get(&path, None).await;
+    assert_errcode(&resp, StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN");
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_bodies_are_matrix_json() {
+    let ts = TestServer::start().await;
+    let resp = ts
+        .client()
+        .get(ts.url("/_matrix/client/v3/no_such_endpoint"))
+        .send()
+        .await
+        .expect("request");
+    let content_type = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .expect("error responses carry a content type")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "unexpected content type {content_type}"
+    );
+    ts.shutdown().await;
+}
