@@ -91,7 +91,11 @@ impl ErrorCode {
 pub enum Error {
     /// An error to show the client as it is.
     #[error("{code:?}: {message}")]
-    Matrix { code: ErrorCode, status: StatusCode, message: Cow<'static, str> },
+    Matrix {
+        code: ErrorCode,
+        status: StatusCode,
+        message: Cow<'static, str>,
+    },
 
     /// User-interactive authentication must continue: answered with 401 and the UIA state.
     #[error("user-interactive authentication required")]
@@ -116,20 +120,34 @@ pub enum Error {
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         let status = code.status();
-        Self::Matrix { code, status, message: message.into() }
+        Self::Matrix {
+            code,
+            status,
+            message: message.into(),
+        }
     }
 
     /// Same code, with a status other than the usual one (e.g. 405 for `M_UNRECOGNIZED`).
-    pub fn with_status(code: ErrorCode, status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::Matrix { code, status, message: message.into() }
+    pub fn with_status(
+        code: ErrorCode,
+        status: StatusCode,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self::Matrix {
+            code,
+            status,
+            message: message.into(),
+        }
     }
 
     /// Same error answered with 400, for codes whose usual status is another.
     pub fn with_bad_request(self) -> Self {
         match self {
-            Self::Matrix { code, message, .. } => {
-                Self::Matrix { code, status: StatusCode::BAD_REQUEST, message }
-            }
+            Self::Matrix { code, message, .. } => Self::Matrix {
+                code,
+                status: StatusCode::BAD_REQUEST,
+                message,
+            },
             other => other,
         }
     }
@@ -179,7 +197,11 @@ impl From<serde_json::Error> for Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, body) = match self {
-            Self::Matrix { code, status, message } => {
+            Self::Matrix {
+                code,
+                status,
+                message,
+            } => {
                 let mut body = json!({ "errcode": code.as_str(), "error": message });
                 match code {
                     ErrorCode::UnknownToken { soft_logout } => {
@@ -206,9 +228,10 @@ impl IntoResponse for Error {
         };
         let retry_after = retry_after_header(&body);
         let mut response = (status, body.to_string()).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
         if let Some(retry) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, retry);
         }

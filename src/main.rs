@@ -27,7 +27,11 @@ fn main() -> ExitCode {
     let path = cli.config.or_else(|| {
         ["CONCLAVE_CONFIG", "CONDUIT_CONFIG"]
             .iter()
-            .find_map(|name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from))
+            .find_map(|name| {
+                std::env::var_os(name)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
     });
     let (config, warnings) = match Config::load(path.as_deref()) {
         Ok(loaded) => loaded,
@@ -47,7 +51,10 @@ fn main() -> ExitCode {
         tracing::warn!("{warning}");
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("conclave: cannot start the async runtime: {error}");

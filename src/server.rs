@@ -19,7 +19,10 @@ pub enum StartError {
     #[error("{0}")]
     Database(#[from] Error),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running homeserver.
@@ -41,12 +44,20 @@ impl Server {
         let services = Services::build(config, Arc::clone(&engine))?;
         let bootstrap_token = services.users.bootstrap_registration_token()?;
 
-        let listener =
-            TcpListener::bind(listen).await.map_err(|source| StartError::Bind { addr: listen, source })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: listen, source })?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: listen,
+            source,
+        })?;
         announce(&services, addr, bootstrap_token.as_deref());
 
-        let app = api::router::build(Arc::clone(&services)).into_make_service_with_connect_info::<SocketAddr>();
+        let app = api::router::build(Arc::clone(&services))
+            .into_make_service_with_connect_info::<SocketAddr>();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
@@ -56,7 +67,13 @@ impl Server {
                 tracing::error!(%error, "HTTP server failed");
             }
         });
-        Ok(Self { addr, services, stop: Some(stop), task, engine })
+        Ok(Self {
+            addr,
+            services,
+            stop: Some(stop),
+            task,
+            engine,
+        })
     }
 
     /// The address actually bound (useful with port 0).

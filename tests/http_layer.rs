@@ -35,11 +35,24 @@ async fn well_known_client_and_server() {
         client["m.homeserver"]["base_url"].is_string(),
         "m.homeserver.base_url expected: {client}"
     );
-    let server = expect_ok(ts.get("/.well-known/matrix/server", None).await);
-    assert!(
-        server["m.server"].is_string(),
-        "m.server expected: {server}"
+    // Server delegation is only announced when configured: a guessed answer would misdirect
+    // federating servers.
+    let resp = ts.get("/.well-known/matrix/server", None).await;
+    assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    ts.shutdown().await;
+
+    let ts = TestServer::start_with(|cfg| {
+        cfg.well_known.client = Some("https://matrix.example.com".into());
+        cfg.well_known.server = Some("matrix.example.com:443".into());
+    })
+    .await;
+    let client = expect_ok(ts.get("/.well-known/matrix/client", None).await);
+    assert_eq!(
+        client["m.homeserver"]["base_url"],
+        "https://matrix.example.com"
     );
+    let server = expect_ok(ts.get("/.well-known/matrix/server", None).await);
+    assert_eq!(server["m.server"], "matrix.example.com:443");
     ts.shutdown().await;
 }
 

@@ -1,7 +1,7 @@
 //! The HTTP API: the typed request extractor, the router, and the endpoint handlers.
 
 pub mod client;
-pub mod ruma_wrapper;
 pub mod router;
+pub mod ruma_wrapper;
 
 pub use ruma_wrapper::Ruma;

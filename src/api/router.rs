@@ -11,7 +11,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use bytes::BytesMut;
 use http::{Method, StatusCode, header};
-use ruma::api::{IncomingRequest, IncomingRequestExt, OutgoingResponseExt, path_builder::PathBuilder};
+use ruma::api::{
+    IncomingRequest, IncomingRequestExt, OutgoingResponse, OutgoingResponseExt,
+    path_builder::PathBuilder,
+};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
@@ -24,21 +27,50 @@ pub type AppRouter = Router<Arc<Services>>;
 
 /// Registration of ruma-typed handlers.
 pub trait RumaRouter {
-    fn ruma<Req, F, Fut>(self, handler: F) -> Self
+    /// Registers `handler` under every path of `Req`. Handlers return ruma's typed response,
+    /// or [`RawJson`] where ruma's serialisation omits something clients rely on.
+    fn ruma<Req, Out, F, Fut>(self, handler: F) -> Self
     where
         Req: IncomingRequest + Send + 'static,
         Req::Authentication: AuthSchemeKind,
+        Out: HandlerOutput + 'static,
         F: Fn(Arc<Services>, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
-        Fut: Future<Output = Result<Req::OutgoingResponse>> + Send + 'static;
+        Fut: Future<Output = Result<Out>> + Send + 'static;
+}
+
+/// What a handler may return.
+pub trait HandlerOutput {
+    fn into_http(self) -> Response;
+}
+
+impl<T: OutgoingResponse> HandlerOutput for T {
+    fn into_http(self) -> Response {
+        match self.try_into_http_response::<BytesMut>() {
+            Ok(response) => response.map(|body| axum::body::Body::from(body.freeze())),
+            Err(error) => {
+                Error::internal(format!("response serialization failed: {error}")).into_response()
+            }
+        }
+    }
+}
+
+/// A JSON body sent as it is, with status 200.
+pub struct RawJson(pub serde_json::Value);
+
+impl HandlerOutput for RawJson {
+    fn into_http(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
 }
 
 impl RumaRouter for AppRouter {
-    fn ruma<Req, F, Fut>(mut self, handler: F) -> Self
+    fn ruma<Req, Out, F, Fut>(mut self, handler: F) -> Self
     where
         Req: IncomingRequest + Send + 'static,
         Req::Authentication: AuthSchemeKind,
+        Out: HandlerOutput + 'static,
         F: Fn(Arc<Services>, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
-        Fut: Future<Output = Result<Req::OutgoingResponse>> + Send + 'static,
+        Fut: Future<Output = Result<Out>> + Send + 'static,
     {
         let filter = method_filter(&Req::METHOD);
         let mut seen: Vec<&'static str> = Vec::new();
@@ -50,24 +82,42 @@ impl RumaRouter for AppRouter {
             let handler = handler.clone();
             self = self.route(
                 path,
-                on(filter, move |State(services): State<Arc<Services>>, params: RawPathParams, request: axum::extract::Request| {
-                    let args: Vec<String> = params.iter().map(|(_, value)| value.to_owned()).collect();
-                    call::<Req, F, Fut>(handler.clone(), services, args, request)
-                }),
+                on(
+                    filter,
+                    move |State(services): State<Arc<Services>>,
+                          params: RawPathParams,
+                          request: axum::extract::Request| {
+                        let args: Vec<String> =
+                            params.iter().map(|(_, value)| value.to_owned()).collect();
+                        call::<Req, Out, F, Fut>(handler.clone(), services, args, request)
+                    },
+                ),
             );
         }
         self
     }
 }
 
-async fn call<Req, F, Fut>(handler: F, services: Arc<Services>, args: Vec<String>, request: axum::extract::Request) -> Response
+async fn call<Req, Out, F, Fut>(
+    handler: F,
+    services: Arc<Services>,
+    args: Vec<String>,
+    request: axum::extract::Request,
+) -> Response
 where
     Req: IncomingRequest,
     Req::Authentication: AuthSchemeKind,
+    Out: HandlerOutput,
     F: Fn(Arc<Services>, Ruma<Req>) -> Fut,
-    Fut: Future<Output = Result<Req::OutgoingResponse>>,
+    Fut: Future<Output = Result<Out>>,
 {
-    let prepared = match prepare(&services, request, <Req::Authentication as AuthSchemeKind>::KIND).await {
+    let prepared = match prepare(
+        &services,
+        request,
+        <Req::Authentication as AuthSchemeKind>::KIND,
+    )
+    .await
+    {
         Ok(prepared) => prepared,
         Err(error) => return error.into_response(),
     };
@@ -84,10 +134,7 @@ where
         client_ip: prepared.client_ip,
     };
     match handler(services, request).await {
-        Ok(response) => match response.try_into_http_response::<BytesMut>() {
-            Ok(response) => response.map(|body| axum::body::Body::from(body.freeze())),
-            Err(error) => Error::internal(format!("response serialization failed: {error}")).into_response(),
-        },
+        Ok(response) => response.into_http(),
         Err(error) => error.into_response(),
     }
 }
@@ -126,7 +173,13 @@ pub fn build(services: Arc<Services>) -> Router {
 fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
@@ -140,7 +193,10 @@ async fn unrecognized() -> Response {
 }
 
 async fn method_not_allowed() -> Response {
-    Error::with_status(ErrorCode::Unrecognized, StatusCode::METHOD_NOT_ALLOWED, "Method not allowed for this endpoint")
-        .into_response()
+    Error::with_status(
+        ErrorCode::Unrecognized,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed for this endpoint",
+    )
+    .into_response()
 }
-

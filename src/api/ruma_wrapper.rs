@@ -90,7 +90,11 @@ pub struct Prepared {
 }
 
 /// Reads the body (within `max_request_size`) and authenticates the caller.
-pub async fn prepare(services: &Services, request: axum::extract::Request, auth: AuthKind) -> Result<Prepared> {
+pub async fn prepare(
+    services: &Services,
+    request: axum::extract::Request,
+    auth: AuthKind,
+) -> Result<Prepared> {
     let (parts, body) = request.into_parts();
     let limit = usize::try_from(services.config.max_request_size).unwrap_or(usize::MAX);
     let too_large = || Error::new(ErrorCode::TooLarge, "Request body is too large");
@@ -132,7 +136,13 @@ pub async fn prepare(services: &Services, request: axum::extract::Request, auth:
             ));
         }
     };
-    Ok(Prepared { parts, body, sender_user, sender_device, client_ip })
+    Ok(Prepared {
+        parts,
+        body,
+        sender_user,
+        sender_device,
+        client_ip,
+    })
 }
 
 fn resolve_token(services: &Services, token: &str) -> Result<(OwnedUserId, OwnedDeviceId)> {
@@ -159,11 +169,16 @@ fn access_token(parts: &Parts) -> Result<Option<String>> {
             .map(|(_, token)| token.trim())
             .filter(|token| !token.is_empty())
             .ok_or_else(|| {
-                Error::new(ErrorCode::MissingToken, "The Authorization header must be 'Bearer <token>'")
+                Error::new(
+                    ErrorCode::MissingToken,
+                    "The Authorization header must be 'Bearer <token>'",
+                )
             })?;
         return Ok(Some(token.to_owned()));
     }
-    let Some(query) = parts.uri.query() else { return Ok(None) };
+    let Some(query) = parts.uri.query() else {
+        return Ok(None);
+    };
     for pair in query.split('&') {
         if let Some(raw) = pair.strip_prefix("access_token=") {
             let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();

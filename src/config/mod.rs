@@ -159,12 +159,14 @@ impl Config {
     /// caller to log.
     pub fn load(path: Option<&Path>) -> Result<(Config, Vec<String>), ConfigError> {
         let text = match path {
-            Some(path) => Some(std::fs::read_to_string(path).map_err(|source| {
-                ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                }
-            })?),
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                        path: path.to_owned(),
+                        source,
+                    })?,
+                )
+            }
             None => None,
         };
         let origin = match path {
@@ -236,7 +238,10 @@ impl Config {
         if !cache_ok {
             return fail(
                 "db_cache_capacity_mb",
-                format!("must be a positive number of MiB, got {}", self.db_cache_capacity_mb),
+                format!(
+                    "must be a positive number of MiB, got {}",
+                    self.db_cache_capacity_mb
+                ),
             );
         }
         if self.max_request_size < MIN_REQUEST_SIZE {
@@ -399,11 +404,17 @@ mod tests {
             Config::load_from(Some(text), env(&[("CONCLAVE_NOPE", "1")])).unwrap();
         assert_eq!(config.registration_token.as_deref(), Some("abc"));
         let all = warnings.join("\n");
-        assert!(all.contains("unknown configuration key global.foo_bar (ignored)"), "{all}");
+        assert!(
+            all.contains("unknown configuration key global.foo_bar (ignored)"),
+            "{all}"
+        );
         assert!(all.contains("global.well_known.bogus"), "{all}");
         assert!(all.contains("global.max_concurrent_requests"), "{all}");
         assert!(all.contains("elsewhere"), "{all}");
-        assert!(all.contains("global.nope") && all.contains("CONCLAVE_NOPE"), "{all}");
+        assert!(
+            all.contains("global.nope") && all.contains("CONCLAVE_NOPE"),
+            "{all}"
+        );
         assert!(!all.contains("registration_token"), "{all}");
         assert_eq!(warnings.len(), 5, "{all}");
     }
@@ -415,7 +426,10 @@ mod tests {
         let e = load_err("[global]\nport = 70000", &[]);
         assert!(e.contains("global.port"), "{e}");
         let e = load_err("[global]", &[("CONCLAVE_PORT", "abc")]);
-        assert!(e.contains("global.port") && e.contains("CONCLAVE_PORT"), "{e}");
+        assert!(
+            e.contains("global.port") && e.contains("CONCLAVE_PORT"),
+            "{e}"
+        );
         let e = load_err("[global]\nserver_name = \"not a name!\"", &[]);
         assert!(e.contains("global.server_name"), "{e}");
         let e = load_err("[global]\nmax_request_size = 100", &[]);

@@ -32,9 +32,16 @@ impl Service {
     }
 
     /// The content stored for `kind`, globally (`room_id` None) or for one room.
-    pub fn get(&self, user_id: &UserId, room_id: Option<&RoomId>, kind: &str) -> Result<Option<Value>> {
+    pub fn get(
+        &self,
+        user_id: &UserId,
+        room_id: Option<&RoomId>,
+        kind: &str,
+    ) -> Result<Option<Value>> {
         let key = (user_id.as_str(), room_str(room_id), kind).encode();
-        let Some(bytes) = self.useridroomidtype_accountdata.get(&key)? else { return Ok(None) };
+        let Some(bytes) = self.useridroomidtype_accountdata.get(&key)? else {
+            return Ok(None);
+        };
         let content = bytes
             .get(8..)
             .ok_or_else(|| Error::Database("account data entry too short".into()))?;
@@ -42,16 +49,25 @@ impl Service {
     }
 
     /// Stores `content` and records the change under a new stream position.
-    pub fn set(&self, user_id: &UserId, room_id: Option<&RoomId>, kind: &str, content: &Value) -> Result<()> {
+    pub fn set(
+        &self,
+        user_id: &UserId,
+        room_id: Option<&RoomId>,
+        kind: &str,
+        content: &Value,
+    ) -> Result<()> {
         let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         let room = room_str(room_id);
         let key = (user_id.as_str(), room, kind).encode();
         let mut batch = Batch::default();
-        if let Some(old) = self.useridroomidtype_accountdata.get(&key)? {
-            if let Some(old_count) = old.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
-                let old_count = u64::from_be_bytes(old_count);
-                batch.delete(&self.useridcount_accountdata, &(user_id.as_str(), old_count).encode())?;
-            }
+        if let Some(old) = self.useridroomidtype_accountdata.get(&key)?
+            && let Some(old_count) = old.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok())
+        {
+            let old_count = u64::from_be_bytes(old_count);
+            batch.delete(
+                &self.useridcount_accountdata,
+                &(user_id.as_str(), old_count).encode(),
+            )?;
         }
         let count = self.engine.next_count()?;
         let mut value = count.to_be_bytes().to_vec();
@@ -67,14 +83,21 @@ impl Service {
 
     /// Stores a filter and returns its new ID.
     pub fn create_filter(&self, user_id: &UserId, filter: &Value) -> Result<String> {
-        let filter_id: String = rand::rng().sample_iter(Alphanumeric).take(12).map(char::from).collect();
-        self.useridfilterid_filter
-            .insert(&(user_id.as_str(), filter_id.as_str()).encode(), filter.to_string().as_bytes())?;
+        let filter_id: String = rand::rng()
+            .sample_iter(Alphanumeric)
+            .take(12)
+            .map(char::from)
+            .collect();
+        self.useridfilterid_filter.insert(
+            &(user_id.as_str(), filter_id.as_str()).encode(),
+            filter.to_string().as_bytes(),
+        )?;
         Ok(filter_id)
     }
 
     pub fn filter(&self, user_id: &UserId, filter_id: &str) -> Result<Option<Value>> {
-        self.useridfilterid_filter.get_json(&(user_id.as_str(), filter_id).encode())
+        self.useridfilterid_filter
+            .get_json(&(user_id.as_str(), filter_id).encode())
     }
 }
 

@@ -34,7 +34,10 @@ impl Service {
                 bucket.tokens + now.duration_since(bucket.updated).as_secs_f64() * rate < burst
             });
         }
-        let bucket = buckets.entry(key).or_insert(Bucket { tokens: burst, updated: now });
+        let bucket = buckets.entry(key).or_insert(Bucket {
+            tokens: burst,
+            updated: now,
+        });
         let refill = now.duration_since(bucket.updated).as_secs_f64() * rate;
         bucket.tokens = (bucket.tokens + refill).min(burst);
         bucket.updated = now;

@@ -50,7 +50,10 @@ pub struct Requirement<'a> {
 impl Requirement<'_> {
     /// The usual requirement of a signed-in user: their password.
     pub fn password(user_id: &UserId) -> Requirement<'_> {
-        Requirement { user_id: Some(user_id), flows: vec![AuthFlow::new(vec![AuthType::Password])] }
+        Requirement {
+            user_id: Some(user_id),
+            flows: vec![AuthFlow::new(vec![AuthType::Password])],
+        }
     }
 }
 
@@ -73,10 +76,14 @@ impl Service {
             None => (new_session_id(), Session::new(requirement.user_id)),
         };
         if session.user_id.as_deref() != requirement.user_id {
-            return Err(Error::forbidden("This authentication session belongs to another request"));
+            return Err(Error::forbidden(
+                "This authentication session belongs to another request",
+            ));
         }
 
-        let stage_result = self.run_stage(users, &requirement, auth, &mut session).await;
+        let stage_result = self
+            .run_stage(users, &requirement, auth, &mut session)
+            .await;
         let stage = match stage_result {
             Ok(Some(stage)) => stage,
             Ok(None) => {
@@ -89,7 +96,12 @@ impl Service {
                 let completed = session.completed.clone();
                 self.put_session(session_id.clone(), session);
                 let body = StandardErrorBody::new(ErrorKind::Forbidden, message.to_owned());
-                return Err(uiaa_error(&requirement.flows, &completed, session_id, Some(body)));
+                return Err(uiaa_error(
+                    &requirement.flows,
+                    &completed,
+                    session_id,
+                    Some(body),
+                ));
             }
             Err(StageError::Fatal(error)) => return Err(error),
         };
@@ -97,12 +109,15 @@ impl Service {
         if !session.completed.contains(&stage) {
             session.completed.push(stage);
         }
-        let done = requirement
-            .flows
-            .iter()
-            .any(|flow| flow.stages.iter().all(|stage| session.completed.contains(stage)));
+        let done = requirement.flows.iter().any(|flow| {
+            flow.stages
+                .iter()
+                .all(|stage| session.completed.contains(stage))
+        });
         if done {
-            return Ok(Completed { registration_token: session.registration_token });
+            return Ok(Completed {
+                registration_token: session.registration_token,
+            });
         }
         let completed = session.completed.clone();
         self.put_session(session_id.clone(), session);
@@ -119,7 +134,10 @@ impl Service {
         let Some(stage) = auth.auth_type() else {
             return Ok(None);
         };
-        let offered = requirement.flows.iter().any(|flow| flow.stages.contains(&stage));
+        let offered = requirement
+            .flows
+            .iter()
+            .any(|flow| flow.stages.contains(&stage));
         if !offered {
             return Err(StageError::Fatal(Error::new(
                 ErrorCode::Unrecognized,
@@ -129,7 +147,9 @@ impl Service {
         match auth {
             AuthData::Password(password) => {
                 let Some(user_id) = requirement.user_id else {
-                    return Err(StageError::Retry("Password authentication is not possible here"));
+                    return Err(StageError::Retry(
+                        "Password authentication is not possible here",
+                    ));
                 };
                 let named = match &password.identifier {
                     UserIdentifier::Matrix(id) => names_user(&id.user, user_id),
@@ -147,7 +167,9 @@ impl Service {
                 }
             }
             AuthData::RegistrationToken(token) => {
-                let valid = users.registration_token_valid(&token.token).map_err(StageError::Fatal)?;
+                let valid = users
+                    .registration_token_valid(&token.token)
+                    .map_err(StageError::Fatal)?;
                 if !valid {
                     return Err(StageError::Retry("Invalid registration token"));
                 }
@@ -215,7 +237,11 @@ pub fn names_user(identifier: &str, user_id: &UserId) -> bool {
 }
 
 fn new_session_id() -> String {
-    rand::rng().sample_iter(Alphanumeric).take(32).map(char::from).collect()
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
 }
 
 fn uiaa_error(

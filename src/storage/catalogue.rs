@@ -10,7 +10,10 @@ pub struct TreeSpec {
 }
 
 const fn tree(name: &'static str, point_lookups: bool) -> TreeSpec {
-    TreeSpec { name, point_lookups }
+    TreeSpec {
+        name,
+        point_lookups,
+    }
 }
 
 /// Every column family the server opens.

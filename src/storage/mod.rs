@@ -44,7 +44,10 @@ impl Engine {
     pub fn open(options: EngineOptions<'_>) -> Result<Arc<Self>> {
         let path = options.path;
         std::fs::create_dir_all(path).map_err(|e| {
-            Error::Database(format!("cannot create database directory {}: {e}", path.display()))
+            Error::Database(format!(
+                "cannot create database directory {}: {e}",
+                path.display()
+            ))
         })?;
 
         let cache = Cache::new_lru_cache(options.cache_capacity_bytes.max(8 << 20));
@@ -52,8 +55,10 @@ impl Engine {
         // Column families a newer build or an older schema left behind must be opened too, or
         // RocksDB refuses the database.
         let existing = rocksdb::DB::list_cf(&db_options, path).unwrap_or_default();
-        let mut names: Vec<String> =
-            catalogue::TREES.iter().map(|tree| tree.name.to_owned()).collect();
+        let mut names: Vec<String> = catalogue::TREES
+            .iter()
+            .map(|tree| tree.name.to_owned())
+            .collect();
         for name in existing {
             if !names.contains(&name) {
                 names.push(name);
@@ -72,7 +77,10 @@ impl Engine {
             if message.to_ascii_lowercase().contains("lock") {
                 Error::DatabaseLocked(path.display().to_string())
             } else {
-                Error::Database(format!("cannot open database at {}: {message}", path.display()))
+                Error::Database(format!(
+                    "cannot open database at {}: {message}",
+                    path.display()
+                ))
             }
         })?;
 
@@ -84,15 +92,24 @@ impl Engine {
         });
         schema::check_and_migrate(&engine)?;
         let counter = engine.tree("global").get(COUNTER_KEY)?;
-        let counter = counter.map(|bytes| schema::decode_u64(&bytes)).transpose()?.unwrap_or(0);
+        let counter = counter
+            .map(|bytes| schema::decode_u64(&bytes))
+            .transpose()?
+            .unwrap_or(0);
         *engine.counter.lock().unwrap_or_else(|e| e.into_inner()) = counter;
         Ok(engine)
     }
 
     /// A handle on one column family of the catalogue.
     pub fn tree(self: &Arc<Self>, name: &'static str) -> Tree {
-        debug_assert!(catalogue::TREES.iter().any(|tree| tree.name == name), "unknown tree {name}");
-        Tree { engine: Arc::clone(self), name }
+        debug_assert!(
+            catalogue::TREES.iter().any(|tree| tree.name == name),
+            "unknown tree {name}"
+        );
+        Tree {
+            engine: Arc::clone(self),
+            name,
+        }
     }
 
     /// The next value of the global stream ordering.
@@ -180,11 +197,17 @@ impl Tree {
     }
 
     pub fn contains(&self, key: &[u8]) -> Result<bool> {
-        Ok(self.engine.db.get_pinned_cf(self.engine.cf(self.name)?, key)?.is_some())
+        Ok(self
+            .engine
+            .db
+            .get_pinned_cf(self.engine.cf(self.name)?, key)?
+            .is_some())
     }
 
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.engine.db.put_cf(self.engine.cf(self.name)?, key, value)?;
+        self.engine
+            .db
+            .put_cf(self.engine.cf(self.name)?, key, value)?;
         self.engine.watchers.wake(self.name, key);
         Ok(())
     }
@@ -196,7 +219,9 @@ impl Tree {
 
     /// Reads and decodes a JSON value.
     pub fn get_json<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
-        self.get(key)?.map(|bytes| serde_json::from_slice(&bytes).map_err(Error::from)).transpose()
+        self.get(key)?
+            .map(|bytes| serde_json::from_slice(&bytes).map_err(Error::from))
+            .transpose()
     }
 
     /// Entries whose key starts with `prefix`, in key order.

@@ -11,13 +11,19 @@ pub const CURRENT_VERSION: u64 = 1;
 
 const VERSION_KEY: &[u8] = b"schema_version";
 
+/// One forward migration step.
+type Migration = fn(&Arc<Engine>) -> Result<()>;
+
 /// Migration `i` brings a database from version `i + 1` to `i + 2`.
-const MIGRATIONS: &[fn(&Arc<Engine>) -> Result<()>] = &[];
+const MIGRATIONS: &[Migration] = &[];
 
 /// Checks the stored version, migrating older databases forward and refusing newer ones.
 pub fn check_and_migrate(engine: &Arc<Engine>) -> Result<()> {
     let global = engine.tree("global");
-    let stored = global.get(VERSION_KEY)?.map(|v| decode_u64(&v)).transpose()?;
+    let stored = global
+        .get(VERSION_KEY)?
+        .map(|v| decode_u64(&v))
+        .transpose()?;
     let Some(mut version) = stored else {
         // A fresh database starts at the current schema.
         return global.insert(VERSION_KEY, &CURRENT_VERSION.to_be_bytes());
@@ -29,10 +35,14 @@ pub fn check_and_migrate(engine: &Arc<Engine>) -> Result<()> {
         )));
     }
     while version < CURRENT_VERSION {
-        let step = MIGRATIONS
-            .get((version - 1) as usize)
-            .ok_or_else(|| Error::Database(format!("no migration from schema version {version}")))?;
-        tracing::info!(from = version, to = version + 1, "migrating database schema");
+        let step = MIGRATIONS.get((version - 1) as usize).ok_or_else(|| {
+            Error::Database(format!("no migration from schema version {version}"))
+        })?;
+        tracing::info!(
+            from = version,
+            to = version + 1,
+            "migrating database schema"
+        );
         step(engine)?;
         version += 1;
         global.insert(VERSION_KEY, &version.to_be_bytes())?;
@@ -41,7 +51,8 @@ pub fn check_and_migrate(engine: &Arc<Engine>) -> Result<()> {
 }
 
 pub fn decode_u64(bytes: &[u8]) -> Result<u64> {
-    let array: [u8; 8] =
-        bytes.try_into().map_err(|_| Error::Database("stored integer is not 8 bytes".into()))?;
+    let array: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| Error::Database("stored integer is not 8 bytes".into()))?;
     Ok(u64::from_be_bytes(array))
 }

@@ -6,16 +6,23 @@ use std::sync::Mutex;
 
 use tokio::sync::watch;
 
+/// Watched prefix -> wake-up channel, for one column family.
+type PrefixMap = HashMap<Vec<u8>, watch::Sender<()>>;
+
 #[derive(Default)]
 pub struct Watchers {
-    /// Column family -> watched prefix -> wake-up channel.
-    by_tree: Mutex<HashMap<&'static str, HashMap<Vec<u8>, watch::Sender<()>>>>,
+    /// Column family -> its watched prefixes.
+    by_tree: Mutex<HashMap<&'static str, PrefixMap>>,
 }
 
 impl Watchers {
     /// Registers interest in `prefix` of `tree`. Register *before* reading the state you wait to
     /// see change, or a write between the read and the registration is missed.
-    pub fn watch(&self, tree: &'static str, prefix: &[u8]) -> impl Future<Output = ()> + Send + use<> {
+    pub fn watch(
+        &self,
+        tree: &'static str,
+        prefix: &[u8],
+    ) -> impl Future<Output = ()> + Send + use<> {
         let mut rx = {
             let mut map = self.by_tree.lock().unwrap_or_else(|e| e.into_inner());
             let tree_map = map.entry(tree).or_default();
@@ -37,7 +44,9 @@ impl Watchers {
     /// Wakes the watchers of every prefix of `key`. Cheap when nobody watches the tree.
     pub fn wake(&self, tree: &'static str, key: &[u8]) {
         let mut map = self.by_tree.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(tree_map) = map.get_mut(tree) else { return };
+        let Some(tree_map) = map.get_mut(tree) else {
+            return;
+        };
         if tree_map.is_empty() {
             return;
         }

@@ -123,12 +123,14 @@ impl TestServer {
 
     /// The configuration this test server runs with (freshly built each call).
     pub fn config(&self) -> Config {
-        let mut cfg = Config::default();
-        cfg.database_path = self.db_path.clone();
-        cfg.address = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        cfg.port = 0;
-        cfg.login_rate_limit = generous_rate_limit();
-        cfg.registration_rate_limit = generous_rate_limit();
+        let mut cfg = Config {
+            database_path: self.db_path.clone(),
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            login_rate_limit: generous_rate_limit(),
+            registration_rate_limit: generous_rate_limit(),
+            ..Config::default()
+        };
         (self.customize)(&mut cfg);
         cfg
     }

@@ -20,15 +20,24 @@ pub async fn change_password(
     let body = &request.body;
     services
         .uiaa
-        .authenticate(&services.users, Requirement::password(user_id), body.auth.as_ref())
+        .authenticate(
+            &services.users,
+            Requirement::password(user_id),
+            body.auth.as_ref(),
+        )
         .await?;
     if body.new_password.is_empty() {
-        return Err(Error::new(ErrorCode::WeakPassword, "The new password must not be empty"));
+        return Err(Error::new(
+            ErrorCode::WeakPassword,
+            "The new password must not be empty",
+        ));
     }
     let hash = password::hash(body.new_password.clone()).await?;
     services.users.set_password_hash(user_id, &hash)?;
     if body.logout_devices {
-        services.users.remove_all_devices(user_id, Some(request.device()?))?;
+        services
+            .users
+            .remove_all_devices(user_id, Some(request.device()?))?;
     }
     tracing::info!(%user_id, "password changed");
     Ok(change_password::v3::Response::new())
@@ -41,12 +50,18 @@ pub async fn deactivate(
     let user_id = request.user()?;
     services
         .uiaa
-        .authenticate(&services.users, Requirement::password(user_id), request.body.auth.as_ref())
+        .authenticate(
+            &services.users,
+            Requirement::password(user_id),
+            request.body.auth.as_ref(),
+        )
         .await?;
     services.users.deactivate(user_id)?;
     tracing::info!(%user_id, "account deactivated");
     // No identity server was ever bound, so unbinding trivially succeeded (as Synapse says).
-    Ok(deactivate::v3::Response::new(ThirdPartyIdRemovalStatus::Success))
+    Ok(deactivate::v3::Response::new(
+        ThirdPartyIdRemovalStatus::Success,
+    ))
 }
 
 /// Conclave binds no e-mail addresses or phone numbers, so the list is truly empty.

@@ -21,7 +21,9 @@ const TAG_TYPE: &str = "m.tag";
 
 fn ensure_own(request_user: &UserId, target: &UserId) -> Result<()> {
     if request_user != target {
-        return Err(Error::forbidden("You cannot access another user's account data"));
+        return Err(Error::forbidden(
+            "You cannot access another user's account data",
+        ));
     }
     Ok(())
 }
@@ -39,14 +41,22 @@ fn ensure_settable(kind: &str) -> Result<()> {
 }
 
 fn content_object<T>(raw: &Raw<T>) -> Result<Value> {
-    let value: Value = serde_json::from_str(raw.json().get()).map_err(|e| Error::bad_json(e.to_string()))?;
+    let value: Value =
+        serde_json::from_str(raw.json().get()).map_err(|e| Error::bad_json(e.to_string()))?;
     if !value.is_object() {
-        return Err(Error::bad_json("Account data content must be a JSON object"));
+        return Err(Error::bad_json(
+            "Account data content must be a JSON object",
+        ));
     }
     Ok(value)
 }
 
-fn get_content(services: &Services, user_id: &UserId, room_id: Option<&RoomId>, kind: &str) -> Result<Value> {
+fn get_content(
+    services: &Services,
+    user_id: &UserId,
+    room_id: Option<&RoomId>,
+    kind: &str,
+) -> Result<Value> {
     services
         .account_data
         .get(user_id, room_id, kind)?
@@ -59,8 +69,19 @@ pub async fn get_global(
 ) -> Result<get_global_account_data::v3::Response> {
     let body = &request.body;
     ensure_own(request.user()?, &body.user_id)?;
-    let content = get_content(&services, &body.user_id, None, &body.event_type.to_string())?;
-    Ok(get_global_account_data::v3::Response::new(Raw::new(&content).map_err(Error::internal)?.cast_unchecked()))
+    let kind = body.event_type.to_string();
+    let content = match get_content(&services, &body.user_id, None, &kind) {
+        // Push rules exist for everyone: the defaults until the user changes one.
+        Err(_) if kind == "m.push_rules" => {
+            json!({ "global": super::push_rules::load(&services, &body.user_id)? })
+        }
+        other => other?,
+    };
+    Ok(get_global_account_data::v3::Response::new(
+        Raw::new(&content)
+            .map_err(Error::internal)?
+            .cast_unchecked(),
+    ))
 }
 
 pub async fn set_global(
@@ -71,7 +92,9 @@ pub async fn set_global(
     ensure_own(request.user()?, &body.user_id)?;
     let kind = body.event_type.to_string();
     ensure_settable(&kind)?;
-    services.account_data.set(&body.user_id, None, &kind, &content_object(&body.data)?)?;
+    services
+        .account_data
+        .set(&body.user_id, None, &kind, &content_object(&body.data)?)?;
     Ok(set_global_account_data::v3::Response::new())
 }
 
@@ -81,8 +104,17 @@ pub async fn get_room(
 ) -> Result<get_room_account_data::v3::Response> {
     let body = &request.body;
     ensure_own(request.user()?, &body.user_id)?;
-    let content = get_content(&services, &body.user_id, Some(&body.room_id), &body.event_type.to_string())?;
-    Ok(get_room_account_data::v3::Response::new(Raw::new(&content).map_err(Error::internal)?.cast_unchecked()))
+    let content = get_content(
+        &services,
+        &body.user_id,
+        Some(&body.room_id),
+        &body.event_type.to_string(),
+    )?;
+    Ok(get_room_account_data::v3::Response::new(
+        Raw::new(&content)
+            .map_err(Error::internal)?
+            .cast_unchecked(),
+    ))
 }
 
 pub async fn set_room(
@@ -93,13 +125,20 @@ pub async fn set_room(
     ensure_own(request.user()?, &body.user_id)?;
     let kind = body.event_type.to_string();
     ensure_settable(&kind)?;
-    services.account_data.set(&body.user_id, Some(&body.room_id), &kind, &content_object(&body.data)?)?;
+    services.account_data.set(
+        &body.user_id,
+        Some(&body.room_id),
+        &kind,
+        &content_object(&body.data)?,
+    )?;
     Ok(set_room_account_data::v3::Response::new())
 }
 
 /// The room's tags; none stored means an empty set.
 fn tags(services: &Services, user_id: &UserId, room_id: &RoomId) -> Result<Tags> {
-    let content = services.account_data.get(user_id, Some(room_id), TAG_TYPE)?;
+    let content = services
+        .account_data
+        .get(user_id, Some(room_id), TAG_TYPE)?;
     let tags = content.and_then(|mut content| content.get_mut("tags").map(Value::take));
     match tags {
         Some(tags) => Ok(serde_json::from_value(tags).unwrap_or_default()),
@@ -108,16 +147,28 @@ fn tags(services: &Services, user_id: &UserId, room_id: &RoomId) -> Result<Tags>
 }
 
 fn store_tags(services: &Services, user_id: &UserId, room_id: &RoomId, tags: &Tags) -> Result<()> {
-    services.account_data.set(user_id, Some(room_id), TAG_TYPE, &json!({ "tags": tags }))
+    services
+        .account_data
+        .set(user_id, Some(room_id), TAG_TYPE, &json!({ "tags": tags }))
 }
 
-pub async fn get_tags(services: Arc<Services>, request: Ruma<get_tags::v3::Request>) -> Result<get_tags::v3::Response> {
+pub async fn get_tags(
+    services: Arc<Services>,
+    request: Ruma<get_tags::v3::Request>,
+) -> Result<get_tags::v3::Response> {
     let body = &request.body;
     ensure_own(request.user()?, &body.user_id)?;
-    Ok(get_tags::v3::Response::new(tags(&services, &body.user_id, &body.room_id)?))
+    Ok(get_tags::v3::Response::new(tags(
+        &services,
+        &body.user_id,
+        &body.room_id,
+    )?))
 }
 
-pub async fn set_tag(services: Arc<Services>, request: Ruma<create_tag::v3::Request>) -> Result<create_tag::v3::Response> {
+pub async fn set_tag(
+    services: Arc<Services>,
+    request: Ruma<create_tag::v3::Request>,
+) -> Result<create_tag::v3::Response> {
     let body = &request.body;
     ensure_own(request.user()?, &body.user_id)?;
     let mut current = tags(&services, &body.user_id, &body.room_id)?;
@@ -145,11 +196,16 @@ pub async fn create_filter(
     let body = &request.body;
     ensure_own(request.user()?, &body.user_id)?;
     let filter = serde_json::to_value(&body.filter).map_err(Error::internal)?;
-    let filter_id = services.account_data.create_filter(&body.user_id, &filter)?;
+    let filter_id = services
+        .account_data
+        .create_filter(&body.user_id, &filter)?;
     Ok(create_filter::v3::Response::new(filter_id))
 }
 
-pub async fn get_filter(services: Arc<Services>, request: Ruma<get_filter::v3::Request>) -> Result<get_filter::v3::Response> {
+pub async fn get_filter(
+    services: Arc<Services>,
+    request: Ruma<get_filter::v3::Request>,
+) -> Result<get_filter::v3::Response> {
     let body = &request.body;
     ensure_own(request.user()?, &body.user_id)?;
     let filter = services

@@ -19,25 +19,37 @@ fn to_device(device_id: OwnedDeviceId, stored: StoredDevice) -> Device {
     device.last_seen_ip = stored.last_seen_ip;
     device.last_seen_ts = stored
         .last_seen_ts
-        .and_then(|ts| UInt::new(ts))
+        .and_then(UInt::new)
         .map(MilliSecondsSinceUnixEpoch);
     device
 }
 
-pub async fn list(services: Arc<Services>, request: Ruma<get_devices::v3::Request>) -> Result<get_devices::v3::Response> {
+pub async fn list(
+    services: Arc<Services>,
+    request: Ruma<get_devices::v3::Request>,
+) -> Result<get_devices::v3::Response> {
     let devices = services.users.devices(request.user()?)?;
     Ok(get_devices::v3::Response::new(
-        devices.into_iter().map(|(id, stored)| to_device(id, stored)).collect(),
+        devices
+            .into_iter()
+            .map(|(id, stored)| to_device(id, stored))
+            .collect(),
     ))
 }
 
-pub async fn get(services: Arc<Services>, request: Ruma<get_device::v3::Request>) -> Result<get_device::v3::Response> {
+pub async fn get(
+    services: Arc<Services>,
+    request: Ruma<get_device::v3::Request>,
+) -> Result<get_device::v3::Response> {
     let device_id = &request.body.device_id;
     let stored = services
         .users
         .device(request.user()?, device_id)?
         .ok_or_else(|| Error::not_found("Device not found"))?;
-    Ok(get_device::v3::Response::new(to_device(device_id.clone(), stored)))
+    Ok(get_device::v3::Response::new(to_device(
+        device_id.clone(),
+        stored,
+    )))
 }
 
 pub async fn update(
@@ -45,7 +57,16 @@ pub async fn update(
     request: Ruma<update_device::v3::Request>,
 ) -> Result<update_device::v3::Response> {
     let body = &request.body;
-    services.users.set_device_display_name(request.user()?, &body.device_id, body.display_name.clone())?;
+    let user_id = request.user()?;
+    if services.users.device(user_id, &body.device_id)?.is_none() {
+        return Err(Error::not_found("Device not found"));
+    }
+    // An absent display name leaves it unchanged.
+    if let Some(name) = &body.display_name {
+        services
+            .users
+            .set_device_display_name(user_id, &body.device_id, Some(name.clone()))?;
+    }
     Ok(update_device::v3::Response::new())
 }
 
@@ -60,7 +81,11 @@ pub async fn delete(
     }
     services
         .uiaa
-        .authenticate(&services.users, Requirement::password(user_id), request.body.auth.as_ref())
+        .authenticate(
+            &services.users,
+            Requirement::password(user_id),
+            request.body.auth.as_ref(),
+        )
         .await?;
     services.users.remove_device(user_id, device_id)?;
     Ok(delete_device::v3::Response::new())
@@ -73,7 +98,11 @@ pub async fn delete_many(
     let user_id = request.user()?;
     services
         .uiaa
-        .authenticate(&services.users, Requirement::password(user_id), request.body.auth.as_ref())
+        .authenticate(
+            &services.users,
+            Requirement::password(user_id),
+            request.body.auth.as_ref(),
+        )
         .await?;
     for device_id in &request.body.devices {
         services.users.remove_device(user_id, device_id)?;

@@ -12,7 +12,7 @@ use ruma::api::client::discovery::{get_capabilities, get_supported_versions};
 use serde_json::json;
 
 use crate::api::Ruma;
-use crate::api::router::{AppRouter, RumaRouter};
+use crate::api::router::{AppRouter, RawJson, RumaRouter};
 use crate::error::{Error, Result};
 use crate::service::Services;
 
@@ -42,10 +42,9 @@ async fn versions(
     Ok(response)
 }
 
-async fn capabilities(
-    _: Arc<Services>,
-    _: Ruma<get_capabilities::v3::Request>,
-) -> Result<get_capabilities::v3::Response> {
+/// Capabilities, with the ones that are on by default stated explicitly (ruma leaves them out,
+/// and some clients only trust what is listed).
+async fn capabilities(_: Arc<Services>, _: Ruma<get_capabilities::v3::Request>) -> Result<RawJson> {
     use get_capabilities::v3::{
         Capabilities, ChangePasswordCapability, ProfileFieldsCapability, RoomVersionStability,
         RoomVersionsCapability, ThirdPartyIdChangesCapability,
@@ -55,15 +54,30 @@ async fn capabilities(
     capabilities.thirdparty_id_changes = ThirdPartyIdChangesCapability::new(false);
     capabilities.profile_fields = Some(ProfileFieldsCapability::new(true));
     let available = [
-        RoomVersionId::V1, RoomVersionId::V2, RoomVersionId::V3, RoomVersionId::V4,
-        RoomVersionId::V5, RoomVersionId::V6, RoomVersionId::V7, RoomVersionId::V8,
-        RoomVersionId::V9, RoomVersionId::V10, RoomVersionId::V11, RoomVersionId::V12,
+        RoomVersionId::V1,
+        RoomVersionId::V2,
+        RoomVersionId::V3,
+        RoomVersionId::V4,
+        RoomVersionId::V5,
+        RoomVersionId::V6,
+        RoomVersionId::V7,
+        RoomVersionId::V8,
+        RoomVersionId::V9,
+        RoomVersionId::V10,
+        RoomVersionId::V11,
+        RoomVersionId::V12,
     ]
     .into_iter()
     .map(|version| (version, RoomVersionStability::Stable))
     .collect();
     capabilities.room_versions = RoomVersionsCapability::new(RoomVersionId::V12, available);
-    Ok(get_capabilities::v3::Response::new(capabilities))
+    let mut body = serde_json::to_value(&capabilities).map_err(Error::internal)?;
+    if let Some(object) = body.as_object_mut() {
+        for enabled in ["m.change_password", "m.set_displayname", "m.set_avatar_url"] {
+            object.insert(enabled.to_owned(), json!({ "enabled": true }));
+        }
+    }
+    Ok(RawJson(json!({ "capabilities": body })))
 }
 
 /// Tells clients where the Client-Server API lives: the configured URL, or this listener.

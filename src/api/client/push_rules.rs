@@ -3,21 +3,23 @@
 
 use std::sync::Arc;
 
+use ruma::UserId;
 use ruma::api::client::push::{
     delete_pushrule, get_pushrule, get_pushrule_actions, get_pushrule_enabled, get_pushrules_all,
     get_pushrules_global_scope, set_pushrule, set_pushrule_actions, set_pushrule_enabled,
 };
 use ruma::push::{InsertPushRuleError, RemovePushRuleError, Ruleset};
-use ruma::UserId;
 use serde_json::json;
 
 use crate::api::Ruma;
+use crate::api::router::RawJson;
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
 
 const PUSH_RULES: &str = "m.push_rules";
 
-fn load(services: &Services, user_id: &UserId) -> Result<Ruleset> {
+/// The user's push rules: the stored set, or the server defaults.
+pub fn load(services: &Services, user_id: &UserId) -> Result<Ruleset> {
     let stored = services.account_data.get(user_id, None, PUSH_RULES)?;
     match stored.and_then(|mut content| content.get_mut("global").map(serde_json::Value::take)) {
         Some(global) => Ok(serde_json::from_value(global)?),
@@ -26,26 +28,41 @@ fn load(services: &Services, user_id: &UserId) -> Result<Ruleset> {
 }
 
 fn store(services: &Services, user_id: &UserId, ruleset: &Ruleset) -> Result<()> {
-    services.account_data.set(user_id, None, PUSH_RULES, &json!({ "global": ruleset }))
+    services
+        .account_data
+        .set(user_id, None, PUSH_RULES, &json!({ "global": ruleset }))
 }
 
 fn rule_not_found() -> Error {
     Error::not_found("Push rule not found")
 }
 
+/// The ruleset as JSON with all five kinds present: ruma omits empty ones, but clients (and
+/// Synapse) expect every kind listed.
+fn ruleset_json(ruleset: &Ruleset) -> Result<serde_json::Value> {
+    let mut value = serde_json::to_value(ruleset).map_err(Error::internal)?;
+    if let Some(object) = value.as_object_mut() {
+        for kind in ["override", "content", "room", "sender", "underride"] {
+            object.entry(kind).or_insert_with(|| json!([]));
+        }
+    }
+    Ok(value)
+}
 
 pub async fn get_all(
     services: Arc<Services>,
     request: Ruma<get_pushrules_all::v3::Request>,
-) -> Result<get_pushrules_all::v3::Response> {
-    Ok(get_pushrules_all::v3::Response::new(load(&services, request.user()?)?))
+) -> Result<RawJson> {
+    let ruleset = load(&services, request.user()?)?;
+    Ok(RawJson(json!({ "global": ruleset_json(&ruleset)? })))
 }
 
 pub async fn get_global(
     services: Arc<Services>,
     request: Ruma<get_pushrules_global_scope::v3::Request>,
-) -> Result<get_pushrules_global_scope::v3::Response> {
-    Ok(get_pushrules_global_scope::v3::Response::new(load(&services, request.user()?)?))
+) -> Result<RawJson> {
+    let ruleset = load(&services, request.user()?)?;
+    Ok(RawJson(ruleset_json(&ruleset)?))
 }
 
 pub async fn get_rule(
@@ -54,7 +71,9 @@ pub async fn get_rule(
 ) -> Result<get_pushrule::v3::Response> {
     let body = &request.body;
     let ruleset = load(&services, request.user()?)?;
-    let rule = ruleset.get(body.kind.clone(), &body.rule_id).ok_or_else(rule_not_found)?;
+    let rule = ruleset
+        .get(body.kind.clone(), &body.rule_id)
+        .ok_or_else(rule_not_found)?;
     Ok(get_pushrule::v3::Response::new(rule.to_owned().into()))
 }
 
@@ -66,7 +85,11 @@ pub async fn set_rule(
     let body = &request.body;
     let mut ruleset = load(&services, user_id)?;
     ruleset
-        .insert(body.rule.clone(), body.after.as_deref(), body.before.as_deref())
+        .insert(
+            body.rule.clone(),
+            body.after.as_deref(),
+            body.before.as_deref(),
+        )
         .map_err(|error| match error {
             InsertPushRuleError::UnknownRuleId => Error::new(
                 ErrorCode::Unknown,
@@ -86,10 +109,12 @@ pub async fn delete_rule(
     let user_id = request.user()?;
     let body = &request.body;
     let mut ruleset = load(&services, user_id)?;
-    ruleset.remove(body.kind.clone(), &body.rule_id).map_err(|error| match error {
-        RemovePushRuleError::NotFound => rule_not_found(),
-        other => Error::invalid_param(other.to_string()),
-    })?;
+    ruleset
+        .remove(body.kind.clone(), &body.rule_id)
+        .map_err(|error| match error {
+            RemovePushRuleError::NotFound => rule_not_found(),
+            other => Error::invalid_param(other.to_string()),
+        })?;
     store(&services, user_id, &ruleset)?;
     Ok(delete_pushrule::v3::Response::new())
 }
@@ -100,7 +125,9 @@ pub async fn get_enabled(
 ) -> Result<get_pushrule_enabled::v3::Response> {
     let body = &request.body;
     let ruleset = load(&services, request.user()?)?;
-    let rule = ruleset.get(body.kind.clone(), &body.rule_id).ok_or_else(rule_not_found)?;
+    let rule = ruleset
+        .get(body.kind.clone(), &body.rule_id)
+        .ok_or_else(rule_not_found)?;
     Ok(get_pushrule_enabled::v3::Response::new(rule.enabled()))
 }
 
@@ -111,7 +138,9 @@ pub async fn set_enabled(
     let user_id = request.user()?;
     let body = &request.body;
     let mut ruleset = load(&services, user_id)?;
-    ruleset.set_enabled(body.kind.clone(), &body.rule_id, body.enabled).map_err(|_| rule_not_found())?;
+    ruleset
+        .set_enabled(body.kind.clone(), &body.rule_id, body.enabled)
+        .map_err(|_| rule_not_found())?;
     store(&services, user_id, &ruleset)?;
     Ok(set_pushrule_enabled::v3::Response::new())
 }
@@ -122,8 +151,12 @@ pub async fn get_actions(
 ) -> Result<get_pushrule_actions::v3::Response> {
     let body = &request.body;
     let ruleset = load(&services, request.user()?)?;
-    let rule = ruleset.get(body.kind.clone(), &body.rule_id).ok_or_else(rule_not_found)?;
-    Ok(get_pushrule_actions::v3::Response::new(rule.actions().to_vec()))
+    let rule = ruleset
+        .get(body.kind.clone(), &body.rule_id)
+        .ok_or_else(rule_not_found)?;
+    Ok(get_pushrule_actions::v3::Response::new(
+        rule.actions().to_vec(),
+    ))
 }
 
 pub async fn set_actions(
@@ -133,8 +166,9 @@ pub async fn set_actions(
     let user_id = request.user()?;
     let body = &request.body;
     let mut ruleset = load(&services, user_id)?;
-    ruleset.set_actions(body.kind.clone(), &body.rule_id, body.actions.clone()).map_err(|_| rule_not_found())?;
+    ruleset
+        .set_actions(body.kind.clone(), &body.rule_id, body.actions.clone())
+        .map_err(|_| rule_not_found())?;
     store(&services, user_id, &ruleset)?;
     Ok(set_pushrule_actions::v3::Response::new())
 }
-

@@ -31,7 +31,9 @@ fn registration_flows(services: &Services) -> Result<Option<Vec<AuthFlow>>> {
         flows.push(AuthFlow::new(vec![stage]));
     }
     let offers_token = |flows: &[AuthFlow]| {
-        flows.iter().any(|flow| flow.stages == [AuthType::RegistrationToken])
+        flows
+            .iter()
+            .any(|flow| flow.stages == [AuthType::RegistrationToken])
     };
     if !offers_token(&flows) && services.users.bootstrap_pending()? {
         flows.push(AuthFlow::new(vec![AuthType::RegistrationToken]));
@@ -44,11 +46,15 @@ pub async fn register(
     request: Ruma<register::v3::Request>,
 ) -> Result<register::v3::Response> {
     let body = &request.body;
-    services
-        .rate_limit
-        .check(format!("register:{}", request.client_ip), &services.config.registration_rate_limit)?;
+    services.rate_limit.check(
+        format!("register:{}", request.client_ip),
+        &services.config.registration_rate_limit,
+    )?;
     if body.kind == register::RegistrationKind::Guest {
-        return Err(Error::new(ErrorCode::Forbidden, "Guest access is not enabled on this server"));
+        return Err(Error::new(
+            ErrorCode::Forbidden,
+            "Guest access is not enabled on this server",
+        ));
     }
     let Some(flows) = registration_flows(&services)? else {
         return Err(Error::forbidden("Registration is disabled on this server"));
@@ -56,29 +62,54 @@ pub async fn register(
 
     // Check the username before UIA so the client learns of a taken name at once.
     let user_id = match &body.username {
-        Some(username) => match services.users.availability(username, services.server_name())? {
+        Some(username) => match services
+            .users
+            .availability(username, services.server_name())?
+        {
             Availability::Available(user_id) => user_id,
             Availability::Taken => {
-                return Err(Error::new(ErrorCode::UserInUse, "The user ID is already taken"));
+                return Err(Error::new(
+                    ErrorCode::UserInUse,
+                    "The user ID is already taken",
+                ));
             }
-            Availability::Invalid(reason) => return Err(Error::new(ErrorCode::InvalidUsername, reason)),
+            Availability::Invalid(reason) => {
+                return Err(Error::new(ErrorCode::InvalidUsername, reason));
+            }
         },
         None => generated_user_id(&services)?,
     };
     let Some(password) = body.password.clone().filter(|p| !p.is_empty()) else {
         if body.auth.is_none() {
             // The spec lets clients discover flows without a password.
-            let requirement = Requirement { user_id: None, flows };
-            services.uiaa.authenticate(&services.users, requirement, None).await?;
+            let requirement = Requirement {
+                user_id: None,
+                flows,
+            };
+            services
+                .uiaa
+                .authenticate(&services.users, requirement, None)
+                .await?;
         }
-        return Err(Error::new(ErrorCode::MissingParam, "A password is required"));
+        return Err(Error::new(
+            ErrorCode::MissingParam,
+            "A password is required",
+        ));
     };
 
-    let requirement = Requirement { user_id: None, flows };
-    let completed = services.uiaa.authenticate(&services.users, requirement, body.auth.as_ref()).await?;
+    let requirement = Requirement {
+        user_id: None,
+        flows,
+    };
+    let completed = services
+        .uiaa
+        .authenticate(&services.users, requirement, body.auth.as_ref())
+        .await?;
 
     let hash = password::hash(password).await?;
-    services.users.create_account(&user_id, &hash, completed.registration_token.as_deref())?;
+    services
+        .users
+        .create_account(&user_id, &hash, completed.registration_token.as_deref())?;
     tracing::info!(%user_id, "account registered");
 
     let mut response = register::v3::Response::new(user_id.clone());
@@ -103,8 +134,9 @@ pub async fn register(
 fn generated_user_id(services: &Services) -> Result<ruma::OwnedUserId> {
     loop {
         let localpart = (rand::random::<u64>() % 10_000_000_000).to_string();
-        if let Availability::Available(user_id) =
-            services.users.availability(&localpart, services.server_name())?
+        if let Availability::Available(user_id) = services
+            .users
+            .availability(&localpart, services.server_name())?
         {
             return Ok(user_id);
         }
@@ -115,12 +147,19 @@ pub async fn username_available(
     services: Arc<Services>,
     request: Ruma<get_username_availability::v3::Request>,
 ) -> Result<get_username_availability::v3::Response> {
-    services
-        .rate_limit
-        .check(format!("available:{}", request.client_ip), &services.config.login_rate_limit)?;
-    match services.users.availability(&request.body.username, services.server_name())? {
+    services.rate_limit.check(
+        format!("available:{}", request.client_ip),
+        &services.config.login_rate_limit,
+    )?;
+    match services
+        .users
+        .availability(&request.body.username, services.server_name())?
+    {
         Availability::Available(_) => Ok(get_username_availability::v3::Response::new(true)),
-        Availability::Taken => Err(Error::new(ErrorCode::UserInUse, "The user ID is already taken")),
+        Availability::Taken => Err(Error::new(
+            ErrorCode::UserInUse,
+            "The user ID is already taken",
+        )),
         Availability::Invalid(reason) => Err(Error::new(ErrorCode::InvalidUsername, reason)),
     }
 }
@@ -129,12 +168,15 @@ pub async fn registration_token_validity(
     services: Arc<Services>,
     request: Ruma<check_registration_token_validity::v1::Request>,
 ) -> Result<check_registration_token_validity::v1::Response> {
-    services
-        .rate_limit
-        .check(format!("available:{}", request.client_ip), &services.config.login_rate_limit)?;
+    services.rate_limit.check(
+        format!("available:{}", request.client_ip),
+        &services.config.login_rate_limit,
+    )?;
     if registration_flows(&services)?.is_none() {
         return Err(Error::forbidden("Registration is disabled on this server"));
     }
-    let valid = services.users.registration_token_valid(&request.body.token)?;
+    let valid = services
+        .users
+        .registration_token_valid(&request.body.token)?;
     Ok(check_registration_token_validity::v1::Response::new(valid))
 }

@@ -17,7 +17,9 @@ pub async fn login_types(
     _: Ruma<get_login_types::v3::Request>,
 ) -> Result<get_login_types::v3::Response> {
     use get_login_types::v3::{LoginType, PasswordLoginType};
-    Ok(get_login_types::v3::Response::new(vec![LoginType::Password(PasswordLoginType::new())]))
+    Ok(get_login_types::v3::Response::new(vec![
+        LoginType::Password(PasswordLoginType::new()),
+    ]))
 }
 
 /// Resolves a login identifier (localpart or full user ID, any case) to a local user ID.
@@ -31,30 +33,51 @@ fn identifier_to_user(services: &Services, identifier: &str) -> Option<OwnedUser
     (user_id.server_name() == services.server_name()).then_some(user_id)
 }
 
-pub async fn login(services: Arc<Services>, request: Ruma<login::v3::Request>) -> Result<login::v3::Response> {
+pub async fn login(
+    services: Arc<Services>,
+    request: Ruma<login::v3::Request>,
+) -> Result<login::v3::Response> {
     let body = &request.body;
     let limits = &services.config.login_rate_limit;
-    services.rate_limit.check(format!("login:{}", request.client_ip), limits)?;
+    services
+        .rate_limit
+        .check(format!("login:{}", request.client_ip), limits)?;
 
     let login::v3::LoginInfo::Password(password) = &body.login_info else {
-        return Err(Error::new(ErrorCode::Unknown, "Only m.login.password is supported")
-            .with_bad_request());
+        return Err(
+            Error::new(ErrorCode::Unknown, "Only m.login.password is supported").with_bad_request(),
+        );
     };
     #[allow(deprecated)]
     let identifier = match (&password.identifier, &password.user) {
         (Some(UserIdentifier::Matrix(id)), _) => id.user.clone(),
         (None, Some(user)) => user.clone(),
-        _ => return Err(Error::forbidden("Only user ID identifiers (m.id.user) are supported")),
+        _ => {
+            return Err(Error::forbidden(
+                "Only user ID identifiers (m.id.user) are supported",
+            ));
+        }
     };
     let wrong = || Error::forbidden("Invalid username or password");
-    let Some(user_id) = identifier_to_user(&services, &identifier) else { return Err(wrong()) };
+    let Some(user_id) = identifier_to_user(&services, &identifier) else {
+        return Err(wrong());
+    };
 
     if services.users.is_deactivated(&user_id)? {
-        return Err(Error::new(ErrorCode::UserDeactivated, "This account has been deactivated"));
+        return Err(Error::new(
+            ErrorCode::UserDeactivated,
+            "This account has been deactivated",
+        ));
     }
-    if !services.users.check_password(&user_id, &password.password).await? {
+    if !services
+        .users
+        .check_password(&user_id, &password.password)
+        .await?
+    {
         // Repeated failures against one account are limited too, wherever they come from.
-        services.rate_limit.check(format!("login-failed:{user_id}"), limits)?;
+        services
+            .rate_limit
+            .check(format!("login-failed:{user_id}"), limits)?;
         return Err(wrong());
     }
 
@@ -77,8 +100,13 @@ pub async fn login(services: Arc<Services>, request: Ruma<login::v3::Request>) -
 }
 
 /// Logging out deletes the device, as the spec requires.
-pub async fn logout(services: Arc<Services>, request: Ruma<logout::v3::Request>) -> Result<logout::v3::Response> {
-    services.users.remove_device(request.user()?, request.device()?)?;
+pub async fn logout(
+    services: Arc<Services>,
+    request: Ruma<logout::v3::Request>,
+) -> Result<logout::v3::Response> {
+    services
+        .users
+        .remove_device(request.user()?, request.device()?)?;
     Ok(logout::v3::Response::new())
 }
 
@@ -95,7 +123,10 @@ pub async fn refresh(
     request: Ruma<refresh_token::v3::Request>,
 ) -> Result<refresh_token::v3::Response> {
     let Some(tokens) = services.users.refresh(&request.body.refresh_token)? else {
-        return Err(Error::new(ErrorCode::UnknownToken { soft_logout: false }, "Unknown refresh token"));
+        return Err(Error::new(
+            ErrorCode::UnknownToken { soft_logout: false },
+            "Unknown refresh token",
+        ));
     };
     let mut response = refresh_token::v3::Response::new(tokens.access_token);
     response.refresh_token = tokens.refresh_token;
@@ -103,7 +134,10 @@ pub async fn refresh(
     Ok(response)
 }
 
-pub async fn whoami(_: Arc<Services>, request: Ruma<whoami::v3::Request>) -> Result<whoami::v3::Response> {
+pub async fn whoami(
+    _: Arc<Services>,
+    request: Ruma<whoami::v3::Request>,
+) -> Result<whoami::v3::Response> {
     let mut response = whoami::v3::Response::new(request.user()?.to_owned(), false);
     response.device_id = Some(request.device()?.to_owned());
     Ok(response)

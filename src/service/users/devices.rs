@@ -52,14 +52,21 @@ pub struct IssuedTokens {
 
 /// The outcome of looking up an access token.
 pub enum TokenLookup {
-    Valid { user_id: OwnedUserId, device_id: OwnedDeviceId },
+    Valid {
+        user_id: OwnedUserId,
+        device_id: OwnedDeviceId,
+    },
     /// The token was real but has expired: the client should refresh (soft logout).
     Expired,
     Unknown,
 }
 
 fn random_token(prefix: &str) -> String {
-    let random: String = rand::rng().sample_iter(Alphanumeric).take(48).map(char::from).collect();
+    let random: String = rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(48)
+        .map(char::from)
+        .collect();
     format!("{prefix}{random}")
 }
 
@@ -81,13 +88,21 @@ impl Service {
         let device_id = device_id.unwrap_or_else(DeviceId::new);
         let key = (user_id.as_str(), device_id.as_str()).encode();
         let mut batch = Batch::default();
-        let mut device: StoredDevice = self.userdeviceid_device.get_json(&key)?.unwrap_or_else(|| {
-            StoredDevice { display_name, ..Default::default() }
-        });
+        let mut device: StoredDevice =
+            self.userdeviceid_device
+                .get_json(&key)?
+                .unwrap_or_else(|| StoredDevice {
+                    display_name,
+                    ..Default::default()
+                });
         self.delete_tokens(&key, &mut batch)?;
         device.last_seen_ip = ip.map(|ip| ip.to_string());
         device.last_seen_ts = Some(now_millis());
-        batch.put(&self.userdeviceid_device, &key, &serde_json::to_vec(&device)?)?;
+        batch.put(
+            &self.userdeviceid_device,
+            &key,
+            &serde_json::to_vec(&device)?,
+        )?;
         let tokens = self.issue_tokens(user_id, &device_id, with_refresh, None, &mut batch)?;
         self.engine.write(batch)?;
         Ok(tokens)
@@ -111,29 +126,45 @@ impl Service {
             expires_at_ms: expires_in_ms.map(|ttl| now_millis().saturating_add(ttl)),
             superseded_refresh,
         };
-        batch.put(&self.tokenhash_session, &access_hash, &serde_json::to_vec(&session)?)?;
+        batch.put(
+            &self.tokenhash_session,
+            &access_hash,
+            &serde_json::to_vec(&session)?,
+        )?;
         batch.put(&self.userdeviceid_tokenhash, &key, &access_hash)?;
 
         let refresh_token = if with_refresh {
             let refresh_token = random_token("cvr_");
             let refresh_hash = token_hash(&refresh_token);
-            let session = TokenSession { expires_at_ms: None, ..session };
-            batch.put(&self.refreshhash_session, &refresh_hash, &serde_json::to_vec(&session)?)?;
+            let session = TokenSession {
+                expires_at_ms: None,
+                ..session
+            };
+            batch.put(
+                &self.refreshhash_session,
+                &refresh_hash,
+                &serde_json::to_vec(&session)?,
+            )?;
             batch.put(&self.userdeviceid_refreshhash, &key, &refresh_hash)?;
             Some(refresh_token)
         } else {
             None
         };
-        Ok(IssuedTokens { device_id: device_id.to_owned(), access_token, refresh_token, expires_in_ms })
+        Ok(IssuedTokens {
+            device_id: device_id.to_owned(),
+            access_token,
+            refresh_token,
+            expires_in_ms,
+        })
     }
 
     /// Deletes the current access and refresh tokens of a device (key: user, device).
     fn delete_tokens(&self, key: &[u8], batch: &mut Batch) -> Result<()> {
         if let Some(hash) = self.userdeviceid_tokenhash.get(key)? {
-            if let Some(session) = self.tokenhash_session.get_json::<TokenSession>(&hash)? {
-                if let Some(old) = session.superseded_refresh {
-                    batch.delete(&self.refreshhash_session, &old)?;
-                }
+            if let Some(session) = self.tokenhash_session.get_json::<TokenSession>(&hash)?
+                && let Some(old) = session.superseded_refresh
+            {
+                batch.delete(&self.refreshhash_session, &old)?;
             }
             batch.delete(&self.tokenhash_session, &hash)?;
             batch.delete(&self.userdeviceid_tokenhash, key)?;
@@ -151,19 +182,35 @@ impl Service {
         let Some(session) = self.tokenhash_session.get_json::<TokenSession>(&hash)? else {
             return Ok(TokenLookup::Unknown);
         };
-        if session.expires_at_ms.is_some_and(|expiry| expiry <= now_millis()) {
+        if session
+            .expires_at_ms
+            .is_some_and(|expiry| expiry <= now_millis())
+        {
             return Ok(TokenLookup::Expired);
         }
         if let Some(old_refresh) = &session.superseded_refresh {
             // First use of the new access token: the old refresh token is now retired.
             let mut batch = Batch::default();
             batch.delete(&self.refreshhash_session, old_refresh)?;
-            let updated = TokenSession { superseded_refresh: None, ..session };
-            batch.put(&self.tokenhash_session, &hash, &serde_json::to_vec(&updated)?)?;
+            let updated = TokenSession {
+                superseded_refresh: None,
+                ..session
+            };
+            batch.put(
+                &self.tokenhash_session,
+                &hash,
+                &serde_json::to_vec(&updated)?,
+            )?;
             self.engine.write(batch)?;
-            return Ok(TokenLookup::Valid { user_id: updated.user_id, device_id: updated.device_id });
+            return Ok(TokenLookup::Valid {
+                user_id: updated.user_id,
+                device_id: updated.device_id,
+            });
         }
-        Ok(TokenLookup::Valid { user_id: session.user_id, device_id: session.device_id })
+        Ok(TokenLookup::Valid {
+            user_id: session.user_id,
+            device_id: session.device_id,
+        })
     }
 
     /// Exchanges a refresh token for new tokens. The old refresh token stays valid until the
@@ -171,7 +218,10 @@ impl Service {
     pub fn refresh(&self, refresh_token: &str) -> Result<Option<IssuedTokens>> {
         let _guard = self.create_lock.lock().unwrap_or_else(|e| e.into_inner());
         let old_hash = token_hash(refresh_token);
-        let Some(session) = self.refreshhash_session.get_json::<TokenSession>(&old_hash)? else {
+        let Some(session) = self
+            .refreshhash_session
+            .get_json::<TokenSession>(&old_hash)?
+        else {
             return Ok(None);
         };
         let key = (session.user_id.as_str(), session.device_id.as_str()).encode();
@@ -182,30 +232,38 @@ impl Service {
         // Retire the previous generation: the device's current access token, and its current
         // refresh token unless that is the one being used now.
         if let Some(hash) = self.userdeviceid_tokenhash.get(&key)? {
-            if let Some(current) = self.tokenhash_session.get_json::<TokenSession>(&hash)? {
-                if let Some(older) = current.superseded_refresh.filter(|older| *older != old_hash) {
-                    batch.delete(&self.refreshhash_session, &older)?;
-                }
+            if let Some(current) = self.tokenhash_session.get_json::<TokenSession>(&hash)?
+                && let Some(older) = current
+                    .superseded_refresh
+                    .filter(|older| *older != old_hash)
+            {
+                batch.delete(&self.refreshhash_session, &older)?;
             }
             batch.delete(&self.tokenhash_session, &hash)?;
         }
-        if let Some(current_refresh) = self.userdeviceid_refreshhash.get(&key)? {
-            if current_refresh != old_hash {
-                batch.delete(&self.refreshhash_session, &current_refresh)?;
-            }
+        if let Some(current_refresh) = self.userdeviceid_refreshhash.get(&key)?
+            && current_refresh != old_hash
+        {
+            batch.delete(&self.refreshhash_session, &current_refresh)?;
         }
         // A refresh token that itself replaced an older one retires that one now.
         if let Some(older) = &session.superseded_refresh {
             batch.delete(&self.refreshhash_session, older)?;
         }
-        let tokens =
-            self.issue_tokens(&session.user_id, &session.device_id, true, Some(old_hash), &mut batch)?;
+        let tokens = self.issue_tokens(
+            &session.user_id,
+            &session.device_id,
+            true,
+            Some(old_hash),
+            &mut batch,
+        )?;
         self.engine.write(batch)?;
         Ok(Some(tokens))
     }
 
     pub fn device(&self, user_id: &UserId, device_id: &DeviceId) -> Result<Option<StoredDevice>> {
-        self.userdeviceid_device.get_json(&(user_id.as_str(), device_id.as_str()).encode())
+        self.userdeviceid_device
+            .get_json(&(user_id.as_str(), device_id.as_str()).encode())
     }
 
     pub fn devices(&self, user_id: &UserId) -> Result<Vec<(OwnedDeviceId, StoredDevice)>> {
@@ -231,7 +289,8 @@ impl Service {
             .get_json(&key)?
             .ok_or_else(|| Error::not_found("Device not found"))?;
         device.display_name = display_name;
-        self.userdeviceid_device.insert(&key, &serde_json::to_vec(&device)?)
+        self.userdeviceid_device
+            .insert(&key, &serde_json::to_vec(&device)?)
     }
 
     /// Removes a device and revokes its tokens.

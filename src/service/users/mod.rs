@@ -67,7 +67,12 @@ impl Service {
 
     /// Whether any account (even a deactivated one) exists.
     pub fn has_any_user(&self) -> Result<bool> {
-        Ok(self.userid_password.iter_from(&[], rocksdb::Direction::Forward).next().transpose()?.is_some())
+        Ok(self
+            .userid_password
+            .iter_from(&[], rocksdb::Direction::Forward)
+            .next()
+            .transpose()?
+            .is_some())
     }
 
     /// Whether the user ID belongs to an account of this server, deactivated or not.
@@ -76,7 +81,10 @@ impl Service {
     }
 
     pub fn is_deactivated(&self, user_id: &UserId) -> Result<bool> {
-        Ok(self.userid_password.get(user_id.as_bytes())?.is_some_and(|hash| hash.is_empty()))
+        Ok(self
+            .userid_password
+            .get(user_id.as_bytes())?
+            .is_some_and(|hash| hash.is_empty()))
     }
 
     pub fn is_admin(&self, user_id: &UserId) -> Result<bool> {
@@ -85,24 +93,34 @@ impl Service {
 
     /// Checks a requested localpart: the spec's user ID grammar (lower-case letters, digits and
     /// `._=-/+`), not the `_` prefix reserved for bridges, and the ID not yet taken.
-    pub fn availability(&self, localpart: &str, server_name: &ruma::ServerName) -> Result<Availability> {
+    pub fn availability(
+        &self,
+        localpart: &str,
+        server_name: &ruma::ServerName,
+    ) -> Result<Availability> {
         let localpart = localpart.to_lowercase();
         if localpart.is_empty() {
             return Ok(Availability::Invalid("The username must not be empty"));
         }
-        if !localpart.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'=' | b'-' | b'/' | b'+')) {
+        if !localpart.bytes().all(
+            |b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'=' | b'-' | b'/' | b'+'),
+        ) {
             return Ok(Availability::Invalid(
                 "The username may only contain a-z, 0-9, '.', '_', '=', '-', '/' and '+'",
             ));
         }
         if localpart.starts_with('_') {
-            return Ok(Availability::Invalid("Usernames starting with '_' are reserved"));
+            return Ok(Availability::Invalid(
+                "Usernames starting with '_' are reserved",
+            ));
         }
         let Ok(user_id) = UserId::parse(format!("@{localpart}:{server_name}")) else {
             return Ok(Availability::Invalid("The resulting user ID is not valid"));
         };
         if user_id.as_str().len() > 255 {
-            return Ok(Availability::Invalid("The user ID must be at most 255 characters"));
+            return Ok(Availability::Invalid(
+                "The user ID must be at most 255 characters",
+            ));
         }
         if self.exists(&user_id)? {
             return Ok(Availability::Taken);
@@ -121,14 +139,21 @@ impl Service {
     ) -> Result<bool> {
         let _guard = self.create_lock.lock().unwrap_or_else(|e| e.into_inner());
         if self.exists(user_id)? {
-            return Err(Error::new(ErrorCode::UserInUse, "The user ID is already taken"));
+            return Err(Error::new(
+                ErrorCode::UserInUse,
+                "The user ID is already taken",
+            ));
         }
         let mut batch = Batch::default();
         if let Some(token) = registration_token {
             self.consume_registration_token(token, &mut batch)?;
         }
         let first = !self.has_any_user()?;
-        batch.put(&self.userid_password, user_id.as_bytes(), password_hash.as_bytes())?;
+        batch.put(
+            &self.userid_password,
+            user_id.as_bytes(),
+            password_hash.as_bytes(),
+        )?;
         if first {
             batch.put(&self.userid_admin, user_id.as_bytes(), &[])?;
         }
@@ -147,11 +172,15 @@ impl Service {
 
     /// The stored password hash, or `None` for unknown or deactivated users.
     pub fn password_hash(&self, user_id: &UserId) -> Result<Option<String>> {
-        let Some(bytes) = self.userid_password.get(user_id.as_bytes())? else { return Ok(None) };
+        let Some(bytes) = self.userid_password.get(user_id.as_bytes())? else {
+            return Ok(None);
+        };
         if bytes.is_empty() {
             return Ok(None);
         }
-        String::from_utf8(bytes).map(Some).map_err(|_| Error::Database("password hash is not UTF-8".into()))
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| Error::Database("password hash is not UTF-8".into()))
     }
 
     /// Checks a password; false for unknown and deactivated accounts.
@@ -163,7 +192,8 @@ impl Service {
     }
 
     pub fn set_password_hash(&self, user_id: &UserId, password_hash: &str) -> Result<()> {
-        self.userid_password.insert(user_id.as_bytes(), password_hash.as_bytes())
+        self.userid_password
+            .insert(user_id.as_bytes(), password_hash.as_bytes())
     }
 
     /// Deactivates an account for good: its devices and tokens go, its password is wiped and
@@ -173,7 +203,10 @@ impl Service {
         let mut batch = Batch::default();
         batch.put(&self.userid_password, user_id.as_bytes(), &[])?;
         batch.delete(&self.userid_admin, user_id.as_bytes())?;
-        for entry in self.useridprofilekey_value.scan_prefix((user_id.as_str(),).prefix()) {
+        for entry in self
+            .useridprofilekey_value
+            .scan_prefix((user_id.as_str(),).prefix())
+        {
             let (key, _) = entry?;
             batch.delete(&self.useridprofilekey_value, &key)?;
         }

@@ -9,16 +9,22 @@ use crate::storage::Key;
 
 impl Service {
     pub fn profile_field(&self, user_id: &UserId, field: &str) -> Result<Option<Value>> {
-        self.useridprofilekey_value.get_json(&(user_id.as_str(), field).encode())
+        self.useridprofilekey_value
+            .get_json(&(user_id.as_str(), field).encode())
     }
 
     /// Sets a field, or removes it when `value` is `None` or JSON null.
-    pub fn set_profile_field(&self, user_id: &UserId, field: &str, value: Option<&Value>) -> Result<()> {
+    pub fn set_profile_field(
+        &self,
+        user_id: &UserId,
+        field: &str,
+        value: Option<&Value>,
+    ) -> Result<()> {
         let key = (user_id.as_str(), field).encode();
         match value {
-            Some(value) if !value.is_null() => {
-                self.useridprofilekey_value.insert(&key, value.to_string().as_bytes())
-            }
+            Some(value) if !value.is_null() => self
+                .useridprofilekey_value
+                .insert(&key, value.to_string().as_bytes()),
             _ => self.useridprofilekey_value.remove(&key),
         }
     }

@@ -22,8 +22,11 @@ pub struct RegistrationTokenInfo {
 
 impl RegistrationTokenInfo {
     fn usable(&self) -> bool {
-        self.uses_allowed.is_none_or(|allowed| self.completed < allowed)
-            && self.expiry_time_ms.is_none_or(|expiry| expiry > now_millis())
+        self.uses_allowed
+            .is_none_or(|allowed| self.completed < allowed)
+            && self
+                .expiry_time_ms
+                .is_none_or(|expiry| expiry > now_millis())
     }
 }
 
@@ -56,9 +59,15 @@ impl Service {
             .registrationtoken_info
             .get_json::<RegistrationTokenInfo>(token.as_bytes())?
             .filter(RegistrationTokenInfo::usable)
-            .ok_or_else(|| Error::forbidden("The registration token is not valid or already used"))?;
+            .ok_or_else(|| {
+                Error::forbidden("The registration token is not valid or already used")
+            })?;
         info.completed += 1;
-        batch.put(&self.registrationtoken_info, token.as_bytes(), &serde_json::to_vec(&info)?)?;
+        batch.put(
+            &self.registrationtoken_info,
+            token.as_bytes(),
+            &serde_json::to_vec(&info)?,
+        )?;
         if self.global.get(BOOTSTRAP_KEY)?.as_deref() == Some(token.as_bytes()) {
             batch.delete(&self.global, BOOTSTRAP_KEY)?;
         }
@@ -67,9 +76,18 @@ impl Service {
 
     /// Creates a stored registration token.
     pub fn create_registration_token(&self, uses_allowed: Option<u32>) -> Result<String> {
-        let token: String = rand::rng().sample_iter(Alphanumeric).take(24).map(char::from).collect();
-        let info = RegistrationTokenInfo { uses_allowed, completed: 0, expiry_time_ms: None };
-        self.registrationtoken_info.insert(token.as_bytes(), &serde_json::to_vec(&info)?)?;
+        let token: String = rand::rng()
+            .sample_iter(Alphanumeric)
+            .take(24)
+            .map(char::from)
+            .collect();
+        let info = RegistrationTokenInfo {
+            uses_allowed,
+            completed: 0,
+            expiry_time_ms: None,
+        };
+        self.registrationtoken_info
+            .insert(token.as_bytes(), &serde_json::to_vec(&info)?)?;
         Ok(token)
     }
 
