@@ -276,3 +276,108 @@ impl Batch {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn open(dir: &Path) -> Result<Arc<Engine>> {
+        Engine::open(EngineOptions {
+            path: dir,
+            cache_capacity_bytes: 8 << 20,
+        })
+    }
+
+    #[test]
+    fn counter_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(dir.path()).unwrap();
+        let first = engine.next_count().unwrap();
+        let second = engine.next_count().unwrap();
+        assert!(second > first);
+        drop(engine);
+        let engine = open(dir.path()).unwrap();
+        assert_eq!(engine.current_count(), second);
+        assert!(engine.next_count().unwrap() > second);
+    }
+
+    #[test]
+    fn newer_schema_is_refused_and_lock_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(dir.path()).unwrap();
+        match open(dir.path()) {
+            Err(Error::DatabaseLocked(_)) => {}
+            Err(other) => panic!("expected a lock error, got {other}"),
+            Ok(_) => panic!("a second open of the same database succeeded"),
+        }
+        engine
+            .tree("global")
+            .insert(
+                b"schema_version",
+                &(schema::CURRENT_VERSION + 1).to_be_bytes(),
+            )
+            .unwrap();
+        drop(engine);
+        let error = open(dir.path())
+            .err()
+            .expect("newer schema must be refused");
+        assert!(error.to_string().contains("newer Conclave"), "{error}");
+    }
+
+    #[test]
+    fn batch_is_atomic_and_scan_respects_part_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(dir.path()).unwrap();
+        let tree = engine.tree("useridprofilekey_value");
+        let mut batch = Batch::default();
+        batch
+            .put(&tree, &("@al:x", "displayname").encode(), b"1")
+            .unwrap();
+        batch
+            .put(&tree, &("@alice:x", "displayname").encode(), b"2")
+            .unwrap();
+        batch
+            .put(&tree, &("@alice:x", "avatar_url").encode(), b"3")
+            .unwrap();
+        engine.write(batch).unwrap();
+        let alice: Vec<_> = tree
+            .scan_prefix(("@alice:x",).prefix())
+            .map(|entry| entry.unwrap().1)
+            .collect();
+        assert_eq!(
+            alice,
+            vec![
+                b"3".to_vec().into_boxed_slice(),
+                b"2".to_vec().into_boxed_slice()
+            ]
+        );
+        let al: Vec<_> = tree.scan_prefix(("@al:x",).prefix()).collect();
+        assert_eq!(al.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn watcher_wakes_on_write_under_its_prefix_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(dir.path()).unwrap();
+        let tree = engine.tree("useridcount_accountdata");
+        let mut woken = Box::pin(tree.watch_prefix(&("@alice:x",).prefix()));
+
+        // A write elsewhere does not wake it.
+        tree.insert(&("@bob:x", 1u64).encode(), b"").unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), &mut woken)
+                .await
+                .is_err()
+        );
+
+        // A write under the prefix (here through a batch) does.
+        let mut batch = Batch::default();
+        batch.put(&tree, &("@alice:x", 2u64).encode(), b"").unwrap();
+        engine.write(batch).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), woken)
+            .await
+            .expect("watcher woke");
+    }
+}

@@ -1,0 +1,217 @@
+//! The `conclave` binary as an operator runs it: configuration from file and environment,
+//! `--show-config`, start-up errors, the first-start registration token in the log, and a
+//! graceful stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_conclave");
+
+fn conclave() -> Command {
+    let mut command = Command::new(BIN);
+    // Start from a clean slate: no inherited configuration.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CONCLAVE_") || name == "CONDUIT_CONFIG" || name == "RUST_LOG" {
+            command.env_remove(name);
+        }
+    }
+    command.stdin(Stdio::null());
+    command
+}
+
+#[test]
+fn show_config_applies_file_and_env_and_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("conclave.toml");
+    std::fs::write(
+        &file,
+        "[global]\nserver_name = \"chat.example.com\"\nport = 9000\nregistration_token = \"file-secret\"\nno_such_option = 1\n",
+    )
+    .unwrap();
+    let output = conclave()
+        .arg("--config")
+        .arg(&file)
+        .arg("--show-config")
+        .env("CONCLAVE_PORT", "9100")
+        .env("CONCLAVE_WELL_KNOWN__CLIENT", "https://chat.example.com")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let shown = String::from_utf8_lossy(&output.stdout);
+    let parsed: toml::Table = toml::from_str(&shown).expect("--show-config prints TOML");
+    let global = &parsed["global"];
+    assert_eq!(global["server_name"].as_str(), Some("chat.example.com"));
+    assert_eq!(
+        global["port"].as_integer(),
+        Some(9100),
+        "env overrides the file"
+    );
+    assert_eq!(
+        global["well_known"]["client"].as_str(),
+        Some("https://chat.example.com")
+    );
+    assert!(
+        !shown.contains("file-secret"),
+        "the registration token leaked: {shown}"
+    );
+}
+
+#[test]
+fn invalid_value_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[global]\nport = \"eighty\"\n").unwrap();
+    let output = conclave().arg("--config").arg(&file).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("global.port"),
+        "the error names the key: {stderr}"
+    );
+
+    // CONDUIT_CONFIG is honoured as well.
+    let output = conclave()
+        .env("CONDUIT_CONFIG", &file)
+        .arg("--show-config")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("global.port"));
+}
+
+/// Reads the child's log lines on a thread, so the test can wait for a given line.
+fn log_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    for stream in [
+        Box::new(stdout) as Box<dyn std::io::Read + Send>,
+        Box::new(stderr),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
+/// Waits (bounded, so a broken server fails the test rather than hanging it) for a log line.
+fn wait_for(lines: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) -> String {
+    loop {
+        match lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                seen.push(line.clone());
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+            Err(_) => panic!(
+                "no log line containing {needle:?}; saw:\n{}",
+                seen.join("\n")
+            ),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_serves_logs_bootstrap_token_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = conclave()
+        .current_dir(dir.path())
+        .env("CONCLAVE_PORT", "0")
+        .env("CONCLAVE_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = log_lines(&mut child);
+    let mut seen = Vec::new();
+
+    // The one-time token is printed on its own indented line after the explanation.
+    wait_for(&lines, "one-time registration token", &mut seen);
+    let token = loop {
+        let line = wait_for(&lines, "", &mut seen);
+        let trimmed = line.trim();
+        if !trimmed.is_empty() {
+            break trimmed.to_owned();
+        }
+    };
+    let listening = seen
+        .iter()
+        .find(|line| line.contains("Conclave is listening"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no listening line before the token: {seen:?}"));
+    let addr = listening
+        .split_whitespace()
+        .find_map(|part| part.strip_prefix("addr="))
+        .expect("listening line names the address");
+
+    // The token from the log creates the first account on the running binary.
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    let register = format!("{base}/_matrix/client/v3/register");
+    let body = json!({ "username": "root", "password": "a long passphrase" });
+    let first: serde_json::Value = http
+        .post(&register)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut with_auth = body.clone();
+    with_auth["auth"] = json!({
+        "type": "m.login.registration_token",
+        "token": token,
+        "session": first["session"],
+    });
+    let response = http.post(&register).json(&with_auth).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "registering with the logged token: {:?}",
+        response.text().await
+    );
+
+    // SIGTERM: a clean exit that leaves the database closed and reopenable.
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "exit status after SIGTERM: {exit:?}");
+
+    let config = conclave::config::Config {
+        database_path: dir.path().join("conclave-data"),
+        port: 0,
+        ..Default::default()
+    };
+    let server = conclave::server::Server::start(config)
+        .await
+        .expect("database reopens");
+    assert_eq!(
+        server.bootstrap_token(),
+        None,
+        "the first account exists after the restart"
+    );
+    server.shutdown().await;
+}
