@@ -216,3 +216,23 @@ async fn deleting_own_current_device_revokes_its_token() {
     assert_eq!(ts.device_ids(&other).await, vec![other.device_id.clone()]);
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_record_where_they_were_last_seen() {
+    let ts = TestServer::start().await;
+    let alice = ts.register_first_admin("alice", "alice-password").await;
+    let device = expect_ok(ts.get(&device_path(&alice.device_id), alice.bearer()).await);
+    assert_eq!(device["last_seen_ip"], json!("127.0.0.1"));
+    let seen = device["last_seen_ts"]
+        .as_u64()
+        .expect("last_seen_ts is a timestamp");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        seen <= now_ms && seen > now_ms - 3_600_000,
+        "last_seen_ts {seen} is not recent"
+    );
+    ts.shutdown().await;
+}

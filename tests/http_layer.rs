@@ -320,3 +320,17 @@ async fn error_bodies_are_matrix_json() {
     );
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_path_parameter_is_invalid_param() {
+    let ts = TestServer::start().await;
+    // %FF is not UTF-8 once decoded.
+    let resp = ts.get("/_matrix/client/v3/profile/%FF", None).await;
+    assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
+    // A well-formed but invalid user ID is rejected the same way.
+    let resp = ts
+        .get("/_matrix/client/v3/profile/not-a-user-id", None)
+        .await;
+    assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
+    ts.shutdown().await;
+}

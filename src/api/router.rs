@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
+use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
@@ -85,10 +86,12 @@ impl RumaRouter for AppRouter {
                 on(
                     filter,
                     move |State(services): State<Arc<Services>>,
-                          params: RawPathParams,
+                          params: Result<RawPathParams, RawPathParamsRejection>,
                           request: axum::extract::Request| {
-                        let args: Vec<String> =
-                            params.iter().map(|(_, value)| value.to_owned()).collect();
+                        // Path segments that are not valid percent-encoded UTF-8 fail here.
+                        let args: Option<Vec<String>> = params.ok().map(|params| {
+                            params.iter().map(|(_, value)| value.to_owned()).collect()
+                        });
                         call::<Req, Out, F, Fut>(handler.clone(), services, args, request)
                     },
                 ),
@@ -101,7 +104,7 @@ impl RumaRouter for AppRouter {
 async fn call<Req, Out, F, Fut>(
     handler: F,
     services: Arc<Services>,
-    args: Vec<String>,
+    args: Option<Vec<String>>,
     request: axum::extract::Request,
 ) -> Response
 where
@@ -120,6 +123,9 @@ where
     {
         Ok(prepared) => prepared,
         Err(error) => return error.into_response(),
+    };
+    let Some(args) = args else {
+        return Error::invalid_param("Invalid path parameter").into_response();
     };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let http_request = http::Request::from_parts(prepared.parts, prepared.body.as_ref());

@@ -123,7 +123,7 @@ pub async fn prepare(
         AuthKind::None => (None, None),
         AuthKind::AccessToken | AuthKind::AccessTokenOptional => match access_token(&parts)? {
             Some(token) => {
-                let (user, device) = resolve_token(services, &token)?;
+                let (user, device) = resolve_token(services, &token, client_ip)?;
                 (Some(user), Some(device))
             }
             None if auth == AuthKind::AccessTokenOptional => (None, None),
@@ -145,8 +145,12 @@ pub async fn prepare(
     })
 }
 
-fn resolve_token(services: &Services, token: &str) -> Result<(OwnedUserId, OwnedDeviceId)> {
-    match services.users.find_access_token(token)? {
+fn resolve_token(
+    services: &Services,
+    token: &str,
+    ip: IpAddr,
+) -> Result<(OwnedUserId, OwnedDeviceId)> {
+    match services.users.find_access_token(token, ip)? {
         TokenLookup::Valid { user_id, device_id } => Ok((user_id, device_id)),
         TokenLookup::Expired => Err(Error::new(
             ErrorCode::UnknownToken { soft_logout: true },

@@ -5,6 +5,7 @@
 //! a usable token.
 
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -27,6 +28,9 @@ pub struct StoredDevice {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen_ts: Option<u64>,
 }
+
+/// How often a device's last-seen time is written.
+const LAST_SEEN_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The value stored under a token hash.
 #[derive(Debug, Serialize, Deserialize)]
@@ -177,9 +181,9 @@ impl Service {
     }
 
     /// Resolves an access token to its user and device.
-    pub fn find_access_token(&self, token: &str) -> Result<TokenLookup> {
+    pub fn find_access_token(&self, token: &str, ip: IpAddr) -> Result<TokenLookup> {
         let hash = token_hash(token);
-        let Some(session) = self.tokenhash_session.get_json::<TokenSession>(&hash)? else {
+        let Some(mut session) = self.tokenhash_session.get_json::<TokenSession>(&hash)? else {
             return Ok(TokenLookup::Unknown);
         };
         if session
@@ -188,29 +192,55 @@ impl Service {
         {
             return Ok(TokenLookup::Expired);
         }
-        if let Some(old_refresh) = &session.superseded_refresh {
+        if let Some(old_refresh) = session.superseded_refresh.take() {
             // First use of the new access token: the old refresh token is now retired.
             let mut batch = Batch::default();
-            batch.delete(&self.refreshhash_session, old_refresh)?;
-            let updated = TokenSession {
-                superseded_refresh: None,
-                ..session
-            };
+            batch.delete(&self.refreshhash_session, &old_refresh)?;
             batch.put(
                 &self.tokenhash_session,
                 &hash,
-                &serde_json::to_vec(&updated)?,
+                &serde_json::to_vec(&session)?,
             )?;
             self.engine.write(batch)?;
-            return Ok(TokenLookup::Valid {
-                user_id: updated.user_id,
-                device_id: updated.device_id,
-            });
         }
+        self.touch_device(&hash, &session.user_id, &session.device_id, ip)?;
         Ok(TokenLookup::Valid {
             user_id: session.user_id,
             device_id: session.device_id,
         })
+    }
+
+    /// Records when and from where a device was last used, at most once per
+    /// [`LAST_SEEN_INTERVAL`] per token so ordinary requests stay read-only.
+    fn touch_device(
+        &self,
+        token_hash: &[u8],
+        user_id: &UserId,
+        device_id: &DeviceId,
+        ip: IpAddr,
+    ) -> Result<()> {
+        let now = Instant::now();
+        {
+            let mut touched = self.last_touched.lock().unwrap_or_else(|e| e.into_inner());
+            if touched
+                .get(token_hash)
+                .is_some_and(|at| now.duration_since(*at) < LAST_SEEN_INTERVAL)
+            {
+                return Ok(());
+            }
+            if touched.len() >= 100_000 {
+                touched.retain(|_, at| now.duration_since(*at) < LAST_SEEN_INTERVAL);
+            }
+            touched.insert(token_hash.to_vec(), now);
+        }
+        let key = (user_id.as_str(), device_id.as_str()).encode();
+        let Some(mut device) = self.userdeviceid_device.get_json::<StoredDevice>(&key)? else {
+            return Ok(());
+        };
+        device.last_seen_ip = Some(ip.to_string());
+        device.last_seen_ts = Some(now_millis());
+        self.userdeviceid_device
+            .insert(&key, &serde_json::to_vec(&device)?)
     }
 
     /// Exchanges a refresh token for new tokens. The old refresh token stays valid until the

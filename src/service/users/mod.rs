@@ -6,7 +6,9 @@ pub mod password;
 mod profile;
 mod registration_tokens;
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use ruma::{OwnedUserId, UserId};
 
@@ -32,6 +34,10 @@ pub struct Service {
     /// Serialises account creation so two requests cannot claim one user ID or one use of a
     /// limited registration token.
     create_lock: Mutex<()>,
+    /// A hash of nothing anyone knows, verified against for unknown users.
+    dummy_hash: OnceLock<String>,
+    /// When each access token (by hash) last refreshed its device's last-seen record.
+    last_touched: Mutex<HashMap<Vec<u8>, Instant>>,
     refreshable_token_lifetime_ms: u64,
     config_registration_token: Option<String>,
 }
@@ -58,6 +64,8 @@ impl Service {
             registrationtoken_info: engine.tree("registrationtoken_info"),
             global: engine.tree("global"),
             create_lock: Mutex::new(()),
+            dummy_hash: OnceLock::new(),
+            last_touched: Mutex::new(HashMap::new()),
             refreshable_token_lifetime_ms: config
                 .refreshable_access_token_lifetime_secs
                 .saturating_mul(1000),
@@ -183,11 +191,22 @@ impl Service {
             .map_err(|_| Error::Database("password hash is not UTF-8".into()))
     }
 
-    /// Checks a password; false for unknown and deactivated accounts.
+    /// Checks a password; false for unknown and deactivated accounts. Those cost as much time
+    /// as a real check, so response times do not reveal which accounts exist.
     pub async fn check_password(&self, user_id: &UserId, password: &str) -> Result<bool> {
         match self.password_hash(user_id)? {
             Some(hash) => Ok(password::verify(password.to_owned(), hash).await),
-            None => Ok(false),
+            None => {
+                let dummy = match self.dummy_hash.get() {
+                    Some(hash) => hash.clone(),
+                    None => {
+                        let hash = password::hash(password::random_secret()).await?;
+                        self.dummy_hash.get_or_init(|| hash).clone()
+                    }
+                };
+                password::verify(password.to_owned(), dummy).await;
+                Ok(false)
+            }
         }
     }
 

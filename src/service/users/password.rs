@@ -21,6 +21,16 @@ pub async fn hash(password: String) -> Result<String> {
     .map_err(Error::internal)?
 }
 
+/// A random string no one knows, for hashes that must never match.
+pub fn random_secret() -> String {
+    use rand::Rng;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}
+
 /// Checks `password` against a stored PHC string. An empty or unreadable hash never matches.
 pub async fn verify(password: String, stored: String) -> bool {
     if stored.is_empty() {
