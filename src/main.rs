@@ -41,6 +41,9 @@ fn main() -> ExitCode {
         }
     };
     if cli.show_config {
+        for warning in &warnings {
+            eprintln!("conclave: warning: {warning}");
+        }
         print!("{}", config.to_masked_toml());
         return ExitCode::SUCCESS;
     }

@@ -215,3 +215,46 @@ async fn binary_serves_logs_bootstrap_token_and_stops_on_sigterm() {
     );
     server.shutdown().await;
 }
+
+#[test]
+fn example_configurations_load_without_warnings() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/conduit-config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|ext| ext != "toml") {
+            continue;
+        }
+        let output = conclave()
+            .arg("--config")
+            .arg(&path)
+            .arg("--show-config")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{}: {stderr}", path.display());
+        assert!(
+            !stderr.contains("warning"),
+            "{} warns: {stderr}",
+            path.display()
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 3,
+        "expected the three example configurations, found {checked}"
+    );
+
+    // An unknown key is named in a warning.
+    let temp = tempfile::tempdir().unwrap();
+    let file = temp.path().join("typo.toml");
+    std::fs::write(&file, "[global]\nallow_registraton = true\n").unwrap();
+    let output = conclave()
+        .arg("--config")
+        .arg(&file)
+        .arg("--show-config")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("global.allow_registraton"));
+}
