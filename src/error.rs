@@ -34,6 +34,9 @@ pub enum ErrorCode {
     Exclusive,
     KeyTooLarge,
     ProfileTooLarge,
+    UnsupportedRoomVersion,
+    RoomInUse,
+    InvalidRoomState,
 }
 
 impl ErrorCode {
@@ -59,6 +62,9 @@ impl ErrorCode {
             Self::Exclusive => "M_EXCLUSIVE",
             Self::KeyTooLarge => "M_KEY_TOO_LARGE",
             Self::ProfileTooLarge => "M_PROFILE_TOO_LARGE",
+            Self::UnsupportedRoomVersion => "M_UNSUPPORTED_ROOM_VERSION",
+            Self::RoomInUse => "M_ROOM_IN_USE",
+            Self::InvalidRoomState => "M_INVALID_ROOM_STATE",
         }
     }
 
@@ -82,7 +88,10 @@ impl ErrorCode {
             | Self::WeakPassword
             | Self::Exclusive
             | Self::KeyTooLarge
-            | Self::ProfileTooLarge => StatusCode::BAD_REQUEST,
+            | Self::ProfileTooLarge
+            | Self::UnsupportedRoomVersion
+            | Self::RoomInUse
+            | Self::InvalidRoomState => StatusCode::BAD_REQUEST,
         }
     }
 }

@@ -74,15 +74,21 @@ impl RumaRouter for AppRouter {
         Fut: Future<Output = Result<Out>> + Send + 'static,
     {
         let filter = method_filter(&Req::METHOD);
-        let mut seen: Vec<&'static str> = Vec::new();
+        let mut routes: Vec<(String, bool)> = Vec::new();
         for path in Req::PATH_BUILDER.all_paths() {
-            if seen.contains(&path) {
-                continue;
+            // An empty trailing state key has no segment of its own: `/state/m.room.name/` and
+            // `/state/m.room.name` mean state key "". Route both to the same handler.
+            if let Some(prefix) = path.strip_suffix("/{state_key}") {
+                routes.push((prefix.to_owned(), true));
+                routes.push((format!("{prefix}/"), true));
             }
-            seen.push(path);
+            routes.push((path.to_owned(), false));
+        }
+        routes.dedup();
+        for (path, empty_state_key) in routes {
             let handler = handler.clone();
             self = self.route(
-                path,
+                &path,
                 on(
                     filter,
                     move |State(services): State<Arc<Services>>,
@@ -90,7 +96,12 @@ impl RumaRouter for AppRouter {
                           request: axum::extract::Request| {
                         // Path segments that are not valid percent-encoded UTF-8 fail here.
                         let args: Option<Vec<String>> = params.ok().map(|params| {
-                            params.iter().map(|(_, value)| value.to_owned()).collect()
+                            let mut args: Vec<String> =
+                                params.iter().map(|(_, value)| value.to_owned()).collect();
+                            if empty_state_key {
+                                args.push(String::new());
+                            }
+                            args
                         });
                         call::<Req, Out, F, Fut>(handler.clone(), services, args, request)
                     },

@@ -69,6 +69,8 @@ pub struct Config {
     pub registration_rate_limit: RateLimit,
     /// Contents of the `/.well-known/matrix/*` documents.
     pub well_known: WellKnown,
+    /// Room version of new rooms when the client does not ask for one.
+    pub default_room_version: ruma::RoomVersionId,
 }
 
 /// A token bucket: `burst` requests at once, refilled at `per_second`.
@@ -117,6 +119,7 @@ impl Default for Config {
                 burst: 3,
             },
             well_known: WellKnown::default(),
+            default_room_version: ruma::RoomVersionId::V12,
         }
     }
 }

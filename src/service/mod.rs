@@ -3,6 +3,8 @@
 
 pub mod account_data;
 pub mod rate_limit;
+pub mod rooms;
+pub mod server_keys;
 pub mod uiaa;
 pub mod users;
 
@@ -19,11 +21,20 @@ pub struct Services {
     pub uiaa: uiaa::Service,
     pub account_data: account_data::Service,
     pub rate_limit: rate_limit::Service,
+    pub server_keys: Arc<server_keys::Service>,
+    pub rooms: rooms::Service,
 }
 
 impl Services {
     pub fn build(config: Config, engine: Arc<Engine>) -> Result<Arc<Self>> {
+        let server_keys = Arc::new(server_keys::Service::load_or_create(&engine)?);
         Ok(Arc::new(Self {
+            rooms: rooms::Service::new(
+                &engine,
+                config.server_name.clone(),
+                Arc::clone(&server_keys),
+            ),
+            server_keys,
             users: users::Service::new(&engine, &config),
             uiaa: uiaa::Service::default(),
             account_data: account_data::Service::new(&engine),

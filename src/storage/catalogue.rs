@@ -49,4 +49,47 @@ pub const TREES: &[TreeSpec] = &[
     tree("useridfilterid_filter", true),
     // Key: registration token. Value: JSON `RegistrationTokenInfo` (uses allowed, completed).
     tree("registrationtoken_info", true),
+    // --- Rooms. "Short" IDs are u64s handed out once per room, event and (type, state key) so
+    // that indexes and state snapshots hold 8-byte integers instead of long strings.
+    // Key: RoomId. Value: ShortRoomId (u64).
+    tree("roomid_shortroomid", true),
+    // Key: ShortRoomId (u64). Value: RoomId.
+    tree("shortroomid_roomid", true),
+    // Key: EventId. Value: ShortEventId (u64).
+    tree("eventid_shorteventid", true),
+    // Key: ShortEventId (u64). Value: EventId.
+    tree("shorteventid_eventid", true),
+    // Key: event type, state key. Value: ShortStateKey (u64).
+    tree("statekey_shortstatekey", true),
+    // Key: ShortStateKey (u64). Value: event type 0xFF state key.
+    tree("shortstatekey_statekey", true),
+    // Key: PduId = ShortRoomId (u64), count (u64): the room's timeline in stream order.
+    // Value: the PDU as canonical JSON, with `event_id` added.
+    tree("pduid_pdu", false),
+    // Key: EventId. Value: PduId (16 bytes).
+    tree("eventid_pduid", true),
+    // Key: ShortEventId (u64). Value: ShortStateHash (u64) of the room state *after* the event.
+    tree("shorteventid_shortstatehash", true),
+    // Key: ShortStateHash (u64). Value: a state delta: parent ShortStateHash (u64, 0 = none),
+    // chain depth (u64), number of added entries (u64), then added and removed entries, each
+    // ShortStateKey (u64) + ShortEventId (u64). Snapshots are deltas against their parent, with
+    // a full snapshot every few dozen steps so reading one never walks a long chain.
+    tree("shortstatehash_statediff", false),
+    // Key: RoomId. Value: ShortStateHash (u64) of the room's current state.
+    tree("roomid_shortstatehash", true),
+    // Key: RoomId, EventId. Value: empty. The room's forward extremities.
+    tree("roomid_pduleaves", false),
+    // Key: RoomId. Value: the room version string.
+    tree("roomid_roomversion", true),
+    // Key: UserId, RoomId. Value: the user's membership (`join`, `invite`, `leave`, `ban`,
+    // `knock`) from the room's current state; forgotten rooms are removed.
+    tree("userroomid_membership", false),
+    // Key: RoomId, UserId. Value: membership, as above.
+    tree("roomuserid_membership", false),
+    // Key: UserId, DeviceId, transaction ID. Value: EventId. Makes client sends idempotent.
+    tree("userdevicetxnid_eventid", true),
+    // Key: room alias. Value: RoomId.
+    tree("alias_roomid", true),
+    // Key: RoomId, alias. Value: empty. Local aliases of a room.
+    tree("roomid_alias", false),
 ];

@@ -2,12 +2,16 @@
 
 mod account;
 mod account_data;
+mod create_room;
 mod devices;
 mod discovery;
+mod membership;
+mod message;
 mod profile;
 mod push_rules;
 mod register;
 mod session;
+mod state;
 
 use super::router::{AppRouter, RumaRouter};
 
@@ -53,4 +57,22 @@ pub fn routes(router: AppRouter) -> AppRouter {
         .ruma(push_rules::set_enabled)
         .ruma(push_rules::get_actions)
         .ruma(push_rules::set_actions)
+        .ruma(create_room::create_room)
+        .ruma(membership::join_by_id)
+        .ruma(membership::join_by_id_or_alias)
+        .ruma(membership::invite)
+        .ruma(membership::leave)
+        .ruma(membership::forget)
+        .ruma(membership::kick)
+        .ruma(membership::ban)
+        .ruma(membership::unban)
+        .ruma(membership::list_joined)
+        .ruma(membership::members)
+        .ruma(membership::joined)
+        .ruma(message::send)
+        .ruma(message::get_event)
+        .ruma(message::messages)
+        .ruma(state::get_all)
+        .ruma(state::get_one)
+        .ruma(state::set)
 }

@@ -1,0 +1,305 @@
+//! Joining, inviting, leaving, kicking, banning, and listing rooms and members.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ruma::api::client::membership::{
+    ban_user, forget_room, get_member_events, invite_user, join_room_by_id,
+    join_room_by_id_or_alias, joined_members, joined_rooms, kick_user, leave_room, unban_user,
+};
+use ruma::events::TimelineEventType;
+use ruma::{OwnedRoomId, RoomId, RoomOrAliasId, UserId};
+use serde_json::{Value, json};
+
+use super::create_room::member_content;
+use crate::api::Ruma;
+use crate::error::{Error, Result};
+use crate::service::Services;
+use crate::service::rooms::PduBuilder;
+use crate::service::rooms::pdu::client_event;
+
+/// Rooms live on this server only until federation exists: an unknown room is not found.
+fn ensure_room(services: &Services, room_id: &RoomId) -> Result<()> {
+    if !services.rooms.exists(room_id)? {
+        return Err(Error::not_found("Unknown room"));
+    }
+    Ok(())
+}
+
+/// Sends a membership event for `target` with `membership`, plus an optional reason.
+async fn set_membership(
+    services: &Services,
+    sender: &UserId,
+    room_id: &RoomId,
+    target: &UserId,
+    membership: &str,
+    reason: Option<&str>,
+) -> Result<()> {
+    ensure_room(services, room_id)?;
+    let mut content = if membership == "join" || membership == "invite" {
+        member_content(services, target, membership)?
+    } else {
+        json!({ "membership": membership })
+    };
+    if let Some(reason) = reason {
+        content["reason"] = json!(reason);
+    }
+    let guard = services.rooms.lock_room(room_id).await;
+    let builder = PduBuilder::state(TimelineEventType::RoomMember, target.as_str(), content);
+    services
+        .rooms
+        .build_and_append(builder, sender, room_id, &guard)?;
+    Ok(())
+}
+
+async fn join(
+    services: &Services,
+    sender: &UserId,
+    room_id: &RoomId,
+    reason: Option<&str>,
+) -> Result<()> {
+    set_membership(services, sender, room_id, sender, "join", reason).await
+}
+
+pub async fn join_by_id(
+    services: Arc<Services>,
+    request: Ruma<join_room_by_id::v3::Request>,
+) -> Result<join_room_by_id::v3::Response> {
+    let room_id = &request.body.room_id;
+    join(
+        &services,
+        request.user()?,
+        room_id,
+        request.body.reason.as_deref(),
+    )
+    .await?;
+    Ok(join_room_by_id::v3::Response::new(room_id.clone()))
+}
+
+fn resolve_room(services: &Services, room: &RoomOrAliasId) -> Result<OwnedRoomId> {
+    match <&RoomId>::try_from(room) {
+        Ok(room_id) => Ok(room_id.to_owned()),
+        Err(alias) => services
+            .rooms
+            .resolve_alias(alias)?
+            .ok_or_else(|| Error::not_found("Unknown room alias")),
+    }
+}
+
+pub async fn join_by_id_or_alias(
+    services: Arc<Services>,
+    request: Ruma<join_room_by_id_or_alias::v3::Request>,
+) -> Result<join_room_by_id_or_alias::v3::Response> {
+    let room_id = resolve_room(&services, &request.body.room_id_or_alias)?;
+    join(
+        &services,
+        request.user()?,
+        &room_id,
+        request.body.reason.as_deref(),
+    )
+    .await?;
+    Ok(join_room_by_id_or_alias::v3::Response::new(room_id))
+}
+
+pub async fn invite(
+    services: Arc<Services>,
+    request: Ruma<invite_user::v3::Request>,
+) -> Result<invite_user::v3::Response> {
+    let invite_user::v3::InvitationRecipient::UserId(recipient) = &request.body.recipient else {
+        return Err(Error::forbidden("Third-party invites are not supported"));
+    };
+    let target = &recipient.user_id;
+    if target.server_name() != services.server_name() || !services.users.exists(target)? {
+        return Err(Error::not_found("No such user on this server"));
+    }
+    let sender = request.user()?;
+    set_membership(
+        &services,
+        sender,
+        &request.body.room_id,
+        target,
+        "invite",
+        recipient.reason.as_deref(),
+    )
+    .await?;
+    Ok(invite_user::v3::Response::new())
+}
+
+pub async fn leave(
+    services: Arc<Services>,
+    request: Ruma<leave_room::v3::Request>,
+) -> Result<leave_room::v3::Response> {
+    let sender = request.user()?;
+    set_membership(
+        &services,
+        sender,
+        &request.body.room_id,
+        sender,
+        "leave",
+        request.body.reason.as_deref(),
+    )
+    .await?;
+    Ok(leave_room::v3::Response::new())
+}
+
+pub async fn forget(
+    services: Arc<Services>,
+    request: Ruma<forget_room::v3::Request>,
+) -> Result<forget_room::v3::Response> {
+    let sender = request.user()?;
+    let room_id = &request.body.room_id;
+    match services.rooms.membership(sender, room_id)?.as_deref() {
+        Some("join") | Some("invite") | Some("knock") => Err(Error::with_status(
+            crate::error::ErrorCode::Unknown,
+            http::StatusCode::BAD_REQUEST,
+            "Leave the room before forgetting it",
+        )),
+        Some(_) => {
+            services.rooms.forget(sender, room_id)?;
+            Ok(forget_room::v3::Response::new())
+        }
+        None => Err(Error::not_found("You were never in this room")),
+    }
+}
+
+pub async fn kick(
+    services: Arc<Services>,
+    request: Ruma<kick_user::v3::Request>,
+) -> Result<kick_user::v3::Response> {
+    let body = &request.body;
+    set_membership(
+        &services,
+        request.user()?,
+        &body.room_id,
+        &body.user_id,
+        "leave",
+        body.reason.as_deref(),
+    )
+    .await?;
+    Ok(kick_user::v3::Response::new())
+}
+
+pub async fn ban(
+    services: Arc<Services>,
+    request: Ruma<ban_user::v3::Request>,
+) -> Result<ban_user::v3::Response> {
+    let body = &request.body;
+    set_membership(
+        &services,
+        request.user()?,
+        &body.room_id,
+        &body.user_id,
+        "ban",
+        body.reason.as_deref(),
+    )
+    .await?;
+    Ok(ban_user::v3::Response::new())
+}
+
+pub async fn unban(
+    services: Arc<Services>,
+    request: Ruma<unban_user::v3::Request>,
+) -> Result<unban_user::v3::Response> {
+    let body = &request.body;
+    let room_id = &body.room_id;
+    if services
+        .rooms
+        .membership(&body.user_id, room_id)?
+        .as_deref()
+        != Some("ban")
+    {
+        return Err(Error::forbidden("The user is not banned"));
+    }
+    set_membership(
+        &services,
+        request.user()?,
+        room_id,
+        &body.user_id,
+        "leave",
+        body.reason.as_deref(),
+    )
+    .await?;
+    Ok(unban_user::v3::Response::new())
+}
+
+pub async fn list_joined(
+    services: Arc<Services>,
+    request: Ruma<joined_rooms::v3::Request>,
+) -> Result<joined_rooms::v3::Response> {
+    let rooms = services
+        .rooms
+        .rooms_with_membership(request.user()?, "join")?;
+    Ok(joined_rooms::v3::Response::new(rooms))
+}
+
+/// Reading a room's members or state needs current membership.
+pub fn ensure_joined(services: &Services, user: &UserId, room_id: &RoomId) -> Result<()> {
+    ensure_room(services, room_id)?;
+    if !services.rooms.is_joined(user, room_id)? {
+        return Err(Error::forbidden("You are not a member of this room"));
+    }
+    Ok(())
+}
+
+pub async fn members(
+    services: Arc<Services>,
+    request: Ruma<get_member_events::v3::Request>,
+) -> Result<get_member_events::v3::Response> {
+    let body = &request.body;
+    let room_id = &body.room_id;
+    ensure_joined(&services, request.user()?, room_id)?;
+    let wanted = body.membership.as_ref().map(ToString::to_string);
+    let unwanted = body.not_membership.as_ref().map(ToString::to_string);
+    let mut chunk = Vec::new();
+    for (user_id, membership) in services.rooms.members(room_id)? {
+        if wanted.as_ref().is_some_and(|w| *w != membership)
+            || unwanted.as_ref() == Some(&membership)
+        {
+            continue;
+        }
+        let Some(pdu) =
+            services
+                .rooms
+                .current_state_event(room_id, "m.room.member", user_id.as_str())?
+        else {
+            continue;
+        };
+        let Some(json) = services.rooms.get_pdu_json(&pdu.event_id)? else {
+            continue;
+        };
+        chunk.push(client_event(&json, room_id)?.cast_unchecked());
+    }
+    Ok(get_member_events::v3::Response::new(chunk))
+}
+
+pub async fn joined(
+    services: Arc<Services>,
+    request: Ruma<joined_members::v3::Request>,
+) -> Result<joined_members::v3::Response> {
+    let room_id = &request.body.room_id;
+    ensure_joined(&services, request.user()?, room_id)?;
+    let mut joined = BTreeMap::new();
+    for (user_id, membership) in services.rooms.members(room_id)? {
+        if membership != "join" {
+            continue;
+        }
+        let mut member = joined_members::v3::RoomMember::new();
+        if let Some(pdu) =
+            services
+                .rooms
+                .current_state_event(room_id, "m.room.member", user_id.as_str())?
+        {
+            let content = pdu.content_value();
+            member.display_name = content
+                .get("displayname")
+                .and_then(Value::as_str)
+                .map(ToOwned::to_owned);
+            member.avatar_url = content
+                .get("avatar_url")
+                .and_then(Value::as_str)
+                .map(Into::into);
+        }
+        joined.insert(user_id, member);
+    }
+    Ok(joined_members::v3::Response::new(joined))
+}

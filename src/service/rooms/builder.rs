@@ -1,0 +1,380 @@
+//! Building events: every event this server creates is a full PDU of its room version —
+//! `prev_events` from the room's forward extremities, `auth_events` chosen by the version's
+//! rules, content hash, signature, reference-hash event ID — and must pass the version's
+//! authorization rules against the current state before it is stored.
+
+use ruma::events::{StateEventType, TimelineEventType};
+use ruma::room_version_rules::{RoomIdFormatVersion, RoomVersionRules};
+use ruma::signatures::{JsonError, hash_and_sign_event, reference_hash};
+use ruma::state_res::{
+    auth_types_for_event, check_pdu_format, check_state_dependent_auth_rules,
+    check_state_independent_auth_rules,
+};
+use ruma::{
+    CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, OwnedRoomId, RoomId,
+    RoomVersionId, UserId,
+};
+use serde_json::{Value, json};
+
+use super::pdu::PduEvent;
+use super::state::StateMap;
+use super::{RoomGuard, Service};
+use crate::error::{Error, ErrorCode, Result};
+use crate::service::now_millis;
+use crate::storage::{Batch, Key};
+
+/// Largest PDU the spec allows, in bytes of canonical JSON.
+pub const MAX_PDU_BYTES: usize = 65_536;
+/// Most `prev_events` referenced by one event.
+const MAX_PREV_EVENTS: usize = 20;
+
+/// What a caller wants to send; the builder supplies everything else.
+#[derive(Debug, Clone)]
+pub struct PduBuilder {
+    pub event_type: TimelineEventType,
+    pub content: Value,
+    pub state_key: Option<String>,
+    pub redacts: Option<OwnedEventId>,
+}
+
+impl PduBuilder {
+    pub fn state(
+        event_type: impl Into<TimelineEventType>,
+        state_key: impl Into<String>,
+        content: Value,
+    ) -> Self {
+        Self {
+            event_type: event_type.into(),
+            content,
+            state_key: Some(state_key.into()),
+            redacts: None,
+        }
+    }
+
+    pub fn timeline(event_type: impl Into<TimelineEventType>, content: Value) -> Self {
+        Self {
+            event_type: event_type.into(),
+            content,
+            state_key: None,
+            redacts: None,
+        }
+    }
+}
+
+fn rules_of(version: &RoomVersionId) -> Result<RoomVersionRules> {
+    // Versions 1 and 2 need state resolution v1, which is not implemented: refuse them.
+    if matches!(version, RoomVersionId::V1 | RoomVersionId::V2) {
+        return Err(unsupported_version(version));
+    }
+    version.rules().ok_or_else(|| unsupported_version(version))
+}
+
+fn unsupported_version(version: &RoomVersionId) -> Error {
+    Error::new(
+        ErrorCode::UnsupportedRoomVersion,
+        format!("Room version {version} is not supported"),
+    )
+}
+
+fn json_error(error: JsonError) -> Error {
+    match error {
+        JsonError::PduTooLarge => too_large(),
+        other => Error::bad_json(format!("Event cannot be signed: {other}")),
+    }
+}
+
+fn too_large() -> Error {
+    Error::new(ErrorCode::TooLarge, "Event is larger than 65536 bytes")
+}
+
+impl Service {
+    /// Creates a room with its create event and returns the room locked for the remaining
+    /// initial events. `create_content` must hold the create event's content.
+    pub async fn create_room(
+        &self,
+        sender: &UserId,
+        version: &RoomVersionId,
+        create_content: Value,
+    ) -> Result<(OwnedRoomId, RoomGuard)> {
+        let rules = rules_of(version)?;
+        let builder = PduBuilder::state(TimelineEventType::RoomCreate, "", create_content);
+        let empty = StateMap::new();
+        let (room_id, object, pdu) = match rules.room_id_format {
+            RoomIdFormatVersion::V1 => {
+                let room_id = RoomId::new_v1(&self.server_name);
+                let (object, pdu) = self.build_pdu(
+                    &builder,
+                    sender,
+                    Some(&room_id),
+                    &rules,
+                    &empty,
+                    Vec::new(),
+                    1,
+                )?;
+                (room_id, object, pdu)
+            }
+            _ => {
+                // The room ID is the create event's reference hash.
+                let (object, pdu) =
+                    self.build_pdu(&builder, sender, None, &rules, &empty, Vec::new(), 1)?;
+                let hash = pdu.event_id.as_str().trim_start_matches('$');
+                let room_id = RoomId::new_v2(hash).map_err(Error::internal)?;
+                (room_id, object, pdu)
+            }
+        };
+        let guard = self.lock_room(&room_id).await;
+        if self.exists(&room_id)? {
+            return Err(Error::internal("room ID collision"));
+        }
+        check_state_independent_auth_rules(&rules.authorization, &pdu, |id: &EventId| {
+            self.get_pdu(id).ok().flatten()
+        })
+        .map_err(|reason| Error::forbidden(format!("The create event is not allowed: {reason}")))?;
+
+        let mut batch = Batch::default();
+        batch.put(
+            &self.roomid_roomversion,
+            room_id.as_bytes(),
+            version.as_str().as_bytes(),
+        )?;
+        let shortroomid = self.get_or_create_shortroomid(&room_id, &mut batch)?;
+        self.append_pdu(
+            &room_id,
+            shortroomid,
+            &pdu,
+            object,
+            &empty,
+            None,
+            &mut batch,
+        )?;
+        self.engine.write(batch)?;
+        Ok((room_id, guard))
+    }
+
+    /// Builds, authorises and stores one event in an existing room. The caller holds the
+    /// room's lock, so the room cannot change between reading its state and appending.
+    pub fn build_and_append(
+        &self,
+        builder: PduBuilder,
+        sender: &UserId,
+        room_id: &RoomId,
+        _guard: &RoomGuard,
+    ) -> Result<OwnedEventId> {
+        let version = self.room_version(room_id)?;
+        let rules = rules_of(&version)?;
+        let shortroomid = self
+            .shortroomid(room_id)?
+            .ok_or_else(|| Error::not_found("Unknown room"))?;
+        let current_hash = self.current_shortstatehash(room_id)?;
+        let state = self.current_state(room_id)?;
+
+        let mut prev_events = self.forward_extremities(room_id)?;
+        prev_events.truncate(MAX_PREV_EVENTS);
+        let mut depth = 0u64;
+        for prev in &prev_events {
+            if let Some(pdu) = self.get_pdu(prev)? {
+                depth = depth.max(u64::from(pdu.depth));
+            }
+        }
+        let (object, pdu) = self.build_pdu(
+            &builder,
+            sender,
+            Some(room_id),
+            &rules,
+            &state,
+            prev_events,
+            depth + 1,
+        )?;
+
+        check_state_independent_auth_rules(&rules.authorization, &pdu, |id: &EventId| {
+            self.get_pdu(id).ok().flatten()
+        })
+        .map_err(|reason| Error::forbidden(format!("Event not allowed: {reason}")))?;
+        check_state_dependent_auth_rules(
+            &rules.authorization,
+            &pdu,
+            |kind: &StateEventType, key: &str| {
+                self.state_event_in(&state, &kind.to_string(), key)
+                    .ok()
+                    .flatten()
+            },
+        )
+        .map_err(|reason| Error::forbidden(format!("Event not allowed: {reason}")))?;
+
+        let mut batch = Batch::default();
+        let event_id = pdu.event_id.clone();
+        self.append_pdu(
+            room_id,
+            shortroomid,
+            &pdu,
+            object,
+            &state,
+            current_hash,
+            &mut batch,
+        )?;
+        self.engine.write(batch)?;
+        Ok(event_id)
+    }
+
+    /// Assembles, hashes and signs the PDU, and derives its event ID.
+    #[allow(clippy::too_many_arguments)]
+    fn build_pdu(
+        &self,
+        builder: &PduBuilder,
+        sender: &UserId,
+        room_id: Option<&RoomId>,
+        rules: &RoomVersionRules,
+        state: &StateMap,
+        prev_events: Vec<OwnedEventId>,
+        depth: u64,
+    ) -> Result<(CanonicalJsonObject, PduEvent)> {
+        if !builder.content.is_object() {
+            return Err(Error::bad_json("Event content must be a JSON object"));
+        }
+        let content_raw =
+            serde_json::value::to_raw_value(&builder.content).map_err(Error::internal)?;
+        let auth_types = auth_types_for_event(
+            &builder.event_type,
+            sender,
+            builder.state_key.as_deref(),
+            &content_raw,
+            &rules.authorization,
+        )
+        .map_err(|reason| Error::bad_json(format!("Event content is invalid: {reason}")))?;
+        let mut auth_events = Vec::new();
+        for (kind, state_key) in auth_types {
+            if let Some(pdu) = self.state_event_in(state, &kind.to_string(), &state_key)? {
+                auth_events.push(pdu.event_id);
+            }
+        }
+
+        let mut event = json!({
+            "type": builder.event_type.to_string(),
+            "content": builder.content,
+            "sender": sender,
+            "origin_server_ts": now_millis(),
+            "depth": depth,
+            "prev_events": prev_events,
+            "auth_events": auth_events,
+        });
+        if let Some(room_id) = room_id {
+            event["room_id"] = json!(room_id);
+        }
+        if let Some(state_key) = &builder.state_key {
+            event["state_key"] = json!(state_key);
+        }
+        if let Some(redacts) = &builder.redacts {
+            event["redacts"] = json!(redacts);
+        }
+        let mut object = match CanonicalJsonValue::try_from(event) {
+            Ok(CanonicalJsonValue::Object(object)) => object,
+            Ok(_) => return Err(Error::internal("event is not an object")),
+            Err(e) => return Err(Error::bad_json(format!("Event is not canonical JSON: {e}"))),
+        };
+
+        hash_and_sign_event(
+            self.server_name.as_str(),
+            self.keys.key_pair(),
+            &mut object,
+            &rules.redaction,
+        )
+        .map_err(json_error)?;
+        let hash = reference_hash(&object, rules).map_err(json_error)?;
+        let event_id = EventId::parse(format!("${hash}")).map_err(Error::internal)?;
+        check_pdu_format(&object, &rules.event_format).map_err(|reason| {
+            if reason.contains("larger than") {
+                too_large()
+            } else {
+                Error::bad_json(reason)
+            }
+        })?;
+
+        let mut with_id = object.clone();
+        with_id.insert(
+            "event_id".to_owned(),
+            CanonicalJsonValue::String(event_id.to_string()),
+        );
+        let json = serde_json::to_vec(&with_id).map_err(Error::internal)?;
+        if json.len() > MAX_PDU_BYTES {
+            return Err(too_large());
+        }
+        let pdu = PduEvent::from_json(&json)?;
+        Ok((with_id, pdu))
+    }
+
+    /// Stores an authorised PDU with all its indexes in `batch`: timeline entry, event ID
+    /// lookups, the state after it, forward extremities and membership.
+    #[allow(clippy::too_many_arguments)]
+    fn append_pdu(
+        &self,
+        room_id: &RoomId,
+        shortroomid: u64,
+        pdu: &PduEvent,
+        object: CanonicalJsonObject,
+        state_before: &StateMap,
+        statehash_before: Option<u64>,
+        batch: &mut Batch,
+    ) -> Result<()> {
+        let json = serde_json::to_vec(&object).map_err(Error::internal)?;
+        let shorteventid = self.create_shorteventid(&pdu.event_id, batch)?;
+        let count = self.engine.next_count()?;
+        let pduid = (shortroomid, count).encode();
+        batch.put(&self.pduid_pdu, &pduid, &json)?;
+        batch.put(&self.eventid_pduid, pdu.event_id.as_bytes(), &pduid)?;
+
+        let statehash_after = match &pdu.state_key {
+            Some(state_key) => {
+                let shortstatekey =
+                    self.get_or_create_shortstatekey(&pdu.kind.to_string(), state_key)?;
+                let mut state = state_before.clone();
+                state.insert(shortstatekey, shorteventid);
+                let hash = self.save_state(statehash_before, state, batch)?;
+                batch.put(
+                    &self.roomid_shortstatehash,
+                    room_id.as_bytes(),
+                    &hash.to_be_bytes(),
+                )?;
+                hash
+            }
+            None => statehash_before
+                .ok_or_else(|| Error::internal("timeline event in a room without state"))?,
+        };
+        batch.put(
+            &self.shorteventid_shortstatehash,
+            &shorteventid.to_be_bytes(),
+            &statehash_after.to_be_bytes(),
+        )?;
+
+        for prev in &pdu.prev_events {
+            batch.delete(
+                &self.roomid_pduleaves,
+                &(room_id.as_str(), prev.as_str()).encode(),
+            )?;
+        }
+        batch.put(
+            &self.roomid_pduleaves,
+            &(room_id.as_str(), pdu.event_id.as_str()).encode(),
+            &[],
+        )?;
+
+        if pdu.kind == TimelineEventType::RoomMember
+            && let Some(target) = pdu.state_key.as_deref()
+        {
+            self.index_membership(room_id, target, &pdu.content_value(), batch)?;
+        }
+        Ok(())
+    }
+
+    /// The room's forward extremities.
+    pub fn forward_extremities(&self, room_id: &RoomId) -> Result<Vec<OwnedEventId>> {
+        self.roomid_pduleaves
+            .scan_prefix((room_id.as_str(),).prefix())
+            .map(|entry| {
+                let (key, _) = entry?;
+                let (_, event_id) = <(&str, &str)>::decode(&key)?;
+                EventId::parse(event_id)
+                    .map_err(|e| Error::Database(format!("stored event ID invalid: {e}")))
+            })
+            .collect()
+    }
+}

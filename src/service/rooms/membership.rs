@@ -1,0 +1,132 @@
+//! Membership indexes, kept in step with each room's current `m.room.member` state so that
+//! "which rooms is this user in" and "who is in this room" are prefix scans, not state reads.
+
+use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
+use serde_json::Value;
+
+use super::Service;
+use crate::error::{Error, Result};
+use crate::storage::{Batch, Key};
+
+impl Service {
+    /// Records a membership change (in the caller's batch).
+    pub(super) fn index_membership(
+        &self,
+        room_id: &RoomId,
+        user: &str,
+        content: &Value,
+        batch: &mut Batch,
+    ) -> Result<()> {
+        let membership = content
+            .get("membership")
+            .and_then(Value::as_str)
+            .unwrap_or("leave");
+        batch.put(
+            &self.userroomid_membership,
+            &(user, room_id.as_str()).encode(),
+            membership.as_bytes(),
+        )?;
+        batch.put(
+            &self.roomuserid_membership,
+            &(room_id.as_str(), user).encode(),
+            membership.as_bytes(),
+        )?;
+        Ok(())
+    }
+
+    /// The user's current membership in a room (`join`, `invite`, `leave`, `ban`, `knock`).
+    pub fn membership(&self, user_id: &UserId, room_id: &RoomId) -> Result<Option<String>> {
+        let value = self
+            .userroomid_membership
+            .get(&(user_id.as_str(), room_id.as_str()).encode())?;
+        value
+            .map(|v| {
+                String::from_utf8(v).map_err(|_| Error::Database("membership is not UTF-8".into()))
+            })
+            .transpose()
+    }
+
+    pub fn is_joined(&self, user_id: &UserId, room_id: &RoomId) -> Result<bool> {
+        Ok(self.membership(user_id, room_id)?.as_deref() == Some("join"))
+    }
+
+    /// Rooms in which the user has the given membership.
+    pub fn rooms_with_membership(
+        &self,
+        user_id: &UserId,
+        membership: &str,
+    ) -> Result<Vec<OwnedRoomId>> {
+        let mut rooms = Vec::new();
+        for entry in self
+            .userroomid_membership
+            .scan_prefix((user_id.as_str(),).prefix())
+        {
+            let (key, value) = entry?;
+            if value.as_ref() == membership.as_bytes() {
+                let (_, room_id) = <(&str, &str)>::decode(&key)?;
+                rooms.push(
+                    RoomId::parse(room_id)
+                        .map_err(|e| Error::Database(format!("stored room ID invalid: {e}")))?,
+                );
+            }
+        }
+        Ok(rooms)
+    }
+
+    /// Members of a room with their membership.
+    pub fn members(&self, room_id: &RoomId) -> Result<Vec<(OwnedUserId, String)>> {
+        let mut members = Vec::new();
+        for entry in self
+            .roomuserid_membership
+            .scan_prefix((room_id.as_str(),).prefix())
+        {
+            let (key, value) = entry?;
+            let (_, user_id) = <(&str, &str)>::decode(&key)?;
+            let user_id = UserId::parse(user_id)
+                .map_err(|e| Error::Database(format!("stored user ID invalid: {e}")))?;
+            let membership = String::from_utf8(value.into_vec())
+                .map_err(|_| Error::Database("membership is not UTF-8".into()))?;
+            members.push((user_id, membership));
+        }
+        Ok(members)
+    }
+
+    /// Forgets a room the user has left: it no longer appears in their room lists.
+    pub fn forget(&self, user_id: &UserId, room_id: &RoomId) -> Result<()> {
+        self.userroomid_membership
+            .remove(&(user_id.as_str(), room_id.as_str()).encode())
+    }
+
+    /// The event ID a device's transaction produced, if it was already sent.
+    pub fn txn_event(
+        &self,
+        user_id: &UserId,
+        device_id: &str,
+        txn_id: &str,
+    ) -> Result<Option<ruma::OwnedEventId>> {
+        let value = self
+            .userdevicetxnid_eventid
+            .get(&(user_id.as_str(), device_id, txn_id).encode())?;
+        value
+            .map(|v| {
+                let text = String::from_utf8(v)
+                    .map_err(|_| Error::Database("event ID is not UTF-8".into()))?;
+                ruma::EventId::parse(text)
+                    .map_err(|e| Error::Database(format!("stored event ID invalid: {e}")))
+            })
+            .transpose()
+    }
+
+    pub fn set_txn_event(
+        &self,
+        user_id: &UserId,
+        device_id: &str,
+        txn_id: &str,
+        event_id: &ruma::EventId,
+    ) -> Result<()> {
+        self.userdevicetxnid_eventid.insert(
+            &(user_id.as_str(), device_id, txn_id).encode(),
+            event_id.as_bytes(),
+        )
+    }
+}

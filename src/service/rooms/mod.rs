@@ -1,0 +1,121 @@
+//! Rooms: events (PDUs) built, authorised, signed and stored; room state as delta snapshots;
+//! the timeline; membership indexes.
+
+mod alias;
+mod builder;
+mod membership;
+pub mod pdu;
+mod short;
+pub mod state;
+mod timeline;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ruma::{OwnedRoomId, OwnedServerName, RoomId, RoomVersionId};
+use tokio::sync::OwnedMutexGuard;
+
+pub use builder::PduBuilder;
+pub use timeline::Count;
+
+use super::server_keys;
+use crate::error::{Error, Result};
+use crate::storage::{Engine, Tree};
+
+pub struct Service {
+    engine: Arc<Engine>,
+    server_name: OwnedServerName,
+    keys: Arc<server_keys::Service>,
+    roomid_shortroomid: Tree,
+    shortroomid_roomid: Tree,
+    eventid_shorteventid: Tree,
+    shorteventid_eventid: Tree,
+    statekey_shortstatekey: Tree,
+    shortstatekey_statekey: Tree,
+    pduid_pdu: Tree,
+    eventid_pduid: Tree,
+    shorteventid_shortstatehash: Tree,
+    shortstatehash_statediff: Tree,
+    roomid_shortstatehash: Tree,
+    roomid_pduleaves: Tree,
+    roomid_roomversion: Tree,
+    userroomid_membership: Tree,
+    roomuserid_membership: Tree,
+    userdevicetxnid_eventid: Tree,
+    alias_roomid: Tree,
+    roomid_alias: Tree,
+    shortstatekey_lock: Mutex<()>,
+    state_cache: state::StateCache,
+    /// One async mutex per room: events of a room are appended one at a time, so each sees the
+    /// previous one as its parent; different rooms proceed in parallel.
+    room_locks: Mutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Held while appending to a room.
+pub struct RoomGuard {
+    _guard: OwnedMutexGuard<()>,
+}
+
+impl Service {
+    pub fn new(
+        engine: &Arc<Engine>,
+        server_name: OwnedServerName,
+        keys: Arc<server_keys::Service>,
+    ) -> Self {
+        Self {
+            engine: Arc::clone(engine),
+            server_name,
+            keys,
+            roomid_shortroomid: engine.tree("roomid_shortroomid"),
+            shortroomid_roomid: engine.tree("shortroomid_roomid"),
+            eventid_shorteventid: engine.tree("eventid_shorteventid"),
+            shorteventid_eventid: engine.tree("shorteventid_eventid"),
+            statekey_shortstatekey: engine.tree("statekey_shortstatekey"),
+            shortstatekey_statekey: engine.tree("shortstatekey_statekey"),
+            pduid_pdu: engine.tree("pduid_pdu"),
+            eventid_pduid: engine.tree("eventid_pduid"),
+            shorteventid_shortstatehash: engine.tree("shorteventid_shortstatehash"),
+            shortstatehash_statediff: engine.tree("shortstatehash_statediff"),
+            roomid_shortstatehash: engine.tree("roomid_shortstatehash"),
+            roomid_pduleaves: engine.tree("roomid_pduleaves"),
+            roomid_roomversion: engine.tree("roomid_roomversion"),
+            userroomid_membership: engine.tree("userroomid_membership"),
+            roomuserid_membership: engine.tree("roomuserid_membership"),
+            userdevicetxnid_eventid: engine.tree("userdevicetxnid_eventid"),
+            alias_roomid: engine.tree("alias_roomid"),
+            roomid_alias: engine.tree("roomid_alias"),
+            shortstatekey_lock: Mutex::new(()),
+            state_cache: state::StateCache::default(),
+            room_locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits for exclusive append access to a room.
+    pub async fn lock_room(&self, room_id: &RoomId) -> RoomGuard {
+        let mutex = {
+            let mut locks = self.room_locks.lock().unwrap_or_else(|e| e.into_inner());
+            if locks.len() > 10_000 {
+                locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+            }
+            Arc::clone(locks.entry(room_id.to_owned()).or_default())
+        };
+        RoomGuard {
+            _guard: mutex.lock_owned().await,
+        }
+    }
+
+    pub fn exists(&self, room_id: &RoomId) -> Result<bool> {
+        self.roomid_roomversion.contains(room_id.as_bytes())
+    }
+
+    pub fn room_version(&self, room_id: &RoomId) -> Result<RoomVersionId> {
+        let bytes = self
+            .roomid_roomversion
+            .get(room_id.as_bytes())?
+            .ok_or_else(|| Error::not_found("Unknown room"))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::Database("room version is not UTF-8".into()))?;
+        RoomVersionId::try_from(text.as_str())
+            .map_err(|e| Error::Database(format!("stored room version invalid: {e}")))
+    }
+}

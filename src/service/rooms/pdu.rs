@@ -1,0 +1,133 @@
+//! A stored event (PDU) as the server works with it, and its client-facing form.
+
+use ruma::events::TimelineEventType;
+use ruma::serde::Raw;
+use ruma::{
+    MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UInt, UserId,
+};
+use serde::Deserialize;
+use serde_json::value::RawValue as RawJsonValue;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// The fields of a PDU the server reads. The full signed JSON is kept alongside for
+/// federation and for clients.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PduEvent {
+    pub event_id: OwnedEventId,
+    /// Absent only on the create event of room version 12, whose ID is the room's.
+    #[serde(default)]
+    pub room_id: Option<OwnedRoomId>,
+    pub sender: OwnedUserId,
+    pub origin_server_ts: MilliSecondsSinceUnixEpoch,
+    #[serde(rename = "type")]
+    pub kind: TimelineEventType,
+    pub content: Box<RawJsonValue>,
+    #[serde(default)]
+    pub state_key: Option<String>,
+    #[serde(default)]
+    pub prev_events: Vec<OwnedEventId>,
+    pub depth: UInt,
+    #[serde(default)]
+    pub auth_events: Vec<OwnedEventId>,
+    #[serde(default)]
+    pub redacts: Option<OwnedEventId>,
+    #[serde(skip)]
+    pub rejected: bool,
+}
+
+impl PduEvent {
+    pub fn from_json(json: &[u8]) -> Result<Self> {
+        serde_json::from_slice(json)
+            .map_err(|e| Error::Database(format!("stored PDU unreadable: {e}")))
+    }
+
+    /// The content as a JSON value.
+    pub fn content_value(&self) -> Value {
+        serde_json::from_str(self.content.get()).unwrap_or(Value::Null)
+    }
+}
+
+/// Fields of a PDU that clients never see.
+const FEDERATION_ONLY: &[&str] = &[
+    "auth_events",
+    "prev_events",
+    "depth",
+    "hashes",
+    "signatures",
+    "origin",
+    "prev_state",
+];
+
+/// Turns stored PDU JSON into the client-server event format: federation fields dropped,
+/// `room_id` present, `unsigned.age` computed.
+pub fn client_event(json: &[u8], room_id: &RoomId) -> Result<Raw<ruma::events::AnyTimelineEvent>> {
+    let mut object: Map<String, Value> = serde_json::from_slice(json)
+        .map_err(|e| Error::Database(format!("stored PDU unreadable: {e}")))?;
+    for field in FEDERATION_ONLY {
+        object.remove(*field);
+    }
+    object
+        .entry("room_id")
+        .or_insert_with(|| Value::String(room_id.to_string()));
+    if let Some(ts) = object.get("origin_server_ts").and_then(Value::as_u64) {
+        let age = crate::service::now_millis().saturating_sub(ts);
+        let unsigned = object
+            .entry("unsigned")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(unsigned) = unsigned.as_object_mut() {
+            unsigned.insert("age".to_owned(), age.into());
+        }
+    }
+    let raw = serde_json::value::to_raw_value(&object).map_err(Error::internal)?;
+    Ok(Raw::from_json(raw))
+}
+
+impl ruma::state_res::Event for PduEvent {
+    type Id = OwnedEventId;
+
+    fn event_id(&self) -> &Self::Id {
+        &self.event_id
+    }
+
+    fn room_id(&self) -> Option<&RoomId> {
+        self.room_id.as_deref()
+    }
+
+    fn sender(&self) -> &UserId {
+        &self.sender
+    }
+
+    fn origin_server_ts(&self) -> MilliSecondsSinceUnixEpoch {
+        self.origin_server_ts
+    }
+
+    fn event_type(&self) -> &TimelineEventType {
+        &self.kind
+    }
+
+    fn content(&self) -> &RawJsonValue {
+        &self.content
+    }
+
+    fn state_key(&self) -> Option<&str> {
+        self.state_key.as_deref()
+    }
+
+    fn prev_events(&self) -> Box<dyn DoubleEndedIterator<Item = &Self::Id> + '_> {
+        Box::new(self.prev_events.iter())
+    }
+
+    fn auth_events(&self) -> Box<dyn DoubleEndedIterator<Item = &Self::Id> + '_> {
+        Box::new(self.auth_events.iter())
+    }
+
+    fn redacts(&self) -> Option<&Self::Id> {
+        self.redacts.as_ref()
+    }
+
+    fn rejected(&self) -> bool {
+        self.rejected
+    }
+}

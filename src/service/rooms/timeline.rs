@@ -1,0 +1,98 @@
+//! The timeline: PDUs stored by PduId (ShortRoomId + stream count), found by event ID, and read
+//! in either direction for `/messages`.
+
+use rocksdb::Direction;
+use ruma::{EventId, RoomId};
+
+use super::Service;
+use super::pdu::PduEvent;
+use crate::error::{Error, Result};
+use crate::storage::Key;
+
+/// A position in a room's timeline: the PDU's stream count.
+pub type Count = u64;
+
+impl Service {
+    /// The stored JSON of an event, by ID.
+    pub fn get_pdu_json(&self, event_id: &EventId) -> Result<Option<Vec<u8>>> {
+        let Some(pduid) = self.eventid_pduid.get(event_id.as_bytes())? else {
+            return Ok(None);
+        };
+        self.pduid_pdu.get(&pduid)
+    }
+
+    pub fn get_pdu(&self, event_id: &EventId) -> Result<Option<PduEvent>> {
+        self.get_pdu_json(event_id)?
+            .map(|json| PduEvent::from_json(&json))
+            .transpose()
+    }
+
+    /// The room and stream count of an event.
+    pub fn pdu_position(&self, event_id: &EventId) -> Result<Option<(u64, Count)>> {
+        let Some(pduid) = self.eventid_pduid.get(event_id.as_bytes())? else {
+            return Ok(None);
+        };
+        let (shortroomid, count) = <(u64, u64)>::decode(&pduid)?;
+        Ok(Some((shortroomid, count)))
+    }
+
+    /// Up to `limit` events of a room strictly before (`backwards`) or after `from`, with their
+    /// counts, nearest first.
+    pub fn timeline_page(
+        &self,
+        room_id: &RoomId,
+        from: Count,
+        backwards: bool,
+        limit: usize,
+    ) -> Result<Vec<(Count, Vec<u8>)>> {
+        let Some(shortroomid) = self.shortroomid(room_id)? else {
+            return Ok(Vec::new());
+        };
+        let prefix = (shortroomid,).prefix();
+        let (start, direction) = if backwards {
+            (
+                (shortroomid, from.saturating_sub(1)).encode(),
+                Direction::Reverse,
+            )
+        } else {
+            (
+                (shortroomid, from.saturating_add(1)).encode(),
+                Direction::Forward,
+            )
+        };
+        if backwards && from == 0 {
+            return Ok(Vec::new());
+        }
+        let mut page = Vec::new();
+        for entry in self.pduid_pdu.iter_from(&start, direction) {
+            let (key, value) = entry?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let (_, count) = <(u64, u64)>::decode(&key)?;
+            page.push((count, value.into_vec()));
+            if page.len() >= limit {
+                break;
+            }
+        }
+        Ok(page)
+    }
+
+    /// The stream count of the room's newest event.
+    pub fn latest_count(&self, room_id: &RoomId) -> Result<Count> {
+        let Some(shortroomid) = self.shortroomid(room_id)? else {
+            return Err(Error::not_found("Unknown room"));
+        };
+        let prefix = (shortroomid,).prefix();
+        let start = (shortroomid, u64::MAX).encode();
+        match self
+            .pduid_pdu
+            .iter_from(&start, Direction::Reverse)
+            .next()
+            .transpose()?
+        {
+            Some((key, _)) if key.starts_with(&prefix) => Ok(<(u64, u64)>::decode(&key)?.1),
+            _ => Ok(0),
+        }
+    }
+}
