@@ -583,3 +583,96 @@ async fn concurrent_sends_form_one_total_order() {
     assert_eq!(backwards, bodies(&page));
     ts.shutdown().await;
 }
+
+/// Whether any file under `dir` contains `needle`.
+fn files_contain(dir: &std::path::Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|entry| {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            return files_contain(&path, needle);
+        }
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        bytes.windows(needle.len()).any(|window| window == needle)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redacted_content_is_gone_from_storage() {
+    let mut ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    for version in ["10", "12"] {
+        let room_id = create_room(
+            &ts,
+            &alice,
+            json!({ "preset": "public_chat", "room_version": version }),
+        )
+        .await;
+        expect_ok(
+            ts.post(&room_path(&room_id, "/join"), bob.bearer(), &json!({}))
+                .await,
+        );
+        let secret = format!("ZEBRA{version}x{}q7Hk2mW9pL4vR8", std::process::id());
+        let sent =
+            expect_ok(send_text(&ts, &alice, &room_id, &format!("s{version}"), &secret).await);
+        let event_id = sent["event_id"].as_str().unwrap().to_owned();
+        // Put the message on disk (in SST files) before redacting it, and make sure the scan
+        // below would find it there.
+        ts.stop().await;
+        assert!(
+            files_contain(&ts.config().database_path, secret.as_bytes()),
+            "the scan finds stored text"
+        );
+        ts.restart().await;
+
+        // Bob (level 0) may not redact Alice's message.
+        let path = room_path(&room_id, &format!("/redact/{}/r{version}", enc(&event_id)));
+        let denied = ts
+            .put(&path, bob.bearer(), &json!({ "reason": "no" }))
+            .await;
+        assert_errcode(&denied, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+
+        let redaction = expect_ok(
+            ts.put(&path, alice.bearer(), &json!({ "reason": "leaked" }))
+                .await,
+        );
+        let again = expect_ok(
+            ts.put(&path, alice.bearer(), &json!({ "reason": "leaked" }))
+                .await,
+        );
+        assert_eq!(
+            again["event_id"], redaction["event_id"],
+            "redaction is idempotent per transaction"
+        );
+
+        let event = expect_ok(
+            ts.get(
+                &room_path(&room_id, &format!("/event/{}", enc(&event_id))),
+                alice.bearer(),
+            )
+            .await,
+        );
+        assert_eq!(event["content"], json!({}), "content stripped: {event}");
+        assert_eq!(
+            event["unsigned"]["redacted_because"]["event_id"],
+            redaction["event_id"]
+        );
+
+        ts.restart().await;
+        let event = expect_ok(
+            ts.get(
+                &room_path(&room_id, &format!("/event/{}", enc(&event_id))),
+                alice.bearer(),
+            )
+            .await,
+        );
+        assert_eq!(event["content"], json!({}));
+        ts.stop().await;
+        assert!(
+            !files_contain(&ts.config().database_path, secret.as_bytes()),
+            "the redacted text is still somewhere in the database files (room version {version})"
+        );
+        ts.restart().await;
+    }
+    ts.shutdown().await;
+}

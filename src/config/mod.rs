@@ -236,6 +236,19 @@ impl Config {
                 ),
             );
         }
+        let supported_version = !matches!(
+            self.default_room_version,
+            ruma::RoomVersionId::V1 | ruma::RoomVersionId::V2
+        ) && self.default_room_version.rules().is_some();
+        if !supported_version {
+            return fail(
+                "default_room_version",
+                format!(
+                    "room version {} is not supported; choose 3 to 12",
+                    self.default_room_version
+                ),
+            );
+        }
         let cache = self.db_cache_capacity_mb;
         let cache_ok = cache.is_finite() && cache > 0.0;
         if !cache_ok {

@@ -154,6 +154,13 @@ impl TestServer {
         self.server = Some(server);
     }
 
+    /// Stops the server but keeps its database, e.g. to inspect the files; `restart` resumes.
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+
     /// Tries to start a second server on the same database while this one runs.
     pub async fn start_second_instance(&self) -> Result<Server, StartError> {
         Server::start(self.config()).await

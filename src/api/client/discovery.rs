@@ -44,7 +44,10 @@ async fn versions(
 
 /// Capabilities, with the ones that are on by default stated explicitly (ruma leaves them out,
 /// and some clients only trust what is listed).
-async fn capabilities(_: Arc<Services>, _: Ruma<get_capabilities::v3::Request>) -> Result<RawJson> {
+async fn capabilities(
+    services: Arc<Services>,
+    _: Ruma<get_capabilities::v3::Request>,
+) -> Result<RawJson> {
     use get_capabilities::v3::{
         Capabilities, ChangePasswordCapability, ProfileFieldsCapability, RoomVersionStability,
         RoomVersionsCapability, ThirdPartyIdChangesCapability,
@@ -53,9 +56,8 @@ async fn capabilities(_: Arc<Services>, _: Ruma<get_capabilities::v3::Request>) 
     capabilities.change_password = ChangePasswordCapability::new(true);
     capabilities.thirdparty_id_changes = ThirdPartyIdChangesCapability::new(false);
     capabilities.profile_fields = Some(ProfileFieldsCapability::new(true));
+    // Versions 1 and 2 need state resolution v1, which Conclave does not implement.
     let available = [
-        RoomVersionId::V1,
-        RoomVersionId::V2,
         RoomVersionId::V3,
         RoomVersionId::V4,
         RoomVersionId::V5,
@@ -70,7 +72,8 @@ async fn capabilities(_: Arc<Services>, _: Ruma<get_capabilities::v3::Request>) 
     .into_iter()
     .map(|version| (version, RoomVersionStability::Stable))
     .collect();
-    capabilities.room_versions = RoomVersionsCapability::new(RoomVersionId::V12, available);
+    capabilities.room_versions =
+        RoomVersionsCapability::new(services.config.default_room_version.clone(), available);
     let mut body = serde_json::to_value(&capabilities).map_err(Error::internal)?;
     if let Some(object) = body.as_object_mut() {
         for enabled in ["m.change_password", "m.set_displayname", "m.set_avatar_url"] {

@@ -9,6 +9,7 @@ mod membership;
 mod message;
 mod profile;
 mod push_rules;
+mod redact;
 mod register;
 mod session;
 mod state;
@@ -75,4 +76,5 @@ pub fn routes(router: AppRouter) -> AppRouter {
         .ruma(state::get_all)
         .ruma(state::get_one)
         .ruma(state::set)
+        .ruma(redact::redact)
 }

@@ -5,6 +5,8 @@ mod alias;
 mod builder;
 mod membership;
 pub mod pdu;
+pub mod power;
+mod redaction;
 mod short;
 pub mod state;
 mod timeline;

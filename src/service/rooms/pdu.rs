@@ -39,8 +39,17 @@ pub struct PduEvent {
 
 impl PduEvent {
     pub fn from_json(json: &[u8]) -> Result<Self> {
-        serde_json::from_slice(json)
-            .map_err(|e| Error::Database(format!("stored PDU unreadable: {e}")))
+        let mut pdu: Self = serde_json::from_slice(json)
+            .map_err(|e| Error::Database(format!("stored PDU unreadable: {e}")))?;
+        // Room version 11 moved `redacts` into the content.
+        if pdu.redacts.is_none() && pdu.kind == TimelineEventType::RoomRedaction {
+            pdu.redacts = pdu
+                .content_value()
+                .get("redacts")
+                .and_then(Value::as_str)
+                .and_then(|id| ruma::EventId::parse(id).ok());
+        }
+        Ok(pdu)
     }
 
     /// The content as a JSON value.
