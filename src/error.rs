@@ -37,6 +37,7 @@ pub enum ErrorCode {
     UnsupportedRoomVersion,
     RoomInUse,
     InvalidRoomState,
+    BadAlias,
 }
 
 impl ErrorCode {
@@ -65,6 +66,7 @@ impl ErrorCode {
             Self::UnsupportedRoomVersion => "M_UNSUPPORTED_ROOM_VERSION",
             Self::RoomInUse => "M_ROOM_IN_USE",
             Self::InvalidRoomState => "M_INVALID_ROOM_STATE",
+            Self::BadAlias => "M_BAD_ALIAS",
         }
     }
 
@@ -91,7 +93,8 @@ impl ErrorCode {
             | Self::ProfileTooLarge
             | Self::UnsupportedRoomVersion
             | Self::RoomInUse
-            | Self::InvalidRoomState => StatusCode::BAD_REQUEST,
+            | Self::InvalidRoomState
+            | Self::BadAlias => StatusCode::BAD_REQUEST,
         }
     }
 }

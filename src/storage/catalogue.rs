@@ -88,8 +88,15 @@ pub const TREES: &[TreeSpec] = &[
     tree("roomuserid_membership", false),
     // Key: UserId, DeviceId, transaction ID. Value: EventId. Makes client sends idempotent.
     tree("userdevicetxnid_eventid", true),
-    // Key: room alias. Value: RoomId.
+    // Key: room alias. Value: RoomId 0xFF UserId of the alias's creator.
     tree("alias_roomid", true),
+    // Key: RoomId. Value: empty. Rooms published in the public room directory.
+    tree("publicroomids", false),
+    // Key: EventId of the related-to event, u64 count of the relating event.
+    // Value: rel_type 0xFF event type 0xFF EventId of the relating event (`m.relates_to`).
+    tree("relatestoeventid_relation", false),
+    // Key: RoomId, EventId of a thread root. Value: empty.
+    tree("roomid_threadroot", false),
     // Key: RoomId, alias. Value: empty. Local aliases of a room.
     tree("roomid_alias", false),
 ];

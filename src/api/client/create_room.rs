@@ -97,6 +97,9 @@ pub async fn create_room(
     let (room_id, guard) = rooms
         .create_room(sender, &version, Value::Object(create_content))
         .await?;
+    if let Some(alias) = &alias {
+        rooms.set_alias(alias, &room_id, sender)?;
+    }
     let send = |builder: PduBuilder| rooms.build_and_append(builder, sender, &room_id, &guard);
 
     send(PduBuilder::state(
@@ -193,8 +196,8 @@ pub async fn create_room(
     }
     drop(guard);
 
-    if let Some(alias) = &alias {
-        rooms.set_alias(alias, &room_id)?;
+    if body.visibility == Visibility::Public {
+        rooms.set_public(&room_id, true)?;
     }
     tracing::info!(%room_id, %sender, %version, "room created");
     Ok(create_room::v3::Response::new(room_id))

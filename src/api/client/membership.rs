@@ -16,7 +16,7 @@ use crate::api::Ruma;
 use crate::error::{Error, Result};
 use crate::service::Services;
 use crate::service::rooms::PduBuilder;
-use crate::service::rooms::pdu::client_event;
+use crate::service::rooms::pdu::{PduEvent, client_event};
 
 /// Rooms live on this server only until federation exists: an unknown room is not found.
 fn ensure_room(services: &Services, room_id: &RoomId) -> Result<()> {
@@ -248,25 +248,47 @@ pub async fn members(
     let body = &request.body;
     let room_id = &body.room_id;
     ensure_joined(&services, request.user()?, room_id)?;
+    let rooms = &services.rooms;
+    // `at` selects the state at a point of the timeline (a pagination token).
+    let state = match &body.at {
+        Some(at) => {
+            let at = super::message::parse_token(at)?;
+            let event = rooms.timeline_page(room_id, at.saturating_add(1), true, 1)?;
+            let event_id = match event.first() {
+                Some((_, json)) => PduEvent::from_json(json)?.event_id,
+                None => return Ok(get_member_events::v3::Response::new(Vec::new())),
+            };
+            let short = rooms
+                .shorteventid(&event_id)?
+                .ok_or_else(|| Error::internal("event without short ID"))?;
+            rooms.state_after_event(short)?.unwrap_or_default()
+        }
+        None => rooms.current_state(room_id)?,
+    };
     let wanted = body.membership.as_ref().map(ToString::to_string);
     let unwanted = body.not_membership.as_ref().map(ToString::to_string);
     let mut chunk = Vec::new();
-    for (user_id, membership) in services.rooms.members(room_id)? {
+    for (shortstatekey, shorteventid) in state.iter() {
+        let (kind, _) = rooms.statekey_of_short(*shortstatekey)?;
+        if kind != "m.room.member" {
+            continue;
+        }
+        let event_id = rooms.event_id_of_short(*shorteventid)?;
+        let Some(json) = rooms.get_pdu_json(&event_id)? else {
+            continue;
+        };
+        let pdu = PduEvent::from_json(&json)?;
+        let membership = pdu
+            .content_value()
+            .get("membership")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         if wanted.as_ref().is_some_and(|w| *w != membership)
             || unwanted.as_ref() == Some(&membership)
         {
             continue;
         }
-        let Some(pdu) =
-            services
-                .rooms
-                .current_state_event(room_id, "m.room.member", user_id.as_str())?
-        else {
-            continue;
-        };
-        let Some(json) = services.rooms.get_pdu_json(&pdu.event_id)? else {
-            continue;
-        };
         chunk.push(client_event(&json, room_id)?.cast_unchecked());
     }
     Ok(get_member_events::v3::Response::new(chunk))

@@ -1,21 +1,24 @@
-//! Sending events and reading the timeline: `/send`, `/messages`, `/event`.
+//! Sending events and reading the timeline: `/send`, `/messages`, `/event`, `/context`,
+//! `/timestamp_to_event`.
 
 use std::sync::Arc;
 
 use ruma::api::Direction;
+use ruma::api::client::context::get_context;
+use ruma::api::client::filter::RoomEventFilter;
 use ruma::api::client::message::{get_message_events, send_message_event};
-use ruma::api::client::room::get_room_event;
+use ruma::api::client::room::{get_event_by_timestamp, get_room_event};
 use ruma::events::TimelineEventType;
+use ruma::{RoomId, UserId};
 use serde_json::Value;
 
-use super::membership::ensure_joined;
 use crate::api::Ruma;
 use crate::error::{Error, Result};
 use crate::service::Services;
 use crate::service::rooms::PduBuilder;
 use crate::service::rooms::pdu::{PduEvent, client_event};
 
-/// Most events one `/messages` page returns.
+/// Most events one page returns.
 const MAX_LIMIT: usize = 1000;
 
 pub async fn send(
@@ -57,37 +60,133 @@ pub async fn send(
     Ok(send_message_event::v3::Response::new(event_id))
 }
 
+/// Reading a room's history needs membership now or before, or a world-readable room.
+pub fn ensure_may_read(services: &Services, user: &UserId, room_id: &RoomId) -> Result<()> {
+    if !services.rooms.exists(room_id)? {
+        return Err(Error::not_found("Unknown room"));
+    }
+    if !services.rooms.may_read_room(user, room_id)? {
+        return Err(Error::forbidden("You are not a member of this room"));
+    }
+    Ok(())
+}
+
 pub async fn get_event(
     services: Arc<Services>,
     request: Ruma<get_room_event::v3::Request>,
 ) -> Result<get_room_event::v3::Response> {
     let body = &request.body;
-    ensure_joined(&services, request.user()?, &body.room_id)?;
+    let user = request.user()?;
+    ensure_may_read(&services, user, &body.room_id)?;
+    let not_found = || Error::not_found("Event not found");
     let json = services
         .rooms
         .get_pdu_json(&body.event_id)?
-        .ok_or_else(|| Error::not_found("Event not found"))?;
+        .ok_or_else(not_found)?;
     let pdu = PduEvent::from_json(&json)?;
     if pdu
         .room_id
         .as_deref()
         .is_some_and(|room| room != body.room_id)
     {
-        return Err(Error::not_found("Event not found"));
+        return Err(not_found());
     }
-    Ok(get_room_event::v3::Response::new(client_event(
-        &json,
-        &body.room_id,
-    )?))
+    if !services
+        .rooms
+        .visibility(user, &body.room_id)?
+        .can_see(&pdu.event_id)?
+    {
+        return Err(not_found());
+    }
+    Ok(get_room_event::v3::Response::new(
+        services
+            .rooms
+            .client_event_bundled(&json, &body.room_id, user)?,
+    ))
 }
 
 /// Pagination tokens are stream counts: a token `c` sits just after the event numbered `c`,
 /// so paginating backwards from it returns that event first.
-fn parse_token(token: &str) -> Result<u64> {
+pub fn parse_token(token: &str) -> Result<u64> {
     token
         .trim_start_matches('t')
         .parse()
         .map_err(|_| Error::invalid_param("Invalid pagination token"))
+}
+
+pub fn token(count: u64) -> String {
+    format!("t{count}")
+}
+
+/// Whether an event passes the type and sender parts of a room event filter.
+fn passes(filter: &RoomEventFilter, pdu: &PduEvent) -> bool {
+    let kind = pdu.kind.to_string();
+    let contains_url = pdu.content_value().get("url").is_some();
+    !(filter
+        .types
+        .as_ref()
+        .is_some_and(|types| !types.iter().any(|t| type_matches(t, &kind)))
+        || filter.not_types.iter().any(|t| type_matches(t, &kind))
+        || filter
+            .senders
+            .as_ref()
+            .is_some_and(|s| !s.contains(&pdu.sender))
+        || filter.not_senders.contains(&pdu.sender)
+        || filter.url_filter.as_ref().is_some_and(|f| {
+            matches!(f, ruma::api::client::filter::UrlFilter::EventsWithUrl) != contains_url
+        }))
+}
+
+/// An event's stream count and stored JSON.
+type StoredEvent = (u64, Vec<u8>);
+
+/// A page of visible, filtered events from `from` in one direction, and the token after it
+/// (`None` when the timeline, or `to`, was reached).
+#[allow(clippy::too_many_arguments)]
+fn page(
+    services: &Services,
+    user: &UserId,
+    room_id: &RoomId,
+    from: u64,
+    to: Option<u64>,
+    backwards: bool,
+    limit: usize,
+    filter: Option<&RoomEventFilter>,
+) -> Result<(Vec<StoredEvent>, Option<u64>)> {
+    let mut visibility = services.rooms.visibility(user, room_id)?;
+    let mut events = Vec::new();
+    let mut cursor = from;
+    loop {
+        let start = if backwards {
+            cursor.saturating_add(1)
+        } else {
+            cursor
+        };
+        let batch = services
+            .rooms
+            .timeline_page(room_id, start, backwards, limit)?;
+        if batch.is_empty() {
+            return Ok((events, None));
+        }
+        for (count, json) in batch {
+            if to.is_some_and(|to| if backwards { count <= to } else { count > to }) {
+                return Ok((events, None));
+            }
+            cursor = if backwards {
+                count.saturating_sub(1)
+            } else {
+                count
+            };
+            let pdu = PduEvent::from_json(&json)?;
+            if filter.is_some_and(|f| !passes(f, &pdu)) || !visibility.can_see(&pdu.event_id)? {
+                continue;
+            }
+            events.push((count, json));
+            if events.len() >= limit {
+                return Ok((events, Some(cursor)));
+            }
+        }
+    }
 }
 
 pub async fn messages(
@@ -96,7 +195,8 @@ pub async fn messages(
 ) -> Result<get_message_events::v3::Response> {
     let body = &request.body;
     let room_id = &body.room_id;
-    ensure_joined(&services, request.user()?, room_id)?;
+    let user = request.user()?;
+    ensure_may_read(&services, user, room_id)?;
     let backwards = body.dir == Direction::Backward;
     let from = match &body.from {
         Some(token) => parse_token(token)?,
@@ -107,60 +207,202 @@ pub async fn messages(
     let limit = usize::try_from(u64::from(body.limit))
         .unwrap_or(MAX_LIMIT)
         .clamp(1, MAX_LIMIT);
-    let filter = &body.filter;
+    let (events, next) = page(
+        &services,
+        user,
+        room_id,
+        from,
+        to,
+        backwards,
+        limit,
+        Some(&body.filter),
+    )?;
 
-    let mut chunk = Vec::new();
-    let mut cursor = from;
-    let mut exhausted = false;
-    // Filtered-out events do not count towards the limit, so read in pages until full.
-    while chunk.len() < limit {
-        let start = if backwards {
-            cursor.saturating_add(1)
-        } else {
-            cursor
-        };
-        let page = services
-            .rooms
-            .timeline_page(room_id, start, backwards, limit)?;
-        if page.is_empty() {
-            exhausted = true;
-            break;
-        }
-        for (count, json) in page {
-            if to.is_some_and(|to| if backwards { count <= to } else { count > to }) {
-                exhausted = true;
-                break;
-            }
-            cursor = if backwards { count - 1 } else { count };
-            let pdu = PduEvent::from_json(&json)?;
-            let kind = pdu.kind.to_string();
-            if filter
-                .types
-                .as_ref()
-                .is_some_and(|types| !types.iter().any(|t| type_matches(t, &kind)))
-                || filter.not_types.iter().any(|t| type_matches(t, &kind))
-                || filter
-                    .senders
-                    .as_ref()
-                    .is_some_and(|s| !s.contains(&pdu.sender))
-                || filter.not_senders.contains(&pdu.sender)
-            {
-                continue;
-            }
-            chunk.push(client_event(&json, room_id)?);
-            if chunk.len() >= limit {
-                break;
-            }
-        }
-        if exhausted {
-            break;
+    let mut response = get_message_events::v3::Response::new();
+    response.start = token(from);
+    response.end = next.map(token);
+    for (_, json) in &events {
+        response
+            .chunk
+            .push(services.rooms.client_event_bundled(json, room_id, user)?);
+    }
+    if !body.filter.lazy_load_options.is_disabled() {
+        response.state =
+            member_events_for(&services, room_id, events.iter().map(|(_, json)| json))?;
+    }
+    Ok(response)
+}
+
+/// The current member events of the senders of `events` (for lazy-loading clients).
+fn member_events_for<'a>(
+    services: &Services,
+    room_id: &RoomId,
+    events: impl Iterator<Item = &'a Vec<u8>>,
+) -> Result<Vec<ruma::serde::Raw<ruma::events::AnyStateEvent>>> {
+    let mut senders = std::collections::BTreeSet::new();
+    for json in events {
+        senders.insert(PduEvent::from_json(json)?.sender);
+    }
+    let mut state = Vec::new();
+    for sender in senders {
+        if let Some(member) =
+            services
+                .rooms
+                .current_state_event(room_id, "m.room.member", sender.as_str())?
+            && let Some(json) = services.rooms.get_pdu_json(&member.event_id)?
+        {
+            state.push(client_event(&json, room_id)?.cast_unchecked());
         }
     }
-    let mut response = get_message_events::v3::Response::new();
-    response.start = format!("t{from}");
-    response.end = (!exhausted).then(|| format!("t{cursor}"));
-    response.chunk = chunk;
+    Ok(state)
+}
+
+pub async fn context(
+    services: Arc<Services>,
+    request: Ruma<get_context::v3::Request>,
+) -> Result<get_context::v3::Response> {
+    let body = &request.body;
+    let room_id = &body.room_id;
+    let user = request.user()?;
+    ensure_may_read(&services, user, room_id)?;
+    let not_found = || Error::not_found("Event not found");
+    let (shortroomid, count) = services
+        .rooms
+        .pdu_position(&body.event_id)?
+        .ok_or_else(not_found)?;
+    if services.rooms.shortroomid(room_id)? != Some(shortroomid)
+        || !services
+            .rooms
+            .visibility(user, room_id)?
+            .can_see(&body.event_id)?
+    {
+        return Err(not_found());
+    }
+    let json = services
+        .rooms
+        .get_pdu_json(&body.event_id)?
+        .ok_or_else(not_found)?;
+    let limit = usize::try_from(u64::from(body.limit))
+        .unwrap_or(10)
+        .min(MAX_LIMIT);
+    // Half the limit on each side, as Synapse does.
+    let before_limit = limit / 2;
+    let after_limit = limit - before_limit;
+    let filter = Some(&body.filter);
+    let (before, before_next) = if before_limit > 0 {
+        page(
+            &services,
+            user,
+            room_id,
+            count.saturating_sub(1),
+            None,
+            true,
+            before_limit,
+            filter,
+        )?
+    } else {
+        (Vec::new(), Some(count.saturating_sub(1)))
+    };
+    let (after, after_next) = if after_limit > 0 {
+        page(
+            &services,
+            user,
+            room_id,
+            count,
+            None,
+            false,
+            after_limit,
+            filter,
+        )?
+    } else {
+        (Vec::new(), Some(count))
+    };
+
+    let mut response = get_context::v3::Response::new();
+    response.event = Some(services.rooms.client_event_bundled(&json, room_id, user)?);
+    response.start = Some(token(before_next.unwrap_or(0)));
+    response.end = Some(token(
+        after_next.unwrap_or_else(|| after.last().map_or(count, |(c, _)| *c)),
+    ));
+    for (_, json) in &before {
+        response
+            .events_before
+            .push(services.rooms.client_event_bundled(json, room_id, user)?);
+    }
+    for (_, json) in &after {
+        response
+            .events_after
+            .push(services.rooms.client_event_bundled(json, room_id, user)?);
+    }
+    // The room state at the context's end.
+    let last = after
+        .last()
+        .map(|(_, json)| PduEvent::from_json(json))
+        .transpose()?;
+    let anchor = last.map_or_else(|| body.event_id.clone(), |pdu| pdu.event_id);
+    let state = match services.rooms.shorteventid(&anchor)? {
+        Some(short) => services.rooms.state_after_event(short)?,
+        None => None,
+    }
+    .unwrap_or_default();
+    for shorteventid in state.values() {
+        let event_id = services.rooms.event_id_of_short(*shorteventid)?;
+        if let Some(json) = services.rooms.get_pdu_json(&event_id)? {
+            response
+                .state
+                .push(client_event(&json, room_id)?.cast_unchecked());
+        }
+    }
     Ok(response)
+}
+
+pub async fn timestamp_to_event(
+    services: Arc<Services>,
+    request: Ruma<get_event_by_timestamp::v1::Request>,
+) -> Result<get_event_by_timestamp::v1::Response> {
+    let body = &request.body;
+    let room_id = &body.room_id;
+    let user = request.user()?;
+    ensure_may_read(&services, user, room_id)?;
+    let target = u64::from(body.ts.get());
+    let forwards = body.dir == Direction::Forward;
+    let mut visibility = services.rooms.visibility(user, room_id)?;
+    // Walk the timeline from the end the direction starts at; stream order follows time
+    // closely enough for a room's own events.
+    let mut cursor = if forwards {
+        0
+    } else {
+        services.rooms.latest_count(room_id)?
+    };
+    loop {
+        let start = if forwards {
+            cursor
+        } else {
+            cursor.saturating_add(1)
+        };
+        let batch = services
+            .rooms
+            .timeline_page(room_id, start, !forwards, 200)?;
+        if batch.is_empty() {
+            return Err(Error::not_found("No event found in that direction"));
+        }
+        for (count, json) in batch {
+            cursor = if forwards {
+                count
+            } else {
+                count.saturating_sub(1)
+            };
+            let pdu = PduEvent::from_json(&json)?;
+            let ts = u64::from(pdu.origin_server_ts.get());
+            let in_range = if forwards { ts >= target } else { ts <= target };
+            if in_range && visibility.can_see(&pdu.event_id)? {
+                return Ok(get_event_by_timestamp::v1::Response::new(
+                    pdu.event_id,
+                    pdu.origin_server_ts,
+                ));
+            }
+        }
+    }
 }
 
 /// Filter type patterns may end in `*`.

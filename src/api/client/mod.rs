@@ -4,6 +4,7 @@ mod account;
 mod account_data;
 mod create_room;
 mod devices;
+mod directory;
 mod discovery;
 mod membership;
 mod message;
@@ -11,6 +12,7 @@ mod profile;
 mod push_rules;
 mod redact;
 mod register;
+mod relations;
 mod session;
 mod state;
 
@@ -77,4 +79,18 @@ pub fn routes(router: AppRouter) -> AppRouter {
         .ruma(state::get_one)
         .ruma(state::set)
         .ruma(redact::redact)
+        .ruma(directory::create)
+        .ruma(directory::delete)
+        .ruma(directory::get)
+        .ruma(directory::room_aliases)
+        .ruma(directory::get_visibility)
+        .ruma(directory::set_visibility)
+        .ruma(directory::public_rooms)
+        .ruma(directory::public_rooms_filtered)
+        .ruma(message::context)
+        .ruma(message::timestamp_to_event)
+        .ruma(relations::all)
+        .ruma(relations::by_rel_type)
+        .ruma(relations::by_rel_and_event_type)
+        .ruma(relations::threads)
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::membership::ensure_joined;
 use crate::api::Ruma;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
 use crate::service::rooms::PduBuilder;
 use crate::service::rooms::pdu::client_event;
@@ -70,6 +70,9 @@ pub async fn set(
     if event_type == "m.room.create" {
         return Err(Error::forbidden("The create event cannot be replaced"));
     }
+    if event_type == "m.room.canonical_alias" {
+        validate_canonical_alias(&services, room_id, &content)?;
+    }
     let guard = services.rooms.lock_room(room_id).await;
     let builder = PduBuilder::state(
         TimelineEventType::from(event_type.as_str()),
@@ -80,4 +83,36 @@ pub async fn set(
         .rooms
         .build_and_append(builder, sender, room_id, &guard)?;
     Ok(send_state_event::v3::Response::new(event_id))
+}
+
+/// A canonical alias (and each alternative) must be a valid alias that points to this room.
+fn validate_canonical_alias(
+    services: &Services,
+    room_id: &ruma::RoomId,
+    content: &Value,
+) -> Result<()> {
+    let bad = |message: String| Error::new(ErrorCode::BadAlias, message);
+    let mut aliases: Vec<&Value> = content
+        .get("alias")
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .collect();
+    match content.get("alt_aliases") {
+        Some(Value::Array(alt)) => aliases.extend(alt),
+        Some(Value::Null) | None => {}
+        Some(_) => return Err(Error::invalid_param("alt_aliases must be a list")),
+    }
+    for alias in aliases {
+        let alias = alias
+            .as_str()
+            .and_then(|a| ruma::RoomAliasId::parse(a).ok())
+            .ok_or_else(|| Error::invalid_param("Invalid room alias"))?;
+        if alias.server_name() != services.server_name() {
+            return Err(bad(format!("{alias} cannot be checked without federation")));
+        }
+        if services.rooms.resolve_alias(&alias)?.as_deref() != Some(room_id) {
+            return Err(bad(format!("{alias} does not point to this room")));
+        }
+    }
+    Ok(())
 }

@@ -1,25 +1,31 @@
-//! Local room aliases (`#name:server`).
+//! Local room aliases (`#name:server`) and the public room directory.
 
-use ruma::{OwnedRoomAliasId, OwnedRoomId, RoomAliasId, RoomId};
+use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomAliasId, RoomId, UserId};
 
 use super::Service;
 use crate::error::{Error, ErrorCode, Result};
 use crate::storage::{Batch, Key};
 
 impl Service {
-    pub fn resolve_alias(&self, alias: &RoomAliasId) -> Result<Option<OwnedRoomId>> {
+    /// The room an alias points to, and who created the alias.
+    pub fn alias_entry(&self, alias: &RoomAliasId) -> Result<Option<(OwnedRoomId, OwnedUserId)>> {
         let Some(bytes) = self.alias_roomid.get(alias.as_bytes())? else {
             return Ok(None);
         };
-        let text =
-            String::from_utf8(bytes).map_err(|_| Error::Database("room ID is not UTF-8".into()))?;
-        RoomId::parse(text)
-            .map(Some)
-            .map_err(|e| Error::Database(format!("stored room ID invalid: {e}")))
+        let (room_id, creator) = <(&str, &str)>::decode(&bytes)?;
+        let room_id = RoomId::parse(room_id)
+            .map_err(|e| Error::Database(format!("stored room ID invalid: {e}")))?;
+        let creator = UserId::parse(creator)
+            .map_err(|e| Error::Database(format!("stored user ID invalid: {e}")))?;
+        Ok(Some((room_id, creator)))
     }
 
-    /// Points a new alias at a room; `M_ROOM_IN_USE` if the alias is taken.
-    pub fn set_alias(&self, alias: &RoomAliasId, room_id: &RoomId) -> Result<()> {
+    pub fn resolve_alias(&self, alias: &RoomAliasId) -> Result<Option<OwnedRoomId>> {
+        Ok(self.alias_entry(alias)?.map(|(room_id, _)| room_id))
+    }
+
+    /// Points a new alias at a room; fails if the alias is taken.
+    pub fn set_alias(&self, alias: &RoomAliasId, room_id: &RoomId, creator: &UserId) -> Result<()> {
         let _guard = self
             .shortstatekey_lock
             .lock()
@@ -31,7 +37,11 @@ impl Service {
             ));
         }
         let mut batch = Batch::default();
-        batch.put(&self.alias_roomid, alias.as_bytes(), room_id.as_bytes())?;
+        batch.put(
+            &self.alias_roomid,
+            alias.as_bytes(),
+            &(room_id.as_str(), creator.as_str()).encode(),
+        )?;
         batch.put(
             &self.roomid_alias,
             &(room_id.as_str(), alias.as_str()).encode(),
@@ -61,6 +71,32 @@ impl Service {
                 let (_, alias) = <(&str, &str)>::decode(&key)?;
                 RoomAliasId::parse(alias)
                     .map_err(|e| Error::Database(format!("stored alias invalid: {e}")))
+            })
+            .collect()
+    }
+
+    pub fn is_public(&self, room_id: &RoomId) -> Result<bool> {
+        self.publicroomids.contains(room_id.as_bytes())
+    }
+
+    pub fn set_public(&self, room_id: &RoomId, public: bool) -> Result<()> {
+        if public {
+            self.publicroomids.insert(room_id.as_bytes(), &[])
+        } else {
+            self.publicroomids.remove(room_id.as_bytes())
+        }
+    }
+
+    /// Rooms published in the directory.
+    pub fn public_rooms(&self) -> Result<Vec<OwnedRoomId>> {
+        self.publicroomids
+            .iter_from(&[], rocksdb::Direction::Forward)
+            .map(|entry| {
+                let (key, _) = entry?;
+                let text = std::str::from_utf8(&key)
+                    .map_err(|_| Error::Database("room ID is not UTF-8".into()))?;
+                RoomId::parse(text)
+                    .map_err(|e| Error::Database(format!("stored room ID invalid: {e}")))
             })
             .collect()
     }

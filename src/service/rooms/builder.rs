@@ -357,6 +357,7 @@ impl Service {
             &[],
         )?;
 
+        self.index_relation(room_id, pdu, count, batch)?;
         if pdu.kind == TimelineEventType::RoomMember
             && let Some(target) = pdu.state_key.as_deref()
         {

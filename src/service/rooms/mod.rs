@@ -7,9 +7,12 @@ mod membership;
 pub mod pdu;
 pub mod power;
 mod redaction;
+pub mod relations;
 mod short;
 pub mod state;
+pub mod summary;
 mod timeline;
+pub mod visibility;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,6 +49,9 @@ pub struct Service {
     userdevicetxnid_eventid: Tree,
     alias_roomid: Tree,
     roomid_alias: Tree,
+    publicroomids: Tree,
+    relatestoeventid_relation: Tree,
+    roomid_threadroot: Tree,
     shortstatekey_lock: Mutex<()>,
     state_cache: state::StateCache,
     /// One async mutex per room: events of a room are appended one at a time, so each sees the
@@ -86,6 +92,9 @@ impl Service {
             userdevicetxnid_eventid: engine.tree("userdevicetxnid_eventid"),
             alias_roomid: engine.tree("alias_roomid"),
             roomid_alias: engine.tree("roomid_alias"),
+            publicroomids: engine.tree("publicroomids"),
+            relatestoeventid_relation: engine.tree("relatestoeventid_relation"),
+            roomid_threadroot: engine.tree("roomid_threadroot"),
             shortstatekey_lock: Mutex::new(()),
             state_cache: state::StateCache::default(),
             room_locks: Mutex::new(HashMap::new()),

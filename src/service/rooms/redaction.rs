@@ -23,6 +23,9 @@ impl Service {
         };
         let object: CanonicalJsonObject = serde_json::from_slice(&json)
             .map_err(|e| Error::Database(format!("stored PDU unreadable: {e}")))?;
+        // The relation lives in the content, which is about to go.
+        let original = super::pdu::PduEvent::from_json(&json)?;
+        self.unindex_relation(&original.content_value(), target)?;
         let version = self.room_version(room_id)?;
         let rules = version
             .rules()

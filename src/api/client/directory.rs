@@ -1,0 +1,272 @@
+//! Room aliases and the public room directory.
+
+use std::sync::Arc;
+
+use ruma::api::client::alias::{create_alias, delete_alias, get_alias};
+use ruma::api::client::directory::{
+    get_public_rooms, get_public_rooms_filtered, get_room_visibility, set_room_visibility,
+};
+use ruma::api::client::room::{Visibility, aliases};
+use ruma::directory::{PublicRoomsChunk, PublicRoomsChunkInit};
+use ruma::room::{JoinRuleKind, RoomType};
+use ruma::{RoomAliasId, UInt, UserId};
+
+use super::membership::ensure_joined;
+use crate::api::Ruma;
+use crate::error::{Error, ErrorCode, Result};
+use crate::service::Services;
+use crate::service::rooms::summary::RoomSummary;
+
+fn ensure_local_alias(services: &Services, alias: &RoomAliasId) -> Result<()> {
+    if alias.server_name() != services.server_name() {
+        return Err(Error::invalid_param(
+            "Aliases of other servers cannot be managed here",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn create(
+    services: Arc<Services>,
+    request: Ruma<create_alias::v3::Request>,
+) -> Result<create_alias::v3::Response> {
+    let body = &request.body;
+    let sender = request.user()?;
+    ensure_local_alias(&services, &body.room_alias)?;
+    ensure_joined(&services, sender, &body.room_id)?;
+    if services.rooms.resolve_alias(&body.room_alias)?.is_some() {
+        return Err(Error::with_status(
+            ErrorCode::Unknown,
+            http::StatusCode::CONFLICT,
+            "The room alias already exists",
+        ));
+    }
+    services
+        .rooms
+        .set_alias(&body.room_alias, &body.room_id, sender)?;
+    Ok(create_alias::v3::Response::new())
+}
+
+pub async fn delete(
+    services: Arc<Services>,
+    request: Ruma<delete_alias::v3::Request>,
+) -> Result<delete_alias::v3::Response> {
+    let alias = &request.body.room_alias;
+    let sender = request.user()?;
+    ensure_local_alias(&services, alias)?;
+    let (room_id, creator) = services
+        .rooms
+        .alias_entry(alias)?
+        .ok_or_else(|| Error::not_found("Unknown room alias"))?;
+    // The alias's creator, a server admin, or someone who may change the canonical alias.
+    let allowed = creator == sender
+        || services.users.is_admin(sender)?
+        || (services.rooms.is_joined(sender, &room_id)?
+            && may_send_state(&services, &room_id, sender, "m.room.canonical_alias")?);
+    if !allowed {
+        return Err(Error::forbidden("You may not remove this alias"));
+    }
+    services.rooms.remove_alias(alias)?;
+    Ok(delete_alias::v3::Response::new())
+}
+
+/// Whether the user's power level allows sending the given state event type.
+fn may_send_state(
+    services: &Services,
+    room_id: &ruma::RoomId,
+    user: &UserId,
+    kind: &str,
+) -> Result<bool> {
+    let levels = services.rooms.power_levels(room_id)?;
+    let needed = levels
+        .get("events")
+        .and_then(|events| events.get(kind))
+        .or_else(|| levels.get("state_default"))
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(50);
+    Ok(services.rooms.user_power(room_id, user)?
+        >= crate::service::rooms::power::Power::Level(needed))
+}
+
+pub async fn get(
+    services: Arc<Services>,
+    request: Ruma<get_alias::v3::Request>,
+) -> Result<get_alias::v3::Response> {
+    let room_id = services
+        .rooms
+        .resolve_alias(&request.body.room_alias)?
+        .ok_or_else(|| Error::not_found("Unknown room alias"))?;
+    Ok(get_alias::v3::Response::new(
+        room_id,
+        vec![services.server_name().to_owned()],
+    ))
+}
+
+pub async fn room_aliases(
+    services: Arc<Services>,
+    request: Ruma<aliases::v3::Request>,
+) -> Result<aliases::v3::Response> {
+    let room_id = &request.body.room_id;
+    ensure_joined(&services, request.user()?, room_id)?;
+    Ok(aliases::v3::Response::new(
+        services.rooms.local_aliases(room_id)?,
+    ))
+}
+
+pub async fn get_visibility(
+    services: Arc<Services>,
+    request: Ruma<get_room_visibility::v3::Request>,
+) -> Result<get_room_visibility::v3::Response> {
+    let room_id = &request.body.room_id;
+    if !services.rooms.exists(room_id)? {
+        return Err(Error::not_found("Unknown room"));
+    }
+    let visibility = if services.rooms.is_public(room_id)? {
+        Visibility::Public
+    } else {
+        Visibility::Private
+    };
+    Ok(get_room_visibility::v3::Response::new(visibility))
+}
+
+pub async fn set_visibility(
+    services: Arc<Services>,
+    request: Ruma<set_room_visibility::v3::Request>,
+) -> Result<set_room_visibility::v3::Response> {
+    let body = &request.body;
+    let sender = request.user()?;
+    ensure_joined(&services, sender, &body.room_id)?;
+    // Publishing is a moderator's decision: the level needed to set the canonical alias.
+    if !services.users.is_admin(sender)?
+        && !may_send_state(&services, &body.room_id, sender, "m.room.canonical_alias")?
+    {
+        return Err(Error::forbidden(
+            "You may not change this room's directory visibility",
+        ));
+    }
+    let public = match body.visibility {
+        Visibility::Public => true,
+        Visibility::Private => false,
+        _ => return Err(Error::invalid_param("Unknown visibility")),
+    };
+    services.rooms.set_public(&body.room_id, public)?;
+    Ok(set_room_visibility::v3::Response::new())
+}
+
+fn chunk(summary: RoomSummary) -> PublicRoomsChunk {
+    let mut chunk: PublicRoomsChunk = PublicRoomsChunkInit {
+        num_joined_members: UInt::try_from(summary.num_joined_members).unwrap_or_default(),
+        room_id: summary.room_id,
+        world_readable: summary.world_readable,
+        guest_can_join: summary.guest_can_join,
+    }
+    .into();
+    chunk.name = summary.name;
+    chunk.topic = summary.topic;
+    chunk.canonical_alias = summary.canonical_alias;
+    chunk.avatar_url = summary.avatar_url.map(Into::into);
+    chunk.join_rule = JoinRuleKind::from(summary.join_rule.as_str());
+    chunk.room_type = summary.room_type.map(|t| RoomType::from(t.as_str()));
+    chunk
+}
+
+/// Rooms of one page, next and previous tokens, and the total count.
+type DirectoryPage = (Vec<PublicRoomsChunk>, Option<String>, Option<String>, u64);
+
+/// One page of the directory: rooms by member count, optionally filtered by a search term.
+fn directory_page(
+    services: &Services,
+    limit: Option<UInt>,
+    since: Option<&str>,
+    search: Option<&str>,
+) -> Result<DirectoryPage> {
+    let search = search.map(str::to_lowercase).filter(|s| !s.is_empty());
+    let mut rooms = Vec::new();
+    for room_id in services.rooms.public_rooms()? {
+        let summary = services.rooms.summary(&room_id)?;
+        if let Some(term) = &search {
+            let haystack = [
+                summary.name.as_deref(),
+                summary.topic.as_deref(),
+                summary.canonical_alias.as_ref().map(|a| a.as_str()),
+            ];
+            if !haystack
+                .iter()
+                .flatten()
+                .any(|text| text.to_lowercase().contains(term))
+            {
+                continue;
+            }
+        }
+        rooms.push(summary);
+    }
+    rooms.sort_by(|a, b| {
+        b.num_joined_members
+            .cmp(&a.num_joined_members)
+            .then_with(|| a.room_id.cmp(&b.room_id))
+    });
+    let total = rooms.len() as u64;
+    let offset = match since {
+        Some(token) => token
+            .trim_start_matches('p')
+            .parse::<usize>()
+            .map_err(|_| Error::invalid_param("Invalid since token"))?,
+        None => 0,
+    };
+    let limit = limit
+        .map_or(usize::MAX, |l| {
+            usize::try_from(u64::from(l)).unwrap_or(usize::MAX)
+        })
+        .max(1);
+    let end = offset.saturating_add(limit).min(rooms.len());
+    let page: Vec<PublicRoomsChunk> = rooms
+        .into_iter()
+        .skip(offset)
+        .take(end.saturating_sub(offset))
+        .map(chunk)
+        .collect();
+    let next = (end < total as usize).then(|| format!("p{end}"));
+    let prev = (offset > 0).then(|| format!("p{}", offset.saturating_sub(limit)));
+    Ok((page, next, prev, total))
+}
+
+fn ensure_this_server(services: &Services, server: Option<&ruma::ServerName>) -> Result<()> {
+    if server.is_some_and(|server| server != services.server_name()) {
+        return Err(Error::forbidden(
+            "Other servers' directories need federation",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn public_rooms(
+    services: Arc<Services>,
+    request: Ruma<get_public_rooms::v3::Request>,
+) -> Result<get_public_rooms::v3::Response> {
+    let body = &request.body;
+    ensure_this_server(&services, body.server.as_deref())?;
+    let (page, next, prev, total) =
+        directory_page(&services, body.limit, body.since.as_deref(), None)?;
+    let mut response = get_public_rooms::v3::Response::new(page);
+    response.next_batch = next;
+    response.prev_batch = prev;
+    response.total_room_count_estimate = UInt::try_from(total).ok();
+    Ok(response)
+}
+
+pub async fn public_rooms_filtered(
+    services: Arc<Services>,
+    request: Ruma<get_public_rooms_filtered::v3::Request>,
+) -> Result<get_public_rooms_filtered::v3::Response> {
+    let body = &request.body;
+    ensure_this_server(&services, body.server.as_deref())?;
+    let search = body.filter.generic_search_term.as_deref();
+    let (page, next, prev, total) =
+        directory_page(&services, body.limit, body.since.as_deref(), search)?;
+    let mut response = get_public_rooms_filtered::v3::Response::new();
+    response.chunk = page;
+    response.next_batch = next;
+    response.prev_batch = prev;
+    response.total_room_count_estimate = UInt::try_from(total).ok();
+    Ok(response)
+}

@@ -1,0 +1,184 @@
+//! Event relations (`m.relates_to`): an index from each event to the events relating to it,
+//! for `/relations`, threads, and the aggregations bundled into events sent to clients.
+
+use ruma::{EventId, OwnedEventId, RoomId, UserId};
+use serde_json::{Map, Value, json};
+
+use super::Service;
+use super::pdu::PduEvent;
+use crate::error::{Error, Result};
+use crate::storage::{Batch, Key};
+
+/// One relating event.
+#[derive(Debug, Clone)]
+pub struct Relation {
+    pub count: u64,
+    pub rel_type: String,
+    pub event_type: String,
+    pub event_id: OwnedEventId,
+}
+
+/// The `m.relates_to` of an event's content, if well-formed.
+pub fn relates_to(content: &Value) -> Option<(String, OwnedEventId)> {
+    let relates_to = content.get("m.relates_to")?;
+    let rel_type = relates_to.get("rel_type")?.as_str()?.to_owned();
+    let target = EventId::parse(relates_to.get("event_id")?.as_str()?).ok()?;
+    Some((rel_type, target))
+}
+
+impl Service {
+    /// Indexes a new event's relation (in the caller's batch).
+    pub(super) fn index_relation(
+        &self,
+        room_id: &RoomId,
+        pdu: &PduEvent,
+        count: u64,
+        batch: &mut Batch,
+    ) -> Result<()> {
+        let Some((rel_type, target)) = relates_to(&pdu.content_value()) else {
+            return Ok(());
+        };
+        let value = (
+            rel_type.as_str(),
+            pdu.kind.to_string().as_str(),
+            pdu.event_id.as_str(),
+        )
+            .encode();
+        batch.put(
+            &self.relatestoeventid_relation,
+            &(target.as_str(), count).encode(),
+            &value,
+        )?;
+        if rel_type == "m.thread" {
+            batch.put(
+                &self.roomid_threadroot,
+                &(room_id.as_str(), target.as_str()).encode(),
+                &[],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Removes a redacted event's relation from the index.
+    pub(super) fn unindex_relation(&self, content: &Value, event_id: &EventId) -> Result<()> {
+        let Some((_, target)) = relates_to(content) else {
+            return Ok(());
+        };
+        let Some((_, count)) = self.pdu_position(event_id)? else {
+            return Ok(());
+        };
+        self.relatestoeventid_relation
+            .remove(&(target.as_str(), count).encode())
+    }
+
+    /// Events relating to `target`, oldest first.
+    pub fn relations(&self, target: &EventId) -> Result<Vec<Relation>> {
+        self.relatestoeventid_relation
+            .scan_prefix((target.as_str(),).prefix())
+            .map(|entry| {
+                let (key, value) = entry?;
+                let (_, count) = <(&str, u64)>::decode(&key)?;
+                let (rel_type, event_type, event_id) = <(String, String, &str)>::decode(&value)?;
+                let event_id = EventId::parse(event_id)
+                    .map_err(|e| Error::Database(format!("stored event ID invalid: {e}")))?;
+                Ok(Relation {
+                    count,
+                    rel_type,
+                    event_type,
+                    event_id,
+                })
+            })
+            .collect()
+    }
+
+    /// Thread roots of a room.
+    pub fn thread_roots(&self, room_id: &RoomId) -> Result<Vec<OwnedEventId>> {
+        self.roomid_threadroot
+            .scan_prefix((room_id.as_str(),).prefix())
+            .map(|entry| {
+                let (key, _) = entry?;
+                let (_, event_id) = <(&str, &str)>::decode(&key)?;
+                EventId::parse(event_id)
+                    .map_err(|e| Error::Database(format!("stored event ID invalid: {e}")))
+            })
+            .collect()
+    }
+
+    /// The client form of a stored event with its bundled aggregations (`unsigned.m.relations`):
+    /// the latest edit by the original sender, the thread summary, and references.
+    pub fn client_event_bundled(
+        &self,
+        json: &[u8],
+        room_id: &RoomId,
+        viewer: &UserId,
+    ) -> Result<ruma::serde::Raw<ruma::events::AnyTimelineEvent>> {
+        let raw = super::pdu::client_event(json, room_id)?;
+        let pdu = PduEvent::from_json(json)?;
+        let relations = self.relations(&pdu.event_id)?;
+        if relations.is_empty() {
+            return Ok(raw);
+        }
+        let mut bundle = Map::new();
+        let mut latest_edit: Option<Value> = None;
+        let mut thread_count = 0u64;
+        let mut thread_latest: Option<OwnedEventId> = None;
+        let mut participated = pdu.sender == viewer;
+        let mut references = Vec::new();
+        for relation in &relations {
+            match relation.rel_type.as_str() {
+                "m.replace" => {
+                    if let Some(edit_json) = self.get_pdu_json(&relation.event_id)? {
+                        let edit = PduEvent::from_json(&edit_json)?;
+                        if edit.sender == pdu.sender && edit.kind == pdu.kind {
+                            latest_edit = Some(
+                                serde_json::from_str(
+                                    super::pdu::client_event(&edit_json, room_id)?.json().get(),
+                                )
+                                .map_err(Error::internal)?,
+                            );
+                        }
+                    }
+                }
+                "m.thread" => {
+                    thread_count += 1;
+                    thread_latest = Some(relation.event_id.clone());
+                    if !participated && let Some(reply) = self.get_pdu(&relation.event_id)? {
+                        participated = reply.sender == viewer;
+                    }
+                }
+                "m.reference" => references.push(json!({ "event_id": relation.event_id })),
+                _ => {}
+            }
+        }
+        if let Some(edit) = latest_edit {
+            bundle.insert("m.replace".into(), edit);
+        }
+        if let Some(latest) = thread_latest
+            && let Some(latest_json) = self.get_pdu_json(&latest)?
+        {
+            let latest: Value = serde_json::from_str(
+                super::pdu::client_event(&latest_json, room_id)?
+                    .json()
+                    .get(),
+            )
+            .map_err(Error::internal)?;
+            bundle.insert(
+                "m.thread".into(),
+                json!({ "latest_event": latest, "count": thread_count, "current_user_participated": participated }),
+            );
+        }
+        if !references.is_empty() {
+            bundle.insert("m.reference".into(), json!({ "chunk": references }));
+        }
+        if bundle.is_empty() {
+            return Ok(raw);
+        }
+        let mut object: Map<String, Value> =
+            serde_json::from_str(raw.json().get()).map_err(Error::internal)?;
+        let unsigned = object.entry("unsigned").or_insert_with(|| json!({}));
+        unsigned["m.relations"] = Value::Object(bundle);
+        Ok(ruma::serde::Raw::from_json(
+            serde_json::value::to_raw_value(&object).map_err(Error::internal)?,
+        ))
+    }
+}
