@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use ruma::api::client::knock::knock_room;
 use ruma::api::client::membership::{
     ban_user, forget_room, get_member_events, invite_user, join_room_by_id,
     join_room_by_id_or_alias, joined_members, joined_rooms, kick_user, leave_room, unban_user,
@@ -36,7 +37,7 @@ async fn set_membership(
     reason: Option<&str>,
 ) -> Result<()> {
     ensure_room(services, room_id)?;
-    let mut content = if membership == "join" || membership == "invite" {
+    let mut content = if matches!(membership, "join" | "invite" | "knock") {
         member_content(services, target, membership)?
     } else {
         json!({ "membership": membership })
@@ -45,11 +46,70 @@ async fn set_membership(
         content["reason"] = json!(reason);
     }
     let guard = services.rooms.lock_room(room_id).await;
+    if membership == "join" && sender == target {
+        authorise_restricted_join(services, sender, room_id, &mut content)?;
+    }
     let builder = PduBuilder::state(TimelineEventType::RoomMember, target.as_str(), content);
     services
         .rooms
         .build_and_append(builder, sender, room_id, &guard)?;
     Ok(())
+}
+
+/// For `restricted` and `knock_restricted` rooms: a user who is not invited may join if they
+/// are in one of the allowed rooms; the join then names a member of ours who may invite
+/// (`join_authorised_via_users_server`), as the authorization rules require.
+fn authorise_restricted_join(
+    services: &Services,
+    user: &UserId,
+    room_id: &RoomId,
+    content: &mut Value,
+) -> Result<()> {
+    let rooms = &services.rooms;
+    let join_rule = rooms
+        .current_state_event(room_id, "m.room.join_rules", "")?
+        .and_then(|pdu| {
+            pdu.content_value()
+                .get("join_rule")
+                .and_then(Value::as_str)
+                .map(ToOwned::to_owned)
+        });
+    if !matches!(
+        join_rule.as_deref(),
+        Some("restricted" | "knock_restricted")
+    ) {
+        return Ok(());
+    }
+    if matches!(
+        rooms.membership(user, room_id)?.as_deref(),
+        Some("join" | "invite")
+    ) {
+        return Ok(());
+    }
+    let mut qualifies = false;
+    for allowed in rooms.join_rule_allowed_rooms(room_id)? {
+        if rooms.is_joined(user, &allowed)? {
+            qualifies = true;
+            break;
+        }
+    }
+    if !qualifies {
+        return Err(Error::forbidden(
+            "You are not a member of any room that gives access to this one",
+        ));
+    }
+    for (member, membership) in rooms.members(room_id)? {
+        if membership == "join"
+            && member.server_name() == services.server_name()
+            && rooms.has_power(room_id, &member, "invite", 0)?
+        {
+            content["join_authorised_via_users_server"] = json!(member);
+            return Ok(());
+        }
+    }
+    Err(Error::forbidden(
+        "No member of this room can authorise your join",
+    ))
 }
 
 async fn join(
@@ -324,4 +384,22 @@ pub async fn joined(
         joined.insert(user_id, member);
     }
     Ok(joined_members::v3::Response::new(joined))
+}
+
+pub async fn knock(
+    services: Arc<Services>,
+    request: Ruma<knock_room::v3::Request>,
+) -> Result<knock_room::v3::Response> {
+    let room_id = resolve_room(&services, &request.body.room_id_or_alias)?;
+    let sender = request.user()?;
+    set_membership(
+        &services,
+        sender,
+        &room_id,
+        sender,
+        "knock",
+        request.body.reason.as_deref(),
+    )
+    .await?;
+    Ok(knock_room::v3::Response::new(room_id))
 }

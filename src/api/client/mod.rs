@@ -14,7 +14,9 @@ mod redact;
 mod register;
 mod relations;
 mod session;
+mod spaces;
 mod state;
+mod upgrade;
 
 use super::router::{AppRouter, RumaRouter};
 
@@ -72,6 +74,7 @@ pub fn routes(router: AppRouter) -> AppRouter {
         .ruma(membership::list_joined)
         .ruma(membership::members)
         .ruma(membership::joined)
+        .ruma(membership::knock)
         .ruma(message::send)
         .ruma(message::get_event)
         .ruma(message::messages)
@@ -93,4 +96,7 @@ pub fn routes(router: AppRouter) -> AppRouter {
         .ruma(relations::by_rel_type)
         .ruma(relations::by_rel_and_event_type)
         .ruma(relations::threads)
+        .ruma(spaces::hierarchy)
+        .ruma(spaces::summary)
+        .ruma(upgrade::upgrade)
 }

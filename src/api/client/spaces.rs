@@ -1,0 +1,162 @@
+//! Space hierarchies and room summaries for rooms on this server.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use ruma::api::client::room::get_summary;
+use ruma::api::client::space::get_hierarchy;
+use ruma::{OwnedRoomId, RoomId, UserId};
+use serde_json::{Value, json};
+
+use crate::api::Ruma;
+use crate::api::router::RawJson;
+use crate::error::{Error, Result};
+use crate::service::Services;
+use crate::service::rooms::pdu::PduEvent;
+
+const DEFAULT_LIMIT: usize = 50;
+const MAX_DEPTH: u64 = 10;
+
+/// The `m.space.child` events of a room with a non-empty `via`, as stripped state.
+fn space_children(
+    services: &Services,
+    room_id: &RoomId,
+    suggested_only: bool,
+) -> Result<Vec<(OwnedRoomId, Value)>> {
+    let rooms = &services.rooms;
+    let state = rooms.current_state(room_id)?;
+    let mut children = Vec::new();
+    for (shortstatekey, shorteventid) in state.iter() {
+        let (kind, state_key) = rooms.statekey_of_short(*shortstatekey)?;
+        if kind != "m.space.child" {
+            continue;
+        }
+        let Ok(child) = RoomId::parse(&state_key) else {
+            continue;
+        };
+        let Some(json) = rooms.get_pdu_json(&rooms.event_id_of_short(*shorteventid)?)? else {
+            continue;
+        };
+        let pdu = PduEvent::from_json(&json)?;
+        let content = pdu.content_value();
+        let has_via = content
+            .get("via")
+            .and_then(Value::as_array)
+            .is_some_and(|via| !via.is_empty());
+        let suggested = content
+            .get("suggested")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if !has_via || (suggested_only && !suggested) {
+            continue;
+        }
+        let stripped = json!({
+            "type": "m.space.child",
+            "state_key": state_key,
+            "content": content,
+            "sender": pdu.sender,
+            "origin_server_ts": pdu.origin_server_ts,
+        });
+        children.push((child, stripped));
+    }
+    Ok(children)
+}
+
+pub async fn hierarchy(
+    services: Arc<Services>,
+    request: Ruma<get_hierarchy::v1::Request>,
+) -> Result<RawJson> {
+    let body = &request.body;
+    let user = request.user()?;
+    let rooms = &services.rooms;
+    if !rooms.exists(&body.room_id)? {
+        return Err(Error::not_found("Unknown room"));
+    }
+    let root = rooms.summary(&body.room_id)?;
+    if !rooms.may_preview(user, &root)? {
+        return Err(Error::forbidden("You cannot see this space"));
+    }
+    let max_depth = body.max_depth.map_or(MAX_DEPTH, u64::from).min(MAX_DEPTH);
+    let limit = body
+        .limit
+        .map_or(DEFAULT_LIMIT, |l| {
+            usize::try_from(u64::from(l)).unwrap_or(DEFAULT_LIMIT)
+        })
+        .clamp(1, 1000);
+    let skip = match &body.from {
+        Some(token) => token
+            .trim_start_matches('h')
+            .parse::<usize>()
+            .map_err(|_| Error::invalid_param("Invalid from token"))?,
+        None => 0,
+    };
+
+    // Breadth-first over the space tree; `from` counts the rooms already returned.
+    let mut queue = VecDeque::from([(body.room_id.clone(), 0u64)]);
+    let mut seen = HashSet::new();
+    let mut position = 0usize;
+    let mut out = Vec::new();
+    let mut next_batch = None;
+    while let Some((room_id, depth)) = queue.pop_front() {
+        if !seen.insert(room_id.clone()) || !rooms.exists(&room_id)? {
+            continue;
+        }
+        let summary = rooms.summary(&room_id)?;
+        if !rooms.may_preview(user, &summary)? {
+            continue;
+        }
+        let children = space_children(&services, &room_id, body.suggested_only)?;
+        if depth < max_depth {
+            queue.extend(children.iter().map(|(child, _)| (child.clone(), depth + 1)));
+        }
+        position += 1;
+        if position <= skip {
+            continue;
+        }
+        if out.len() >= limit {
+            next_batch = Some(format!("h{}", position - 1));
+            break;
+        }
+        let mut chunk = summary.to_json();
+        chunk["children_state"] =
+            Value::Array(children.into_iter().map(|(_, state)| state).collect());
+        out.push(chunk);
+    }
+    let mut response = json!({ "rooms": out });
+    if let Some(next) = next_batch {
+        response["next_batch"] = json!(next);
+    }
+    Ok(RawJson(response))
+}
+
+pub async fn summary(
+    services: Arc<Services>,
+    request: Ruma<get_summary::v1::Request>,
+) -> Result<RawJson> {
+    let rooms = &services.rooms;
+    let room_id = match <&RoomId>::try_from(&*request.body.room_id_or_alias) {
+        Ok(room_id) => room_id.to_owned(),
+        Err(alias) => rooms
+            .resolve_alias(alias)?
+            .ok_or_else(|| Error::not_found("Unknown room alias"))?,
+    };
+    if !rooms.exists(&room_id)? {
+        return Err(Error::not_found("Unknown room"));
+    }
+    let summary = rooms.summary(&room_id)?;
+    let user: Option<&UserId> = request.sender_user.as_deref();
+    let allowed = match user {
+        Some(user) => rooms.may_preview(user, &summary)?,
+        None => summary.world_readable || summary.join_rule == "public",
+    };
+    if !allowed {
+        return Err(Error::forbidden("You cannot see this room"));
+    }
+    let mut json = summary.to_json();
+    if let Some(user) = user
+        && let Some(membership) = rooms.membership(user, &room_id)?
+    {
+        json["membership"] = json!(membership);
+    }
+    Ok(RawJson(json))
+}
