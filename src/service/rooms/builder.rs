@@ -158,18 +158,29 @@ impl Service {
         builder: PduBuilder,
         sender: &UserId,
         room_id: &RoomId,
+        guard: &RoomGuard,
+    ) -> Result<OwnedEventId> {
+        let mut prev_events = self.forward_extremities(room_id)?;
+        prev_events.truncate(MAX_PREV_EVENTS);
+        self.build_and_append_after(builder, sender, room_id, guard, prev_events)
+    }
+
+    /// Like [`Self::build_and_append`] with explicit `prev_events`. When they carry different
+    /// states, the state before the event is their resolution.
+    pub fn build_and_append_after(
+        &self,
+        builder: PduBuilder,
+        sender: &UserId,
+        room_id: &RoomId,
         _guard: &RoomGuard,
+        prev_events: Vec<OwnedEventId>,
     ) -> Result<OwnedEventId> {
         let version = self.room_version(room_id)?;
         let rules = rules_of(&version)?;
         let shortroomid = self
             .shortroomid(room_id)?
             .ok_or_else(|| Error::not_found("Unknown room"))?;
-        let current_hash = self.current_shortstatehash(room_id)?;
-        let state = self.current_state(room_id)?;
-
-        let mut prev_events = self.forward_extremities(room_id)?;
-        prev_events.truncate(MAX_PREV_EVENTS);
+        let (statehash_before, state) = self.state_before_events(room_id, &rules, &prev_events)?;
         let mut depth = 0u64;
         for prev in &prev_events {
             if let Some(pdu) = self.get_pdu(prev)? {
@@ -209,7 +220,7 @@ impl Service {
             &pdu,
             object,
             &state,
-            current_hash,
+            statehash_before,
             &mut batch,
         )?;
         self.engine.write(batch)?;
@@ -328,17 +339,18 @@ impl Service {
                     self.get_or_create_shortstatekey(&pdu.kind.to_string(), state_key)?;
                 let mut state = state_before.clone();
                 state.insert(shortstatekey, shorteventid);
-                let hash = self.save_state(statehash_before, state, batch)?;
-                batch.put(
-                    &self.roomid_shortstatehash,
-                    room_id.as_bytes(),
-                    &hash.to_be_bytes(),
-                )?;
-                hash
+                self.save_state(statehash_before, state, batch)?
             }
             None => statehash_before
                 .ok_or_else(|| Error::internal("timeline event in a room without state"))?,
         };
+        // The room's current state is the state after its newest event (which differs from the
+        // state before it for a timeline event too, when the event merged forks).
+        batch.put(
+            &self.roomid_shortstatehash,
+            room_id.as_bytes(),
+            &statehash_after.to_be_bytes(),
+        )?;
         batch.put(
             &self.shorteventid_shortstatehash,
             &shorteventid.to_be_bytes(),

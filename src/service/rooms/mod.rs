@@ -8,6 +8,7 @@ pub mod pdu;
 pub mod power;
 mod redaction;
 pub mod relations;
+mod resolution;
 mod short;
 pub mod state;
 pub mod summary;
