@@ -385,7 +385,7 @@ async fn power_levels_are_enforced_in_each_room_version() {
     let ts = TestServer::start_open().await;
     let alice = ts.register_open("alice", "alice-password").await;
     let bob = ts.register_open("bob", "bob-password").await;
-    for version in ["6", "10", "11", "12"] {
+    for version in ["1", "2", "6", "10", "11", "12"] {
         let room_id = create_room(
             &ts,
             &alice,
@@ -481,7 +481,7 @@ async fn power_levels_are_enforced_in_each_room_version() {
 async fn bad_room_requests_get_spec_errors() {
     let ts = TestServer::start_open().await;
     let alice = ts.register_open("alice", "alice-password").await;
-    for version in ["1", "2", "99"] {
+    for version in ["13", "99", "v12"] {
         let resp = ts
             .post(
                 "/_matrix/client/v3/createRoom",
@@ -616,6 +616,12 @@ async fn redacted_content_is_gone_from_storage() {
         let sent =
             expect_ok(send_text(&ts, &alice, &room_id, &format!("s{version}"), &secret).await);
         let event_id = sent["event_id"].as_str().unwrap().to_owned();
+        // Room version 1 event IDs name their server; later ones are hashes.
+        assert_eq!(
+            event_id.ends_with(":localhost"),
+            version == "1",
+            "{event_id}"
+        );
         // Put the message on disk (in SST files) before redacting it, and make sure the scan
         // below would find it there.
         ts.stop().await;

@@ -236,15 +236,12 @@ impl Config {
                 ),
             );
         }
-        let supported_version = !matches!(
-            self.default_room_version,
-            ruma::RoomVersionId::V1 | ruma::RoomVersionId::V2
-        ) && self.default_room_version.rules().is_some();
+        let supported_version = self.default_room_version.rules().is_some();
         if !supported_version {
             return fail(
                 "default_room_version",
                 format!(
-                    "room version {} is not supported; choose 3 to 12",
+                    "room version {} is not supported; choose 1 to 12",
                     self.default_room_version
                 ),
             );

@@ -56,8 +56,9 @@ async fn capabilities(
     capabilities.change_password = ChangePasswordCapability::new(true);
     capabilities.thirdparty_id_changes = ThirdPartyIdChangesCapability::new(false);
     capabilities.profile_fields = Some(ProfileFieldsCapability::new(true));
-    // Versions 1 and 2 need state resolution v1, which Conclave does not implement.
     let available = [
+        RoomVersionId::V1,
+        RoomVersionId::V2,
         RoomVersionId::V3,
         RoomVersionId::V4,
         RoomVersionId::V5,

@@ -3,8 +3,12 @@
 //! rules, content hash, signature, reference-hash event ID — and must pass the version's
 //! authorization rules against the current state before it is stored.
 
+use rand::Rng;
+use rand::distr::Alphanumeric;
 use ruma::events::{StateEventType, TimelineEventType};
-use ruma::room_version_rules::{RoomIdFormatVersion, RoomVersionRules};
+use ruma::room_version_rules::{
+    EventIdFormatVersion, EventsReferenceFormatVersion, RoomIdFormatVersion, RoomVersionRules,
+};
 use ruma::signatures::{JsonError, hash_and_sign_event, reference_hash};
 use ruma::state_res::{
     auth_types_for_event, check_pdu_format, check_state_dependent_auth_rules,
@@ -62,10 +66,6 @@ impl PduBuilder {
 }
 
 fn rules_of(version: &RoomVersionId) -> Result<RoomVersionRules> {
-    // Versions 1 and 2 need state resolution v1, which is not implemented: refuse them.
-    if matches!(version, RoomVersionId::V1 | RoomVersionId::V2) {
-        return Err(unsupported_version(version));
-    }
     version.rules().ok_or_else(|| unsupported_version(version))
 }
 
@@ -265,9 +265,21 @@ impl Service {
             "sender": sender,
             "origin_server_ts": now_millis(),
             "depth": depth,
-            "prev_events": prev_events,
-            "auth_events": auth_events,
+            "prev_events": self.event_references(&prev_events, rules)?,
+            "auth_events": self.event_references(&auth_events, rules)?,
         });
+        // Room versions 1 and 2: the event ID is chosen by its server and part of the event.
+        let legacy_event_id = (rules.event_id_format == EventIdFormatVersion::V1).then(|| {
+            let opaque: String = rand::rng()
+                .sample_iter(Alphanumeric)
+                .take(18)
+                .map(char::from)
+                .collect();
+            format!("${opaque}:{}", self.server_name)
+        });
+        if let Some(event_id) = &legacy_event_id {
+            event["event_id"] = json!(event_id);
+        }
         if let Some(room_id) = room_id {
             event["room_id"] = json!(room_id);
         }
@@ -290,8 +302,13 @@ impl Service {
             &rules.redaction,
         )
         .map_err(json_error)?;
-        let hash = reference_hash(&object, rules).map_err(json_error)?;
-        let event_id = EventId::parse(format!("${hash}")).map_err(Error::internal)?;
+        let event_id = match legacy_event_id {
+            Some(event_id) => EventId::parse(event_id).map_err(Error::internal)?,
+            None => {
+                let hash = reference_hash(&object, rules).map_err(json_error)?;
+                EventId::parse(format!("${hash}")).map_err(Error::internal)?
+            }
+        };
         check_pdu_format(&object, &rules.event_format).map_err(|reason| {
             if reason.contains("larger than") {
                 too_large()
@@ -376,6 +393,25 @@ impl Service {
             self.index_membership(room_id, target, &pdu.content_value(), batch)?;
         }
         Ok(())
+    }
+
+    /// How an event names other events: plain IDs, or in room versions 1 and 2 pairs of ID
+    /// and the referenced event's reference hash.
+    fn event_references(&self, events: &[OwnedEventId], rules: &RoomVersionRules) -> Result<Value> {
+        if rules.events_reference_format != EventsReferenceFormatVersion::V1 {
+            return Ok(json!(events));
+        }
+        let mut references = Vec::with_capacity(events.len());
+        for event_id in events {
+            let json = self
+                .get_pdu_json(event_id)?
+                .ok_or_else(|| Error::internal(format!("unknown event {event_id}")))?;
+            let object: CanonicalJsonObject =
+                serde_json::from_slice(&json).map_err(Error::internal)?;
+            let hash = reference_hash(&object, rules).map_err(json_error)?;
+            references.push(json!([event_id, { "sha256": hash }]));
+        }
+        Ok(Value::Array(references))
     }
 
     /// The room's forward extremities.

@@ -26,10 +26,10 @@ pub struct PduEvent {
     pub content: Box<RawJsonValue>,
     #[serde(default)]
     pub state_key: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "event_references")]
     pub prev_events: Vec<OwnedEventId>,
     pub depth: UInt,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "event_references")]
     pub auth_events: Vec<OwnedEventId>,
     #[serde(default)]
     pub redacts: Option<OwnedEventId>,
@@ -56,6 +56,26 @@ impl PduEvent {
     pub fn content_value(&self) -> Value {
         serde_json::from_str(self.content.get()).unwrap_or(Value::Null)
     }
+}
+
+/// Reads `prev_events`/`auth_events` in either format: event IDs, or (room versions 1 and 2)
+/// `[event ID, hashes]` pairs.
+fn event_references<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Vec<OwnedEventId>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Reference {
+        Id(OwnedEventId),
+        WithHash(OwnedEventId, serde::de::IgnoredAny),
+    }
+    let references = Vec::<Reference>::deserialize(deserializer)?;
+    Ok(references
+        .into_iter()
+        .map(|reference| match reference {
+            Reference::Id(id) | Reference::WithHash(id, _) => id,
+        })
+        .collect())
 }
 
 /// Fields of a PDU that clients never see.
