@@ -57,6 +57,38 @@ impl<'a> KeyPart<'a> for u64 {
     }
 }
 
+/// Matrix identifiers are string parts validated on the way out, so a decoded key yields typed
+/// IDs and a corrupt one an error rather than a panic.
+macro_rules! id_part {
+    ($($owned:ty),*) => {$(
+        impl<'a> KeyPart<'a> for $owned {
+            fn put(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(self.as_str().as_bytes());
+            }
+
+            fn take(input: &'a [u8]) -> Result<(Self, &'a [u8])> {
+                let (text, rest) = <&str>::take(input)?;
+                let id = <$owned>::try_from(text)
+                    .map_err(|e| Error::Database(format!("stored identifier {text:?} invalid: {e}")))?;
+                Ok((id, rest))
+            }
+        }
+    )*};
+}
+
+id_part!(
+    ruma::OwnedEventId,
+    ruma::OwnedRoomId,
+    ruma::OwnedUserId,
+    ruma::OwnedRoomAliasId
+);
+
+/// Decodes a stored identifier (a whole value or key).
+pub fn decode_id<'a, T: KeyPart<'a>>(bytes: &'a [u8]) -> Result<T> {
+    let ((id,),) = (<(T,)>::decode(bytes)?,);
+    Ok(id)
+}
+
 /// A whole key: a tuple of parts.
 pub trait Key<'a>: Sized {
     fn encode_into(&self, out: &mut Vec<u8>);

@@ -17,7 +17,7 @@ use rocksdb::{
     Options, WriteBatch,
 };
 
-pub use codec::{Key, KeyPart};
+pub use codec::{Key, KeyPart, decode_id};
 
 use crate::error::{Error, Result};
 use watch::Watchers;
@@ -258,6 +258,18 @@ impl Tree {
             ),
             Err(e) => Box::new(std::iter::once(Err(e))),
         }
+    }
+
+    /// The second parts of all keys `(first, T)` under `first`, e.g. the events of a room in a
+    /// `RoomId, EventId` index.
+    pub fn second_parts<T: for<'a> KeyPart<'a>>(&self, first: &str) -> Result<Vec<T>> {
+        self.scan_prefix((first,).prefix())
+            .map(|entry| {
+                let (key, _) = entry?;
+                let (_, part) = <(&str, T)>::decode(&key)?;
+                Ok(part)
+            })
+            .collect()
     }
 
     /// Resolves once a key starting with `prefix` is written to this tree.

@@ -4,7 +4,7 @@ use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomAliasId, RoomId, User
 
 use super::Service;
 use crate::error::{Error, ErrorCode, Result};
-use crate::storage::{Batch, Key};
+use crate::storage::{Batch, Key, decode_id};
 
 impl Service {
     /// The room an alias points to, and who created the alias.
@@ -12,11 +12,7 @@ impl Service {
         let Some(bytes) = self.alias_roomid.get(alias.as_bytes())? else {
             return Ok(None);
         };
-        let (room_id, creator) = <(&str, &str)>::decode(&bytes)?;
-        let room_id = RoomId::parse(room_id)
-            .map_err(|e| Error::Database(format!("stored room ID invalid: {e}")))?;
-        let creator = UserId::parse(creator)
-            .map_err(|e| Error::Database(format!("stored user ID invalid: {e}")))?;
+        let (room_id, creator) = <(OwnedRoomId, OwnedUserId)>::decode(&bytes)?;
         Ok(Some((room_id, creator)))
     }
 
@@ -64,15 +60,7 @@ impl Service {
     }
 
     pub fn local_aliases(&self, room_id: &RoomId) -> Result<Vec<OwnedRoomAliasId>> {
-        self.roomid_alias
-            .scan_prefix((room_id.as_str(),).prefix())
-            .map(|entry| {
-                let (key, _) = entry?;
-                let (_, alias) = <(&str, &str)>::decode(&key)?;
-                RoomAliasId::parse(alias)
-                    .map_err(|e| Error::Database(format!("stored alias invalid: {e}")))
-            })
-            .collect()
+        self.roomid_alias.second_parts(room_id.as_str())
     }
 
     pub fn is_public(&self, room_id: &RoomId) -> Result<bool> {
@@ -91,13 +79,7 @@ impl Service {
     pub fn public_rooms(&self) -> Result<Vec<OwnedRoomId>> {
         self.publicroomids
             .iter_from(&[], rocksdb::Direction::Forward)
-            .map(|entry| {
-                let (key, _) = entry?;
-                let text = std::str::from_utf8(&key)
-                    .map_err(|_| Error::Database("room ID is not UTF-8".into()))?;
-                RoomId::parse(text)
-                    .map_err(|e| Error::Database(format!("stored room ID invalid: {e}")))
-            })
+            .map(|entry| decode_id(&entry?.0))
             .collect()
     }
 }

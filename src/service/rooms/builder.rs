@@ -416,14 +416,6 @@ impl Service {
 
     /// The room's forward extremities.
     pub fn forward_extremities(&self, room_id: &RoomId) -> Result<Vec<OwnedEventId>> {
-        self.roomid_pduleaves
-            .scan_prefix((room_id.as_str(),).prefix())
-            .map(|entry| {
-                let (key, _) = entry?;
-                let (_, event_id) = <(&str, &str)>::decode(&key)?;
-                EventId::parse(event_id)
-                    .map_err(|e| Error::Database(format!("stored event ID invalid: {e}")))
-            })
-            .collect()
+        self.roomid_pduleaves.second_parts(room_id.as_str())
     }
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::Service;
 use crate::error::{Error, Result};
-use crate::storage::{Batch, Key};
+use crate::storage::{Batch, Key, decode_id};
 
 impl Service {
     /// Records a membership change (in the caller's batch).
@@ -63,11 +63,8 @@ impl Service {
         {
             let (key, value) = entry?;
             if value.as_ref() == membership.as_bytes() {
-                let (_, room_id) = <(&str, &str)>::decode(&key)?;
-                rooms.push(
-                    RoomId::parse(room_id)
-                        .map_err(|e| Error::Database(format!("stored room ID invalid: {e}")))?,
-                );
+                let (_, room_id) = <(&str, OwnedRoomId)>::decode(&key)?;
+                rooms.push(room_id);
             }
         }
         Ok(rooms)
@@ -81,9 +78,7 @@ impl Service {
             .scan_prefix((room_id.as_str(),).prefix())
         {
             let (key, value) = entry?;
-            let (_, user_id) = <(&str, &str)>::decode(&key)?;
-            let user_id = UserId::parse(user_id)
-                .map_err(|e| Error::Database(format!("stored user ID invalid: {e}")))?;
+            let (_, user_id) = <(&str, OwnedUserId)>::decode(&key)?;
             let membership = String::from_utf8(value.into_vec())
                 .map_err(|_| Error::Database("membership is not UTF-8".into()))?;
             members.push((user_id, membership));
@@ -107,14 +102,7 @@ impl Service {
         let value = self
             .userdevicetxnid_eventid
             .get(&(user_id.as_str(), device_id, txn_id).encode())?;
-        value
-            .map(|v| {
-                let text = String::from_utf8(v)
-                    .map_err(|_| Error::Database("event ID is not UTF-8".into()))?;
-                ruma::EventId::parse(text)
-                    .map_err(|e| Error::Database(format!("stored event ID invalid: {e}")))
-            })
-            .transpose()
+        value.map(|v| decode_id(&v)).transpose()
     }
 
     pub fn set_txn_event(

@@ -78,9 +78,8 @@ impl Service {
             .map(|entry| {
                 let (key, value) = entry?;
                 let (_, count) = <(&str, u64)>::decode(&key)?;
-                let (rel_type, event_type, event_id) = <(String, String, &str)>::decode(&value)?;
-                let event_id = EventId::parse(event_id)
-                    .map_err(|e| Error::Database(format!("stored event ID invalid: {e}")))?;
+                let (rel_type, event_type, event_id) =
+                    <(String, String, OwnedEventId)>::decode(&value)?;
                 Ok(Relation {
                     count,
                     rel_type,
@@ -93,15 +92,7 @@ impl Service {
 
     /// Thread roots of a room.
     pub fn thread_roots(&self, room_id: &RoomId) -> Result<Vec<OwnedEventId>> {
-        self.roomid_threadroot
-            .scan_prefix((room_id.as_str(),).prefix())
-            .map(|entry| {
-                let (key, _) = entry?;
-                let (_, event_id) = <(&str, &str)>::decode(&key)?;
-                EventId::parse(event_id)
-                    .map_err(|e| Error::Database(format!("stored event ID invalid: {e}")))
-            })
-            .collect()
+        self.roomid_threadroot.second_parts(room_id.as_str())
     }
 
     /// The client form of a stored event with its bundled aggregations (`unsigned.m.relations`):

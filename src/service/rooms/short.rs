@@ -6,7 +6,7 @@ use ruma::{EventId, OwnedEventId, RoomId};
 use super::Service;
 use crate::error::{Error, Result};
 use crate::storage::schema::decode_u64;
-use crate::storage::{Batch, Key};
+use crate::storage::{Batch, Key, decode_id};
 
 impl Service {
     /// The room's short ID, allocating one (in `batch`) if the room is new.
@@ -66,9 +66,7 @@ impl Service {
             .shorteventid_eventid
             .get(&short.to_be_bytes())?
             .ok_or_else(|| Error::Database(format!("short event ID {short} has no event")))?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| Error::Database("event ID is not UTF-8".into()))?;
-        EventId::parse(text).map_err(|e| Error::Database(format!("stored event ID invalid: {e}")))
+        decode_id(&bytes)
     }
 
     /// The short ID of a (type, state key) pair, allocating one if it is new. Allocation is
