@@ -7,12 +7,12 @@ use ruma::api::client::directory::{
     get_public_rooms, get_public_rooms_filtered, get_room_visibility, set_room_visibility,
 };
 use ruma::api::client::room::{Visibility, aliases};
-use ruma::directory::{PublicRoomsChunk, PublicRoomsChunkInit};
-use ruma::room::{JoinRuleKind, RoomType};
 use ruma::{RoomAliasId, UInt, UserId};
+use serde_json::{Value, json};
 
 use super::membership::ensure_joined;
 use crate::api::Ruma;
+use crate::api::router::RawJson;
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
 use crate::service::rooms::summary::RoomSummary;
@@ -153,25 +153,17 @@ pub async fn set_visibility(
     Ok(set_room_visibility::v3::Response::new())
 }
 
-fn chunk(summary: RoomSummary) -> PublicRoomsChunk {
-    let mut chunk: PublicRoomsChunk = PublicRoomsChunkInit {
-        num_joined_members: UInt::try_from(summary.num_joined_members).unwrap_or_default(),
-        room_id: summary.room_id,
-        world_readable: summary.world_readable,
-        guest_can_join: summary.guest_can_join,
+/// A directory entry: the summary's public fields. `join_rule` is always present (the spec
+/// would let `public` be implied; Synapse states it and clients read it).
+fn chunk(summary: &RoomSummary) -> Value {
+    let mut chunk = summary.to_json();
+    if let Some(object) = chunk.as_object_mut() {
+        for private in ["room_version", "encryption", "allowed_room_ids"] {
+            object.remove(private);
+        }
     }
-    .into();
-    chunk.name = summary.name;
-    chunk.topic = summary.topic;
-    chunk.canonical_alias = summary.canonical_alias;
-    chunk.avatar_url = summary.avatar_url.map(Into::into);
-    chunk.join_rule = JoinRuleKind::from(summary.join_rule.as_str());
-    chunk.room_type = summary.room_type.map(|t| RoomType::from(t.as_str()));
     chunk
 }
-
-/// Rooms of one page, next and previous tokens, and the total count.
-type DirectoryPage = (Vec<PublicRoomsChunk>, Option<String>, Option<String>, u64);
 
 /// One page of the directory: rooms by member count, optionally filtered by a search term.
 fn directory_page(
@@ -179,17 +171,14 @@ fn directory_page(
     limit: Option<UInt>,
     since: Option<&str>,
     search: Option<&str>,
-) -> Result<DirectoryPage> {
+) -> Result<Value> {
     let search = search.map(str::to_lowercase).filter(|s| !s.is_empty());
     let mut rooms = Vec::new();
     for room_id in services.rooms.public_rooms()? {
         let summary = services.rooms.summary(&room_id)?;
         if let Some(term) = &search {
-            let haystack = [
-                summary.name.as_deref(),
-                summary.topic.as_deref(),
-                summary.canonical_alias.as_ref().map(|a| a.as_str()),
-            ];
+            let alias = summary.canonical_alias.as_ref().map(|a| a.as_str());
+            let haystack = [summary.name.as_deref(), summary.topic.as_deref(), alias];
             if !haystack
                 .iter()
                 .flatten()
@@ -205,7 +194,7 @@ fn directory_page(
             .cmp(&a.num_joined_members)
             .then_with(|| a.room_id.cmp(&b.room_id))
     });
-    let total = rooms.len() as u64;
+    let total = rooms.len();
     let offset = match since {
         Some(token) => token
             .trim_start_matches('p')
@@ -218,16 +207,21 @@ fn directory_page(
             usize::try_from(u64::from(l)).unwrap_or(usize::MAX)
         })
         .max(1);
-    let end = offset.saturating_add(limit).min(rooms.len());
-    let page: Vec<PublicRoomsChunk> = rooms
-        .into_iter()
+    let end = offset.saturating_add(limit).min(total);
+    let page: Vec<Value> = rooms
+        .iter()
         .skip(offset)
         .take(end.saturating_sub(offset))
         .map(chunk)
         .collect();
-    let next = (end < total as usize).then(|| format!("p{end}"));
-    let prev = (offset > 0).then(|| format!("p{}", offset.saturating_sub(limit)));
-    Ok((page, next, prev, total))
+    let mut response = json!({ "chunk": page, "total_room_count_estimate": total });
+    if end < total {
+        response["next_batch"] = json!(format!("p{end}"));
+    }
+    if offset > 0 {
+        response["prev_batch"] = json!(format!("p{}", offset.saturating_sub(limit)));
+    }
+    Ok(response)
 }
 
 fn ensure_this_server(services: &Services, server: Option<&ruma::ServerName>) -> Result<()> {
@@ -242,31 +236,28 @@ fn ensure_this_server(services: &Services, server: Option<&ruma::ServerName>) ->
 pub async fn public_rooms(
     services: Arc<Services>,
     request: Ruma<get_public_rooms::v3::Request>,
-) -> Result<get_public_rooms::v3::Response> {
+) -> Result<RawJson> {
     let body = &request.body;
     ensure_this_server(&services, body.server.as_deref())?;
-    let (page, next, prev, total) =
-        directory_page(&services, body.limit, body.since.as_deref(), None)?;
-    let mut response = get_public_rooms::v3::Response::new(page);
-    response.next_batch = next;
-    response.prev_batch = prev;
-    response.total_room_count_estimate = UInt::try_from(total).ok();
-    Ok(response)
+    Ok(RawJson(directory_page(
+        &services,
+        body.limit,
+        body.since.as_deref(),
+        None,
+    )?))
 }
 
 pub async fn public_rooms_filtered(
     services: Arc<Services>,
     request: Ruma<get_public_rooms_filtered::v3::Request>,
-) -> Result<get_public_rooms_filtered::v3::Response> {
+) -> Result<RawJson> {
     let body = &request.body;
     ensure_this_server(&services, body.server.as_deref())?;
     let search = body.filter.generic_search_term.as_deref();
-    let (page, next, prev, total) =
-        directory_page(&services, body.limit, body.since.as_deref(), search)?;
-    let mut response = get_public_rooms_filtered::v3::Response::new();
-    response.chunk = page;
-    response.next_batch = next;
-    response.prev_batch = prev;
-    response.total_room_count_estimate = UInt::try_from(total).ok();
-    Ok(response)
+    Ok(RawJson(directory_page(
+        &services,
+        body.limit,
+        body.since.as_deref(),
+        search,
+    )?))
 }

@@ -1,6 +1,6 @@
 //! Space hierarchies and room summaries for rooms on this server.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use ruma::api::client::room::get_summary;
@@ -57,9 +57,29 @@ fn space_children(
             "sender": pdu.sender,
             "origin_server_ts": pdu.origin_server_ts,
         });
-        children.push((child, stripped));
+        let order = content
+            .get("order")
+            .and_then(Value::as_str)
+            .filter(|o| o.len() <= 50 && o.chars().all(|c| (' '..='~').contains(&c)))
+            .map(ToOwned::to_owned);
+        children.push((child, stripped, order, pdu.origin_server_ts));
     }
-    Ok(children)
+    // The spec's order: by `order` (children without one last), then timestamp, then room ID.
+    children.sort_by(|a, b| {
+        let by_order = match (&a.2, &b.2) {
+            (Some(x), Some(y)) => x.cmp(y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        };
+        by_order
+            .then_with(|| a.3.cmp(&b.3))
+            .then_with(|| a.0.cmp(&b.0))
+    });
+    Ok(children
+        .into_iter()
+        .map(|(child, stripped, _, _)| (child, stripped))
+        .collect())
 }
 
 pub async fn hierarchy(
@@ -91,13 +111,14 @@ pub async fn hierarchy(
         None => 0,
     };
 
-    // Breadth-first over the space tree; `from` counts the rooms already returned.
-    let mut queue = VecDeque::from([(body.room_id.clone(), 0u64)]);
+    // Depth-first over the space tree, children in the spec's order; `from` counts the rooms
+    // already returned.
+    let mut stack = vec![(body.room_id.clone(), 0u64)];
     let mut seen = HashSet::new();
     let mut position = 0usize;
     let mut out = Vec::new();
     let mut next_batch = None;
-    while let Some((room_id, depth)) = queue.pop_front() {
+    while let Some((room_id, depth)) = stack.pop() {
         if !seen.insert(room_id.clone()) || !rooms.exists(&room_id)? {
             continue;
         }
@@ -107,7 +128,12 @@ pub async fn hierarchy(
         }
         let children = space_children(&services, &room_id, body.suggested_only)?;
         if depth < max_depth {
-            queue.extend(children.iter().map(|(child, _)| (child.clone(), depth + 1)));
+            stack.extend(
+                children
+                    .iter()
+                    .rev()
+                    .map(|(child, _)| (child.clone(), depth + 1)),
+            );
         }
         position += 1;
         if position <= skip {
@@ -150,7 +176,8 @@ pub async fn summary(
         None => summary.world_readable || summary.join_rule == "public",
     };
     if !allowed {
-        return Err(Error::forbidden("You cannot see this room"));
+        // As if it did not exist: a private room's existence is not revealed.
+        return Err(Error::not_found("Unknown room"));
     }
     let mut json = summary.to_json();
     if let Some(user) = user
