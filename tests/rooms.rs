@@ -682,3 +682,91 @@ async fn redacted_content_is_gone_from_storage() {
     }
     ts.shutdown().await;
 }
+
+/// Room version 12: additional creators have unlimited power without being listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v12_additional_creators_are_privileged() {
+    let ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let carol = ts.register_open("carol", "carol-password").await;
+    let room_id = create_room(
+        &ts,
+        &alice,
+        json!({ "preset": "public_chat", "creation_content": { "additional_creators": [bob.user_id] } }),
+    )
+    .await;
+    for who in [&bob, &carol] {
+        expect_ok(
+            ts.post(&room_path(&room_id, "/join"), who.bearer(), &json!({}))
+                .await,
+        );
+    }
+    let power = expect_ok(
+        ts.get(
+            &room_path(&room_id, "/state/m.room.power_levels/"),
+            bob.bearer(),
+        )
+        .await,
+    );
+    assert!(
+        power["users"].get(&bob.user_id).is_none(),
+        "creators are not listed: {power}"
+    );
+    // Bob, a creator, may change the name; Carol may not; and nobody can demote Bob.
+    expect_ok(
+        ts.put(
+            &room_path(&room_id, "/state/m.room.name/"),
+            bob.bearer(),
+            &json!({ "name": "bob's" }),
+        )
+        .await,
+    );
+    let denied = ts
+        .put(
+            &room_path(&room_id, "/state/m.room.name/"),
+            carol.bearer(),
+            &json!({ "name": "carol's" }),
+        )
+        .await;
+    assert_errcode(&denied, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+    let mut demote = power.clone();
+    demote["users"][&bob.user_id] = json!(0);
+    let demoted = ts
+        .put(
+            &room_path(&room_id, "/state/m.room.power_levels/"),
+            alice.bearer(),
+            &demote,
+        )
+        .await;
+    assert_eq!(
+        demoted.0,
+        StatusCode::FORBIDDEN,
+        "creators cannot be listed in power levels: {demoted:?}"
+    );
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_state_keys_are_bad_requests() {
+    let ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let room_id = create_room(&ts, &alice, json!({})).await;
+    let resp = ts
+        .put(
+            &room_path(&room_id, "/state/m.room.member/not-a-user-id"),
+            alice.bearer(),
+            &json!({ "membership": "join" }),
+        )
+        .await;
+    assert_eq!(resp.0, StatusCode::BAD_REQUEST, "{resp:?}");
+    let resp = ts
+        .put(
+            &room_path(&room_id, "/state/m.room.name/"),
+            alice.bearer(),
+            &json!("not an object"),
+        )
+        .await;
+    assert_eq!(resp.0, StatusCode::BAD_REQUEST, "{resp:?}");
+    ts.shutdown().await;
+}

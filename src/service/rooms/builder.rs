@@ -242,6 +242,16 @@ impl Service {
         if !builder.content.is_object() {
             return Err(Error::bad_json("Event content must be a JSON object"));
         }
+        if builder.event_type == TimelineEventType::RoomMember
+            && builder
+                .state_key
+                .as_deref()
+                .is_none_or(|key| UserId::parse(key).is_err())
+        {
+            return Err(Error::invalid_param(
+                "The state key of a member event must be a user ID",
+            ));
+        }
         let content_raw =
             serde_json::value::to_raw_value(&builder.content).map_err(Error::internal)?;
         let auth_types = auth_types_for_event(
