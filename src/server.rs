@@ -88,6 +88,7 @@ impl Server {
 
     /// Stops accepting connections, lets in-flight requests finish, then flushes the database.
     pub async fn shutdown(mut self) {
+        self.services.shutdown.send_replace(true);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

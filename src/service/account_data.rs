@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use ruma::{RoomId, UserId};
+use ruma::{OwnedRoomId, RoomId, UserId};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -79,6 +79,40 @@ impl Service {
             &(room, kind).encode(),
         )?;
         self.engine.write(batch)
+    }
+
+    /// Account data changed after `since`: (room or None for global, type), oldest first.
+    pub fn changed_since(
+        &self,
+        user_id: &UserId,
+        since: u64,
+    ) -> Result<Vec<(Option<OwnedRoomId>, String)>> {
+        let prefix = (user_id.as_str(),).prefix();
+        let start = (user_id.as_str(), since.saturating_add(1)).encode();
+        let mut changed = Vec::new();
+        for entry in self
+            .useridcount_accountdata
+            .iter_from(&start, rocksdb::Direction::Forward)
+        {
+            let (key, value) = entry?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let (room, kind) = <(String, String)>::decode(&value)?;
+            let room = if room.is_empty() {
+                None
+            } else {
+                Some(crate::storage::decode_id(room.as_bytes())?)
+            };
+            changed.push((room, kind));
+        }
+        Ok(changed)
+    }
+
+    /// Resolves when the user's account data changes.
+    pub fn watch(&self, user_id: &UserId) -> impl Future<Output = ()> + Send + use<> {
+        self.useridcount_accountdata
+            .watch_prefix(&(user_id.as_str(),).prefix())
     }
 
     /// Stores a filter and returns its new ID.

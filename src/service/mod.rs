@@ -3,8 +3,11 @@
 
 pub mod account_data;
 pub mod rate_limit;
+pub mod receipts;
 pub mod rooms;
 pub mod server_keys;
+pub mod sync;
+pub mod typing;
 pub mod uiaa;
 pub mod users;
 
@@ -23,6 +26,10 @@ pub struct Services {
     pub rate_limit: rate_limit::Service,
     pub server_keys: Arc<server_keys::Service>,
     pub rooms: rooms::Service,
+    pub typing: typing::Service,
+    pub receipts: receipts::Service,
+    /// Set when the server stops, so long-polling requests return at once.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Services {
@@ -35,6 +42,9 @@ impl Services {
                 Arc::clone(&server_keys),
             ),
             server_keys,
+            typing: typing::Service::new(&engine),
+            receipts: receipts::Service::new(&engine),
+            shutdown: tokio::sync::watch::channel(false).0,
             users: users::Service::new(&engine, &config),
             uiaa: uiaa::Service::default(),
             account_data: account_data::Service::new(&engine),

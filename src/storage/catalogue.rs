@@ -97,6 +97,16 @@ pub const TREES: &[TreeSpec] = &[
     tree("relatestoeventid_relation", false),
     // Key: RoomId, EventId of a thread root. Value: empty.
     tree("roomid_threadroot", false),
+    // --- Sync. Key: UserId, u64 count. Value: RoomId. Per user, the rooms that changed for
+    // them (an event they may see, or their membership), at the count of the latest change, so
+    // an incremental /sync reads only rooms that changed, however many the user is in.
+    tree("useridcount_roomid", false),
+    // Key: UserId, RoomId. Value: u64 count of the room's entry in `useridcount_roomid`.
+    tree("useridroomid_count", true),
+    // Key: RoomId, u64 count. Value: JSON receipt {user_id, receipt_type, event_id, ts, thread_id}.
+    tree("roomidcount_receipt", false),
+    // Key: RoomId, UserId, receipt type, thread. Value: u64 count of the receipt's entry above.
+    tree("roomiduserreceipt_count", true),
     // Key: RoomId, alias. Value: empty. Local aliases of a room.
     tree("roomid_alias", false),
 ];

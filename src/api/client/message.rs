@@ -15,8 +15,8 @@ use serde_json::Value;
 use crate::api::Ruma;
 use crate::error::{Error, Result};
 use crate::service::Services;
-use crate::service::rooms::PduBuilder;
 use crate::service::rooms::pdu::{PduEvent, client_event};
+use crate::service::rooms::{PduBuilder, StoredEvent};
 
 /// Most events one page returns.
 const MAX_LIMIT: usize = 1000;
@@ -108,8 +108,11 @@ pub async fn get_event(
 /// Pagination tokens are stream counts: a token `c` sits just after the event numbered `c`,
 /// so paginating backwards from it returns that event first.
 pub fn parse_token(token: &str) -> Result<u64> {
+    // `t` tokens come from /messages, `s` tokens from /sync: both are stream positions.
     token
-        .trim_start_matches('t')
+        .strip_prefix('t')
+        .or_else(|| token.strip_prefix('s'))
+        .unwrap_or(token)
         .parse()
         .map_err(|_| Error::invalid_param("Invalid pagination token"))
 }
@@ -136,9 +139,6 @@ fn passes(filter: &RoomEventFilter, pdu: &PduEvent) -> bool {
             matches!(f, ruma::api::client::filter::UrlFilter::EventsWithUrl) != contains_url
         }))
 }
-
-/// An event's stream count and stored JSON.
-type StoredEvent = (u64, Vec<u8>);
 
 /// A page of visible, filtered events from `from` in one direction, and the token after it
 /// (`None` when the timeline, or `to`, was reached).

@@ -16,6 +16,7 @@ mod relations;
 mod session;
 mod spaces;
 mod state;
+mod sync;
 mod upgrade;
 
 use super::router::{AppRouter, RumaRouter};
@@ -99,4 +100,8 @@ pub fn routes(router: AppRouter) -> AppRouter {
         .ruma(spaces::hierarchy)
         .ruma(spaces::summary)
         .ruma(upgrade::upgrade)
+        .ruma(sync::sync)
+        .ruma(sync::typing)
+        .ruma(sync::receipt)
+        .ruma(sync::read_markers)
 }

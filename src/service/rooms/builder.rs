@@ -397,6 +397,14 @@ impl Service {
         )?;
 
         self.index_relation(room_id, pdu, count, batch)?;
+        let target = (pdu.kind == TimelineEventType::RoomMember)
+            .then(|| {
+                pdu.state_key
+                    .as_deref()
+                    .and_then(|key| UserId::parse(key).ok())
+            })
+            .flatten();
+        self.mark_changed(room_id, count, target.as_deref(), batch)?;
         if pdu.kind == TimelineEventType::RoomMember
             && let Some(target) = pdu.state_key.as_deref()
         {

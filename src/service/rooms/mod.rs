@@ -3,6 +3,7 @@
 
 mod alias;
 mod builder;
+pub mod changes;
 mod membership;
 pub mod pdu;
 pub mod power;
@@ -22,7 +23,7 @@ use ruma::{OwnedRoomId, OwnedServerName, RoomId, RoomVersionId};
 use tokio::sync::OwnedMutexGuard;
 
 pub use builder::PduBuilder;
-pub use timeline::Count;
+pub use timeline::{Count, StoredEvent};
 
 use super::server_keys;
 use crate::error::{Error, Result};
@@ -53,6 +54,8 @@ pub struct Service {
     publicroomids: Tree,
     relatestoeventid_relation: Tree,
     roomid_threadroot: Tree,
+    useridcount_roomid: Tree,
+    useridroomid_count: Tree,
     shortstatekey_lock: Mutex<()>,
     state_cache: state::StateCache,
     /// One async mutex per room: events of a room are appended one at a time, so each sees the
@@ -96,6 +99,8 @@ impl Service {
             publicroomids: engine.tree("publicroomids"),
             relatestoeventid_relation: engine.tree("relatestoeventid_relation"),
             roomid_threadroot: engine.tree("roomid_threadroot"),
+            useridcount_roomid: engine.tree("useridcount_roomid"),
+            useridroomid_count: engine.tree("useridroomid_count"),
             shortstatekey_lock: Mutex::new(()),
             state_cache: state::StateCache::default(),
             room_locks: Mutex::new(HashMap::new()),

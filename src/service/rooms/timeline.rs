@@ -12,6 +12,9 @@ use crate::storage::Key;
 /// A position in a room's timeline: the PDU's stream count.
 pub type Count = u64;
 
+/// An event's stream count and its stored JSON.
+pub type StoredEvent = (Count, Vec<u8>);
+
 impl Service {
     /// The stored JSON of an event, by ID.
     pub fn get_pdu_json(&self, event_id: &EventId) -> Result<Option<Vec<u8>>> {
@@ -44,7 +47,7 @@ impl Service {
         from: Count,
         backwards: bool,
         limit: usize,
-    ) -> Result<Vec<(Count, Vec<u8>)>> {
+    ) -> Result<Vec<StoredEvent>> {
         let Some(shortroomid) = self.shortroomid(room_id)? else {
             return Ok(Vec::new());
         };

@@ -55,7 +55,7 @@ impl Visibility<'_> {
             return Ok(false);
         };
         if let Some(known) = self.by_state.get(&hash) {
-            return Ok(*known);
+            return Ok(*known || self.is_own_membership(event_id)?);
         }
         let state = self.rooms.state_map(hash)?;
         let visibility = self
@@ -85,6 +85,15 @@ impl Visibility<'_> {
             _ => false,
         };
         self.by_state.insert(hash, visible);
-        Ok(visible)
+        Ok(visible || self.is_own_membership(event_id)?)
+    }
+
+    /// Users always see their own membership events: a leave or kick must reach them even
+    /// though it ends their access.
+    fn is_own_membership(&self, event_id: &EventId) -> Result<bool> {
+        Ok(self.rooms.get_pdu(event_id)?.is_some_and(|pdu| {
+            pdu.kind == ruma::events::TimelineEventType::RoomMember
+                && pdu.state_key.as_deref() == Some(self.user_id.as_str())
+        }))
     }
 }

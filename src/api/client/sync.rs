@@ -1,0 +1,178 @@
+//! `GET /sync`, and the ephemeral inputs it reports: typing, receipts, read markers.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ruma::api::client::filter::FilterDefinition;
+use ruma::api::client::read_marker::set_read_marker;
+use ruma::api::client::receipt::create_receipt;
+use ruma::api::client::sync::sync_events;
+use ruma::api::client::typing::create_typing_event;
+use ruma::{EventId, RoomId, UserId};
+use serde_json::json;
+
+use super::membership::ensure_joined;
+use super::message::parse_token;
+use crate::api::Ruma;
+use crate::api::router::RawJson;
+use crate::error::{Error, Result};
+use crate::service::Services;
+use crate::service::sync::{SyncRequest, sync_once};
+
+/// Longest a /sync may wait for news.
+const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+
+type Wake = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+pub async fn sync(
+    services: Arc<Services>,
+    request: Ruma<sync_events::v3::Request>,
+) -> Result<RawJson> {
+    let user_id = request.user()?;
+    let body = &request.body;
+    let since = body.since.as_deref().map(parse_token).transpose()?;
+    let filter = match &body.filter {
+        None => FilterDefinition::default(),
+        Some(sync_events::v3::Filter::FilterDefinition(filter)) => filter.clone(),
+        Some(sync_events::v3::Filter::FilterId(id)) => {
+            let stored = services
+                .account_data
+                .filter(user_id, id)?
+                .ok_or_else(|| Error::invalid_param("Unknown filter ID"))?;
+            serde_json::from_value(stored)?
+        }
+        Some(_) => return Err(Error::invalid_param("Unsupported filter")),
+    };
+    let sync = SyncRequest {
+        user_id,
+        since,
+        full_state: body.full_state,
+        filter,
+    };
+    let timeout = body.timeout.unwrap_or_default().min(MAX_TIMEOUT);
+
+    // Register for wake-ups before reading, so nothing written meanwhile is missed.
+    let waits = (since.is_some() && !timeout.is_zero())
+        .then(|| wake_ups(&services, user_id))
+        .transpose()?;
+    let response = sync_once(&services, &sync)?;
+    let Some(waits) = waits else {
+        return Ok(RawJson(response.body));
+    };
+    if response.has_updates || body.full_state {
+        return Ok(RawJson(response.body));
+    }
+    let _ = tokio::time::timeout(timeout, futures_util::future::select_all(waits)).await;
+    Ok(RawJson(sync_once(&services, &sync)?.body))
+}
+
+/// Futures that resolve when something the user's sync would report changes.
+fn wake_ups(services: &Services, user_id: &UserId) -> Result<Vec<Wake>> {
+    let mut stopping = services.shutdown.subscribe();
+    let mut waits: Vec<Wake> = vec![
+        Box::pin(services.rooms.watch_user_rooms(user_id)),
+        Box::pin(services.account_data.watch(user_id)),
+        Box::pin(async move {
+            let _ = stopping.wait_for(|stopping| *stopping).await;
+        }),
+    ];
+    for room_id in services.rooms.rooms_with_membership(user_id, "join")? {
+        waits.push(Box::pin(services.typing.watch(&room_id)));
+        waits.push(Box::pin(services.receipts.watch(&room_id)));
+    }
+    Ok(waits)
+}
+
+pub async fn typing(
+    services: Arc<Services>,
+    request: Ruma<create_typing_event::v3::Request>,
+) -> Result<create_typing_event::v3::Response> {
+    let sender = request.user()?;
+    let body = &request.body;
+    if body.user_id != sender {
+        return Err(Error::forbidden("You can only set your own typing state"));
+    }
+    ensure_joined(&services, sender, &body.room_id)?;
+    let timeout = match &body.state {
+        create_typing_event::v3::Typing::Yes(info) => Some(info.timeout),
+        _ => None,
+    };
+    services.typing.set(&body.room_id, sender, timeout)?;
+    Ok(create_typing_event::v3::Response::new())
+}
+
+/// The event must be one of the room's.
+fn ensure_event_in_room(services: &Services, room_id: &RoomId, event_id: &EventId) -> Result<()> {
+    let shortroomid = services.rooms.shortroomid(room_id)?;
+    match services.rooms.pdu_position(event_id)? {
+        Some((room, _)) if Some(room) == shortroomid => Ok(()),
+        _ => Err(Error::not_found("Event not found in this room")),
+    }
+}
+
+fn set_fully_read(
+    services: &Services,
+    user_id: &UserId,
+    room_id: &RoomId,
+    event_id: &EventId,
+) -> Result<()> {
+    services.account_data.set(
+        user_id,
+        Some(room_id),
+        "m.fully_read",
+        &json!({ "event_id": event_id }),
+    )
+}
+
+pub async fn receipt(
+    services: Arc<Services>,
+    request: Ruma<create_receipt::v3::Request>,
+) -> Result<create_receipt::v3::Response> {
+    let sender = request.user()?;
+    let body = &request.body;
+    ensure_joined(&services, sender, &body.room_id)?;
+    ensure_event_in_room(&services, &body.room_id, &body.event_id)?;
+    let kind = body.receipt_type.to_string();
+    match kind.as_str() {
+        "m.fully_read" => set_fully_read(&services, sender, &body.room_id, &body.event_id)?,
+        "m.read" | "m.read.private" => {
+            services.receipts.set(
+                &body.room_id,
+                sender,
+                &kind,
+                &body.event_id,
+                body.thread.as_str(),
+            )?;
+        }
+        _ => return Err(Error::invalid_param("Unknown receipt type")),
+    }
+    Ok(create_receipt::v3::Response::new())
+}
+
+pub async fn read_markers(
+    services: Arc<Services>,
+    request: Ruma<set_read_marker::v3::Request>,
+) -> Result<set_read_marker::v3::Response> {
+    let sender = request.user()?;
+    let body = &request.body;
+    let room_id = &body.room_id;
+    ensure_joined(&services, sender, room_id)?;
+    if let Some(event_id) = &body.fully_read {
+        ensure_event_in_room(&services, room_id, event_id)?;
+        set_fully_read(&services, sender, room_id, event_id)?;
+    }
+    for (kind, event_id) in [
+        ("m.read", &body.read_receipt),
+        ("m.read.private", &body.private_read_receipt),
+    ] {
+        if let Some(event_id) = event_id {
+            ensure_event_in_room(&services, room_id, event_id)?;
+            services
+                .receipts
+                .set(room_id, sender, kind, event_id, None)?;
+        }
+    }
+    Ok(set_read_marker::v3::Response::new())
+}

@@ -1,0 +1,316 @@
+//! One room's part of a /sync answer.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use ruma::{OwnedUserId, RoomId, UserId};
+use serde_json::{Value, json};
+
+use super::{DEFAULT_TIMELINE_LIMIT, SyncRequest};
+use crate::error::Result;
+use crate::service::Services;
+use crate::service::rooms::StoredEvent;
+use crate::service::rooms::pdu::{PduEvent, client_event};
+use crate::service::rooms::state::StateMap;
+
+/// The room's timeline events after `since` up to `next` (newest `limit`), oldest first, and
+/// whether older ones were left out.
+fn timeline(
+    services: &Services,
+    request: &SyncRequest<'_>,
+    room_id: &RoomId,
+    since: u64,
+    next: u64,
+    lower_bound: bool,
+) -> Result<(Vec<StoredEvent>, bool)> {
+    let filter = &request.filter.room.timeline;
+    let limit = filter
+        .limit
+        .map_or(DEFAULT_TIMELINE_LIMIT, |l| {
+            usize::try_from(u64::from(l)).unwrap_or(DEFAULT_TIMELINE_LIMIT)
+        })
+        .clamp(1, 1000);
+    let rooms = &services.rooms;
+    let mut visibility = rooms.visibility(request.user_id, room_id)?;
+    let mut events = Vec::new();
+    let mut limited = false;
+    let mut cursor = next;
+    'pages: loop {
+        let page = rooms.timeline_page(room_id, cursor.saturating_add(1), true, limit + 1)?;
+        if page.is_empty() {
+            break;
+        }
+        for (count, json) in page {
+            cursor = count.saturating_sub(1);
+            if lower_bound && count <= since {
+                break 'pages;
+            }
+            let pdu = PduEvent::from_json(&json)?;
+            let kind = pdu.kind.to_string();
+            let wanted = filter
+                .types
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|t| matches_type(t, &kind)))
+                && !filter.not_types.iter().any(|t| matches_type(t, &kind))
+                && filter
+                    .senders
+                    .as_ref()
+                    .is_none_or(|s| s.contains(&pdu.sender))
+                && !filter.not_senders.contains(&pdu.sender);
+            if !wanted || !visibility.can_see(&pdu.event_id)? {
+                continue;
+            }
+            if events.len() == limit {
+                limited = true;
+                break 'pages;
+            }
+            events.push((count, json));
+        }
+    }
+    events.reverse();
+    Ok((events, limited))
+}
+
+fn matches_type(pattern: &str, kind: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => kind.starts_with(prefix),
+        None => pattern == kind,
+    }
+}
+
+/// The room state after the room's last event at or before `count` (empty before the room).
+fn state_at(services: &Services, room_id: &RoomId, count: u64) -> Result<Arc<StateMap>> {
+    let rooms = &services.rooms;
+    let Some((_, json)) = rooms
+        .timeline_page(room_id, count.saturating_add(1), true, 1)?
+        .into_iter()
+        .next()
+    else {
+        return Ok(Arc::new(StateMap::new()));
+    };
+    let event_id = PduEvent::from_json(&json)?.event_id;
+    let Some(short) = rooms.shorteventid(&event_id)? else {
+        return Ok(Arc::new(StateMap::new()));
+    };
+    Ok(rooms.state_after_event(short)?.unwrap_or_default())
+}
+
+/// Client events for the entries of `state` not in `already` (and, when lazy-loading members,
+/// only the members in `members`).
+fn state_events(
+    services: &Services,
+    room_id: &RoomId,
+    state: &StateMap,
+    already: &StateMap,
+    members: Option<&BTreeSet<OwnedUserId>>,
+) -> Result<Vec<Value>> {
+    let rooms = &services.rooms;
+    let mut events = Vec::new();
+    for (shortstatekey, shorteventid) in state.iter() {
+        if already.get(shortstatekey) == Some(shorteventid) {
+            continue;
+        }
+        if let Some(members) = members {
+            let (kind, state_key) = rooms.statekey_of_short(*shortstatekey)?;
+            if kind == "m.room.member" && !members.iter().any(|m| m.as_str() == state_key) {
+                continue;
+            }
+        }
+        let event_id = rooms.event_id_of_short(*shorteventid)?;
+        if let Some(json) = rooms.get_pdu_json(&event_id)? {
+            events.push(serde_json::from_str(
+                client_event(&json, room_id)?.json().get(),
+            )?);
+        }
+    }
+    Ok(events)
+}
+
+/// A joined room's section: `None` when nothing in it changed.
+pub fn joined_room(
+    services: &Services,
+    request: &SyncRequest<'_>,
+    room_id: &RoomId,
+    since: u64,
+    next: u64,
+    account_data: Option<&Vec<Value>>,
+) -> Result<Option<Value>> {
+    let user_id = request.user_id;
+    let rooms = &services.rooms;
+    let initial = request.since.is_none();
+    // A room joined since the last sync is sent whole, like on an initial sync.
+    let join_count = rooms
+        .current_state_event(room_id, "m.room.member", user_id.as_str())?
+        .and_then(|pdu| rooms.pdu_position(&pdu.event_id).ok().flatten())
+        .map(|(_, count)| count);
+    let newly_joined = !initial && join_count.is_some_and(|count| count > since);
+    let full = initial || request.full_state || newly_joined;
+
+    let (events, limited) = timeline(services, request, room_id, since, next, !full)?;
+    let first_count = events.first().map(|(count, _)| *count);
+    let state_before_timeline = match first_count {
+        Some(first) => state_at(services, room_id, first.saturating_sub(1))?,
+        None => state_at(services, room_id, next)?,
+    };
+    let lazy = !request.filter.room.state.lazy_load_options.is_disabled();
+    let mut senders: BTreeSet<OwnedUserId> = BTreeSet::new();
+    for (_, json) in &events {
+        senders.insert(PduEvent::from_json(json)?.sender);
+    }
+    senders.insert(user_id.to_owned());
+    let members = lazy.then_some(&senders);
+    let state = if full {
+        state_events(
+            services,
+            room_id,
+            &state_before_timeline,
+            &StateMap::new(),
+            members,
+        )?
+    } else if limited {
+        let previous = state_at(services, room_id, since)?;
+        state_events(
+            services,
+            room_id,
+            &state_before_timeline,
+            &previous,
+            members,
+        )?
+    } else {
+        Vec::new()
+    };
+
+    let ephemeral = ephemeral(
+        services,
+        room_id,
+        user_id,
+        if full { 0 } else { since },
+        next,
+    )?;
+    if !full
+        && events.is_empty()
+        && state.is_empty()
+        && ephemeral.is_empty()
+        && account_data.is_none()
+    {
+        return Ok(None);
+    }
+    let mut timeline_events = Vec::with_capacity(events.len());
+    for (_, json) in &events {
+        timeline_events.push(serde_json::from_str::<Value>(
+            rooms
+                .client_event_bundled(json, room_id, user_id)?
+                .json()
+                .get(),
+        )?);
+    }
+    let prev_batch = first_count.map_or(next, |first| first.saturating_sub(1));
+    let (joined_count, invited_count, heroes) = summary(services, room_id, user_id)?;
+    Ok(Some(json!({
+        "timeline": { "events": timeline_events, "limited": limited, "prev_batch": format!("t{prev_batch}") },
+        "state": { "events": state },
+        "ephemeral": { "events": ephemeral },
+        "account_data": { "events": account_data.cloned().unwrap_or_default() },
+        "summary": {
+            "m.joined_member_count": joined_count,
+            "m.invited_member_count": invited_count,
+            "m.heroes": heroes,
+        },
+    })))
+}
+
+/// Member counts and up to five other members to name an unnamed room by.
+fn summary(
+    services: &Services,
+    room_id: &RoomId,
+    user_id: &UserId,
+) -> Result<(usize, usize, Vec<OwnedUserId>)> {
+    let members = services.rooms.members(room_id)?;
+    let joined = members.iter().filter(|(_, m)| m == "join").count();
+    let invited = members.iter().filter(|(_, m)| m == "invite").count();
+    let heroes = members
+        .iter()
+        .filter(|(user, m)| user != user_id && (m == "join" || m == "invite"))
+        .take(5)
+        .map(|(user, _)| user.clone())
+        .collect();
+    Ok((joined, invited, heroes))
+}
+
+/// A room the user left or was removed from since the last sync: the timeline up to that point.
+pub fn left_room(
+    services: &Services,
+    request: &SyncRequest<'_>,
+    room_id: &RoomId,
+    since: u64,
+    next: u64,
+) -> Result<Option<Value>> {
+    let rooms = &services.rooms;
+    let Some(member) =
+        rooms.current_state_event(room_id, "m.room.member", request.user_id.as_str())?
+    else {
+        return Ok(None);
+    };
+    let Some((_, leave_count)) = rooms.pdu_position(&member.event_id)? else {
+        return Ok(None);
+    };
+    if request.since.is_some() && leave_count <= since {
+        return Ok(None);
+    }
+    let until = leave_count.min(next);
+    let (events, limited) = timeline(
+        services,
+        request,
+        room_id,
+        since,
+        until,
+        request.since.is_some(),
+    )?;
+    let mut timeline_events = Vec::with_capacity(events.len());
+    for (_, json) in &events {
+        timeline_events.push(serde_json::from_str::<Value>(
+            client_event(json, room_id)?.json().get(),
+        )?);
+    }
+    let prev_batch = events
+        .first()
+        .map_or(until, |(count, _)| count.saturating_sub(1));
+    Ok(Some(json!({
+        "timeline": { "events": timeline_events, "limited": limited, "prev_batch": format!("t{prev_batch}") },
+        "state": { "events": [] },
+        "account_data": { "events": [] },
+    })))
+}
+
+/// Typing and receipt events of a room that changed after `since`.
+pub fn ephemeral(
+    services: &Services,
+    room_id: &RoomId,
+    user_id: &UserId,
+    since: u64,
+    next: u64,
+) -> Result<Vec<Value>> {
+    let mut events = Vec::new();
+    if let Some(typing) = services.typing.changed_since(room_id, since) {
+        events.push(json!({ "type": "m.typing", "content": { "user_ids": typing } }));
+    }
+    let mut content = serde_json::Map::new();
+    for receipt in services.receipts.since(room_id, since)? {
+        if receipt.receipt_type == "m.read.private" && receipt.user_id != user_id {
+            continue;
+        }
+        let _ = next;
+        let mut entry = json!({ "ts": receipt.ts });
+        if let Some(thread) = &receipt.thread_id {
+            entry["thread_id"] = json!(thread);
+        }
+        let by_event = content
+            .entry(receipt.event_id.to_string())
+            .or_insert_with(|| json!({}));
+        by_event[&receipt.receipt_type][receipt.user_id.as_str()] = entry;
+    }
+    if !content.is_empty() {
+        events.push(json!({ "type": "m.receipt", "content": content }));
+    }
+    Ok(events)
+}

@@ -1,0 +1,243 @@
+//! `/sync`: what changed for a user since a stream position.
+//!
+//! Every stream (timeline, membership, account data, receipts, typing) takes its positions from
+//! the one global counter, so a `since` token is a single number and `next_batch` is the
+//! counter's value when the answer was assembled. Incremental syncs read only the rooms the
+//! per-user change index lists, plus ephemeral data of the user's rooms.
+
+mod joined;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ruma::api::client::filter::FilterDefinition;
+use ruma::{OwnedRoomId, RoomId, UserId};
+use serde_json::{Map, Value, json};
+
+use super::Services;
+use super::rooms::pdu::PduEvent;
+use crate::error::Result;
+
+/// What one /sync call asks for.
+pub struct SyncRequest<'a> {
+    pub user_id: &'a UserId,
+    pub since: Option<u64>,
+    pub full_state: bool,
+    pub filter: FilterDefinition,
+}
+
+/// A /sync answer and whether it carries anything new (an empty one may wait for changes).
+pub struct SyncResponse {
+    pub body: Value,
+    pub has_updates: bool,
+}
+
+/// Default number of timeline events per room.
+const DEFAULT_TIMELINE_LIMIT: usize = 10;
+
+pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncResponse> {
+    let user_id = request.user_id;
+    let next = services.engine.current_count();
+    let since = request.since.unwrap_or(0);
+    let initial = request.since.is_none();
+    let rooms = &services.rooms;
+
+    // Rooms to look at: all of the user's rooms on an initial sync, else those that changed.
+    let mut candidates: BTreeSet<OwnedRoomId> = BTreeSet::new();
+    let joined_now = rooms.rooms_with_membership(user_id, "join")?;
+    if initial || request.full_state {
+        candidates.extend(joined_now.iter().cloned());
+        candidates.extend(rooms.rooms_with_membership(user_id, "invite")?);
+        candidates.extend(rooms.rooms_with_membership(user_id, "knock")?);
+    } else {
+        candidates.extend(
+            rooms
+                .rooms_changed_since(user_id, since)?
+                .into_iter()
+                .filter(|(count, _)| *count <= next)
+                .map(|(_, room)| room),
+        );
+    }
+    let room_filter = &request.filter.room;
+    let room_allowed = |room_id: &RoomId| {
+        room_filter
+            .rooms
+            .as_ref()
+            .is_none_or(|rooms| rooms.iter().any(|r| r == room_id))
+            && !room_filter.not_rooms.iter().any(|r| r == room_id)
+    };
+
+    let room_data = room_account_data(services, user_id, since, initial || request.full_state)?;
+    if !initial {
+        candidates.extend(
+            room_data
+                .keys()
+                .filter(|room| joined_now.contains(room))
+                .cloned(),
+        );
+    }
+
+    let mut join = Map::new();
+    let mut invite = Map::new();
+    let mut knock = Map::new();
+    let mut leave = Map::new();
+    for room_id in &candidates {
+        if !room_allowed(room_id) {
+            continue;
+        }
+        match rooms.membership(user_id, room_id)?.as_deref() {
+            Some("join") => {
+                let room = joined::joined_room(
+                    services,
+                    request,
+                    room_id,
+                    since,
+                    next,
+                    room_data.get(room_id),
+                )?;
+                if let Some(room) = room {
+                    join.insert(room_id.to_string(), room);
+                }
+            }
+            Some("invite") => {
+                invite.insert(room_id.to_string(), json!({ "invite_state": { "events": stripped_state(services, room_id, user_id)? } }));
+            }
+            Some("knock") => {
+                knock.insert(room_id.to_string(), json!({ "knock_state": { "events": stripped_state(services, room_id, user_id)? } }));
+            }
+            Some("leave" | "ban") if !initial || room_filter.include_leave => {
+                if let Some(room) = joined::left_room(services, request, room_id, since, next)? {
+                    leave.insert(room_id.to_string(), room);
+                }
+            }
+            _ => {}
+        }
+    }
+    // Typing and receipts change without a room event: check the user's other joined rooms.
+    if !initial {
+        for room_id in &joined_now {
+            if candidates.contains(room_id) || !room_allowed(room_id) {
+                continue;
+            }
+            let ephemeral = joined::ephemeral(services, room_id, user_id, since, next)?;
+            if !ephemeral.is_empty() {
+                join.insert(
+                    room_id.to_string(),
+                    json!({ "ephemeral": { "events": ephemeral } }),
+                );
+            }
+        }
+    }
+
+    let account_data = global_account_data(services, user_id, since, initial)?;
+    let has_updates = !(join.is_empty()
+        && invite.is_empty()
+        && knock.is_empty()
+        && leave.is_empty()
+        && account_data.is_empty());
+    let body = json!({
+        "next_batch": format!("s{next}"),
+        "rooms": { "join": join, "invite": invite, "knock": knock, "leave": leave },
+        "account_data": { "events": account_data },
+        "presence": { "events": [] },
+        "to_device": { "events": [] },
+        "device_lists": { "changed": [], "left": [] },
+        "device_one_time_keys_count": {},
+    });
+    Ok(SyncResponse { body, has_updates })
+}
+
+/// Global account data: all of it on an initial sync (with the default push rules if the user
+/// has none stored), else what changed.
+fn global_account_data(
+    services: &Services,
+    user_id: &UserId,
+    since: u64,
+    initial: bool,
+) -> Result<Vec<Value>> {
+    let kinds: BTreeSet<String> = services
+        .account_data
+        .changed_since(user_id, if initial { 0 } else { since })?
+        .into_iter()
+        .filter(|(room, _)| room.is_none())
+        .map(|(_, kind)| kind)
+        .collect();
+    let mut events = Vec::new();
+    for kind in &kinds {
+        if let Some(content) = services.account_data.get(user_id, None, kind)? {
+            events.push(json!({ "type": kind, "content": content }));
+        }
+    }
+    if initial && !kinds.contains("m.push_rules") {
+        let rules = ruma::push::Ruleset::server_default(user_id);
+        events.push(json!({ "type": "m.push_rules", "content": { "global": rules } }));
+    }
+    Ok(events)
+}
+
+/// Stripped state shown with an invite or knock: enough to name and describe the room.
+fn stripped_state(services: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Vec<Value>> {
+    const KINDS: &[&str] = &[
+        "m.room.create",
+        "m.room.join_rules",
+        "m.room.name",
+        "m.room.avatar",
+        "m.room.canonical_alias",
+        "m.room.encryption",
+        "m.room.topic",
+    ];
+    let rooms = &services.rooms;
+    let mut events = Vec::new();
+    let mut push = |pdu: PduEvent| {
+        events.push(json!({
+            "type": pdu.kind.to_string(),
+            "state_key": pdu.state_key,
+            "content": pdu.content_value(),
+            "sender": pdu.sender,
+        }));
+    };
+    for kind in KINDS {
+        if let Some(pdu) = rooms.current_state_event(room_id, kind, "")? {
+            push(pdu);
+        }
+    }
+    if let Some(member) = rooms.current_state_event(room_id, "m.room.member", user_id.as_str())? {
+        let inviter = member.sender.clone();
+        push(member);
+        if inviter != user_id
+            && let Some(inviter_member) =
+                rooms.current_state_event(room_id, "m.room.member", inviter.as_str())?
+        {
+            push(inviter_member);
+        }
+    }
+    Ok(events)
+}
+
+/// Groups events by room for the per-room account data of a sync.
+fn room_account_data(
+    services: &Services,
+    user_id: &UserId,
+    since: u64,
+    full: bool,
+) -> Result<BTreeMap<OwnedRoomId, Vec<Value>>> {
+    let mut by_room: BTreeMap<OwnedRoomId, BTreeSet<String>> = BTreeMap::new();
+    for (room, kind) in services
+        .account_data
+        .changed_since(user_id, if full { 0 } else { since })?
+    {
+        if let Some(room) = room {
+            by_room.entry(room).or_default().insert(kind);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (room, kinds) in by_room {
+        let mut events = Vec::new();
+        for kind in kinds {
+            if let Some(content) = services.account_data.get(user_id, Some(&room), &kind)? {
+                events.push(json!({ "type": kind, "content": content }));
+            }
+        }
+        out.insert(room, events);
+    }
+    Ok(out)
+}

@@ -1,0 +1,484 @@
+//! /sync with two users: initial and incremental syncs, long-polling, typing, receipts,
+//! invites and leaves, limited timelines and lazy-loaded members.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn room_path(room_id: &str, rest: &str) -> String {
+    format!("/_matrix/client/v3/rooms/{}{rest}", enc(room_id))
+}
+
+async fn create_room(ts: &TestServer, who: &Session, body: Value) -> String {
+    let created = expect_ok(
+        ts.post("/_matrix/client/v3/createRoom", who.bearer(), &body)
+            .await,
+    );
+    created["room_id"].as_str().unwrap().to_owned()
+}
+
+async fn send_text(ts: &TestServer, who: &Session, room_id: &str, txn: &str, text: &str) -> String {
+    let path = room_path(room_id, &format!("/send/m.room.message/{txn}"));
+    let sent = expect_ok(
+        ts.put(
+            &path,
+            who.bearer(),
+            &json!({ "msgtype": "m.text", "body": text }),
+        )
+        .await,
+    );
+    sent["event_id"].as_str().unwrap().to_owned()
+}
+
+async fn sync(ts: &TestServer, who: &Session, query: &str) -> Value {
+    expect_ok(
+        ts.get(&format!("/_matrix/client/v3/sync?{query}"), who.bearer())
+            .await,
+    )
+}
+
+fn bodies(room: &Value) -> Vec<String> {
+    room["timeline"]["events"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .filter(|e| e["type"] == "m.room.message")
+                .map(|e| e["content"]["body"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn without_age(mut value: Value) -> Value {
+    match &mut value {
+        Value::Object(object) => {
+            object.remove("age");
+            for child in object.values_mut() {
+                *child = without_age(child.take());
+            }
+        }
+        Value::Array(items) => {
+            for item in items.iter_mut() {
+                *item = without_age(item.take());
+            }
+        }
+        _ => {}
+    }
+    value
+}
+
+/// Event types in a room's state and timeline sections.
+fn seen_types(room: &Value) -> Vec<String> {
+    ["state", "timeline"]
+        .iter()
+        .flat_map(|section| {
+            room[section]["events"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn two_users_in_a_room(ts: &TestServer) -> (Session, Session, String) {
+    let alice = ts.register_open("alice", "alice-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let room_id = create_room(
+        ts,
+        &alice,
+        json!({ "preset": "public_chat", "name": "Team" }),
+    )
+    .await;
+    expect_ok(
+        ts.post(&room_path(&room_id, "/join"), bob.bearer(), &json!({}))
+            .await,
+    );
+    (alice, bob, room_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_and_incremental_sync() {
+    let ts = TestServer::start_open().await;
+    let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
+    send_text(&ts, &alice, &room_id, "t1", "first").await;
+
+    let initial = sync(&ts, &bob, "").await;
+    let room = &initial["rooms"]["join"][&room_id];
+    assert_eq!(bodies(room), vec!["first"], "{initial}");
+    // State before the timeline plus the timeline's state events give the whole state.
+    let seen = seen_types(room);
+    assert!(
+        seen.contains(&"m.room.create".to_owned()) && seen.contains(&"m.room.name".to_owned()),
+        "{seen:?}"
+    );
+    assert_eq!(room["summary"]["m.joined_member_count"], 2);
+    assert!(
+        initial["account_data"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "m.push_rules")
+    );
+    let since = initial["next_batch"].as_str().unwrap().to_owned();
+
+    // Nothing new: the room is absent; the same token twice gives the same answer.
+    let quiet = sync(&ts, &bob, &format!("since={since}&timeout=0")).await;
+    assert!(quiet["rooms"]["join"].get(&room_id).is_none(), "{quiet}");
+    send_text(&ts, &alice, &room_id, "t2", "second").await;
+    let once = sync(&ts, &bob, &format!("since={since}&timeout=0")).await;
+    let twice = sync(&ts, &bob, &format!("since={since}&timeout=0")).await;
+    assert_eq!(bodies(&once["rooms"]["join"][&room_id]), vec!["second"]);
+    // Identical but for `unsigned.age`, which counts time since each event was sent.
+    assert_eq!(
+        without_age(once["rooms"].clone()),
+        without_age(twice["rooms"].clone())
+    );
+    assert_eq!(
+        once["rooms"]["join"][&room_id]["timeline"]["limited"],
+        false
+    );
+    assert_eq!(
+        once["rooms"]["join"][&room_id]["state"]["events"],
+        json!([])
+    );
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_wakes_on_a_new_message() {
+    let ts = TestServer::start_open().await;
+    let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
+    let since = sync(&ts, &bob, "").await["next_batch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let url = ts.url(&format!(
+        "/_matrix/client/v3/sync?since={since}&timeout=60000"
+    ));
+    let request = ts.client().get(url).bearer_auth(&bob.access_token).send();
+    let poll = tokio::spawn(async move { request.await.unwrap().json::<Value>().await.unwrap() });
+    // Let the long-poll start waiting, then send.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    send_text(&ts, &alice, &room_id, "t1", "wake up").await;
+    // The poll waits up to 60 s; it must come back with the message well before that.
+    let woken = tokio::time::timeout(Duration::from_secs(30), poll)
+        .await
+        .expect("long-poll woke")
+        .unwrap();
+    assert_eq!(
+        bodies(&woken["rooms"]["join"][&room_id]),
+        vec!["wake up"],
+        "{woken}"
+    );
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_and_receipts_are_ephemeral_events() {
+    let ts = TestServer::start_open().await;
+    let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
+    let event_id = send_text(&ts, &alice, &room_id, "t1", "read me").await;
+    let since = sync(&ts, &bob, "").await["next_batch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let typing = room_path(&room_id, &format!("/typing/{}", enc(&alice.user_id)));
+    expect_ok(
+        ts.put(
+            &typing,
+            alice.bearer(),
+            &json!({ "typing": true, "timeout": 30000 }),
+        )
+        .await,
+    );
+    let update = sync(&ts, &bob, &format!("since={since}&timeout=0")).await;
+    let ephemeral = &update["rooms"]["join"][&room_id]["ephemeral"]["events"];
+    let typing_event = ephemeral
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "m.typing")
+        .expect("typing");
+    assert_eq!(typing_event["content"]["user_ids"], json!([alice.user_id]));
+    let since = update["next_batch"].as_str().unwrap().to_owned();
+
+    expect_ok(
+        ts.put(&typing, alice.bearer(), &json!({ "typing": false }))
+            .await,
+    );
+    let stopped = sync(&ts, &bob, &format!("since={since}&timeout=0")).await;
+    let ephemeral = &stopped["rooms"]["join"][&room_id]["ephemeral"]["events"];
+    let typing_event = ephemeral
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "m.typing")
+        .expect("typing");
+    assert_eq!(typing_event["content"]["user_ids"], json!([]));
+    // Nobody types for someone else.
+    let other = room_path(&room_id, &format!("/typing/{}", enc(&bob.user_id)));
+    let denied = ts
+        .put(
+            &other,
+            alice.bearer(),
+            &json!({ "typing": true, "timeout": 1000 }),
+        )
+        .await;
+    assert_errcode(&denied, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+    let since = stopped["next_batch"].as_str().unwrap().to_owned();
+
+    let receipt = room_path(&room_id, &format!("/receipt/m.read/{}", enc(&event_id)));
+    expect_ok(ts.post(&receipt, bob.bearer(), &json!({})).await);
+    let private = room_path(
+        &room_id,
+        &format!("/receipt/m.read.private/{}", enc(&event_id)),
+    );
+    expect_ok(ts.post(&private, alice.bearer(), &json!({})).await);
+    let for_alice = sync(&ts, &alice, &format!("since={since}&timeout=0")).await;
+    let ephemeral = &for_alice["rooms"]["join"][&room_id]["ephemeral"]["events"];
+    let receipts = ephemeral
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "m.receipt")
+        .expect("receipt");
+    assert!(
+        receipts["content"][&event_id]["m.read"][&bob.user_id]["ts"].is_u64(),
+        "{receipts}"
+    );
+    assert!(
+        receipts["content"][&event_id]["m.read.private"][&alice.user_id].is_object(),
+        "own private receipt"
+    );
+    let for_bob = sync(&ts, &bob, &format!("since={since}&timeout=0")).await;
+    let ephemeral = for_bob["rooms"]["join"][&room_id]["ephemeral"]["events"].to_string();
+    assert!(
+        !ephemeral.contains("m.read.private"),
+        "others' private receipts stay private: {ephemeral}"
+    );
+
+    // Read markers set the fully-read marker as room account data.
+    let markers = room_path(&room_id, "/read_markers");
+    expect_ok(
+        ts.post(
+            &markers,
+            bob.bearer(),
+            &json!({ "m.fully_read": event_id, "m.read": event_id }),
+        )
+        .await,
+    );
+    let after = sync(
+        &ts,
+        &bob,
+        &format!(
+            "since={}&timeout=0",
+            for_bob["next_batch"].as_str().unwrap()
+        ),
+    )
+    .await;
+    let account_data = &after["rooms"]["join"][&room_id]["account_data"]["events"];
+    assert!(
+        account_data
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "m.fully_read" && e["content"]["event_id"] == json!(event_id)),
+        "{after}"
+    );
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invites_and_leaves_have_their_sections() {
+    let ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let since = sync(&ts, &bob, "").await["next_batch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let room_id = create_room(
+        &ts,
+        &alice,
+        json!({ "preset": "private_chat", "name": "Secret plans", "invite": [bob.user_id] }),
+    )
+    .await;
+
+    let update = sync(&ts, &bob, &format!("since={since}&timeout=0")).await;
+    let invite = &update["rooms"]["invite"][&room_id]["invite_state"]["events"];
+    let kinds: Vec<&str> = invite
+        .as_array()
+        .expect("invite section")
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"m.room.create") && kinds.contains(&"m.room.name"),
+        "{kinds:?}"
+    );
+    assert!(
+        invite
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "m.room.member" && e["state_key"] == json!(bob.user_id))
+    );
+    let since = update["next_batch"].as_str().unwrap().to_owned();
+
+    expect_ok(
+        ts.post(&room_path(&room_id, "/join"), bob.bearer(), &json!({}))
+            .await,
+    );
+    let joined = sync(&ts, &bob, &format!("since={since}&timeout=0")).await;
+    // Newly joined: the room comes whole, with its state.
+    let seen = seen_types(&joined["rooms"]["join"][&room_id]);
+    assert!(seen.contains(&"m.room.create".to_owned()), "{joined}");
+    let since = joined["next_batch"].as_str().unwrap().to_owned();
+
+    expect_ok(
+        ts.post(
+            &room_path(&room_id, "/kick"),
+            alice.bearer(),
+            &json!({ "user_id": bob.user_id }),
+        )
+        .await,
+    );
+    let left = sync(&ts, &bob, &format!("since={since}&timeout=0")).await;
+    let timeline = &left["rooms"]["leave"][&room_id]["timeline"]["events"];
+    let last = timeline.as_array().expect("leave section").last().unwrap();
+    assert_eq!(last["content"]["membership"], "leave");
+    assert!(left["rooms"]["join"].get(&room_id).is_none());
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limited_timeline_gap_is_filled_by_messages() {
+    let ts = TestServer::start_open().await;
+    let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
+    let since = sync(&ts, &bob, "").await["next_batch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for i in 0..8 {
+        send_text(
+            &ts,
+            &alice,
+            &room_id,
+            &format!("t{i}"),
+            &format!("message {i}"),
+        )
+        .await;
+    }
+    let filter = enc(&json!({ "room": { "timeline": { "limit": 3 } } }).to_string());
+    let update = sync(
+        &ts,
+        &bob,
+        &format!("since={since}&timeout=0&filter={filter}"),
+    )
+    .await;
+    let room = &update["rooms"]["join"][&room_id];
+    assert_eq!(room["timeline"]["limited"], true);
+    assert_eq!(bodies(room), vec!["message 5", "message 6", "message 7"]);
+    let prev_batch = room["timeline"]["prev_batch"].as_str().unwrap();
+    // /messages from prev_batch back to the old since token returns exactly the gap.
+    let gap = expect_ok(
+        ts.get(
+            &room_path(
+                &room_id,
+                &format!("/messages?dir=b&from={prev_batch}&to={since}&limit=100"),
+            ),
+            bob.bearer(),
+        )
+        .await,
+    );
+    let mut missed: Vec<String> = gap["chunk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["content"]["body"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    missed.reverse();
+    assert_eq!(
+        missed,
+        (0..5).map(|i| format!("message {i}")).collect::<Vec<_>>()
+    );
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lazy_loading_sends_only_needed_members() {
+    let ts = TestServer::start_open().await;
+    let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
+    let carol = ts.register_open("carol", "carol-password").await;
+    expect_ok(
+        ts.post(&room_path(&room_id, "/join"), carol.bearer(), &json!({}))
+            .await,
+    );
+    for i in 0..5 {
+        send_text(&ts, &alice, &room_id, &format!("t{i}"), "only alice talks").await;
+    }
+    let filter = enc(
+        &json!({ "room": { "timeline": { "limit": 3 }, "state": { "lazy_load_members": true } } })
+            .to_string(),
+    );
+    let initial = sync(&ts, &bob, &format!("filter={filter}")).await;
+    let members: Vec<&str> = initial["rooms"]["join"][&room_id]["state"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "m.room.member")
+        .map(|e| e["state_key"].as_str().unwrap())
+        .collect();
+    assert!(
+        members.contains(&alice.user_id.as_str()),
+        "the sender's member event: {members:?}"
+    );
+    assert!(
+        !members.contains(&carol.user_id.as_str()),
+        "silent members are not sent: {members:?}"
+    );
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_before_a_limited_timeline_is_in_the_state_section() {
+    let ts = TestServer::start_open().await;
+    let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
+    for i in 0..12 {
+        send_text(
+            &ts,
+            &alice,
+            &room_id,
+            &format!("t{i}"),
+            &format!("message {i}"),
+        )
+        .await;
+    }
+    let initial = sync(&ts, &bob, "").await;
+    let room = &initial["rooms"]["join"][&room_id];
+    assert_eq!(room["timeline"]["limited"], true);
+    assert_eq!(bodies(room).len(), 10, "default timeline limit");
+    let state: Vec<&str> = room["state"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "m.room.create",
+        "m.room.name",
+        "m.room.power_levels",
+        "m.room.member",
+    ] {
+        assert!(state.contains(&kind), "{kind} missing from state {state:?}");
+    }
+    ts.shutdown().await;
+}
