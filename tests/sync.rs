@@ -482,3 +482,62 @@ async fn state_before_a_limited_timeline_is_in_the_state_section() {
     }
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_counts_mentions_and_notifications() {
+    let ts = TestServer::start_open().await;
+    let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
+    let since = sync(&ts, &bob, "").await["next_batch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    send_text(&ts, &alice, &room_id, "t1", "hello everyone").await;
+    let path = room_path(&room_id, "/send/m.room.message/t2");
+    let mention = json!({ "msgtype": "m.text", "body": "bob, look", "m.mentions": { "user_ids": [bob.user_id] } });
+    let mention_id = expect_ok(ts.put(&path, alice.bearer(), &mention).await)["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let update = sync(&ts, &bob, &format!("since={since}&timeout=0")).await;
+    let unread = &update["rooms"]["join"][&room_id]["unread_notifications"];
+    assert_eq!(unread["notification_count"], 2, "{update}");
+    assert_eq!(unread["highlight_count"], 1, "{update}");
+    // The sender is not notified of their own messages.
+    let for_alice = sync(&ts, &alice, "").await;
+    assert_eq!(
+        for_alice["rooms"]["join"][&room_id]["unread_notifications"]["notification_count"],
+        0
+    );
+
+    let notifications = expect_ok(
+        ts.get("/_matrix/client/v3/notifications", bob.bearer())
+            .await,
+    );
+    let listed = notifications["notifications"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{notifications}");
+    assert_eq!(
+        listed[0]["event"]["event_id"],
+        json!(mention_id),
+        "newest first"
+    );
+    assert_eq!(listed[0]["read"], false);
+    let highlights = expect_ok(
+        ts.get(
+            "/_matrix/client/v3/notifications?only=highlight",
+            bob.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(highlights["notifications"].as_array().unwrap().len(), 1);
+
+    // A read receipt on the latest message brings the counts back to zero.
+    let since = update["next_batch"].as_str().unwrap().to_owned();
+    let receipt = room_path(&room_id, &format!("/receipt/m.read/{}", enc(&mention_id)));
+    expect_ok(ts.post(&receipt, bob.bearer(), &json!({})).await);
+    let read = sync(&ts, &bob, &format!("since={since}&timeout=0")).await;
+    let unread = &read["rooms"]["join"][&room_id]["unread_notifications"];
+    assert_eq!(unread["notification_count"], 0, "{read}");
+    assert_eq!(unread["highlight_count"], 0);
+    ts.shutdown().await;
+}

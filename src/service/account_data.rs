@@ -115,6 +115,15 @@ impl Service {
             .watch_prefix(&(user_id.as_str(),).prefix())
     }
 
+    /// The user's push rules: the stored set, or the server defaults.
+    pub fn push_rules(&self, user_id: &UserId) -> Result<ruma::push::Ruleset> {
+        let stored = self.get(user_id, None, "m.push_rules")?;
+        match stored.and_then(|mut content| content.get_mut("global").map(Value::take)) {
+            Some(global) => Ok(serde_json::from_value(global)?),
+            None => Ok(ruma::push::Ruleset::server_default(user_id)),
+        }
+    }
+
     /// Stores a filter and returns its new ID.
     pub fn create_filter(&self, user_id: &UserId, filter: &Value) -> Result<String> {
         let filter_id: String = rand::rng()

@@ -2,6 +2,7 @@
 //! and handed to every request handler as axum state; there are no global singletons.
 
 pub mod account_data;
+pub mod push;
 pub mod rate_limit;
 pub mod receipts;
 pub mod rooms;
@@ -28,6 +29,7 @@ pub struct Services {
     pub rooms: rooms::Service,
     pub typing: typing::Service,
     pub receipts: receipts::Service,
+    pub push: push::Service,
     /// Set when the server stops, so long-polling requests return at once.
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -35,7 +37,7 @@ pub struct Services {
 impl Services {
     pub fn build(config: Config, engine: Arc<Engine>) -> Result<Arc<Self>> {
         let server_keys = Arc::new(server_keys::Service::load_or_create(&engine)?);
-        Ok(Arc::new(Self {
+        let services = Arc::new(Self {
             rooms: rooms::Service::new(
                 &engine,
                 config.server_name.clone(),
@@ -44,6 +46,7 @@ impl Services {
             server_keys,
             typing: typing::Service::new(&engine),
             receipts: receipts::Service::new(&engine),
+            push: push::Service::new(&engine),
             shutdown: tokio::sync::watch::channel(false).0,
             users: users::Service::new(&engine, &config),
             uiaa: uiaa::Service::default(),
@@ -51,7 +54,9 @@ impl Services {
             rate_limit: rate_limit::Service::default(),
             config,
             engine,
-        }))
+        });
+        services.rooms.attach(&services);
+        Ok(services)
     }
 
     pub fn server_name(&self) -> &ruma::ServerName {

@@ -107,6 +107,11 @@ pub const TREES: &[TreeSpec] = &[
     tree("roomidcount_receipt", false),
     // Key: RoomId, UserId, receipt type, thread. Value: u64 count of the receipt's entry above.
     tree("roomiduserreceipt_count", true),
+    // --- Push. Key: UserId, RoomId, u64 count of an event that notifies the user.
+    // Value: 1 if it highlights, else 0. Unread counts are the entries after the user's receipt.
+    tree("useridroomidcount_notification", false),
+    // Key: UserId, u64 count. Value: JSON {room_id, event_id, actions, ts} for /notifications.
+    tree("useridcount_notification", false),
     // Key: RoomId, alias. Value: empty. Local aliases of a room.
     tree("roomid_alias", false),
 ];

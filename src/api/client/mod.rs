@@ -104,4 +104,5 @@ pub fn routes(router: AppRouter) -> AppRouter {
         .ruma(sync::typing)
         .ruma(sync::receipt)
         .ruma(sync::read_markers)
+        .ruma(sync::notifications)
 }

@@ -20,11 +20,7 @@ const PUSH_RULES: &str = "m.push_rules";
 
 /// The user's push rules: the stored set, or the server defaults.
 pub fn load(services: &Services, user_id: &UserId) -> Result<Ruleset> {
-    let stored = services.account_data.get(user_id, None, PUSH_RULES)?;
-    match stored.and_then(|mut content| content.get_mut("global").map(serde_json::Value::take)) {
-        Some(global) => Ok(serde_json::from_value(global)?),
-        None => Ok(Ruleset::server_default(user_id)),
-    }
+    services.account_data.push_rules(user_id)
 }
 
 fn store(services: &Services, user_id: &UserId, ruleset: &Ruleset) -> Result<()> {

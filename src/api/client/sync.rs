@@ -176,3 +176,90 @@ pub async fn read_markers(
     }
     Ok(set_read_marker::v3::Response::new())
 }
+
+/// `GET /notifications`: events that notified the user, newest first.
+pub async fn notifications(
+    services: Arc<Services>,
+    request: Ruma<ruma::api::client::push::get_notifications::v3::Request>,
+) -> Result<RawJson> {
+    let user_id = request.user()?;
+    let body = &request.body;
+    let before = match &body.from {
+        Some(from) => parse_token(from)?,
+        None => u64::MAX,
+    };
+    let limit = body
+        .limit
+        .map_or(50, |l| usize::try_from(u64::from(l)).unwrap_or(50))
+        .clamp(1, 1000);
+    let only_highlight = body.only.as_deref() == Some("highlight");
+    let mut notifications = Vec::new();
+    let mut cursor = before;
+    let mut next_token = None;
+    'pages: loop {
+        let page = services.push.notifications(user_id, cursor, limit)?;
+        if page.is_empty() {
+            break;
+        }
+        for (count, record) in page {
+            cursor = count;
+            let actions = record.get("actions").cloned().unwrap_or_else(|| json!([]));
+            let highlight = actions.as_array().is_some_and(|a| {
+                a.iter().any(|action| {
+                    action.get("set_tweak") == Some(&json!("highlight"))
+                        && action.get("value") != Some(&json!(false))
+                })
+            });
+            if only_highlight && !highlight {
+                continue;
+            }
+            let (Some(room_id), Some(event_id)) = (
+                record
+                    .get("room_id")
+                    .and_then(|r| r.as_str())
+                    .and_then(|r| ruma::RoomId::parse(r).ok()),
+                record
+                    .get("event_id")
+                    .and_then(|e| e.as_str())
+                    .and_then(|e| ruma::EventId::parse(e).ok()),
+            ) else {
+                continue;
+            };
+            let Some(json) = services.rooms.get_pdu_json(&event_id)? else {
+                continue;
+            };
+            let event: serde_json::Value = serde_json::from_str(
+                crate::service::rooms::pdu::client_event(&json, &room_id)?
+                    .json()
+                    .get(),
+            )?;
+            let read = services
+                .receipts
+                .latest(&room_id, user_id, "m.read")?
+                .and_then(|receipt| {
+                    services
+                        .rooms
+                        .pdu_position(&receipt.event_id)
+                        .ok()
+                        .flatten()
+                })
+                .is_some_and(|(_, read_count)| read_count >= count);
+            notifications.push(json!({
+                "actions": actions,
+                "event": event,
+                "read": read,
+                "room_id": room_id,
+                "ts": record.get("ts").cloned().unwrap_or_else(|| json!(0)),
+            }));
+            if notifications.len() >= limit {
+                next_token = Some(format!("t{count}"));
+                break 'pages;
+            }
+        }
+    }
+    let mut response = json!({ "notifications": notifications });
+    if let Some(next) = next_token {
+        response["next_token"] = json!(next);
+    }
+    Ok(RawJson(response))
+}

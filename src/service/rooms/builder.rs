@@ -214,7 +214,7 @@ impl Service {
 
         let mut batch = Batch::default();
         let event_id = pdu.event_id.clone();
-        self.append_pdu(
+        let (count, json) = self.append_pdu(
             room_id,
             shortroomid,
             &pdu,
@@ -224,7 +224,21 @@ impl Service {
             &mut batch,
         )?;
         self.engine.write(batch)?;
+        self.after_append(room_id, &pdu, count, &json);
         Ok(event_id)
+    }
+
+    /// Work that follows a stored event but must not undo it: push-rule evaluation.
+    fn after_append(&self, room_id: &RoomId, pdu: &PduEvent, count: u64, json: &[u8]) {
+        if !crate::service::push::may_notify(&pdu.kind) {
+            return;
+        }
+        let Some(services) = self.services.get().and_then(std::sync::Weak::upgrade) else {
+            return;
+        };
+        if let Err(error) = services.push.on_event(&services, room_id, pdu, count, json) {
+            tracing::error!(%error, event_id = %pdu.event_id, "push-rule evaluation failed");
+        }
     }
 
     /// Assembles, hashes and signs the PDU, and derives its event ID.
@@ -352,7 +366,7 @@ impl Service {
         state_before: &StateMap,
         statehash_before: Option<u64>,
         batch: &mut Batch,
-    ) -> Result<()> {
+    ) -> Result<(u64, Vec<u8>)> {
         let json = serde_json::to_vec(&object).map_err(Error::internal)?;
         let shorteventid = self.create_shorteventid(&pdu.event_id, batch)?;
         let count = self.engine.next_count()?;
@@ -410,7 +424,7 @@ impl Service {
         {
             self.index_membership(room_id, target, &pdu.content_value(), batch)?;
         }
-        Ok(())
+        Ok((count, json))
     }
 
     /// How an event names other events: plain IDs, or in room versions 1 and 2 pairs of ID

@@ -17,7 +17,7 @@ mod timeline;
 pub mod visibility;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use ruma::{OwnedRoomId, OwnedServerName, RoomId, RoomVersionId};
 use tokio::sync::OwnedMutexGuard;
@@ -25,7 +25,7 @@ use tokio::sync::OwnedMutexGuard;
 pub use builder::PduBuilder;
 pub use timeline::{Count, StoredEvent};
 
-use super::server_keys;
+use super::{Services, server_keys};
 use crate::error::{Error, Result};
 use crate::storage::{Engine, Tree};
 
@@ -61,6 +61,9 @@ pub struct Service {
     /// One async mutex per room: events of a room are appended one at a time, so each sees the
     /// previous one as its parent; different rooms proceed in parallel.
     room_locks: Mutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>,
+    /// The other services, for work that follows an append (push rules). Weak: `Services`
+    /// owns this service.
+    services: OnceLock<Weak<Services>>,
 }
 
 /// Held while appending to a room.
@@ -104,7 +107,13 @@ impl Service {
             shortstatekey_lock: Mutex::new(()),
             state_cache: state::StateCache::default(),
             room_locks: Mutex::new(HashMap::new()),
+            services: OnceLock::new(),
         }
+    }
+
+    /// Connects the service to the others once they all exist.
+    pub fn attach(&self, services: &Arc<Services>) {
+        let _ = self.services.set(Arc::downgrade(services));
     }
 
     /// Waits for exclusive append access to a room.

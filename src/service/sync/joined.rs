@@ -206,17 +206,36 @@ pub fn joined_room(
     }
     let prev_batch = first_count.map_or(next, |first| first.saturating_sub(1));
     let (joined_count, invited_count, heroes) = summary(services, room_id, user_id)?;
+    let (notifications, highlights) = unread_counts(services, room_id, user_id)?;
     Ok(Some(json!({
         "timeline": { "events": timeline_events, "limited": limited, "prev_batch": format!("t{prev_batch}") },
         "state": { "events": state },
         "ephemeral": { "events": ephemeral },
         "account_data": { "events": account_data.cloned().unwrap_or_default() },
+        "unread_notifications": { "notification_count": notifications, "highlight_count": highlights },
         "summary": {
             "m.joined_member_count": joined_count,
             "m.invited_member_count": invited_count,
             "m.heroes": heroes,
         },
     })))
+}
+
+/// Notifying and highlighting events since the user's latest read receipt (public or private).
+pub fn unread_counts(
+    services: &Services,
+    room_id: &RoomId,
+    user_id: &UserId,
+) -> Result<(u64, u64)> {
+    let mut read_up_to = 0;
+    for kind in ["m.read", "m.read.private"] {
+        if let Some(receipt) = services.receipts.latest(room_id, user_id, kind)?
+            && let Some((_, count)) = services.rooms.pdu_position(&receipt.event_id)?
+        {
+            read_up_to = read_up_to.max(count);
+        }
+    }
+    services.push.unread_counts(user_id, room_id, read_up_to)
 }
 
 /// Member counts and up to five other members to name an unnamed room by.

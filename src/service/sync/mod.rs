@@ -120,9 +120,18 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
             }
             let ephemeral = joined::ephemeral(services, room_id, user_id, since, next)?;
             if !ephemeral.is_empty() {
+                // A receipt may have changed the unread counts.
+                let (notifications, highlights) =
+                    joined::unread_counts(services, room_id, user_id)?;
                 join.insert(
                     room_id.to_string(),
-                    json!({ "ephemeral": { "events": ephemeral } }),
+                    json!({
+                        "ephemeral": { "events": ephemeral },
+                        "unread_notifications": {
+                            "notification_count": notifications,
+                            "highlight_count": highlights,
+                        },
+                    }),
                 );
             }
         }

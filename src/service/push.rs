@@ -1,0 +1,231 @@
+//! Push-rule evaluation: every new event is checked against the push rules of each joined
+//! local member (ruma's evaluator); notifying events feed unread counts, highlights and
+//! `/notifications`.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use ruma::events::TimelineEventType;
+use ruma::power_levels::NotificationPowerLevels;
+use ruma::push::{Action, PushConditionPowerLevelsCtx, PushConditionRoomCtx};
+use ruma::room_version_rules::RoomPowerLevelsRules;
+use ruma::{Int, OwnedUserId, RoomId, UInt, UserId};
+use serde_json::{Value, json};
+
+use super::Services;
+use super::rooms::pdu::{PduEvent, client_event};
+use crate::error::Result;
+use crate::service::now_millis;
+use crate::storage::{Batch, Engine, Key, Tree};
+
+pub struct Service {
+    engine: Arc<Engine>,
+    useridroomidcount_notification: Tree,
+    useridcount_notification: Tree,
+}
+
+/// ruma's evaluator is async only to allow lookups this server does not configure, so it
+/// completes on its first poll.
+fn complete<T>(future: impl Future<Output = T>) -> Option<T> {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(value) => Some(value),
+        Poll::Pending => None,
+    }
+}
+
+impl Service {
+    pub fn new(engine: &Arc<Engine>) -> Self {
+        Self {
+            engine: Arc::clone(engine),
+            useridroomidcount_notification: engine.tree("useridroomidcount_notification"),
+            useridcount_notification: engine.tree("useridcount_notification"),
+        }
+    }
+
+    /// Evaluates a newly stored event for the room's joined local members.
+    pub fn on_event(
+        &self,
+        services: &Services,
+        room_id: &RoomId,
+        pdu: &PduEvent,
+        count: u64,
+        json: &[u8],
+    ) -> Result<()> {
+        let rooms = &services.rooms;
+        let members = rooms.members(room_id)?;
+        let joined: Vec<OwnedUserId> = members
+            .iter()
+            .filter(|(_, m)| m == "join")
+            .map(|(u, _)| u.clone())
+            .collect();
+        let recipients: Vec<&OwnedUserId> = joined
+            .iter()
+            .filter(|user| **user != pdu.sender && user.server_name() == services.server_name())
+            .collect();
+        if recipients.is_empty() {
+            return Ok(());
+        }
+        let event = client_event(json, room_id)?;
+        let power_levels = self.power_levels_ctx(services, room_id)?;
+        let member_count = UInt::try_from(joined.len() as u64).unwrap_or_default();
+        let mut batch = Batch::default();
+        for user in recipients {
+            let ruleset = services.account_data.push_rules(user)?;
+            let display_name = rooms
+                .current_state_event(room_id, "m.room.member", user.as_str())?
+                .and_then(|member| {
+                    member
+                        .content_value()
+                        .get("displayname")
+                        .and_then(Value::as_str)
+                        .map(ToOwned::to_owned)
+                })
+                .unwrap_or_else(|| user.localpart().to_owned());
+            let mut context = PushConditionRoomCtx::new(
+                room_id.to_owned(),
+                member_count,
+                user.clone(),
+                display_name,
+            );
+            context.power_levels = power_levels.clone();
+            let Some(actions) = complete(ruleset.get_actions(&event, &context)) else {
+                continue;
+            };
+            if !actions.iter().any(Action::should_notify) {
+                continue;
+            }
+            let highlight = actions.iter().any(Action::is_highlight);
+            batch.put(
+                &self.useridroomidcount_notification,
+                &(user.as_str(), room_id.as_str(), count).encode(),
+                &[u8::from(highlight)],
+            )?;
+            let record = json!({ "room_id": room_id, "event_id": pdu.event_id, "actions": actions, "ts": now_millis() });
+            batch.put(
+                &self.useridcount_notification,
+                &(user.as_str(), count).encode(),
+                record.to_string().as_bytes(),
+            )?;
+        }
+        self.engine.write(batch)
+    }
+
+    fn power_levels_ctx(
+        &self,
+        services: &Services,
+        room_id: &RoomId,
+    ) -> Result<Option<PushConditionPowerLevelsCtx>> {
+        let rooms = &services.rooms;
+        let levels = rooms.power_levels(room_id)?;
+        let as_int = |v: &Value| v.as_i64().and_then(|n| Int::new(n));
+        let users = levels
+            .get("users")
+            .and_then(Value::as_object)
+            .map(|users| {
+                users
+                    .iter()
+                    .filter_map(|(user, level)| Some((UserId::parse(user).ok()?, as_int(level)?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let users_default = levels
+            .get("users_default")
+            .and_then(as_int)
+            .unwrap_or_default();
+        let mut notifications = NotificationPowerLevels::new();
+        if let Some(room) = levels
+            .get("notifications")
+            .and_then(|n| n.get("room"))
+            .and_then(as_int)
+        {
+            notifications.room = room;
+        }
+        let version = rooms.room_version(room_id)?;
+        let Some(rules) = version.rules() else {
+            return Ok(None);
+        };
+        let mut creators = Vec::new();
+        if let Some(create) = rooms.current_state_event(room_id, "m.room.create", "")? {
+            creators.push(create.sender.clone());
+            if let Some(extra) = create
+                .content_value()
+                .get("additional_creators")
+                .and_then(Value::as_array)
+            {
+                creators.extend(
+                    extra
+                        .iter()
+                        .filter_map(|u| u.as_str())
+                        .filter_map(|u| UserId::parse(u).ok()),
+                );
+            }
+        }
+        let rules = RoomPowerLevelsRules::new(&rules.authorization, creators);
+        Ok(Some(PushConditionPowerLevelsCtx::new(
+            users,
+            users_default,
+            notifications,
+            rules,
+        )))
+    }
+
+    /// Notifying and highlighting events for the user in a room after stream position `after`.
+    pub fn unread_counts(
+        &self,
+        user_id: &UserId,
+        room_id: &RoomId,
+        after: u64,
+    ) -> Result<(u64, u64)> {
+        let prefix = (user_id.as_str(), room_id.as_str()).prefix();
+        let start = (user_id.as_str(), room_id.as_str(), after.saturating_add(1)).encode();
+        let (mut notify, mut highlight) = (0, 0);
+        for entry in self
+            .useridroomidcount_notification
+            .iter_from(&start, rocksdb::Direction::Forward)
+        {
+            let (key, value) = entry?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            notify += 1;
+            highlight += u64::from(value.first() == Some(&1));
+        }
+        Ok((notify, highlight))
+    }
+
+    /// The user's notifications, newest first, before stream position `before`.
+    pub fn notifications(
+        &self,
+        user_id: &UserId,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Value)>> {
+        let prefix = (user_id.as_str(),).prefix();
+        let start = (user_id.as_str(), before.saturating_sub(1)).encode();
+        let mut out = Vec::new();
+        for entry in self
+            .useridcount_notification
+            .iter_from(&start, rocksdb::Direction::Reverse)
+        {
+            let (key, value) = entry?;
+            if !key.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let (_, count) = <(&str, u64)>::decode(&key)?;
+            out.push((count, serde_json::from_slice(&value)?));
+        }
+        Ok(out)
+    }
+}
+
+/// Whether an event type can notify at all; state and ephemeral noise is skipped early.
+pub fn may_notify(kind: &TimelineEventType) -> bool {
+    !matches!(
+        kind,
+        TimelineEventType::RoomCreate
+            | TimelineEventType::RoomPowerLevels
+            | TimelineEventType::RoomJoinRules
+    )
+}
