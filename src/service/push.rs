@@ -119,7 +119,7 @@ impl Service {
     ) -> Result<Option<PushConditionPowerLevelsCtx>> {
         let rooms = &services.rooms;
         let levels = rooms.power_levels(room_id)?;
-        let as_int = |v: &Value| v.as_i64().and_then(|n| Int::new(n));
+        let as_int = |v: &Value| v.as_i64().and_then(Int::new);
         let users = levels
             .get("users")
             .and_then(Value::as_object)
