@@ -111,6 +111,25 @@ async fn initial_and_incremental_sync() {
     let initial = sync(&ts, &bob, "").await;
     let room = &initial["rooms"]["join"][&room_id];
     assert_eq!(bodies(room), vec!["first"], "{initial}");
+    // Only the sending device sees the transaction ID.
+    let message = |sync: &Value| -> Value {
+        sync["rooms"]["join"][&room_id]["timeline"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "m.room.message")
+            .cloned()
+            .unwrap()
+    };
+    assert!(
+        message(&initial)["unsigned"]
+            .get("transaction_id")
+            .is_none()
+    );
+    assert_eq!(
+        message(&sync(&ts, &alice, "").await)["unsigned"]["transaction_id"],
+        "t1"
+    );
     // State before the timeline plus the timeline's state events give the whole state.
     let seen = seen_types(room);
     assert!(

@@ -88,6 +88,8 @@ pub const TREES: &[TreeSpec] = &[
     tree("roomuserid_membership", false),
     // Key: UserId, DeviceId, transaction ID. Value: EventId. Makes client sends idempotent.
     tree("userdevicetxnid_eventid", true),
+    // Key: EventId. Value: DeviceId 0xFF transaction ID, for `unsigned.transaction_id`.
+    tree("eventid_devicetxnid", true),
     // Key: room alias. Value: RoomId 0xFF UserId of the alias's creator.
     tree("alias_roomid", true),
     // Key: RoomId. Value: empty. Rooms published in the public room directory.

@@ -47,6 +47,7 @@ pub async fn sync(
     };
     let sync = SyncRequest {
         user_id,
+        device_id: request.device()?,
         since,
         full_state: body.full_state,
         filter,

@@ -112,9 +112,25 @@ impl Service {
         txn_id: &str,
         event_id: &ruma::EventId,
     ) -> Result<()> {
-        self.userdevicetxnid_eventid.insert(
+        let mut batch = Batch::default();
+        batch.put(
+            &self.userdevicetxnid_eventid,
             &(user_id.as_str(), device_id, txn_id).encode(),
             event_id.as_bytes(),
-        )
+        )?;
+        batch.put(
+            &self.eventid_devicetxnid,
+            event_id.as_bytes(),
+            &(device_id, txn_id).encode(),
+        )?;
+        self.engine.write(batch)
+    }
+
+    /// The device and transaction ID an event was sent with, if it came through `/send`.
+    pub fn event_txn(&self, event_id: &ruma::EventId) -> Result<Option<(String, String)>> {
+        self.eventid_devicetxnid
+            .get(event_id.as_bytes())?
+            .map(|v| <(String, String)>::decode(&v))
+            .transpose()
     }
 }

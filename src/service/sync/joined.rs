@@ -197,12 +197,10 @@ pub fn joined_room(
     }
     let mut timeline_events = Vec::with_capacity(events.len());
     for (_, json) in &events {
-        timeline_events.push(serde_json::from_str::<Value>(
-            rooms
-                .client_event_bundled(json, room_id, user_id)?
-                .json()
-                .get(),
-        )?);
+        let raw = rooms.client_event_bundled(json, room_id, user_id)?;
+        let mut event: Value = serde_json::from_str(raw.json().get())?;
+        add_transaction_id(services, &mut event, user_id, request.device_id)?;
+        timeline_events.push(event);
     }
     let prev_batch = first_count.map_or(next, |first| first.saturating_sub(1));
     let (joined_count, invited_count, heroes) = summary(services, room_id, user_id)?;
@@ -219,6 +217,31 @@ pub fn joined_room(
             "m.heroes": heroes,
         },
     })))
+}
+
+/// The sending device sees the transaction ID it sent an event with (to match its local echo).
+fn add_transaction_id(
+    services: &Services,
+    event: &mut Value,
+    user_id: &UserId,
+    device_id: &ruma::DeviceId,
+) -> Result<()> {
+    if event.get("sender").and_then(Value::as_str) != Some(user_id.as_str()) {
+        return Ok(());
+    }
+    let Some(event_id) = event
+        .get("event_id")
+        .and_then(Value::as_str)
+        .and_then(|id| ruma::EventId::parse(id).ok())
+    else {
+        return Ok(());
+    };
+    if let Some((device, txn_id)) = services.rooms.event_txn(&event_id)?
+        && device == device_id.as_str()
+    {
+        event["unsigned"]["transaction_id"] = json!(txn_id);
+    }
+    Ok(())
 }
 
 /// Notifying and highlighting events since the user's latest read receipt (public or private).

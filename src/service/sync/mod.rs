@@ -20,6 +20,7 @@ use crate::error::Result;
 /// What one /sync call asks for.
 pub struct SyncRequest<'a> {
     pub user_id: &'a UserId,
+    pub device_id: &'a ruma::DeviceId,
     pub since: Option<u64>,
     pub full_state: bool,
     pub filter: FilterDefinition,
