@@ -560,3 +560,71 @@ async fn unread_counts_mentions_and_notifications() {
     assert_eq!(unread["highlight_count"], 0);
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_shared_with_room_members() {
+    let ts = TestServer::start_open().await;
+    let (alice, bob, _room_id) = two_users_in_a_room(&ts).await;
+    let carol = ts.register_open("carol", "carol-password").await;
+    let since = sync(&ts, &bob, "").await["next_batch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let path = format!("/_matrix/client/v3/presence/{}/status", enc(&alice.user_id));
+    expect_ok(
+        ts.put(
+            &path,
+            alice.bearer(),
+            &json!({ "presence": "online", "status_msg": "in a meeting" }),
+        )
+        .await,
+    );
+    let denied = ts
+        .put(&path, bob.bearer(), &json!({ "presence": "offline" }))
+        .await;
+    assert_errcode(&denied, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+
+    let seen = expect_ok(ts.get(&path, bob.bearer()).await);
+    assert_eq!(seen["presence"], "online");
+    assert_eq!(seen["status_msg"], "in a meeting");
+    assert!(seen["last_active_ago"].is_u64());
+    let stranger = ts.get(&path, carol.bearer()).await;
+    assert_errcode(&stranger, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+
+    let update = sync(&ts, &bob, &format!("since={since}&timeout=0")).await;
+    let events = update["presence"]["events"].as_array().unwrap();
+    let alice_presence = events
+        .iter()
+        .find(|e| e["sender"] == json!(alice.user_id))
+        .expect("alice's presence");
+    assert_eq!(alice_presence["type"], "m.presence");
+    assert_eq!(alice_presence["content"]["status_msg"], "in a meeting");
+    let for_carol = sync(&ts, &carol, "").await;
+    assert!(
+        !for_carol["presence"]["events"]
+            .to_string()
+            .contains(alice.user_id.as_str()),
+        "{for_carol}"
+    );
+    ts.shutdown().await;
+
+    // Switched off: nobody's status is shown.
+    let ts = TestServer::start_with(|cfg| {
+        cfg.allow_registration = true;
+        cfg.allow_presence = false;
+    })
+    .await;
+    let (alice, bob, _room_id) = two_users_in_a_room(&ts).await;
+    let path = format!("/_matrix/client/v3/presence/{}/status", enc(&alice.user_id));
+    expect_ok(
+        ts.put(&path, alice.bearer(), &json!({ "presence": "online" }))
+            .await,
+    );
+    assert_eq!(
+        expect_ok(ts.get(&path, bob.bearer()).await)["presence"],
+        "offline"
+    );
+    assert_eq!(sync(&ts, &bob, "").await["presence"]["events"], json!([]));
+    ts.shutdown().await;
+}

@@ -71,6 +71,9 @@ pub struct Config {
     pub well_known: WellKnown,
     /// Room version of new rooms when the client does not ask for one.
     pub default_room_version: ruma::RoomVersionId,
+    /// Whether users see each other's online status. Switch off where that is unwanted (or
+    /// to save the work on a very large server).
+    pub allow_presence: bool,
 }
 
 /// A token bucket: `burst` requests at once, refilled at `per_second`.
@@ -120,6 +123,7 @@ impl Default for Config {
             },
             well_known: WellKnown::default(),
             default_room_version: ruma::RoomVersionId::V12,
+            allow_presence: true,
         }
     }
 }

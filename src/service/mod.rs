@@ -2,6 +2,7 @@
 //! and handed to every request handler as axum state; there are no global singletons.
 
 pub mod account_data;
+pub mod presence;
 pub mod push;
 pub mod rate_limit;
 pub mod receipts;
@@ -30,6 +31,7 @@ pub struct Services {
     pub typing: typing::Service,
     pub receipts: receipts::Service,
     pub push: push::Service,
+    pub presence: presence::Service,
     /// Set when the server stops, so long-polling requests return at once.
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -47,6 +49,7 @@ impl Services {
             typing: typing::Service::new(&engine),
             receipts: receipts::Service::new(&engine),
             push: push::Service::new(&engine),
+            presence: presence::Service::new(&engine),
             shutdown: tokio::sync::watch::channel(false).0,
             users: users::Service::new(&engine, &config),
             uiaa: uiaa::Service::default(),

@@ -109,6 +109,11 @@ pub const TREES: &[TreeSpec] = &[
     tree("roomidcount_receipt", false),
     // Key: RoomId, UserId, receipt type, thread. Value: u64 count of the receipt's entry above.
     tree("roomiduserreceipt_count", true),
+    // --- Presence. Key: UserId. Value: JSON `StoredPresence` (state, status, last active, count).
+    tree("userid_presence", true),
+    // Key: u64 count. Value: UserId. The log of presence changes /sync reads since a position;
+    // a user's previous entry is removed when they change again.
+    tree("count_presenceuserid", false),
     // --- Push. Key: UserId, RoomId, u64 count of an event that notifies the user.
     // Value: 1 if it highlights, else 0. Unread counts are the entries after the user's receipt.
     tree("useridroomidcount_notification", false),

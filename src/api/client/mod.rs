@@ -105,4 +105,6 @@ pub fn routes(router: AppRouter) -> AppRouter {
         .ruma(sync::receipt)
         .ruma(sync::read_markers)
         .ruma(sync::notifications)
+        .ruma(sync::get_presence)
+        .ruma(sync::set_presence)
 }

@@ -53,6 +53,13 @@ pub async fn sync(
         filter,
     };
     let timeout = body.timeout.unwrap_or_default().min(MAX_TIMEOUT);
+    // Syncing marks the user active unless the client says otherwise.
+    if services.config.allow_presence {
+        let state = body.set_presence.to_string();
+        if state != "offline" {
+            services.presence.set(user_id, &state, None)?;
+        }
+    }
 
     // Register for wake-ups before reading, so nothing written meanwhile is missed.
     let waits = (since.is_some() && !timeout.is_zero())
@@ -263,4 +270,59 @@ pub async fn notifications(
         response["next_token"] = json!(next);
     }
     Ok(RawJson(response))
+}
+
+/// Whether `viewer` may see `user`'s presence: themselves, or someone sharing a room.
+fn may_see_presence(services: &Services, viewer: &UserId, user: &UserId) -> Result<bool> {
+    if viewer == user {
+        return Ok(true);
+    }
+    let theirs = services.rooms.rooms_with_membership(user, "join")?;
+    Ok(services
+        .rooms
+        .rooms_with_membership(viewer, "join")?
+        .iter()
+        .any(|room| theirs.contains(room)))
+}
+
+pub async fn get_presence(
+    services: Arc<Services>,
+    request: Ruma<ruma::api::client::presence::get_presence::v3::Request>,
+) -> Result<RawJson> {
+    let viewer = request.user()?;
+    let user = &request.body.user_id;
+    if user.server_name() != services.server_name() || !services.users.exists(user)? {
+        return Err(Error::not_found("Unknown user"));
+    }
+    if !services.config.allow_presence {
+        return Ok(RawJson(json!({ "presence": "offline" })));
+    }
+    if !may_see_presence(&services, viewer, user)? {
+        return Err(Error::forbidden("You do not share a room with this user"));
+    }
+    Ok(RawJson(
+        services
+            .presence
+            .get(user)?
+            .unwrap_or_else(|| json!({ "presence": "offline" })),
+    ))
+}
+
+pub async fn set_presence(
+    services: Arc<Services>,
+    request: Ruma<ruma::api::client::presence::set_presence::v3::Request>,
+) -> Result<ruma::api::client::presence::set_presence::v3::Response> {
+    let user = request.user()?;
+    let body = &request.body;
+    if body.user_id != user {
+        return Err(Error::forbidden("You can only set your own presence"));
+    }
+    if services.config.allow_presence {
+        services.presence.set(
+            user,
+            &body.presence.to_string(),
+            Some(body.status_msg.clone()),
+        )?;
+    }
+    Ok(ruma::api::client::presence::set_presence::v3::Response::new())
 }

@@ -139,6 +139,7 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
     }
 
     let account_data = global_account_data(services, user_id, since, initial)?;
+    let presence = presence_events(services, user_id, &joined_now, since)?;
     let has_updates = !(join.is_empty()
         && invite.is_empty()
         && knock.is_empty()
@@ -148,7 +149,7 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
         "next_batch": format!("s{next}"),
         "rooms": { "join": join, "invite": invite, "knock": knock, "leave": leave },
         "account_data": { "events": account_data },
-        "presence": { "events": [] },
+        "presence": { "events": presence },
         "to_device": { "events": [] },
         "device_lists": { "changed": [], "left": [] },
         "device_one_time_keys_count": {},
@@ -180,6 +181,35 @@ fn global_account_data(
     if initial && !kinds.contains("m.push_rules") {
         let rules = ruma::push::Ruleset::server_default(user_id);
         events.push(json!({ "type": "m.push_rules", "content": { "global": rules } }));
+    }
+    Ok(events)
+}
+
+/// Presence changes since `since` of the user and of users sharing a room with them.
+fn presence_events(
+    services: &Services,
+    user_id: &UserId,
+    joined: &[OwnedRoomId],
+    since: u64,
+) -> Result<Vec<Value>> {
+    if !services.config.allow_presence {
+        return Ok(Vec::new());
+    }
+    let mine: BTreeSet<&OwnedRoomId> = joined.iter().collect();
+    let mut events = Vec::new();
+    for other in services.presence.changed_since(since)? {
+        let shares_room = other == user_id
+            || services
+                .rooms
+                .rooms_with_membership(&other, "join")?
+                .iter()
+                .any(|room| mine.contains(room));
+        if !shares_room {
+            continue;
+        }
+        if let Some(content) = services.presence.get(&other)? {
+            events.push(json!({ "type": "m.presence", "sender": other, "content": content }));
+        }
     }
     Ok(events)
 }
