@@ -320,7 +320,7 @@ pub async fn set_presence(
     if services.config.allow_presence {
         services.presence.set(
             user,
-            &body.presence.to_string(),
+            body.presence.as_ref(),
             Some(body.status_msg.clone()),
         )?;
     }
