@@ -74,6 +74,9 @@ pub struct Config {
     /// Whether users see each other's online status. Switch off where that is unwanted (or
     /// to save the work on a very large server).
     pub allow_presence: bool,
+    /// Whether the user directory finds every local user (a company directory), rather than
+    /// only those sharing a room with the searcher or sitting in a public room.
+    pub user_directory_search_all_users: bool,
 }
 
 /// A token bucket: `burst` requests at once, refilled at `per_second`.
@@ -124,6 +127,7 @@ impl Default for Config {
             well_known: WellKnown::default(),
             default_room_version: ruma::RoomVersionId::V12,
             allow_presence: true,
+            user_directory_search_all_users: true,
         }
     }
 }

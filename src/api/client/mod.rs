@@ -18,6 +18,7 @@ mod spaces;
 mod state;
 mod sync;
 mod upgrade;
+mod user_directory;
 
 use super::router::{AppRouter, RumaRouter};
 
@@ -107,4 +108,5 @@ pub fn routes(router: AppRouter) -> AppRouter {
         .ruma(sync::notifications)
         .ruma(sync::get_presence)
         .ruma(sync::set_presence)
+        .ruma(user_directory::search)
 }

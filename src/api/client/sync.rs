@@ -318,11 +318,9 @@ pub async fn set_presence(
         return Err(Error::forbidden("You can only set your own presence"));
     }
     if services.config.allow_presence {
-        services.presence.set(
-            user,
-            body.presence.as_ref(),
-            Some(body.status_msg.clone()),
-        )?;
+        services
+            .presence
+            .set(user, body.presence.as_ref(), Some(body.status_msg.clone()))?;
     }
     Ok(ruma::api::client::presence::set_presence::v3::Response::new())
 }

@@ -83,6 +83,21 @@ impl Service {
             .is_some())
     }
 
+    /// All active (not deactivated) local accounts.
+    pub fn active_users(&self) -> Result<Vec<OwnedUserId>> {
+        let mut users = Vec::new();
+        for entry in self
+            .userid_password
+            .iter_from(&[], rocksdb::Direction::Forward)
+        {
+            let (key, hash) = entry?;
+            if !hash.is_empty() {
+                users.push(crate::storage::decode_id(&key)?);
+            }
+        }
+        Ok(users)
+    }
+
     /// Whether the user ID belongs to an account of this server, deactivated or not.
     pub fn exists(&self, user_id: &UserId) -> Result<bool> {
         self.userid_password.contains(user_id.as_bytes())
