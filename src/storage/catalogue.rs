@@ -99,6 +99,9 @@ pub const TREES: &[TreeSpec] = &[
     tree("relatestoeventid_relation", false),
     // Key: RoomId, EventId of a thread root. Value: empty.
     tree("roomid_threadroot", false),
+    // Key: lower-cased word, ShortRoomId (u64), count (u64) of an event containing it (message
+    // body, room name or topic). Value: empty. The full-text index behind /search.
+    tree("tokenshortroomidcount_empty", false),
     // --- Sync. Key: UserId, u64 count. Value: RoomId. Per user, the rooms that changed for
     // them (an event they may see, or their membership), at the count of the latest change, so
     // an incremental /sync reads only rooms that changed, however many the user is in.

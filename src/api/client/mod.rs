@@ -13,6 +13,7 @@ mod push_rules;
 mod redact;
 mod register;
 mod relations;
+mod search;
 mod session;
 mod spaces;
 mod state;
@@ -109,4 +110,5 @@ pub fn routes(router: AppRouter) -> AppRouter {
         .ruma(sync::get_presence)
         .ruma(sync::set_presence)
         .ruma(user_directory::search)
+        .ruma(search::search)
 }

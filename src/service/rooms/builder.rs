@@ -411,6 +411,7 @@ impl Service {
         )?;
 
         self.index_relation(room_id, pdu, count, batch)?;
+        self.index_words(shortroomid, count, pdu, batch)?;
         let target = (pdu.kind == TimelineEventType::RoomMember)
             .then(|| {
                 pdu.state_key

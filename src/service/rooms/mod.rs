@@ -10,6 +10,7 @@ pub mod power;
 mod redaction;
 pub mod relations;
 mod resolution;
+pub mod search;
 mod short;
 pub mod state;
 pub mod summary;
@@ -55,6 +56,7 @@ pub struct Service {
     publicroomids: Tree,
     relatestoeventid_relation: Tree,
     roomid_threadroot: Tree,
+    tokenshortroomidcount_empty: Tree,
     useridcount_roomid: Tree,
     useridroomid_count: Tree,
     shortstatekey_lock: Mutex<()>,
@@ -104,6 +106,7 @@ impl Service {
             publicroomids: engine.tree("publicroomids"),
             relatestoeventid_relation: engine.tree("relatestoeventid_relation"),
             roomid_threadroot: engine.tree("roomid_threadroot"),
+            tokenshortroomidcount_empty: engine.tree("tokenshortroomidcount_empty"),
             useridcount_roomid: engine.tree("useridcount_roomid"),
             useridroomid_count: engine.tree("useridroomid_count"),
             shortstatekey_lock: Mutex::new(()),

@@ -26,6 +26,9 @@ impl Service {
         // The relation lives in the content, which is about to go.
         let original = super::pdu::PduEvent::from_json(&json)?;
         self.unindex_relation(&original.content_value(), target)?;
+        if let Some((shortroomid, count)) = self.pdu_position(target)? {
+            self.unindex_words(shortroomid, count, &original)?;
+        }
         let version = self.room_version(room_id)?;
         let rules = version
             .rules()
