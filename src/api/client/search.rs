@@ -93,7 +93,7 @@ pub async fn search(
         }
     }
     match criteria.order_by {
-        Some(OrderBy::Recent) => hits.sort_by(|a, b| b.count.cmp(&a.count)),
+        Some(OrderBy::Recent) => hits.sort_by_key(|hit| std::cmp::Reverse(hit.count)),
         _ => hits.sort_by(|a, b| {
             b.rank
                 .total_cmp(&a.rank)
