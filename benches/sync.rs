@@ -18,7 +18,13 @@ struct Client {
 }
 
 impl Client {
-    async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Value {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -29,18 +35,28 @@ impl Client {
         let response = request.send().await.expect("request");
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success() || status == 401, "{path}: {status} {body}");
+        assert!(
+            status.is_success() || status == 401,
+            "{path}: {status} {body}"
+        );
         body
     }
 
     async fn register(&self, name: &str) -> (String, String) {
         let path = "/_matrix/client/v3/register";
         let body = json!({ "username": name, "password": "benchmark-password" });
-        let first = self.call(reqwest::Method::POST, path, None, Some(body.clone())).await;
+        let first = self
+            .call(reqwest::Method::POST, path, None, Some(body.clone()))
+            .await;
         let mut body = body;
         body["auth"] = json!({ "type": "m.login.dummy", "session": first["session"] });
-        let done = self.call(reqwest::Method::POST, path, None, Some(body)).await;
-        (done["user_id"].as_str().unwrap().to_owned(), done["access_token"].as_str().unwrap().to_owned())
+        let done = self
+            .call(reqwest::Method::POST, path, None, Some(body))
+            .await;
+        (
+            done["user_id"].as_str().unwrap().to_owned(),
+            done["access_token"].as_str().unwrap().to_owned(),
+        )
     }
 }
 
@@ -52,7 +68,10 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let fast = RateLimit { per_second: 1e6, burst: 1_000_000 };
+    let fast = RateLimit {
+        per_second: 1e6,
+        burst: 1_000_000,
+    };
     let config = Config {
         database_path: dir.path().join("db"),
         port: 0,
@@ -63,7 +82,10 @@ async fn main() {
         ..Config::default()
     };
     let server = Server::start(config).await.expect("server starts");
-    let client = Client { http: reqwest::Client::new(), base: format!("http://{}", server.local_addr()) };
+    let client = Client {
+        http: reqwest::Client::new(),
+        base: format!("http://{}", server.local_addr()),
+    };
     let (_, alice) = client.register("alice").await;
     let (bob_id, bob) = client.register("bob").await;
 
@@ -72,26 +94,58 @@ async fn main() {
     let mut rooms = Vec::with_capacity(ROOMS);
     for i in 0..ROOMS {
         let created = client
-            .call(reqwest::Method::POST, "/_matrix/client/v3/createRoom", Some(&alice), Some(json!({ "name": format!("Room {i}"), "invite": [bob_id] })))
+            .call(
+                reqwest::Method::POST,
+                "/_matrix/client/v3/createRoom",
+                Some(&alice),
+                Some(json!({ "name": format!("Room {i}"), "invite": [bob_id] })),
+            )
             .await;
         let room_id = created["room_id"].as_str().unwrap().to_owned();
-        client.call(reqwest::Method::POST, &format!("/_matrix/client/v3/join/{room_id}"), Some(&bob), Some(json!({}))).await;
+        client
+            .call(
+                reqwest::Method::POST,
+                &format!("/_matrix/client/v3/join/{room_id}"),
+                Some(&bob),
+                Some(json!({})),
+            )
+            .await;
         for m in 0..MESSAGES_PER_ROOM {
             let path = format!("/_matrix/client/v3/rooms/{room_id}/send/m.room.message/s{i}-{m}");
-            client.call(reqwest::Method::PUT, &path, Some(&alice), Some(json!({ "msgtype": "m.text", "body": format!("message {m}") }))).await;
+            client
+                .call(
+                    reqwest::Method::PUT,
+                    &path,
+                    Some(&alice),
+                    Some(json!({ "msgtype": "m.text", "body": format!("message {m}") })),
+                )
+                .await;
         }
         rooms.push(room_id);
     }
-    println!("setup: {ROOMS} rooms with {MESSAGES_PER_ROOM} messages each in {:.1?}", setup.elapsed());
+    println!(
+        "setup: {ROOMS} rooms with {MESSAGES_PER_ROOM} messages each in {:.1?}",
+        setup.elapsed()
+    );
 
     // Initial sync of Bob (every room, timeline limit 10).
     let mut initial = Vec::new();
     let mut since = String::new();
     for _ in 0..SAMPLES {
         let start = Instant::now();
-        let body = client.call(reqwest::Method::GET, "/_matrix/client/v3/sync", Some(&bob), None).await;
+        let body = client
+            .call(
+                reqwest::Method::GET,
+                "/_matrix/client/v3/sync",
+                Some(&bob),
+                None,
+            )
+            .await;
         initial.push(start.elapsed());
-        assert_eq!(body["rooms"]["join"].as_object().map(|j| j.len()), Some(ROOMS));
+        assert_eq!(
+            body["rooms"]["join"].as_object().map(|j| j.len()),
+            Some(ROOMS)
+        );
         since = body["next_batch"].as_str().unwrap().to_owned();
     }
     println!(
@@ -104,20 +158,44 @@ async fn main() {
     let mut empty = Vec::new();
     for _ in 0..SAMPLES {
         let start = Instant::now();
-        client.call(reqwest::Method::GET, &format!("/_matrix/client/v3/sync?since={since}&timeout=0"), Some(&bob), None).await;
+        client
+            .call(
+                reqwest::Method::GET,
+                &format!("/_matrix/client/v3/sync?since={since}&timeout=0"),
+                Some(&bob),
+                None,
+            )
+            .await;
         empty.push(start.elapsed());
     }
-    println!("empty incremental /sync: p50 {:.1?}, p95 {:.1?}", percentile(&mut empty, 0.5), percentile(&mut empty, 0.95));
+    println!(
+        "empty incremental /sync: p50 {:.1?}, p95 {:.1?}",
+        percentile(&mut empty, 0.5),
+        percentile(&mut empty, 0.95)
+    );
 
     // Long-poll wake-up: from the start of Alice's send to Bob's poll returning with it.
     let mut wakeups = Vec::new();
     for i in 0..SAMPLES {
-        let url = format!("{}/_matrix/client/v3/sync?since={since}&timeout=30000", client.base);
+        let url = format!(
+            "{}/_matrix/client/v3/sync?since={since}&timeout=30000",
+            client.base
+        );
         let poll = tokio::spawn(client.http.get(url).bearer_auth(&bob).send());
         tokio::time::sleep(Duration::from_millis(50)).await;
         let start = Instant::now();
-        let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/w{i}", rooms[i % ROOMS]);
-        client.call(reqwest::Method::PUT, &path, Some(&alice), Some(json!({ "msgtype": "m.text", "body": "wake" }))).await;
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/send/m.room.message/w{i}",
+            rooms[i % ROOMS]
+        );
+        client
+            .call(
+                reqwest::Method::PUT,
+                &path,
+                Some(&alice),
+                Some(json!({ "msgtype": "m.text", "body": "wake" })),
+            )
+            .await;
         let response: Value = poll.await.unwrap().unwrap().json().await.unwrap();
         wakeups.push(start.elapsed());
         since = response["next_batch"].as_str().unwrap().to_owned();

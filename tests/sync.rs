@@ -628,3 +628,57 @@ async fn presence_is_shared_with_room_members() {
     assert_eq!(sync(&ts, &bob, "").await["presence"]["events"], json!([]));
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thread_unread_counts_and_threaded_receipts() {
+    let ts = TestServer::start_open().await;
+    let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
+    let root = send_text(&ts, &alice, &room_id, "t1", "a root message").await;
+    let path = room_path(&room_id, "/send/m.room.message/t2");
+    let reply = json!({
+        "msgtype": "m.text",
+        "body": "in the thread",
+        "m.relates_to": { "rel_type": "m.thread", "event_id": root },
+    });
+    let reply_id = expect_ok(ts.put(&path, alice.bearer(), &reply).await)["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let threads_filter = enc(
+        &json!({ "room": { "timeline": { "unread_thread_notifications": true } } }).to_string(),
+    );
+    let by_thread = sync(&ts, &bob, &format!("filter={threads_filter}")).await;
+    let room = &by_thread["rooms"]["join"][&room_id];
+    assert_eq!(
+        room["unread_notifications"]["notification_count"], 1,
+        "the root, in the main timeline: {room}"
+    );
+    assert_eq!(
+        room["unread_thread_notifications"][&root]["notification_count"],
+        1
+    );
+    let together = sync(&ts, &bob, "").await;
+    assert_eq!(
+        together["rooms"]["join"][&room_id]["unread_notifications"]["notification_count"],
+        2
+    );
+
+    // A receipt in the thread clears the thread only.
+    let receipt = room_path(&room_id, &format!("/receipt/m.read/{}", enc(&reply_id)));
+    expect_ok(
+        ts.post(&receipt, bob.bearer(), &json!({ "thread_id": root }))
+            .await,
+    );
+    let after = sync(&ts, &bob, &format!("filter={threads_filter}")).await;
+    let room = &after["rooms"]["join"][&room_id];
+    assert_eq!(
+        room["unread_notifications"]["notification_count"], 1,
+        "{room}"
+    );
+    assert!(
+        room["unread_thread_notifications"].get(&root).is_none(),
+        "{room}"
+    );
+    ts.shutdown().await;
+}

@@ -2,6 +2,7 @@
 //! local member (ruma's evaluator); notifying events feed unread counts, highlights and
 //! `/notifications`.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -19,6 +20,22 @@ use super::rooms::pdu::{PduEvent, client_event};
 use crate::error::Result;
 use crate::service::now_millis;
 use crate::storage::{Batch, Engine, Key, Tree};
+
+/// (notifications, highlights) for the main timeline and per thread root.
+#[derive(Debug, Default)]
+pub struct UnreadCounts {
+    pub main: (u64, u64),
+    pub threads: BTreeMap<String, (u64, u64)>,
+}
+
+impl UnreadCounts {
+    /// Everything together, for clients that do not track threads.
+    pub fn total(&self) -> (u64, u64) {
+        self.threads
+            .values()
+            .fold(self.main, |(n, h), (tn, th)| (n + tn, h + th))
+    }
+}
 
 pub struct Service {
     engine: Arc<Engine>,
@@ -68,6 +85,10 @@ impl Service {
             return Ok(());
         }
         let event = client_event(json, room_id)?;
+        // Replies in a thread count towards that thread, not the main timeline.
+        let thread_root = super::rooms::relations::relates_to(&pdu.content_value())
+            .filter(|(rel_type, _)| rel_type == "m.thread")
+            .map(|(_, root)| root);
         let power_levels = self.power_levels_ctx(services, room_id)?;
         let member_count = UInt::try_from(joined.len() as u64).unwrap_or_default();
         let mut batch = Batch::default();
@@ -97,10 +118,14 @@ impl Service {
                 continue;
             }
             let highlight = actions.iter().any(Action::is_highlight);
+            let mut value = vec![u8::from(highlight)];
+            if let Some(root) = &thread_root {
+                value.extend_from_slice(root.as_bytes());
+            }
             batch.put(
                 &self.useridroomidcount_notification,
                 &(user.as_str(), room_id.as_str(), count).encode(),
-                &[u8::from(highlight)],
+                &value,
             )?;
             let record = json!({ "room_id": room_id, "event_id": pdu.event_id, "actions": actions, "ts": now_millis() });
             batch.put(
@@ -171,16 +196,26 @@ impl Service {
         )))
     }
 
-    /// Notifying and highlighting events for the user in a room after stream position `after`.
+    /// Unread counts of a room for the user: the main timeline's and each thread's, each
+    /// counted after the latest receipt that covers it (`read_after` gives that position for
+    /// the main timeline (`None`) or a thread root).
     pub fn unread_counts(
         &self,
         user_id: &UserId,
         room_id: &RoomId,
-        after: u64,
-    ) -> Result<(u64, u64)> {
+        mut read_after: impl FnMut(Option<&str>) -> Result<u64>,
+    ) -> Result<UnreadCounts> {
         let prefix = (user_id.as_str(), room_id.as_str()).prefix();
-        let start = (user_id.as_str(), room_id.as_str(), after.saturating_add(1)).encode();
-        let (mut notify, mut highlight) = (0, 0);
+        let mut counts = UnreadCounts::default();
+        let mut thread_reads: BTreeMap<String, u64> = BTreeMap::new();
+        let main_read = read_after(None)?;
+        let unthreaded_floor = read_after(Some(""))?;
+        let start = (
+            user_id.as_str(),
+            room_id.as_str(),
+            unthreaded_floor.saturating_add(1),
+        )
+            .encode();
         for entry in self
             .useridroomidcount_notification
             .iter_from(&start, rocksdb::Direction::Forward)
@@ -189,10 +224,37 @@ impl Service {
             if !key.starts_with(&prefix) {
                 break;
             }
-            notify += 1;
-            highlight += u64::from(value.first() == Some(&1));
+            let (_, _, count) = <(&str, &str, u64)>::decode(&key)?;
+            let highlight = u64::from(value.first() == Some(&1));
+            let thread = value
+                .get(1..)
+                .filter(|t| !t.is_empty())
+                .and_then(|t| std::str::from_utf8(t).ok());
+            match thread {
+                None => {
+                    if count > main_read {
+                        counts.main.0 += 1;
+                        counts.main.1 += highlight;
+                    }
+                }
+                Some(root) => {
+                    let read = match thread_reads.get(root) {
+                        Some(read) => *read,
+                        None => {
+                            let read = read_after(Some(root))?;
+                            thread_reads.insert(root.to_owned(), read);
+                            read
+                        }
+                    };
+                    if count > read {
+                        let entry = counts.threads.entry(root.to_owned()).or_default();
+                        entry.0 += 1;
+                        entry.1 += highlight;
+                    }
+                }
+            }
         }
-        Ok((notify, highlight))
+        Ok(counts)
     }
 
     /// The user's notifications, newest first, before stream position `before`.

@@ -104,7 +104,19 @@ impl Service {
         user_id: &UserId,
         receipt_type: &str,
     ) -> Result<Option<Receipt>> {
-        let slot = (room_id.as_str(), user_id.as_str(), receipt_type, "").encode();
+        self.latest_in_thread(room_id, user_id, receipt_type, "")
+    }
+
+    /// The user's latest receipt of a type for a thread (`main`, a root event ID, or "" for
+    /// unthreaded).
+    pub fn latest_in_thread(
+        &self,
+        room_id: &RoomId,
+        user_id: &UserId,
+        receipt_type: &str,
+        thread: &str,
+    ) -> Result<Option<Receipt>> {
+        let slot = (room_id.as_str(), user_id.as_str(), receipt_type, thread).encode();
         let Some(count) = self.roomiduserreceipt_count.get(&slot)? else {
             return Ok(None);
         };

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::{DEFAULT_TIMELINE_LIMIT, SyncRequest};
 use crate::error::Result;
 use crate::service::Services;
+use crate::service::push::UnreadCounts;
 use crate::service::rooms::StoredEvent;
 use crate::service::rooms::pdu::{PduEvent, client_event};
 use crate::service::rooms::state::StateMap;
@@ -204,13 +205,16 @@ pub fn joined_room(
     }
     let prev_batch = first_count.map_or(next, |first| first.saturating_sub(1));
     let (joined_count, invited_count, heroes) = summary(services, room_id, user_id)?;
-    let (notifications, highlights) = unread_counts(services, room_id, user_id)?;
+    let per_thread = request.filter.room.timeline.unread_thread_notifications;
+    let (unread, unread_threads) =
+        unread_fields(&unread_counts(services, room_id, user_id)?, per_thread);
     Ok(Some(json!({
         "timeline": { "events": timeline_events, "limited": limited, "prev_batch": format!("t{prev_batch}") },
         "state": { "events": state },
         "ephemeral": { "events": ephemeral },
         "account_data": { "events": account_data.cloned().unwrap_or_default() },
-        "unread_notifications": { "notification_count": notifications, "highlight_count": highlights },
+        "unread_notifications": unread,
+        "unread_thread_notifications": unread_threads.unwrap_or_else(|| json!({})),
         "summary": {
             "m.joined_member_count": joined_count,
             "m.invited_member_count": invited_count,
@@ -244,21 +248,58 @@ fn add_transaction_id(
     Ok(())
 }
 
-/// Notifying and highlighting events since the user's latest read receipt (public or private).
+/// Unread counts since the user's receipts (public or private): for the main timeline the
+/// latest unthreaded or `main` receipt, for a thread the latest unthreaded or that thread's.
 pub fn unread_counts(
     services: &Services,
     room_id: &RoomId,
     user_id: &UserId,
-) -> Result<(u64, u64)> {
-    let mut read_up_to = 0;
-    for kind in ["m.read", "m.read.private"] {
-        if let Some(receipt) = services.receipts.latest(room_id, user_id, kind)?
-            && let Some((_, count)) = services.rooms.pdu_position(&receipt.event_id)?
-        {
-            read_up_to = read_up_to.max(count);
+) -> Result<UnreadCounts> {
+    let read_position = |thread: &str| -> Result<u64> {
+        let mut position = 0;
+        for kind in ["m.read", "m.read.private"] {
+            if let Some(receipt) = services
+                .receipts
+                .latest_in_thread(room_id, user_id, kind, thread)?
+                && let Some((_, count)) = services.rooms.pdu_position(&receipt.event_id)?
+            {
+                position = position.max(count);
+            }
         }
-    }
-    services.push.unread_counts(user_id, room_id, read_up_to)
+        Ok(position)
+    };
+    let unthreaded = read_position("")?;
+    services
+        .push
+        .unread_counts(user_id, room_id, |thread| match thread {
+            Some("") => Ok(unthreaded),
+            None => Ok(unthreaded.max(read_position("main")?)),
+            Some(root) => Ok(unthreaded.max(read_position(root)?)),
+        })
+}
+
+/// The `unread_notifications` (and, when the filter asks, `unread_thread_notifications`) of
+/// a room section.
+pub fn unread_fields(counts: &UnreadCounts, per_thread: bool) -> (Value, Option<Value>) {
+    let (main, threads) = if per_thread {
+        let threads: serde_json::Map<String, Value> = counts
+            .threads
+            .iter()
+            .map(|(root, (n, h))| {
+                (
+                    root.clone(),
+                    json!({ "notification_count": n, "highlight_count": h }),
+                )
+            })
+            .collect();
+        (counts.main, Some(Value::Object(threads)))
+    } else {
+        (counts.total(), None)
+    };
+    (
+        json!({ "notification_count": main.0, "highlight_count": main.1 }),
+        threads,
+    )
 }
 
 /// Member counts and up to five other members to name an unnamed room by.

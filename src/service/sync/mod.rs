@@ -122,16 +122,15 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
             let ephemeral = joined::ephemeral(services, room_id, user_id, since, next)?;
             if !ephemeral.is_empty() {
                 // A receipt may have changed the unread counts.
-                let (notifications, highlights) =
-                    joined::unread_counts(services, room_id, user_id)?;
+                let counts = joined::unread_counts(services, room_id, user_id)?;
+                let per_thread = request.filter.room.timeline.unread_thread_notifications;
+                let (unread, threads) = joined::unread_fields(&counts, per_thread);
                 join.insert(
                     room_id.to_string(),
                     json!({
                         "ephemeral": { "events": ephemeral },
-                        "unread_notifications": {
-                            "notification_count": notifications,
-                            "highlight_count": highlights,
-                        },
+                        "unread_notifications": unread,
+                        "unread_thread_notifications": threads.unwrap_or_else(|| json!({})),
                     }),
                 );
             }
