@@ -7,34 +7,6 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-fn room_path(room_id: &str, rest: &str) -> String {
-    format!("/_matrix/client/v3/rooms/{}{rest}", enc(room_id))
-}
-
-async fn create_room(ts: &TestServer, who: &Session, body: Value) -> String {
-    let created = expect_ok(
-        ts.post("/_matrix/client/v3/createRoom", who.bearer(), &body)
-            .await,
-    );
-    created["room_id"].as_str().expect("room_id").to_owned()
-}
-
-async fn send_text(
-    ts: &TestServer,
-    who: &Session,
-    room_id: &str,
-    txn: &str,
-    text: &str,
-) -> crate::common::Resp {
-    let path = room_path(room_id, &format!("/send/m.room.message/{txn}"));
-    ts.put(
-        &path,
-        who.bearer(),
-        &json!({ "msgtype": "m.text", "body": text }),
-    )
-    .await
-}
-
 async fn messages(ts: &TestServer, who: &Session, room_id: &str, query: &str) -> Value {
     expect_ok(
         ts.get(

@@ -17,22 +17,12 @@ async fn setup() -> (TestServer, Session, Session) {
     (ts, alice, bob)
 }
 
-fn room_path(room_id: &str, rest: &str) -> String {
-    format!("/_matrix/client/v3/rooms/{}{rest}", enc(room_id))
-}
-
 fn alias_path(alias: &str) -> String {
     format!("/_matrix/client/v3/directory/room/{}", enc(alias))
 }
 
 fn listing(room_id: &str) -> String {
     format!("/_matrix/client/v3/directory/list/room/{}", enc(room_id))
-}
-
-async fn create_room(ts: &TestServer, who: &Session, body: Value) -> String {
-    let path = "/_matrix/client/v3/createRoom";
-    let created = expect_ok(ts.post(path, who.bearer(), &body).await);
-    created["room_id"].as_str().expect("room_id").to_owned()
 }
 
 async fn join(ts: &TestServer, who: &Session, room_id: &str) {

@@ -16,18 +16,8 @@ async fn setup() -> (TestServer, Session, Session, Session) {
     (ts, alice, bob, carol)
 }
 
-fn room_path(room_id: &str, rest: &str) -> String {
-    format!("/_matrix/client/v3/rooms/{}{rest}", enc(room_id))
-}
-
 fn v1_room_path(room_id: &str, rest: &str) -> String {
     format!("/_matrix/client/v1/rooms/{}{rest}", enc(room_id))
-}
-
-async fn create_room(ts: &TestServer, who: &Session, body: Value) -> String {
-    let path = "/_matrix/client/v3/createRoom";
-    let created = expect_ok(ts.post(path, who.bearer(), &body).await);
-    created["room_id"].as_str().expect("room_id").to_owned()
 }
 
 /// `initial_state` setting the join rules to `content`.

@@ -6,23 +6,6 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-fn room_path(room_id: &str, rest: &str) -> String {
-    format!("/_matrix/client/v3/rooms/{}{rest}", enc(room_id))
-}
-
-async fn send_text(ts: &TestServer, who: &Session, room_id: &str, txn: &str, text: &str) -> String {
-    let path = room_path(room_id, &format!("/send/m.room.message/{txn}"));
-    let sent = expect_ok(
-        ts.put(
-            &path,
-            who.bearer(),
-            &json!({ "msgtype": "m.text", "body": text }),
-        )
-        .await,
-    );
-    sent["event_id"].as_str().unwrap().to_owned()
-}
-
 async fn search(
     ts: &TestServer,
     who: &Session,
@@ -82,7 +65,7 @@ async fn finds_messages_in_readable_rooms_only() {
         ts.post(&room_path(&shared, "/join"), bob.bearer(), &json!({}))
             .await,
     );
-    send_text(
+    send_text_id(
         &ts,
         &alice,
         &shared,
@@ -90,9 +73,9 @@ async fn finds_messages_in_readable_rooms_only() {
         "The quarterly budget review is on Friday",
     )
     .await;
-    send_text(&ts, &alice, &shared, "2", "Lunch menu: soup").await;
-    send_text(&ts, &alice, &shared, "3", "Budget approved").await;
-    send_text(&ts, &alice, &private, "4", "Secret budget numbers").await;
+    send_text_id(&ts, &alice, &shared, "2", "Lunch menu: soup").await;
+    send_text_id(&ts, &alice, &shared, "3", "Budget approved").await;
+    send_text_id(&ts, &alice, &private, "4", "Secret budget numbers").await;
 
     let found = search(
         &ts,
@@ -175,7 +158,7 @@ async fn redacted_messages_are_not_found() {
         .as_str()
         .unwrap()
         .to_owned();
-    let event_id = send_text(&ts, &alice, &room, "1", "password is hunter2").await;
+    let event_id = send_text_id(&ts, &alice, &room, "1", "password is hunter2").await;
     assert_eq!(
         search(&ts, &alice, json!({ "search_term": "hunter2" }), None).await["count"],
         1

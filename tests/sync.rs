@@ -9,31 +9,6 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-fn room_path(room_id: &str, rest: &str) -> String {
-    format!("/_matrix/client/v3/rooms/{}{rest}", enc(room_id))
-}
-
-async fn create_room(ts: &TestServer, who: &Session, body: Value) -> String {
-    let created = expect_ok(
-        ts.post("/_matrix/client/v3/createRoom", who.bearer(), &body)
-            .await,
-    );
-    created["room_id"].as_str().unwrap().to_owned()
-}
-
-async fn send_text(ts: &TestServer, who: &Session, room_id: &str, txn: &str, text: &str) -> String {
-    let path = room_path(room_id, &format!("/send/m.room.message/{txn}"));
-    let sent = expect_ok(
-        ts.put(
-            &path,
-            who.bearer(),
-            &json!({ "msgtype": "m.text", "body": text }),
-        )
-        .await,
-    );
-    sent["event_id"].as_str().unwrap().to_owned()
-}
-
 async fn sync(ts: &TestServer, who: &Session, query: &str) -> Value {
     expect_ok(
         ts.get(&format!("/_matrix/client/v3/sync?{query}"), who.bearer())
@@ -106,7 +81,7 @@ async fn two_users_in_a_room(ts: &TestServer) -> (Session, Session, String) {
 async fn initial_and_incremental_sync() {
     let ts = TestServer::start_open().await;
     let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
-    send_text(&ts, &alice, &room_id, "t1", "first").await;
+    send_text_id(&ts, &alice, &room_id, "t1", "first").await;
 
     let initial = sync(&ts, &bob, "").await;
     let room = &initial["rooms"]["join"][&room_id];
@@ -149,7 +124,7 @@ async fn initial_and_incremental_sync() {
     // Nothing new: the room is absent; the same token twice gives the same answer.
     let quiet = sync(&ts, &bob, &format!("since={since}&timeout=0")).await;
     assert!(quiet["rooms"]["join"].get(&room_id).is_none(), "{quiet}");
-    send_text(&ts, &alice, &room_id, "t2", "second").await;
+    send_text_id(&ts, &alice, &room_id, "t2", "second").await;
     let once = sync(&ts, &bob, &format!("since={since}&timeout=0")).await;
     let twice = sync(&ts, &bob, &format!("since={since}&timeout=0")).await;
     assert_eq!(bodies(&once["rooms"]["join"][&room_id]), vec!["second"]);
@@ -185,7 +160,7 @@ async fn long_poll_wakes_on_a_new_message() {
     let poll = tokio::spawn(async move { request.await.unwrap().json::<Value>().await.unwrap() });
     // Let the long-poll start waiting, then send.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    send_text(&ts, &alice, &room_id, "t1", "wake up").await;
+    send_text_id(&ts, &alice, &room_id, "t1", "wake up").await;
     // The poll waits up to 60 s; it must come back with the message well before that.
     let woken = tokio::time::timeout(Duration::from_secs(30), poll)
         .await
@@ -203,7 +178,7 @@ async fn long_poll_wakes_on_a_new_message() {
 async fn typing_and_receipts_are_ephemeral_events() {
     let ts = TestServer::start_open().await;
     let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
-    let event_id = send_text(&ts, &alice, &room_id, "t1", "read me").await;
+    let event_id = send_text_id(&ts, &alice, &room_id, "t1", "read me").await;
     let since = sync(&ts, &bob, "").await["next_batch"]
         .as_str()
         .unwrap()
@@ -387,7 +362,7 @@ async fn limited_timeline_gap_is_filled_by_messages() {
         .unwrap()
         .to_owned();
     for i in 0..8 {
-        send_text(
+        send_text_id(
             &ts,
             &alice,
             &room_id,
@@ -442,7 +417,7 @@ async fn lazy_loading_sends_only_needed_members() {
             .await,
     );
     for i in 0..5 {
-        send_text(&ts, &alice, &room_id, &format!("t{i}"), "only alice talks").await;
+        send_text_id(&ts, &alice, &room_id, &format!("t{i}"), "only alice talks").await;
     }
     let filter = enc(
         &json!({ "room": { "timeline": { "limit": 3 }, "state": { "lazy_load_members": true } } })
@@ -472,7 +447,7 @@ async fn state_before_a_limited_timeline_is_in_the_state_section() {
     let ts = TestServer::start_open().await;
     let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
     for i in 0..12 {
-        send_text(
+        send_text_id(
             &ts,
             &alice,
             &room_id,
@@ -510,7 +485,7 @@ async fn unread_counts_mentions_and_notifications() {
         .as_str()
         .unwrap()
         .to_owned();
-    send_text(&ts, &alice, &room_id, "t1", "hello everyone").await;
+    send_text_id(&ts, &alice, &room_id, "t1", "hello everyone").await;
     let path = room_path(&room_id, "/send/m.room.message/t2");
     let mention = json!({ "msgtype": "m.text", "body": "bob, look", "m.mentions": { "user_ids": [bob.user_id] } });
     let mention_id = expect_ok(ts.put(&path, alice.bearer(), &mention).await)["event_id"]
@@ -633,7 +608,7 @@ async fn presence_is_shared_with_room_members() {
 async fn thread_unread_counts_and_threaded_receipts() {
     let ts = TestServer::start_open().await;
     let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
-    let root = send_text(&ts, &alice, &room_id, "t1", "a root message").await;
+    let root = send_text_id(&ts, &alice, &room_id, "t1", "a root message").await;
     let path = room_path(&room_id, "/send/m.room.message/t2");
     let reply = json!({
         "msgtype": "m.text",

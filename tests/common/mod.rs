@@ -474,3 +474,48 @@ pub fn enc(s: &str) -> String {
     }
     out
 }
+
+// ------------------------------------------------------------------ rooms
+
+/// `/_matrix/client/v3/rooms/{room_id}{rest}`.
+pub fn room_path(room_id: &str, rest: &str) -> String {
+    format!("/_matrix/client/v3/rooms/{}{rest}", enc(room_id))
+}
+
+/// Creates a room and returns its ID.
+pub async fn create_room(ts: &TestServer, who: &Session, body: Value) -> String {
+    let created = expect_ok(
+        ts.post("/_matrix/client/v3/createRoom", who.bearer(), &body)
+            .await,
+    );
+    created["room_id"].as_str().expect("room_id").to_owned()
+}
+
+/// Sends a text message with transaction ID `txn`.
+pub async fn send_text(
+    ts: &TestServer,
+    who: &Session,
+    room_id: &str,
+    txn: &str,
+    text: &str,
+) -> Resp {
+    let path = room_path(room_id, &format!("/send/m.room.message/{txn}"));
+    ts.put(
+        &path,
+        who.bearer(),
+        &json!({ "msgtype": "m.text", "body": text }),
+    )
+    .await
+}
+
+/// Sends a text message that must succeed, returning its event ID.
+pub async fn send_text_id(
+    ts: &TestServer,
+    who: &Session,
+    room_id: &str,
+    txn: &str,
+    text: &str,
+) -> String {
+    let sent = expect_ok(send_text(ts, who, room_id, txn, text).await);
+    sent["event_id"].as_str().expect("event_id").to_owned()
+}
