@@ -69,6 +69,7 @@ impl Service {
                 &(user_id.as_str(), old_count).encode(),
             )?;
         }
+        let _writing = self.engine.begin_write();
         let count = self.engine.next_count()?;
         let mut value = count.to_be_bytes().to_vec();
         value.extend_from_slice(content.to_string().as_bytes());

@@ -53,6 +53,7 @@ impl Service {
         status_msg: Option<Option<String>>,
     ) -> Result<()> {
         let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _writing = self.engine.begin_write();
         let now = now_millis();
         let current: Option<StoredPresence> = self.userid_presence.get_json(user_id.as_bytes())?;
         let status = match status_msg {

@@ -62,6 +62,7 @@ impl Service {
                 &(room_id.as_str(), decode_u64(&previous)?).encode(),
             )?;
         }
+        let _writing = self.engine.begin_write();
         let count = self.engine.next_count()?;
         let receipt = Receipt {
             user_id: user_id.to_owned(),

@@ -43,6 +43,7 @@ impl Service {
 
     /// Starts (with a timeout) or stops (`None`) a user's typing notice.
     pub fn set(&self, room_id: &RoomId, user_id: &UserId, timeout: Option<Duration>) -> Result<()> {
+        let _writing = self.inner.engine.begin_write();
         let count = self.inner.engine.next_count()?;
         let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
         let room = rooms
@@ -74,6 +75,7 @@ impl Service {
         tokio::spawn(async move {
             tokio::time::sleep(after + Duration::from_millis(10)).await;
             let now = Instant::now();
+            let _writing = service.inner.engine.begin_write();
             let count = match service.inner.engine.next_count() {
                 Ok(count) => count,
                 Err(error) => {

@@ -35,7 +35,34 @@ pub struct Engine {
     /// Last value handed out by [`Engine::next_count`]; persisted on every increment so stream
     /// positions never repeat across restarts.
     counter: Mutex<u64>,
+    /// Writers that may still commit data at positions above their floor (the counter when
+    /// they began). Readers of streams stop below the lowest floor, so a position is never
+    /// reported before everything up to it is on disk.
+    writers: Mutex<WriterFloors>,
     path: PathBuf,
+}
+
+#[derive(Default)]
+struct WriterFloors {
+    next_id: u64,
+    floors: std::collections::HashMap<u64, u64>,
+}
+
+/// Held by a writer between taking stream positions and committing them.
+pub struct WriteGuard<'a> {
+    engine: &'a Engine,
+    id: u64,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        let mut writers = self
+            .engine
+            .writers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        writers.floors.remove(&self.id);
+    }
 }
 
 const COUNTER_KEY: &[u8] = b"counter";
@@ -88,6 +115,7 @@ impl Engine {
             db,
             watchers: Watchers::default(),
             counter: Mutex::new(0),
+            writers: Mutex::new(WriterFloors::default()),
             path: path.to_owned(),
         });
         schema::check_and_migrate(&engine)?;
@@ -125,6 +153,30 @@ impl Engine {
     /// The last value handed out by [`Self::next_count`].
     pub fn current_count(&self) -> u64 {
         *self.counter.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Announces a writer that will take stream positions and commit them: until the guard
+    /// drops, [`Self::safe_count`] stays below the positions it takes.
+    pub fn begin_write(&self) -> WriteGuard<'_> {
+        let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        let floor = self.current_count();
+        let id = writers.next_id;
+        writers.next_id += 1;
+        writers.floors.insert(id, floor);
+        WriteGuard { engine: self, id }
+    }
+
+    /// The highest stream position below which everything is committed: what /sync may
+    /// promise as `next_batch`.
+    pub fn safe_count(&self) -> u64 {
+        let writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.current_count();
+        writers
+            .floors
+            .values()
+            .copied()
+            .min()
+            .map_or(current, |floor| floor.min(current))
     }
 
     /// Applies a batch atomically, then wakes watchers of the keys it wrote.

@@ -96,6 +96,7 @@ impl Service {
         version: &RoomVersionId,
         create_content: Value,
     ) -> Result<(OwnedRoomId, RoomGuard)> {
+        let _writing = self.engine.begin_write();
         let rules = rules_of(version)?;
         let builder = PduBuilder::state(TimelineEventType::RoomCreate, "", create_content);
         let empty = StateMap::new();
@@ -175,6 +176,8 @@ impl Service {
         _guard: &RoomGuard,
         prev_events: Vec<OwnedEventId>,
     ) -> Result<OwnedEventId> {
+        // Stream positions taken below are not reported by /sync until the batch lands.
+        let writing = self.engine.begin_write();
         let version = self.room_version(room_id)?;
         let rules = rules_of(&version)?;
         let shortroomid = self
@@ -224,6 +227,7 @@ impl Service {
             &mut batch,
         )?;
         self.engine.write(batch)?;
+        drop(writing);
         self.after_append(room_id, &pdu, count, &json);
         Ok(event_id)
     }

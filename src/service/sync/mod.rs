@@ -37,7 +37,9 @@ const DEFAULT_TIMELINE_LIMIT: usize = 10;
 
 pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncResponse> {
     let user_id = request.user_id;
-    let next = services.engine.current_count();
+    // Only positions whose writes have landed: a later sync must not skip an event that was
+    // still being written when this one read.
+    let next = services.engine.safe_count();
     let since = request.since.unwrap_or(0);
     let initial = request.since.is_none();
     let rooms = &services.rooms;
