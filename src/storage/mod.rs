@@ -381,6 +381,20 @@ mod tests {
     }
 
     #[test]
+    fn safe_count_waits_for_writers_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(dir.path()).unwrap();
+        let before = engine.next_count().unwrap();
+        let writing = engine.begin_write();
+        let taken = engine.next_count().unwrap();
+        // Another writer finishing meanwhile does not lift the floor either.
+        engine.next_count().unwrap();
+        assert_eq!(engine.safe_count(), before, "positions of an unfinished write are not safe");
+        drop(writing);
+        assert!(engine.safe_count() > taken);
+    }
+
+    #[test]
     fn newer_schema_is_refused_and_lock_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let engine = open(dir.path()).unwrap();
