@@ -389,7 +389,11 @@ mod tests {
         let taken = engine.next_count().unwrap();
         // Another writer finishing meanwhile does not lift the floor either.
         engine.next_count().unwrap();
-        assert_eq!(engine.safe_count(), before, "positions of an unfinished write are not safe");
+        assert_eq!(
+            engine.safe_count(),
+            before,
+            "positions of an unfinished write are not safe"
+        );
         drop(writing);
         assert!(engine.safe_count() > taken);
     }
