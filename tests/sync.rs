@@ -442,6 +442,110 @@ async fn lazy_loading_sends_only_needed_members() {
     ts.shutdown().await;
 }
 
+/// Member state keys in a room's `state` section.
+fn state_members(room: &Value) -> Vec<String> {
+    room["state"]["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e["type"] == "m.room.member")
+        .map(|e| e["state_key"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lazy_loading_sends_a_new_senders_member_once() {
+    let ts = TestServer::start_open().await;
+    let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
+    let carol = ts.register_open("carol", "carol-password").await;
+    expect_ok(
+        ts.post(&room_path(&room_id, "/join"), carol.bearer(), &json!({}))
+            .await,
+    );
+    send_text_id(&ts, &alice, &room_id, "a0", "alice speaks").await;
+    // A one-event timeline, so carol's join is not in the initial sync's timeline either.
+    let lazy = enc(
+        &json!({ "room": { "timeline": { "limit": 1 }, "state": { "lazy_load_members": true } } })
+            .to_string(),
+    );
+    let initial = sync(&ts, &bob, &format!("filter={lazy}")).await;
+    assert!(
+        !state_members(&initial["rooms"]["join"][&room_id]).contains(&carol.user_id),
+        "carol has not spoken yet"
+    );
+    let since = initial["next_batch"].as_str().unwrap().to_owned();
+
+    // Carol speaks for the first time: her member event comes with her message, although
+    // the timeline is not limited.
+    send_text_id(&ts, &carol, &room_id, "c0", "carol speaks").await;
+    let first = sync(&ts, &bob, &format!("filter={lazy}&since={since}")).await;
+    let room = &first["rooms"]["join"][&room_id];
+    assert_eq!(bodies(room), ["carol speaks"]);
+    assert_eq!(room["timeline"]["limited"], false);
+    assert_eq!(state_members(room), vec![carol.user_id.clone()]);
+
+    // The same token again gives the same answer: the client may never have seen the first.
+    let again = sync(&ts, &bob, &format!("filter={lazy}&since={since}")).await;
+    assert_eq!(
+        state_members(&again["rooms"]["join"][&room_id]),
+        vec![carol.user_id.clone()]
+    );
+
+    // Once the client has moved on, carol's membership is not sent again...
+    let since = first["next_batch"].as_str().unwrap().to_owned();
+    send_text_id(&ts, &carol, &room_id, "c1", "carol again").await;
+    let second = sync(&ts, &bob, &format!("filter={lazy}&since={since}")).await;
+    let room = &second["rooms"]["join"][&room_id];
+    assert_eq!(bodies(room), ["carol again"]);
+    assert!(state_members(room).is_empty(), "{room}");
+
+    // ...unless the filter asks for redundant members.
+    let redundant = enc(&json!({ "room": { "timeline": { "limit": 1 }, "state": {
+            "lazy_load_members": true, "include_redundant_members": true } } })
+    .to_string());
+    let third = sync(&ts, &bob, &format!("filter={redundant}&since={since}")).await;
+    let members = state_members(&third["rooms"]["join"][&room_id]);
+    assert!(members.contains(&carol.user_id), "{members:?}");
+
+    // A changed membership (new display name) is sent again with the next message.
+    let since = second["next_batch"].as_str().unwrap().to_owned();
+    expect_ok(
+        ts.put(
+            &format!(
+                "/_matrix/client/v3/profile/{}/displayname",
+                enc(&carol.user_id)
+            ),
+            carol.bearer(),
+            &json!({ "displayname": "Carol C." }),
+        )
+        .await,
+    );
+    let renamed = sync(&ts, &bob, &format!("filter={lazy}&since={since}")).await;
+    let since = renamed["next_batch"].as_str().unwrap().to_owned();
+    send_text_id(&ts, &carol, &room_id, "c2", "carol renamed").await;
+    let fourth = sync(&ts, &bob, &format!("filter={lazy}&since={since}")).await;
+    // The rename itself arrived in the timeline, so nothing more is needed.
+    assert!(
+        state_members(&fourth["rooms"]["join"][&room_id]).is_empty(),
+        "{}",
+        fourth["rooms"]["join"][&room_id]
+    );
+
+    // A fresh initial sync on the same device starts over.
+    let fresh = sync(&ts, &bob, &format!("filter={lazy}")).await;
+    let since = fresh["next_batch"].as_str().unwrap().to_owned();
+    send_text_id(&ts, &alice, &room_id, "a1", "alice again").await;
+    let after = sync(&ts, &bob, &format!("filter={lazy}&since={since}")).await;
+    let room = &after["rooms"]["join"][&room_id];
+    assert_eq!(bodies(room), ["alice again"]);
+    // The fresh sync's timeline was carol's last message, so alice's membership comes now.
+    let fresh_members = state_members(&fresh["rooms"]["join"][&room_id]);
+    assert!(!fresh_members.contains(&alice.user_id), "{fresh_members:?}");
+    assert!(state_members(room).contains(&alice.user_id), "{room}");
+    ts.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_before_a_limited_timeline_is_in_the_state_section() {
     let ts = TestServer::start_open().await;

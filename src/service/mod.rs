@@ -15,6 +15,8 @@ pub mod users;
 
 use std::sync::Arc;
 
+use ruma::{DeviceId, UserId};
+
 use crate::config::Config;
 use crate::error::Result;
 use crate::storage::Engine;
@@ -32,6 +34,7 @@ pub struct Services {
     pub receipts: receipts::Service,
     pub push: push::Service,
     pub presence: presence::Service,
+    pub lazy_members: sync::lazy::Service,
     /// Set when the server stops, so long-polling requests return at once.
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -50,6 +53,7 @@ impl Services {
             receipts: receipts::Service::new(&engine),
             push: push::Service::new(&engine),
             presence: presence::Service::new(&engine),
+            lazy_members: sync::lazy::Service::new(&engine),
             shutdown: tokio::sync::watch::channel(false).0,
             users: users::Service::new(&engine, &config),
             uiaa: uiaa::Service::default(),
@@ -64,6 +68,22 @@ impl Services {
 
     pub fn server_name(&self) -> &ruma::ServerName {
         &self.config.server_name
+    }
+
+    /// Removes a device, its tokens and everything other areas keep for it.
+    pub fn remove_device(&self, user_id: &UserId, device_id: &DeviceId) -> Result<()> {
+        self.users.remove_device(user_id, device_id)?;
+        self.lazy_members.forget_device(user_id, device_id)
+    }
+
+    /// Removes every device of the user except `keep`.
+    pub fn remove_all_devices(&self, user_id: &UserId, keep: Option<&DeviceId>) -> Result<()> {
+        for (device_id, _) in self.users.devices(user_id)? {
+            if Some(&*device_id) != keep {
+                self.remove_device(user_id, &device_id)?;
+            }
+        }
+        Ok(())
     }
 }
 

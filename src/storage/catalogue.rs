@@ -108,6 +108,10 @@ pub const TREES: &[TreeSpec] = &[
     tree("useridcount_roomid", false),
     // Key: UserId, RoomId. Value: u64 count of the room's entry in `useridcount_roomid`.
     tree("useridroomid_count", true),
+    // Key: UserId, DeviceId, RoomId, member UserId. Value: ShortEventId (u64) of the member's
+    // membership event last sent to the device by a lazy-loading sync, then the position (u64)
+    // of the answer that sent it.
+    tree("userdeviceroommember_lazysent", true),
     // Key: RoomId, u64 count. Value: JSON receipt {user_id, receipt_type, event_id, ts, thread_id}.
     tree("roomidcount_receipt", false),
     // Key: RoomId, UserId, receipt type, thread. Value: u64 count of the receipt's entry above.

@@ -35,9 +35,7 @@ pub async fn change_password(
     let hash = password::hash(body.new_password.clone()).await?;
     services.users.set_password_hash(user_id, &hash)?;
     if body.logout_devices {
-        services
-            .users
-            .remove_all_devices(user_id, Some(request.device()?))?;
+        services.remove_all_devices(user_id, Some(request.device()?))?;
     }
     tracing::info!(%user_id, "password changed");
     Ok(change_password::v3::Response::new())
@@ -56,6 +54,7 @@ pub async fn deactivate(
             request.body.auth.as_ref(),
         )
         .await?;
+    services.remove_all_devices(user_id, None)?;
     services.users.deactivate(user_id)?;
     tracing::info!(%user_id, "account deactivated");
     // No identity server was ever bound, so unbinding trivially succeeded (as Synapse says).

@@ -87,7 +87,7 @@ pub async fn delete(
             request.body.auth.as_ref(),
         )
         .await?;
-    services.users.remove_device(user_id, device_id)?;
+    services.remove_device(user_id, device_id)?;
     Ok(delete_device::v3::Response::new())
 }
 
@@ -105,7 +105,7 @@ pub async fn delete_many(
         )
         .await?;
     for device_id in &request.body.devices {
-        services.users.remove_device(user_id, device_id)?;
+        services.remove_device(user_id, device_id)?;
     }
     Ok(delete_devices::v3::Response::new())
 }

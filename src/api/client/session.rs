@@ -104,9 +104,7 @@ pub async fn logout(
     services: Arc<Services>,
     request: Ruma<logout::v3::Request>,
 ) -> Result<logout::v3::Response> {
-    services
-        .users
-        .remove_device(request.user()?, request.device()?)?;
+    services.remove_device(request.user()?, request.device()?)?;
     Ok(logout::v3::Response::new())
 }
 
@@ -114,7 +112,7 @@ pub async fn logout_all(
     services: Arc<Services>,
     request: Ruma<logout_all::v3::Request>,
 ) -> Result<logout_all::v3::Response> {
-    services.users.remove_all_devices(request.user()?, None)?;
+    services.remove_all_devices(request.user()?, None)?;
     Ok(logout_all::v3::Response::new())
 }
 

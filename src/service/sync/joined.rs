@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use ruma::api::client::filter::LazyLoadOptions;
 use ruma::{OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
 
@@ -96,27 +97,39 @@ fn state_at(services: &Services, room_id: &RoomId, count: u64) -> Result<Arc<Sta
     Ok(rooms.state_after_event(short)?.unwrap_or_default())
 }
 
-/// Client events for the entries of `state` not in `already` (and, when lazy-loading members,
-/// only the members in `members`).
-fn state_events(
+/// The entries of `state` not in `already` (and, when lazy-loading members, only the members
+/// in `members`), as (ShortStateKey, ShortEventId).
+fn state_delta(
     services: &Services,
-    room_id: &RoomId,
     state: &StateMap,
     already: &StateMap,
     members: Option<&BTreeSet<OwnedUserId>>,
-) -> Result<Vec<Value>> {
-    let rooms = &services.rooms;
-    let mut events = Vec::new();
+) -> Result<Vec<(u64, u64)>> {
+    let mut picked = Vec::new();
     for (shortstatekey, shorteventid) in state.iter() {
         if already.get(shortstatekey) == Some(shorteventid) {
             continue;
         }
         if let Some(members) = members {
-            let (kind, state_key) = rooms.statekey_of_short(*shortstatekey)?;
+            let (kind, state_key) = services.rooms.statekey_of_short(*shortstatekey)?;
             if kind == "m.room.member" && !members.iter().any(|m| m.as_str() == state_key) {
                 continue;
             }
         }
+        picked.push((*shortstatekey, *shorteventid));
+    }
+    Ok(picked)
+}
+
+/// Client events for picked state entries.
+fn render_state(
+    services: &Services,
+    room_id: &RoomId,
+    picked: &[(u64, u64)],
+) -> Result<Vec<Value>> {
+    let rooms = &services.rooms;
+    let mut events = Vec::with_capacity(picked.len());
+    for (_, shorteventid) in picked {
         let event_id = rooms.event_id_of_short(*shorteventid)?;
         if let Some(json) = rooms.get_pdu_json(&event_id)? {
             events.push(serde_json::from_str(
@@ -125,6 +138,92 @@ fn state_events(
         }
     }
     Ok(events)
+}
+
+/// Lazy loading: which senders' membership events to add to an incremental sync's state (those
+/// the device may not have), and remembering what was sent so it is sent only once.
+struct LazyMembers<'a> {
+    services: &'a Services,
+    request: &'a SyncRequest<'a>,
+    room_id: &'a RoomId,
+    redundant: bool,
+}
+
+impl LazyMembers<'_> {
+    /// Adds the current membership of each sender the device lacks to `picked`.
+    fn add_missing(
+        &self,
+        picked: &mut Vec<(u64, u64)>,
+        state: &StateMap,
+        senders: &BTreeSet<OwnedUserId>,
+        since: u64,
+    ) -> Result<()> {
+        let rooms = &self.services.rooms;
+        for sender in senders {
+            let Some(key) = rooms.shortstatekey("m.room.member", sender.as_str())? else {
+                continue;
+            };
+            let Some(&event) = state.get(&key) else {
+                continue;
+            };
+            if picked.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            if !self.redundant
+                && self.services.lazy_members.delivered(
+                    self.request.user_id,
+                    self.request.device_id,
+                    self.room_id,
+                    sender.as_str(),
+                    event,
+                    since,
+                )?
+            {
+                continue;
+            }
+            picked.push((key, event));
+        }
+        Ok(())
+    }
+
+    /// Records the membership events an answer at `next` carries, in state or timeline.
+    fn record(
+        &self,
+        picked: &[(u64, u64)],
+        timeline: &[StoredEvent],
+        initial: bool,
+        next: u64,
+    ) -> Result<()> {
+        let rooms = &self.services.rooms;
+        let (user_id, device_id) = (self.request.user_id, self.request.device_id);
+        if initial {
+            self.services
+                .lazy_members
+                .reset(user_id, device_id, self.room_id)?;
+        }
+        let mut sent = Vec::new();
+        for (key, event) in picked {
+            let (kind, state_key) = rooms.statekey_of_short(*key)?;
+            if kind == "m.room.member" {
+                sent.push((state_key, *event));
+            }
+        }
+        for (_, json) in timeline {
+            let pdu = PduEvent::from_json(json)?;
+            if pdu.kind.to_string() == "m.room.member"
+                && let Some(state_key) = pdu.state_key
+                && let Some(short) = rooms.shorteventid(&pdu.event_id)?
+            {
+                sent.push((state_key, short));
+            }
+        }
+        if sent.is_empty() {
+            return Ok(());
+        }
+        self.services
+            .lazy_members
+            .record(user_id, device_id, self.room_id, &sent, next)
+    }
 }
 
 /// A joined room's section: `None` when nothing in it changed.
@@ -153,33 +252,38 @@ pub fn joined_room(
         Some(first) => state_at(services, room_id, first.saturating_sub(1))?,
         None => state_at(services, room_id, next)?,
     };
-    let lazy = !request.filter.room.state.lazy_load_options.is_disabled();
+    let lazy = match request.filter.room.state.lazy_load_options {
+        LazyLoadOptions::Disabled => None,
+        LazyLoadOptions::Enabled {
+            include_redundant_members,
+        } => Some(LazyMembers {
+            services,
+            request,
+            room_id,
+            redundant: include_redundant_members,
+        }),
+    };
     let mut senders: BTreeSet<OwnedUserId> = BTreeSet::new();
     for (_, json) in &events {
         senders.insert(PduEvent::from_json(json)?.sender);
     }
     senders.insert(user_id.to_owned());
-    let members = lazy.then_some(&senders);
-    let state = if full {
-        state_events(
-            services,
-            room_id,
-            &state_before_timeline,
-            &StateMap::new(),
-            members,
-        )?
+    let members = lazy.as_ref().map(|_| &senders);
+    let mut picked = if full {
+        state_delta(services, &state_before_timeline, &StateMap::new(), members)?
     } else if limited {
         let previous = state_at(services, room_id, since)?;
-        state_events(
-            services,
-            room_id,
-            &state_before_timeline,
-            &previous,
-            members,
-        )?
+        state_delta(services, &state_before_timeline, &previous, members)?
     } else {
         Vec::new()
     };
+    if let Some(lazy) = &lazy {
+        if !full {
+            lazy.add_missing(&mut picked, &state_before_timeline, &senders, since)?;
+        }
+        lazy.record(&picked, &events, initial, next)?;
+    }
+    let state = render_state(services, room_id, &picked)?;
 
     let ephemeral = ephemeral(
         services,

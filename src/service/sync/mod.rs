@@ -6,6 +6,7 @@
 //! per-user change index lists, plus ephemeral data of the user's rooms.
 
 mod joined;
+pub mod lazy;
 
 use std::collections::{BTreeMap, BTreeSet};
 
