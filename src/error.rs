@@ -15,12 +15,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorCode {
     Forbidden,
-    UnknownToken { soft_logout: bool },
+    UnknownToken {
+        soft_logout: bool,
+    },
     MissingToken,
     BadJson,
     NotJson,
     NotFound,
-    LimitExceeded { retry_after_ms: u64 },
+    LimitExceeded {
+        retry_after_ms: u64,
+    },
     Unknown,
     Unrecognized,
     Unauthorized,
@@ -38,6 +42,10 @@ pub enum ErrorCode {
     RoomInUse,
     InvalidRoomState,
     BadAlias,
+    /// A key backup write named a version that is not the current one.
+    WrongRoomKeysVersion {
+        current_version: Option<String>,
+    },
 }
 
 impl ErrorCode {
@@ -67,13 +75,16 @@ impl ErrorCode {
             Self::RoomInUse => "M_ROOM_IN_USE",
             Self::InvalidRoomState => "M_INVALID_ROOM_STATE",
             Self::BadAlias => "M_BAD_ALIAS",
+            Self::WrongRoomKeysVersion { .. } => "M_WRONG_ROOM_KEYS_VERSION",
         }
     }
 
     /// The HTTP status the spec pairs with this code.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Forbidden | Self::UserDeactivated => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::UserDeactivated | Self::WrongRoomKeysVersion { .. } => {
+                StatusCode::FORBIDDEN
+            }
             Self::UnknownToken { .. } | Self::MissingToken | Self::Unauthorized => {
                 StatusCode::UNAUTHORIZED
             }
@@ -221,6 +232,9 @@ impl IntoResponse for Error {
                     }
                     ErrorCode::LimitExceeded { retry_after_ms } => {
                         body["retry_after_ms"] = retry_after_ms.into();
+                    }
+                    ErrorCode::WrongRoomKeysVersion { current_version } => {
+                        body["current_version"] = current_version.into();
                     }
                     _ => {}
                 }

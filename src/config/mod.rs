@@ -91,8 +91,8 @@ pub struct RateLimit {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WellKnown {
-    /// Base URL clients should use (`/.well-known/matrix/client`). When
-    /// unset, `http://<server_name>:<port>` is served.
+    /// Base URL clients should use (`/.well-known/matrix/client`). When unset that URL
+    /// answers 404: a guess would be wrong behind a reverse proxy.
     pub client: Option<String>,
     /// `host:port` other servers should connect to
     /// (`/.well-known/matrix/server`).

@@ -2,6 +2,8 @@
 //! and handed to every request handler as axum state; there are no global singletons.
 
 pub mod account_data;
+pub mod key_backup;
+pub mod keys;
 pub mod presence;
 pub mod push;
 pub mod rate_limit;
@@ -9,6 +11,7 @@ pub mod receipts;
 pub mod rooms;
 pub mod server_keys;
 pub mod sync;
+pub mod to_device;
 pub mod typing;
 pub mod uiaa;
 pub mod users;
@@ -35,6 +38,9 @@ pub struct Services {
     pub push: push::Service,
     pub presence: presence::Service,
     pub lazy_members: sync::lazy::Service,
+    pub keys: keys::Service,
+    pub to_device: to_device::Service,
+    pub key_backup: key_backup::Service,
     /// Set when the server stops, so long-polling requests return at once.
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -54,6 +60,9 @@ impl Services {
             push: push::Service::new(&engine),
             presence: presence::Service::new(&engine),
             lazy_members: sync::lazy::Service::new(&engine),
+            keys: keys::Service::new(&engine),
+            to_device: to_device::Service::new(&engine),
+            key_backup: key_backup::Service::new(&engine),
             shutdown: tokio::sync::watch::channel(false).0,
             users: users::Service::new(&engine, &config),
             uiaa: uiaa::Service::default(),
@@ -72,8 +81,15 @@ impl Services {
 
     /// Removes a device, its tokens and everything other areas keep for it.
     pub fn remove_device(&self, user_id: &UserId, device_id: &DeviceId) -> Result<()> {
+        let had_keys = self.keys.device_keys(user_id, device_id)?.is_some();
         self.users.remove_device(user_id, device_id)?;
-        self.lazy_members.forget_device(user_id, device_id)
+        self.lazy_members.forget_device(user_id, device_id)?;
+        self.keys.remove_device(user_id, device_id)?;
+        self.to_device.remove_device(user_id, device_id)?;
+        if had_keys {
+            keys::announce_change(self, user_id)?;
+        }
+        Ok(())
     }
 
     /// Removes every device of the user except `keep`.

@@ -128,4 +128,33 @@ pub const TREES: &[TreeSpec] = &[
     tree("useridcount_notification", false),
     // Key: RoomId, alias. Value: empty. Local aliases of a room.
     tree("roomid_alias", false),
+    // --- End-to-end encryption. Key: UserId, DeviceId. Value: the device's identity keys
+    // (JSON as uploaded, with cross-signing signatures merged in).
+    tree("userdeviceid_devicekeys", true),
+    // Key: UserId, DeviceId, key ID (`algorithm:id`). Value: the one-time key (JSON). Claiming
+    // a key deletes it, so each is handed out once.
+    tree("userdevicekeyid_onetimekey", false),
+    // Key: UserId, DeviceId, algorithm. Value: JSON {key_id, key, used}: the fallback key,
+    // handed out (and marked used) when no one-time key is left.
+    tree("userdevicealgorithm_fallbackkey", true),
+    // Key: UserId, `master` | `self_signing` | `user_signing`. Value: the cross-signing key
+    // (JSON), with the owner's signatures.
+    tree("useridkind_crosssigningkey", true),
+    // Key: target UserId, signer UserId. Value: JSON {key ID: signature}: signatures by the
+    // signer's user-signing key on the target's master key, shown only to the signer.
+    tree("targetsigner_signatures", true),
+    // Key: observer UserId, u64 count. Value: `c` (changed) or `l` (left) then a UserId: whose
+    // devices or keys the observer must re-fetch or may forget (`device_lists`).
+    tree("useridcount_devicelistchange", false),
+    // Key: UserId, DeviceId, u64 count. Value: JSON {sender, type, content}: a to-device
+    // message waiting for the device; deleted once a sync acknowledges it.
+    tree("userdevicecount_todevice", false),
+    // Key: sender UserId, sender DeviceId, transaction ID. Value: empty. Makes
+    // `/sendToDevice` idempotent.
+    tree("userdevicetxnid_todevice", true),
+    // Key: UserId, u64 version. Value: JSON `BackupVersion` {algorithm, auth_data, etag, count}.
+    tree("useridversion_backup", true),
+    // Key: UserId, u64 version, RoomId, session ID. Value: the backed-up session (JSON
+    // KeyBackupData: first_message_index, forwarded_count, is_verified, session_data).
+    tree("useridversionroomsession_backupkey", false),
 ];

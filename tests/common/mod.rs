@@ -6,6 +6,8 @@
 //! helpers are expected in any single test binary.
 #![allow(dead_code)]
 
+pub mod crypto;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 

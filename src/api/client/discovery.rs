@@ -84,15 +84,13 @@ async fn capabilities(
     Ok(RawJson(json!({ "capabilities": body })))
 }
 
-/// Tells clients where the Client-Server API lives: the configured URL, or this listener.
+/// Tells clients where the Client-Server API lives; only when configured (as Synapse does),
+/// since a guess would send clients behind a reverse proxy to the wrong place.
 async fn well_known_client(State(services): State<Arc<Services>>) -> Response {
-    let config = &services.config;
-    let base_url = config
-        .well_known
-        .client
-        .clone()
-        .unwrap_or_else(|| format!("http://{}:{}", config.server_name, config.port));
-    Json(json!({ "m.homeserver": { "base_url": base_url } })).into_response()
+    match &services.config.well_known.client {
+        Some(base_url) => Json(json!({ "m.homeserver": { "base_url": base_url } })).into_response(),
+        None => Error::not_found("No client base URL is configured").into_response(),
+    }
 }
 
 /// Delegation for federation; only served when configured, as a wrong answer is worse than none.

@@ -108,7 +108,9 @@ pub async fn get_event(
 /// Pagination tokens are stream counts: a token `c` sits just after the event numbered `c`,
 /// so paginating backwards from it returns that event first.
 pub fn parse_token(token: &str) -> Result<u64> {
-    // `t` tokens come from /messages, `s` tokens from /sync: both are stream positions.
+    // `t` tokens come from /messages, `s` tokens from /sync: both are stream positions (a
+    // sync token may carry a to-device position after `_`, which does not matter here).
+    let token = token.split('_').next().unwrap_or(token);
     token
         .strip_prefix('t')
         .or_else(|| token.strip_prefix('s'))

@@ -6,6 +6,8 @@ mod create_room;
 mod devices;
 mod directory;
 mod discovery;
+mod key_backup;
+mod keys;
 mod membership;
 mod message;
 mod profile;
@@ -18,6 +20,7 @@ mod session;
 mod spaces;
 mod state;
 mod sync;
+mod to_device;
 mod upgrade;
 mod user_directory;
 
@@ -111,4 +114,25 @@ pub fn routes(router: AppRouter) -> AppRouter {
         .ruma(sync::set_presence)
         .ruma(user_directory::search)
         .ruma(search::search)
+        .ruma(keys::upload)
+        .ruma(keys::query)
+        .ruma(keys::claim)
+        .ruma(keys::changes)
+        .ruma(keys::upload_signing_keys)
+        .ruma(keys::upload_signatures)
+        .ruma(to_device::send)
+        .ruma(key_backup::create_version)
+        .ruma(key_backup::latest_version)
+        .ruma(key_backup::get_version)
+        .ruma(key_backup::update_version)
+        .ruma(key_backup::delete_version)
+        .ruma(key_backup::put_all)
+        .ruma(key_backup::put_room)
+        .ruma(key_backup::put_session)
+        .ruma(key_backup::get_all)
+        .ruma(key_backup::get_room)
+        .ruma(key_backup::get_session)
+        .ruma(key_backup::delete_all)
+        .ruma(key_backup::delete_room)
+        .ruma(key_backup::delete_session)
 }

@@ -10,7 +10,7 @@ use ruma::api::client::read_marker::set_read_marker;
 use ruma::api::client::receipt::create_receipt;
 use ruma::api::client::sync::sync_events;
 use ruma::api::client::typing::create_typing_event;
-use ruma::{EventId, RoomId, UserId};
+use ruma::{DeviceId, EventId, RoomId, UserId};
 use serde_json::json;
 
 use super::membership::ensure_joined;
@@ -32,7 +32,13 @@ pub async fn sync(
 ) -> Result<RawJson> {
     let user_id = request.user()?;
     let body = &request.body;
-    let since = body.since.as_deref().map(parse_token).transpose()?;
+    let (since, since_to_device) = match body.since.as_deref() {
+        Some(token) => {
+            let (since, to_device) = parse_sync_token(token)?;
+            (Some(since), to_device)
+        }
+        None => (None, None),
+    };
     let filter = match &body.filter {
         None => FilterDefinition::default(),
         Some(sync_events::v3::Filter::FilterDefinition(filter)) => filter.clone(),
@@ -49,6 +55,7 @@ pub async fn sync(
         user_id,
         device_id: request.device()?,
         since,
+        since_to_device,
         full_state: body.full_state,
         filter,
     };
@@ -63,7 +70,7 @@ pub async fn sync(
 
     // Register for wake-ups before reading, so nothing written meanwhile is missed.
     let waits = (since.is_some() && !timeout.is_zero())
-        .then(|| wake_ups(&services, user_id))
+        .then(|| wake_ups(&services, user_id, sync.device_id))
         .transpose()?;
     let response = sync_once(&services, &sync)?;
     let Some(waits) = waits else {
@@ -77,11 +84,13 @@ pub async fn sync(
 }
 
 /// Futures that resolve when something the user's sync would report changes.
-fn wake_ups(services: &Services, user_id: &UserId) -> Result<Vec<Wake>> {
+fn wake_ups(services: &Services, user_id: &UserId, device_id: &DeviceId) -> Result<Vec<Wake>> {
     let mut stopping = services.shutdown.subscribe();
     let mut waits: Vec<Wake> = vec![
         Box::pin(services.rooms.watch_user_rooms(user_id)),
         Box::pin(services.account_data.watch(user_id)),
+        Box::pin(services.to_device.watch(user_id, device_id)),
+        Box::pin(services.keys.watch_device_lists(user_id)),
         Box::pin(async move {
             let _ = stopping.wait_for(|stopping| *stopping).await;
         }),
@@ -91,6 +100,24 @@ fn wake_ups(services: &Services, user_id: &UserId) -> Result<Vec<Wake>> {
         waits.push(Box::pin(services.receipts.watch(&room_id)));
     }
     Ok(waits)
+}
+
+/// A /sync token: `s<position>`, with `_<position>` appended when to-device messages were held
+/// back (where the device's queue stands).
+fn parse_sync_token(token: &str) -> Result<(u64, Option<u64>)> {
+    let (main, to_device) = match token.split_once('_') {
+        Some((main, to_device)) => (main, Some(to_device)),
+        None => (token, None),
+    };
+    let since = parse_token(main)?;
+    let to_device = to_device
+        .map(|d| {
+            d.parse::<u64>()
+                .map_err(|_| Error::invalid_param("Invalid sync token"))
+        })
+        .transpose()?
+        .map(|d| d.min(since));
+    Ok((since, to_device))
 }
 
 pub async fn typing(

@@ -215,6 +215,13 @@ impl Service {
         )
         .map_err(|reason| Error::forbidden(format!("Event not allowed: {reason}")))?;
 
+        let was_joined = pdu.kind == TimelineEventType::RoomMember
+            && pdu.state_key.as_deref().is_some_and(|member| {
+                self.state_event_in(&state, "m.room.member", member)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|previous| previous.content_value()["membership"] == "join")
+            });
         let mut batch = Batch::default();
         let event_id = pdu.event_id.clone();
         let (count, json) = self.append_pdu(
@@ -228,18 +235,36 @@ impl Service {
         )?;
         self.engine.write(batch)?;
         drop(writing);
-        self.after_append(room_id, &pdu, count, &json);
+        self.after_append(room_id, &pdu, count, &json, was_joined);
         Ok(event_id)
     }
 
-    /// Work that follows a stored event but must not undo it: push-rule evaluation.
-    fn after_append(&self, room_id: &RoomId, pdu: &PduEvent, count: u64, json: &[u8]) {
-        if !crate::service::push::may_notify(&pdu.kind) {
-            return;
-        }
+    /// Work that follows a stored event but must not undo it: push-rule evaluation, and
+    /// device-list tracking when someone joins or leaves.
+    fn after_append(
+        &self,
+        room_id: &RoomId,
+        pdu: &PduEvent,
+        count: u64,
+        json: &[u8],
+        was_joined: bool,
+    ) {
         let Some(services) = self.services.get().and_then(std::sync::Weak::upgrade) else {
             return;
         };
+        if pdu.kind == TimelineEventType::RoomMember
+            && let Some(member) = pdu.state_key.as_deref().and_then(|m| UserId::parse(m).ok())
+        {
+            let is_joined = pdu.content_value()["membership"] == "join";
+            if let Err(error) = crate::service::keys::on_membership_change(
+                &services, room_id, &member, was_joined, is_joined,
+            ) {
+                tracing::error!(%error, event_id = %pdu.event_id, "device-list tracking failed");
+            }
+        }
+        if !crate::service::push::may_notify(&pdu.kind) {
+            return;
+        }
         if let Err(error) = services.push.on_event(&services, room_id, pdu, count, json) {
             tracing::error!(%error, event_id = %pdu.event_id, "push-rule evaluation failed");
         }

@@ -15,7 +15,9 @@ use ruma::{OwnedRoomId, RoomId, UserId};
 use serde_json::{Map, Value, json};
 
 use super::Services;
+use super::keys::DeviceListChanges;
 use super::rooms::pdu::PduEvent;
+use super::to_device;
 use crate::error::Result;
 
 /// What one /sync call asks for.
@@ -23,6 +25,9 @@ pub struct SyncRequest<'a> {
     pub user_id: &'a UserId,
     pub device_id: &'a ruma::DeviceId,
     pub since: Option<u64>,
+    /// Where the device's to-device messages stand, when an earlier answer held back some
+    /// (the token's part after `_`); else `since`.
+    pub since_to_device: Option<u64>,
     pub full_state: bool,
     pub filter: FilterDefinition,
 }
@@ -142,21 +147,90 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
 
     let account_data = global_account_data(services, user_id, since, initial)?;
     let presence = presence_events(services, user_id, &joined_now, since)?;
+    let encryption = encryption(services, request, since, next)?;
     let has_updates = !(join.is_empty()
         && invite.is_empty()
         && knock.is_empty()
         && leave.is_empty()
-        && account_data.is_empty());
+        && account_data.is_empty()
+        && encryption.to_device.is_empty()
+        && encryption.device_lists.is_empty());
+    // Messages held back for the next answer: the token says where the device stands.
+    let next_batch = match encryption.to_device_held_back_after {
+        Some(delivered) => format!("s{next}_{delivered}"),
+        None => format!("s{next}"),
+    };
     let body = json!({
-        "next_batch": format!("s{next}"),
+        "next_batch": next_batch,
         "rooms": { "join": join, "invite": invite, "knock": knock, "leave": leave },
         "account_data": { "events": account_data },
         "presence": { "events": presence },
-        "to_device": { "events": [] },
-        "device_lists": { "changed": [], "left": [] },
-        "device_one_time_keys_count": {},
+        "to_device": { "events": encryption.to_device },
+        "device_lists": {
+            "changed": encryption.device_lists.changed,
+            "left": encryption.device_lists.left,
+        },
+        "device_one_time_keys_count": encryption.one_time_keys_count,
+        "device_unused_fallback_key_types": encryption.unused_fallback_key_types,
     });
     Ok(SyncResponse { body, has_updates })
+}
+
+/// The end-to-end encryption parts of a sync answer.
+struct Encryption {
+    to_device: Vec<Value>,
+    /// Set when more messages wait than one answer holds: the position of the last one sent.
+    to_device_held_back_after: Option<u64>,
+    device_lists: DeviceListChanges,
+    one_time_keys_count: Map<String, Value>,
+    unused_fallback_key_types: Vec<String>,
+}
+
+fn encryption(
+    services: &Services,
+    request: &SyncRequest<'_>,
+    since: u64,
+    next: u64,
+) -> Result<Encryption> {
+    let (user_id, device_id) = (request.user_id, request.device_id);
+    // Syncing with a token proves the device has every message the answer with that token
+    // carried: those are deleted now.
+    let delivered = request.since_to_device.unwrap_or(since);
+    if request.since.is_some() {
+        services
+            .to_device
+            .acknowledge(user_id, device_id, delivered)?;
+    }
+    let (to_device, last) = services
+        .to_device
+        .pending(user_id, device_id, delivered, next)?;
+    let to_device_held_back_after = (to_device.len() == to_device::MAX_PER_SYNC)
+        .then_some(last)
+        .flatten()
+        .filter(|last| *last < next);
+    let device_lists = if request.since.is_some() {
+        services.keys.device_list_changes(user_id, since, next)?
+    } else {
+        DeviceListChanges::default()
+    };
+    let mut one_time_keys_count: Map<String, Value> = services
+        .keys
+        .one_time_key_counts(user_id, device_id)?
+        .into_iter()
+        .map(|(algorithm, n)| (algorithm, json!(n)))
+        .collect();
+    one_time_keys_count
+        .entry("signed_curve25519")
+        .or_insert_with(|| json!(0));
+    Ok(Encryption {
+        to_device,
+        to_device_held_back_after,
+        device_lists,
+        one_time_keys_count,
+        unused_fallback_key_types: services
+            .keys
+            .unused_fallback_key_types(user_id, device_id)?,
+    })
 }
 
 /// Global account data: all of it on an initial sync (with the default push rules if the user
