@@ -401,3 +401,53 @@ async fn room_summaries_for_members_and_outsiders() {
     }
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_changes_carry_the_previous_content() {
+    let ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let room_id = create_room(&ts, &alice, json!({ "name": "Before" })).await;
+    let first = expect_ok(
+        ts.get(&room_path(&room_id, "/state/m.room.name"), alice.bearer())
+            .await,
+    );
+    assert_eq!(first["name"], "Before");
+    let old_name_id = expect_ok(
+        ts.get(
+            &room_path(&room_id, "/messages?dir=b&limit=20"),
+            alice.bearer(),
+        )
+        .await,
+    )["chunk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "m.room.name")
+        .map(|e| e["event_id"].clone())
+        .expect("the name event");
+    let renamed = expect_ok(
+        ts.put(
+            &room_path(&room_id, "/state/m.room.name"),
+            alice.bearer(),
+            &json!({ "name": "After" }),
+        )
+        .await,
+    );
+    let event = expect_ok(
+        ts.get(
+            &room_path(
+                &room_id,
+                &format!("/event/{}", enc(renamed["event_id"].as_str().unwrap())),
+            ),
+            alice.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(
+        event["unsigned"]["prev_content"]["name"], "Before",
+        "{event}"
+    );
+    assert_eq!(event["unsigned"]["replaces_state"], old_name_id);
+    assert_eq!(event["unsigned"]["prev_sender"], alice.user_id.as_str());
+    ts.shutdown().await;
+}

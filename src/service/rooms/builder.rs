@@ -215,13 +215,29 @@ impl Service {
         )
         .map_err(|reason| Error::forbidden(format!("Event not allowed: {reason}")))?;
 
+        // The state event this one replaces: clients show changes (a new display name rather
+        // than another join) from `unsigned.prev_content`. `unsigned` is outside the hashes and
+        // signatures, and is not sent over federation.
+        let previous = match &pdu.state_key {
+            Some(state_key) => self.state_event_in(&state, &pdu.kind.to_string(), state_key)?,
+            None => None,
+        };
         let was_joined = pdu.kind == TimelineEventType::RoomMember
-            && pdu.state_key.as_deref().is_some_and(|member| {
-                self.state_event_in(&state, "m.room.member", member)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|previous| previous.content_value()["membership"] == "join")
+            && previous
+                .as_ref()
+                .is_some_and(|previous| previous.content_value()["membership"] == "join");
+        let mut object = object;
+        if let Some(previous) = &previous {
+            let unsigned = json!({
+                "replaces_state": previous.event_id,
+                "prev_content": previous.content_value(),
+                "prev_sender": previous.sender,
             });
+            object.insert(
+                "unsigned".to_owned(),
+                serde_json::from_value(unsigned).map_err(Error::internal)?,
+            );
+        }
         let mut batch = Batch::default();
         let event_id = pdu.event_id.clone();
         let (count, json) = self.append_pdu(
