@@ -46,6 +46,11 @@ pub struct Engine {
 struct WriterFloors {
     next_id: u64,
     floors: std::collections::HashMap<u64, u64>,
+    /// Wake-ups of keys written while some writer was unfinished, with the counter at the
+    /// time: fired once every position up to it is safe. Waking earlier would let a
+    /// long-polling reader look, see nothing it may report yet, and then wait for a wake-up
+    /// that already happened.
+    held_wakes: Vec<(u64, &'static str, Vec<u8>)>,
 }
 
 /// Held by a writer between taking stream positions and committing them.
@@ -62,6 +67,30 @@ impl Drop for WriteGuard<'_> {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         writers.floors.remove(&self.id);
+        let safe = writers.safe_count(self.engine.current_count());
+        let mut due = Vec::new();
+        writers.held_wakes.retain_mut(|(bound, tree, key)| {
+            if *bound <= safe {
+                due.push((*tree, std::mem::take(key)));
+                false
+            } else {
+                true
+            }
+        });
+        drop(writers);
+        for (tree, key) in due {
+            self.engine.watchers.wake(tree, &key);
+        }
+    }
+}
+
+impl WriterFloors {
+    fn safe_count(&self, current: u64) -> u64 {
+        self.floors
+            .values()
+            .copied()
+            .min()
+            .map_or(current, |floor| floor.min(current))
     }
 }
 
@@ -170,22 +199,34 @@ impl Engine {
     /// promise as `next_batch`.
     pub fn safe_count(&self) -> u64 {
         let writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
-        let current = self.current_count();
-        writers
-            .floors
-            .values()
-            .copied()
-            .min()
-            .map_or(current, |floor| floor.min(current))
+        writers.safe_count(self.current_count())
     }
 
     /// Applies a batch atomically, then wakes watchers of the keys it wrote.
     pub fn write(&self, batch: Batch) -> Result<()> {
         self.db.write(batch.inner)?;
-        for (tree, key) in &batch.touched {
-            self.watchers.wake(tree, key);
-        }
+        self.wake_when_safe(batch.touched);
         Ok(())
+    }
+
+    /// Wakes the watchers of written keys now, or, while a writer is unfinished, once every
+    /// position taken so far is safe to report.
+    fn wake_when_safe(&self, touched: Vec<(&'static str, Vec<u8>)>) {
+        if touched.is_empty() {
+            return;
+        }
+        let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        if !writers.floors.is_empty() {
+            let bound = self.current_count();
+            writers
+                .held_wakes
+                .extend(touched.into_iter().map(|(tree, key)| (bound, tree, key)));
+            return;
+        }
+        drop(writers);
+        for (tree, key) in touched {
+            self.watchers.wake(tree, &key);
+        }
     }
 
     /// Writes memtables to disk so a restart replays nothing.
@@ -273,7 +314,7 @@ impl Tree {
         self.engine
             .db
             .put_cf(self.engine.cf(self.name)?, key, value)?;
-        self.engine.watchers.wake(self.name, key);
+        self.engine.wake_when_safe(vec![(self.name, key.to_vec())]);
         Ok(())
     }
 
@@ -396,6 +437,35 @@ mod tests {
         );
         drop(writing);
         assert!(engine.safe_count() > taken);
+    }
+
+    #[tokio::test]
+    async fn wake_ups_wait_until_their_write_is_safe_to_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(dir.path()).unwrap();
+        let tree = engine.tree("useridcount_accountdata");
+        let slow = engine.begin_write();
+        engine.next_count().unwrap();
+        // A quicker writer commits while the slow one is still open.
+        let quick = engine.begin_write();
+        let count = engine.next_count().unwrap();
+        let mut watch = std::pin::pin!(tree.watch_prefix(b"@a:x"));
+        tree.insert(&("@a:x", count).encode(), b"room").unwrap();
+        drop(quick);
+        // A reader woken now could not report the write (the slow writer holds the floor
+        // below it), and would then miss the wake-up: it is held back.
+        assert!(engine.safe_count() < count);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), &mut watch)
+                .await
+                .is_err(),
+            "woken before the write was safe to report"
+        );
+        drop(slow);
+        assert!(engine.safe_count() >= count);
+        tokio::time::timeout(Duration::from_secs(5), watch)
+            .await
+            .expect("woken once the write became safe");
     }
 
     #[test]
