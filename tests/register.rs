@@ -401,3 +401,31 @@ async fn register_with_refresh_token() {
     ts.assert_token_valid(new_token).await;
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_rate_limit_counts_attempts_not_flow_queries() {
+    let ts = TestServer::start_with(|cfg| {
+        cfg.allow_registration = true;
+        cfg.registration_token = None;
+        cfg.registration_rate_limit = conclave::config::RateLimit {
+            per_second: 0.001,
+            burst: 2,
+        };
+    })
+    .await;
+    // Each sign-up is two requests (flows, then the dummy stage) but costs one token.
+    ts.register_open("first", "first-password").await;
+    ts.register_open("second", "second-password").await;
+    let resp = ts
+        .register(
+            json!({ "username": "third", "password": "third-password" }),
+            dummy_auth(),
+        )
+        .await;
+    assert_errcode(&resp, StatusCode::TOO_MANY_REQUESTS, "M_LIMIT_EXCEEDED");
+    assert!(
+        resp.1["retry_after_ms"].as_u64().unwrap_or(0) > 0,
+        "{resp:?}"
+    );
+    ts.shutdown().await;
+}

@@ -77,6 +77,87 @@ pub struct Config {
     /// Whether the user directory finds every local user (a company directory), rather than
     /// only those sharing a room with the searcher or sitting in a public room.
     pub user_directory_search_all_users: bool,
+    /// Largest accepted media upload in bytes (`413 M_TOO_LARGE` above it). Uploads stream to
+    /// disk, so this bounds disk use per file, not memory.
+    pub max_upload_size: u64,
+    /// `[global.media]`: where files live, legacy endpoints, URL previews.
+    pub media: MediaConfig,
+}
+
+/// `[global.media]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MediaConfig {
+    /// Directory for media files; default `<database_path>/media`.
+    pub path: Option<PathBuf>,
+    /// Serve the unauthenticated `/_matrix/media/v3/download|thumbnail` endpoints that clients
+    /// before spec v1.11 use. Off by default: anyone who learns a media ID could fetch it.
+    pub allow_legacy_media: bool,
+    /// With `allow_legacy_media`, only media uploaded before this date (`YYYY-MM-DD`, UTC) is
+    /// served without authentication, so links in old messages keep working while new
+    /// uploads are protected.
+    pub legacy_media_before: Option<String>,
+    /// URL previews fetch what users link to, from the server: off by default.
+    pub url_preview_enabled: bool,
+    /// Address ranges (CIDR) previews may fetch from although they are private, loopback or
+    /// link-local (e.g. an intranet wiki). Everything else non-public is refused.
+    pub url_preview_ip_range_allowlist: Vec<String>,
+    /// Most bytes read from a previewed page or image.
+    pub url_preview_max_size: u64,
+    /// Longest a preview fetch may take, in seconds.
+    pub url_preview_timeout_secs: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            allow_legacy_media: false,
+            legacy_media_before: None,
+            url_preview_enabled: false,
+            url_preview_ip_range_allowlist: Vec::new(),
+            url_preview_max_size: 10 * 1024 * 1024,
+            url_preview_timeout_secs: 10,
+        }
+    }
+}
+
+impl Config {
+    /// Where media files are stored.
+    pub fn media_path(&self) -> PathBuf {
+        self.media
+            .path
+            .clone()
+            .unwrap_or_else(|| self.database_path.join("media"))
+    }
+
+    /// `legacy_media_before` as milliseconds since the epoch (validated at load).
+    pub fn legacy_media_cutoff_ms(&self) -> Option<u64> {
+        self.media
+            .legacy_media_before
+            .as_deref()
+            .and_then(parse_date_ms)
+    }
+}
+
+/// `YYYY-MM-DD` (UTC midnight) as milliseconds since the Unix epoch.
+pub fn parse_date_ms(date: &str) -> Option<u64> {
+    let mut parts = date.trim().splitn(3, '-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: i64 = parts.next()?.parse().ok()?;
+    let day: i64 = parts.next()?.parse().ok()?;
+    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days).ok().map(|d| d * 86_400_000)
 }
 
 /// A token bucket: `burst` requests at once, refilled at `per_second`.
@@ -128,6 +209,8 @@ impl Default for Config {
             default_room_version: ruma::RoomVersionId::V12,
             allow_presence: true,
             user_directory_search_all_users: true,
+            max_upload_size: 50 * 1024 * 1024,
+            media: MediaConfig::default(),
         }
     }
 }
@@ -283,6 +366,28 @@ impl Config {
                 "must be 1 to 64 characters from A-Z a-z 0-9 . _ ~ - \
                  (the Matrix spec's rule for registration tokens)"
                     .to_owned(),
+            );
+        }
+        if let Some(date) = &self.media.legacy_media_before
+            && parse_date_ms(date).is_none()
+        {
+            return fail(
+                "media.legacy_media_before",
+                format!("must be a date as YYYY-MM-DD, got {date:?}"),
+            );
+        }
+        for range in &self.media.url_preview_ip_range_allowlist {
+            if crate::service::media::IpRange::parse(range).is_none() {
+                return fail(
+                    "media.url_preview_ip_range_allowlist",
+                    format!("{range:?} is not an address range like 10.0.0.0/8 or fd00::/8"),
+                );
+            }
+        }
+        if self.media.url_preview_timeout_secs == 0 {
+            return fail(
+                "media.url_preview_timeout_secs",
+                "must be at least 1 second".to_owned(),
             );
         }
         if self.refreshable_access_token_lifetime_secs == 0 {

@@ -4,6 +4,7 @@
 pub mod account_data;
 pub mod key_backup;
 pub mod keys;
+pub mod media;
 pub mod presence;
 pub mod push;
 pub mod rate_limit;

@@ -46,10 +46,15 @@ pub async fn register(
     request: Ruma<register::v3::Request>,
 ) -> Result<register::v3::Response> {
     let body = &request.body;
-    services.rate_limit.check(
-        format!("register:{}", request.client_ip),
-        &services.config.registration_rate_limit,
-    )?;
+    // Only attempts count (a request carrying an auth stage): the first request of a
+    // registration just asks for the flows, so one sign-up costs one token, as in Synapse,
+    // while each registration-token guess still costs one.
+    if body.auth.is_some() {
+        services.rate_limit.check(
+            format!("register:{}", request.client_ip),
+            &services.config.registration_rate_limit,
+        )?;
+    }
     if body.kind == register::RegistrationKind::Guest {
         return Err(Error::new(
             ErrorCode::Forbidden,

@@ -1,0 +1,125 @@
+//! Which addresses URL previews may fetch from: public ones, and the operator's allow-list.
+
+use std::net::IpAddr;
+
+/// An address range in CIDR notation (`10.0.0.0/8`, `fd00::/8`, or a single address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    pub fn parse(text: &str) -> Option<IpRange> {
+        let (address, prefix) = match text.trim().split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix.parse::<u8>().ok()?)),
+            None => (text.trim(), None),
+        };
+        let network: IpAddr = address.parse().ok()?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpRange { network, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, canonical(ip)) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:127.0.0.1`) are judged as the IPv4 address they are.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Ranges that are not the public internet: loopback, private, link-local, shared, multicast,
+/// documentation and reserved blocks, in both families.
+const NON_PUBLIC: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "::/128",
+    "::1/128",
+    "64:ff9b::/96",
+    "100::/64",
+    "2001:db8::/32",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+];
+
+/// Whether a preview may connect to `ip`: public addresses, or ones the operator allowed.
+pub fn may_fetch_from(ip: IpAddr, allowed: &[IpRange]) -> bool {
+    let ip = canonical(ip);
+    if allowed.iter().any(|range| range.contains(ip)) {
+        return true;
+    }
+    !NON_PUBLIC
+        .iter()
+        .filter_map(|range| IpRange::parse(range))
+        .any(|range| range.contains(ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_and_loopback_are_refused_unless_allowed() {
+        let none: Vec<IpRange> = Vec::new();
+        for refused in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.1.1",
+            "169.254.169.254",
+            "::1",
+            "fe80::1",
+            "fd12::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+        ] {
+            assert!(
+                !may_fetch_from(refused.parse().unwrap(), &none),
+                "{refused}"
+            );
+        }
+        for allowed in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
+            assert!(may_fetch_from(allowed.parse().unwrap(), &none), "{allowed}");
+        }
+        let intranet = [IpRange::parse("10.20.0.0/16").unwrap()];
+        assert!(may_fetch_from("10.20.5.6".parse().unwrap(), &intranet));
+        assert!(!may_fetch_from("10.21.5.6".parse().unwrap(), &intranet));
+        assert!(IpRange::parse("10.0.0.0/33").is_none());
+        assert!(IpRange::parse("nonsense").is_none());
+    }
+}
