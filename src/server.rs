@@ -81,6 +81,12 @@ impl Server {
         self.addr
     }
 
+    /// The server's services: for in-process tests and operator tooling that act on the
+    /// server directly (e.g. quarantining media before the admin room exists).
+    pub fn services(&self) -> &Arc<Services> {
+        &self.services
+    }
+
     /// The one-time token for the first account, while no account exists.
     pub fn bootstrap_token(&self) -> Option<String> {
         self.services.users.pending_bootstrap_token().ok().flatten()

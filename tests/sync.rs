@@ -761,3 +761,30 @@ async fn thread_unread_counts_and_threaded_receipts() {
     );
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_below_next_batch_are_sent_even_when_the_room_changed_again() {
+    let ts = TestServer::start_open().await;
+    let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
+    let since = sync(&ts, &bob, "").await["next_batch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    send_text_id(&ts, &alice, &room_id, "e1", "first").await;
+    // A slow writer elsewhere holds the reportable position at "first"; meanwhile the room
+    // changes again beyond it.
+    let engine = std::sync::Arc::clone(&ts.server().services().engine);
+    let slow_writer = engine.begin_write();
+    send_text_id(&ts, &alice, &room_id, "e2", "second").await;
+    let partial = sync(&ts, &bob, &format!("since={since}")).await;
+    assert_eq!(
+        bodies(&partial["rooms"]["join"][&room_id]),
+        ["first"],
+        "{partial}"
+    );
+    drop(slow_writer);
+    let next = partial["next_batch"].as_str().unwrap();
+    let rest = sync(&ts, &bob, &format!("since={next}")).await;
+    assert_eq!(bodies(&rest["rooms"]["join"][&room_id]), ["second"]);
+    ts.shutdown().await;
+}
