@@ -42,6 +42,10 @@ pub enum ErrorCode {
     RoomInUse,
     InvalidRoomState,
     BadAlias,
+    /// An asynchronous upload targeted media that already has content.
+    CannotOverwriteMedia,
+    /// Media created with `/create` whose content has not arrived yet.
+    NotYetUploaded,
     /// A key backup write named a version that is not the current one.
     WrongRoomKeysVersion {
         current_version: Option<String>,
@@ -76,6 +80,8 @@ impl ErrorCode {
             Self::InvalidRoomState => "M_INVALID_ROOM_STATE",
             Self::BadAlias => "M_BAD_ALIAS",
             Self::WrongRoomKeysVersion { .. } => "M_WRONG_ROOM_KEYS_VERSION",
+            Self::CannotOverwriteMedia => "M_CANNOT_OVERWRITE_MEDIA",
+            Self::NotYetUploaded => "M_NOT_YET_UPLOADED",
         }
     }
 
@@ -91,6 +97,8 @@ impl ErrorCode {
             Self::NotFound | Self::Unrecognized => StatusCode::NOT_FOUND,
             Self::LimitExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::CannotOverwriteMedia => StatusCode::CONFLICT,
+            Self::NotYetUploaded => StatusCode::GATEWAY_TIMEOUT,
             Self::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BadJson
             | Self::NotJson

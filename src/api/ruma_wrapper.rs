@@ -145,6 +145,15 @@ pub async fn prepare(
     })
 }
 
+/// Authenticates a request handled outside [`Ruma`] (streaming media endpoints): the access
+/// token is required.
+pub fn authenticate(services: &Services, parts: &Parts) -> Result<(OwnedUserId, OwnedDeviceId)> {
+    let ip = client_ip(services, parts);
+    let token = access_token(parts)?
+        .ok_or_else(|| Error::new(ErrorCode::MissingToken, "Missing access token"))?;
+    resolve_token(services, &token, ip)
+}
+
 fn resolve_token(
     services: &Services,
     token: &str,

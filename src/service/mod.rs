@@ -42,6 +42,9 @@ pub struct Services {
     pub keys: keys::Service,
     pub to_device: to_device::Service,
     pub key_backup: key_backup::Service,
+    pub media: media::Service,
+    /// The HTTP client of URL previews, when they are switched on.
+    pub preview_fetcher: Option<media::preview::Fetcher>,
     /// Set when the server stops, so long-polling requests return at once.
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -64,6 +67,12 @@ impl Services {
             keys: keys::Service::new(&engine),
             to_device: to_device::Service::new(&engine),
             key_backup: key_backup::Service::new(&engine),
+            media: media::Service::new(&engine, config.media_path())?,
+            preview_fetcher: config
+                .media
+                .url_preview_enabled
+                .then(|| media::preview::Fetcher::new(&config.media))
+                .transpose()?,
             shutdown: tokio::sync::watch::channel(false).0,
             users: users::Service::new(&engine, &config),
             uiaa: uiaa::Service::default(),

@@ -157,4 +157,18 @@ pub const TREES: &[TreeSpec] = &[
     // Key: UserId, u64 version, RoomId, session ID. Value: the backed-up session (JSON
     // KeyBackupData: first_message_index, forwarded_count, is_verified, session_data).
     tree("useridversionroomsession_backupkey", false),
+    // --- Media. Key: ServerName, media ID. Value: JSON `MediaMeta` (content hash, size, type,
+    // file name, uploader, creation time, quarantined, pending). The bytes live on disk under
+    // the media directory, named by their SHA-256.
+    tree("mediaid_meta", true),
+    // Key: hex SHA-256, ServerName, media ID, thumbnail spec (empty for the original). Value:
+    // empty. Who uses a file, so deleting media removes the file only when nothing else does.
+    tree("sha256mediaid_ref", false),
+    // Key: uploader UserId, ServerName, media ID. Value: empty. Media by uploader (pending
+    // upload limits, deletion by user).
+    tree("useridmediaid_empty", false),
+    // Key: ServerName, media ID, thumbnail spec (`WxH-method`). Value: JSON `ThumbnailMeta`.
+    tree("mediaidthumbnail_meta", true),
+    // Key: URL. Value: JSON {ts, preview}: recent URL previews, reused for an hour.
+    tree("url_preview", true),
 ];

@@ -8,6 +8,8 @@ mod directory;
 mod discovery;
 mod key_backup;
 mod keys;
+mod media;
+mod media_serve;
 mod membership;
 mod message;
 mod profile;
@@ -28,6 +30,7 @@ use super::router::{AppRouter, RumaRouter};
 
 pub fn routes(router: AppRouter) -> AppRouter {
     let router = discovery::routes(router);
+    let router = media::routes(router);
     router
         .ruma(register::register)
         .ruma(register::username_available)

@@ -1,0 +1,548 @@
+//! The media repository's endpoints: uploads (streamed to disk), authenticated downloads and
+//! thumbnails, the legacy unauthenticated ones behind a switch, config and URL previews.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use ruma::api::client::authenticated_media::{get_media_config, get_media_preview};
+use ruma::api::client::media::create_mxc_uri;
+use ruma::{MilliSecondsSinceUnixEpoch, OwnedMxcUri, ServerName, UInt};
+use serde_json::json;
+
+use super::media_serve::{Served, serve};
+use crate::api::Ruma;
+use crate::api::router::{AppRouter, RawJson, RumaRouter};
+use crate::api::ruma_wrapper::authenticate;
+use crate::error::{Error, ErrorCode, Result};
+use crate::service::Services;
+use crate::service::media::thumbnail::{self, Method};
+use crate::service::media::{MediaMeta, valid_media_id};
+
+/// Longest a download waits for an asynchronous upload to arrive.
+const MAX_WAIT: Duration = Duration::from_secs(120);
+const DEFAULT_WAIT: Duration = Duration::from_secs(20);
+
+pub fn routes(router: AppRouter) -> AppRouter {
+    let router = router
+        .ruma(create)
+        .ruma(config)
+        .ruma(legacy_config)
+        .ruma(preview)
+        .ruma(legacy_preview);
+    let mut router = router;
+    for prefix in ["/_matrix/media/v3", "/_matrix/media/r0"] {
+        router = router
+            .route(&format!("{prefix}/upload"), post(upload))
+            .route(
+                &format!("{prefix}/upload/{{server}}/{{media_id}}"),
+                put(upload_to),
+            )
+            .route(
+                &format!("{prefix}/download/{{server}}/{{media_id}}"),
+                get(legacy_download),
+            )
+            .route(
+                &format!("{prefix}/download/{{server}}/{{media_id}}/{{filename}}"),
+                get(legacy_download_named),
+            )
+            .route(
+                &format!("{prefix}/thumbnail/{{server}}/{{media_id}}"),
+                get(legacy_thumbnail),
+            );
+    }
+    router
+        .route(
+            "/_matrix/client/v1/media/download/{server}/{media_id}",
+            get(download),
+        )
+        .route(
+            "/_matrix/client/v1/media/download/{server}/{media_id}/{filename}",
+            get(download_named),
+        )
+        .route(
+            "/_matrix/client/v1/media/thumbnail/{server}/{media_id}",
+            get(thumbnail_handler),
+        )
+}
+
+fn respond(result: Result<Response>) -> Response {
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn own_server<'a>(services: &'a Services, server: &str) -> Result<&'a ServerName> {
+    if server != services.server_name().as_str() {
+        // Remote media needs federation, which does not exist yet.
+        return Err(Error::not_found(
+            "Remote media is not available on this server",
+        ));
+    }
+    Ok(services.server_name())
+}
+
+fn media_id_of(media_id: &str) -> Result<&str> {
+    if valid_media_id(media_id) {
+        Ok(media_id)
+    } else {
+        Err(Error::not_found("Unknown media ID"))
+    }
+}
+
+/// The upload's declared type, and a size check before reading a byte of it.
+fn upload_headers(services: &Services, request: &Request) -> Result<Option<String>> {
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > services.config.max_upload_size) {
+        return Err(Error::new(
+            ErrorCode::TooLarge,
+            format!(
+                "The file is larger than the server's limit of {} bytes",
+                services.config.max_upload_size
+            ),
+        ));
+    }
+    Ok(request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned))
+}
+
+async fn upload(
+    State(services): State<Arc<Services>>,
+    Query(query): Query<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    respond(
+        async {
+            let (parts, body) = request.into_parts();
+            let (user, _) = authenticate(&services, &parts)?;
+            let content_type = upload_headers(
+                &services,
+                &Request::from_parts(parts, axum::body::Body::empty()),
+            )?;
+            let stored = services
+                .media
+                .write_stream(body.into_data_stream(), services.config.max_upload_size)
+                .await?;
+            let server = services.server_name();
+            let media_id = services.media.create(
+                server,
+                &user,
+                &stored,
+                content_type,
+                query.get("filename").cloned(),
+            )?;
+            tracing::info!(%user, %media_id, size = stored.size, "media uploaded");
+            Ok(
+                axum::Json(json!({ "content_uri": format!("mxc://{server}/{media_id}") }))
+                    .into_response(),
+            )
+        }
+        .await,
+    )
+}
+
+async fn upload_to(
+    State(services): State<Arc<Services>>,
+    Path((server, media_id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    respond(
+        async {
+            let (parts, body) = request.into_parts();
+            let (user, _) = authenticate(&services, &parts)?;
+            let content_type = upload_headers(
+                &services,
+                &Request::from_parts(parts, axum::body::Body::empty()),
+            )?;
+            let server = own_server(&services, &server).map_err(|_| {
+                Error::forbidden("Media IDs of other servers cannot be uploaded to")
+            })?;
+            let media_id = media_id_of(&media_id)?;
+            // Refuse before reading the body when the ID is not this user's to fill.
+            services.media.check_pending(server, media_id, &user)?;
+            let stored = services
+                .media
+                .write_stream(body.into_data_stream(), services.config.max_upload_size)
+                .await?;
+            services.media.complete_pending(
+                server,
+                media_id,
+                &user,
+                &stored,
+                content_type,
+                query.get("filename").cloned(),
+            )?;
+            Ok(axum::Json(json!({})).into_response())
+        }
+        .await,
+    )
+}
+
+async fn create(
+    services: Arc<Services>,
+    request: Ruma<create_mxc_uri::v1::Request>,
+) -> Result<create_mxc_uri::v1::Response> {
+    let server = services.server_name();
+    let (media_id, expires) = services.media.create_pending(server, request.user()?)?;
+    let uri: OwnedMxcUri = format!("mxc://{server}/{media_id}").into();
+    let mut response = create_mxc_uri::v1::Response::new(uri);
+    response.unused_expires_at = Some(MilliSecondsSinceUnixEpoch(
+        UInt::new(expires).unwrap_or_default(),
+    ));
+    Ok(response)
+}
+
+async fn config(
+    services: Arc<Services>,
+    _: Ruma<get_media_config::v1::Request>,
+) -> Result<RawJson> {
+    Ok(RawJson(
+        json!({ "m.upload.size": services.config.max_upload_size }),
+    ))
+}
+
+// The unauthenticated v3 forms stay for clients older than spec v1.11.
+#[allow(deprecated)]
+async fn legacy_config(
+    services: Arc<Services>,
+    _: Ruma<ruma::api::client::media::get_media_config::v3::Request>,
+) -> Result<RawJson> {
+    Ok(RawJson(
+        json!({ "m.upload.size": services.config.max_upload_size }),
+    ))
+}
+
+async fn preview(
+    services: Arc<Services>,
+    request: Ruma<get_media_preview::v1::Request>,
+) -> Result<RawJson> {
+    let user = request.user()?;
+    preview_of(&services, user, &request.body.url).await
+}
+
+#[allow(deprecated)]
+async fn legacy_preview(
+    services: Arc<Services>,
+    request: Ruma<ruma::api::client::media::get_media_preview::v3::Request>,
+) -> Result<RawJson> {
+    let user = request.user()?;
+    preview_of(&services, user, &request.body.url).await
+}
+
+async fn preview_of(services: &Services, user: &ruma::UserId, url: &str) -> Result<RawJson> {
+    let Some(fetcher) = &services.preview_fetcher else {
+        return Err(Error::new(
+            ErrorCode::Unrecognized,
+            "URL previews are disabled on this server",
+        ));
+    };
+    let preview = services
+        .media
+        .preview(fetcher, services.server_name(), user, url)
+        .await?;
+    Ok(RawJson(preview))
+}
+
+/// The media's metadata once it has content: waits (up to `timeout_ms`) for a pending
+/// asynchronous upload. Quarantined media is treated as absent.
+async fn ready_media(
+    services: &Services,
+    server: &ServerName,
+    media_id: &str,
+    query: &HashMap<String, String>,
+) -> Result<MediaMeta> {
+    let wait = query
+        .get("timeout_ms")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map_or(DEFAULT_WAIT, Duration::from_millis)
+        .min(MAX_WAIT);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let watch = services.media.watch(server, media_id);
+        let meta = services
+            .media
+            .get(server, media_id)?
+            .filter(|meta| !meta.quarantined)
+            .ok_or_else(|| Error::not_found("Unknown media ID"))?;
+        if !meta.pending {
+            return Ok(meta);
+        }
+        if tokio::time::timeout_at(deadline, watch).await.is_err() {
+            return Err(Error::new(
+                ErrorCode::NotYetUploaded,
+                "The media has not been uploaded yet",
+            ));
+        }
+    }
+}
+
+async fn send_media(
+    services: &Services,
+    server: &str,
+    media_id: &str,
+    filename: Option<&str>,
+    query: &HashMap<String, String>,
+    headers: &http::HeaderMap,
+) -> Result<Response> {
+    let server = own_server(services, server)?;
+    let media_id = media_id_of(media_id)?;
+    let meta = ready_media(services, server, media_id, query).await?;
+    let path = services.media.path_of(&meta.sha256);
+    serve(
+        Served {
+            path: &path,
+            size: meta.size,
+            content_type: meta.content_type.as_deref(),
+            filename: filename.or(meta.filename.as_deref()),
+        },
+        headers,
+    )
+    .await
+}
+
+async fn download(
+    State(services): State<Arc<Services>>,
+    Path((server, media_id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    respond(
+        async {
+            let (parts, _) = request.into_parts();
+            authenticate(&services, &parts)?;
+            send_media(&services, &server, &media_id, None, &query, &parts.headers).await
+        }
+        .await,
+    )
+}
+
+async fn download_named(
+    State(services): State<Arc<Services>>,
+    Path((server, media_id, filename)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    respond(
+        async {
+            let (parts, _) = request.into_parts();
+            authenticate(&services, &parts)?;
+            send_media(
+                &services,
+                &server,
+                &media_id,
+                Some(&filename),
+                &query,
+                &parts.headers,
+            )
+            .await
+        }
+        .await,
+    )
+}
+
+/// The legacy endpoints serve only what the operator allows: nothing, or media older than
+/// the cut-over date.
+fn legacy_allowed(services: &Services, server: &str, media_id: &str) -> Result<()> {
+    let media = &services.config.media;
+    let refuse = || Error::not_found("Unknown media ID (use the authenticated media endpoints)");
+    if !media.allow_legacy_media {
+        return Err(refuse());
+    }
+    if let Some(cutoff) = services.config.legacy_media_cutoff_ms() {
+        let server = own_server(services, server)?;
+        let created = services
+            .media
+            .get(server, media_id_of(media_id)?)?
+            .map(|meta| meta.created_ms);
+        if created.is_none_or(|created| created >= cutoff) {
+            return Err(refuse());
+        }
+    }
+    Ok(())
+}
+
+async fn legacy_download(
+    State(services): State<Arc<Services>>,
+    Path((server, media_id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: http::HeaderMap,
+) -> Response {
+    respond(
+        async {
+            legacy_allowed(&services, &server, &media_id)?;
+            send_media(&services, &server, &media_id, None, &query, &headers).await
+        }
+        .await,
+    )
+}
+
+async fn legacy_download_named(
+    State(services): State<Arc<Services>>,
+    Path((server, media_id, filename)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: http::HeaderMap,
+) -> Response {
+    respond(
+        async {
+            legacy_allowed(&services, &server, &media_id)?;
+            send_media(
+                &services,
+                &server,
+                &media_id,
+                Some(&filename),
+                &query,
+                &headers,
+            )
+            .await
+        }
+        .await,
+    )
+}
+
+async fn thumbnail_handler(
+    State(services): State<Arc<Services>>,
+    Path((server, media_id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    respond(
+        async {
+            let (parts, _) = request.into_parts();
+            authenticate(&services, &parts)?;
+            send_thumbnail(&services, &server, &media_id, &query, &parts.headers).await
+        }
+        .await,
+    )
+}
+
+async fn legacy_thumbnail(
+    State(services): State<Arc<Services>>,
+    Path((server, media_id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: http::HeaderMap,
+) -> Response {
+    respond(
+        async {
+            legacy_allowed(&services, &server, &media_id)?;
+            send_thumbnail(&services, &server, &media_id, &query, &headers).await
+        }
+        .await,
+    )
+}
+
+async fn send_thumbnail(
+    services: &Services,
+    server: &str,
+    media_id: &str,
+    query: &HashMap<String, String>,
+    headers: &http::HeaderMap,
+) -> Result<Response> {
+    let dimension = |name: &str| -> Result<u32> {
+        query
+            .get(name)
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|v| (1..=10_000).contains(v))
+            .ok_or_else(|| {
+                Error::invalid_param(format!("{name} must be a whole number from 1 to 10000"))
+            })
+    };
+    let (width, height) = (dimension("width")?, dimension("height")?);
+    let method = match query.get("method").map(String::as_str) {
+        None | Some("scale") => Method::Scale,
+        Some("crop") => Method::Crop,
+        Some(_) => return Err(Error::invalid_param("method must be crop or scale")),
+    };
+    let animated = query.get("animated").is_some_and(|a| a == "true");
+    let server = own_server(services, server)?;
+    let media_id = media_id_of(media_id)?;
+    let meta = ready_media(services, server, media_id, query).await?;
+    let content_type = meta
+        .content_type
+        .as_deref()
+        .map(|c| c.split(';').next().unwrap_or(c).trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let original = services.media.path_of(&meta.sha256);
+    let serve_original = || {
+        serve(
+            Served {
+                path: &original,
+                size: meta.size,
+                content_type: meta.content_type.as_deref(),
+                filename: None,
+            },
+            headers,
+        )
+    };
+    if !thumbnail::can_thumbnail(&content_type) {
+        return Err(Error::with_status(
+            ErrorCode::Unknown,
+            http::StatusCode::BAD_REQUEST,
+            "This media cannot be thumbnailed",
+        ));
+    }
+    // An animation stays animated when the client asks for it.
+    if animated && matches!(content_type.as_str(), "image/gif" | "image/webp") {
+        return serve_original().await;
+    }
+    let (width, height, method) = thumbnail::pick_size(width, height, method);
+    let spec = format!("{width}x{height}-{}", method.as_str());
+    if let Some(stored) = services.media.thumbnail(server, media_id, &spec)? {
+        let path = services.media.path_of(&stored.sha256);
+        return serve(
+            Served {
+                path: &path,
+                size: stored.size,
+                content_type: Some(&stored.content_type),
+                filename: None,
+            },
+            headers,
+        )
+        .await;
+    }
+    let source = original.clone();
+    let generated =
+        tokio::task::spawn_blocking(move || thumbnail::generate(&source, width, height, method))
+            .await
+            .map_err(Error::internal)??;
+    let Some(generated) = generated else {
+        return serve_original().await;
+    };
+    let bytes = bytes::Bytes::from(generated.bytes);
+    let stored = services
+        .media
+        .write_stream(
+            futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) }),
+            u64::MAX,
+        )
+        .await?;
+    let thumbnail_meta = crate::service::media::ThumbnailMeta {
+        sha256: stored.sha256.clone(),
+        size: stored.size,
+        content_type: generated.content_type.to_owned(),
+        width: generated.width,
+        height: generated.height,
+    };
+    services
+        .media
+        .save_thumbnail(server, media_id, &spec, &thumbnail_meta)?;
+    let path = services.media.path_of(&stored.sha256);
+    serve(
+        Served {
+            path: &path,
+            size: stored.size,
+            content_type: Some(generated.content_type),
+            filename: None,
+        },
+        headers,
+    )
+    .await
+}
