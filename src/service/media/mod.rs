@@ -99,12 +99,19 @@ pub fn valid_media_id(media_id: &str) -> bool {
 
 impl Service {
     pub fn new(engine: &Arc<Engine>, dir: PathBuf) -> Result<Self> {
-        std::fs::create_dir_all(dir.join("tmp")).map_err(|e| {
+        let temp = dir.join("tmp");
+        std::fs::create_dir_all(&temp).map_err(|e| {
             Error::Internal(format!(
                 "cannot create the media directory {}: {e}",
                 dir.display()
             ))
         })?;
+        // Uploads cut off by a crash or restart: never referenced, so removed.
+        if let Ok(entries) = std::fs::read_dir(&temp) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         Ok(Self {
             engine: Arc::clone(engine),
             dir,
