@@ -46,6 +46,8 @@ pub enum ErrorCode {
     CannotOverwriteMedia,
     /// Media created with `/create` whose content has not arrived yet.
     NotYetUploaded,
+    /// A sliding sync `pos` the server does not know (expired, or from before a restart).
+    UnknownPos,
     /// A key backup write named a version that is not the current one.
     WrongRoomKeysVersion {
         current_version: Option<String>,
@@ -81,6 +83,7 @@ impl ErrorCode {
             Self::BadAlias => "M_BAD_ALIAS",
             Self::WrongRoomKeysVersion { .. } => "M_WRONG_ROOM_KEYS_VERSION",
             Self::CannotOverwriteMedia => "M_CANNOT_OVERWRITE_MEDIA",
+            Self::UnknownPos => "M_UNKNOWN_POS",
             Self::NotYetUploaded => "M_NOT_YET_UPLOADED",
         }
     }
@@ -113,7 +116,8 @@ impl ErrorCode {
             | Self::UnsupportedRoomVersion
             | Self::RoomInUse
             | Self::InvalidRoomState
-            | Self::BadAlias => StatusCode::BAD_REQUEST,
+            | Self::BadAlias
+            | Self::UnknownPos => StatusCode::BAD_REQUEST,
         }
     }
 }

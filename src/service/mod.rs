@@ -11,6 +11,7 @@ pub mod rate_limit;
 pub mod receipts;
 pub mod rooms;
 pub mod server_keys;
+pub mod sliding;
 pub mod sync;
 pub mod to_device;
 pub mod typing;
@@ -43,6 +44,7 @@ pub struct Services {
     pub to_device: to_device::Service,
     pub key_backup: key_backup::Service,
     pub media: media::Service,
+    pub sliding: sliding::Service,
     /// The HTTP client of URL previews, when they are switched on.
     pub preview_fetcher: Option<media::preview::Fetcher>,
     /// Set when the server stops, so long-polling requests return at once.
@@ -68,6 +70,7 @@ impl Services {
             to_device: to_device::Service::new(&engine),
             key_backup: key_backup::Service::new(&engine),
             media: media::Service::new(&engine, config.media_path())?,
+            sliding: sliding::Service::default(),
             preview_fetcher: config
                 .media
                 .url_preview_enabled
@@ -96,6 +99,7 @@ impl Services {
         self.lazy_members.forget_device(user_id, device_id)?;
         self.keys.remove_device(user_id, device_id)?;
         self.to_device.remove_device(user_id, device_id)?;
+        self.sliding.forget_device(user_id, device_id);
         if had_keys {
             keys::announce_change(self, user_id)?;
         }

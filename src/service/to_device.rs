@@ -101,15 +101,17 @@ impl Service {
         Ok(())
     }
 
-    /// The device's messages after `after` up to `until`, oldest first, at most
-    /// [`MAX_PER_SYNC`], with the position of the last one returned.
+    /// The device's messages after `after` up to `until`, oldest first, at most `limit`
+    /// (and never more than [`MAX_PER_SYNC`]), with the position of the last one returned.
     pub fn pending(
         &self,
         user_id: &UserId,
         device_id: &DeviceId,
         after: u64,
         until: u64,
+        limit: usize,
     ) -> Result<(Vec<Value>, Option<u64>)> {
+        let limit = limit.clamp(1, MAX_PER_SYNC);
         let prefix = (user_id.as_str(), device_id.as_str()).prefix();
         let start = (
             user_id.as_str(),
@@ -128,7 +130,7 @@ impl Service {
                 break;
             }
             let count = decode_u64(&key[prefix.len()..])?;
-            if count > until || events.len() == MAX_PER_SYNC {
+            if count > until || events.len() == limit {
                 break;
             }
             events.push(serde_json::from_slice(&value)?);

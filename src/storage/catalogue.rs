@@ -108,6 +108,9 @@ pub const TREES: &[TreeSpec] = &[
     tree("useridcount_roomid", false),
     // Key: UserId, RoomId. Value: u64 count of the room's entry in `useridcount_roomid`.
     tree("useridroomid_count", true),
+    // Key: RoomId. Value: u64 count of the room's latest message-like event (sliding sync's
+    // `bump_stamp`, which orders room lists by recency).
+    tree("roomid_bumpcount", true),
     // Key: UserId, DeviceId, RoomId, member UserId. Value: ShortEventId (u64) of the member's
     // membership event last sent to the device by a lazy-loading sync, then the position (u64)
     // of the answer that sent it.

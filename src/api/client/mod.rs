@@ -19,6 +19,7 @@ mod register;
 mod relations;
 mod search;
 mod session;
+mod sliding_sync;
 mod spaces;
 mod state;
 mod sync;
@@ -109,6 +110,7 @@ pub fn routes(router: AppRouter) -> AppRouter {
         .ruma(spaces::summary)
         .ruma(upgrade::upgrade)
         .ruma(sync::sync)
+        .ruma(sliding_sync::sync)
         .ruma(sync::typing)
         .ruma(sync::receipt)
         .ruma(sync::read_markers)

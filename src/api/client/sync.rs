@@ -84,7 +84,11 @@ pub async fn sync(
 }
 
 /// Futures that resolve when something the user's sync would report changes.
-fn wake_ups(services: &Services, user_id: &UserId, device_id: &DeviceId) -> Result<Vec<Wake>> {
+pub(crate) fn wake_ups(
+    services: &Services,
+    user_id: &UserId,
+    device_id: &DeviceId,
+) -> Result<Vec<Wake>> {
     let mut stopping = services.shutdown.subscribe();
     let mut waits: Vec<Wake> = vec![
         Box::pin(services.rooms.watch_user_rooms(user_id)),

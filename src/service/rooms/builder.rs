@@ -465,6 +465,13 @@ impl Service {
             })
             .flatten();
         self.mark_changed(room_id, count, target.as_deref(), batch)?;
+        if is_bump(&pdu.kind) {
+            batch.put(
+                &self.roomid_bumpcount,
+                room_id.as_bytes(),
+                &count.to_be_bytes(),
+            )?;
+        }
         if pdu.kind == TimelineEventType::RoomMember
             && let Some(target) = pdu.state_key.as_deref()
         {
@@ -496,4 +503,20 @@ impl Service {
     pub fn forward_extremities(&self, room_id: &RoomId) -> Result<Vec<OwnedEventId>> {
         self.roomid_pduleaves.second_parts(room_id.as_str())
     }
+}
+
+/// Event kinds that move a room to the top of a room list (the set Synapse uses for
+/// sliding sync's `bump_stamp`): messages and their kin, not reactions, edits of state or
+/// receipts.
+fn is_bump(kind: &TimelineEventType) -> bool {
+    matches!(
+        kind.to_string().as_str(),
+        "m.room.create"
+            | "m.room.message"
+            | "m.room.encrypted"
+            | "m.sticker"
+            | "m.call.invite"
+            | "m.poll.start"
+            | "m.beacon_info"
+    )
 }

@@ -49,6 +49,24 @@ impl Service {
         Ok(())
     }
 
+    /// The position of the room's latest event of a kind that moves a room up a room list
+    /// (a message, not e.g. a reaction or a state change), for sliding sync's `bump_stamp`.
+    pub fn bump_stamp(&self, room_id: &RoomId) -> Result<Option<u64>> {
+        self.roomid_bumpcount
+            .get(room_id.as_bytes())?
+            .map(|bytes| decode_u64(&bytes))
+            .transpose()
+    }
+
+    /// Position of the room's latest change for the user (an event they may see, or their
+    /// membership).
+    pub fn room_changed_at(&self, user_id: &UserId, room_id: &RoomId) -> Result<Option<u64>> {
+        self.useridroomid_count
+            .get(&(user_id.as_str(), room_id.as_str()).encode())?
+            .map(|bytes| decode_u64(&bytes))
+            .transpose()
+    }
+
     /// Rooms that changed for the user after `since`, with the count of their latest change.
     pub fn rooms_changed_since(
         &self,

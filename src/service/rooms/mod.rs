@@ -59,6 +59,7 @@ pub struct Service {
     tokenshortroomidcount_empty: Tree,
     useridcount_roomid: Tree,
     useridroomid_count: Tree,
+    roomid_bumpcount: Tree,
     shortstatekey_lock: Mutex<()>,
     state_cache: state::StateCache,
     /// One async mutex per room: events of a room are appended one at a time, so each sees the
@@ -109,6 +110,7 @@ impl Service {
             tokenshortroomidcount_empty: engine.tree("tokenshortroomidcount_empty"),
             useridcount_roomid: engine.tree("useridcount_roomid"),
             useridroomid_count: engine.tree("useridroomid_count"),
+            roomid_bumpcount: engine.tree("roomid_bumpcount"),
             shortstatekey_lock: Mutex::new(()),
             state_cache: state::StateCache::default(),
             room_locks: Mutex::new(HashMap::new()),

@@ -17,7 +17,7 @@ use crate::service::rooms::state::StateMap;
 
 /// The room's timeline events after `since` up to `next` (newest `limit`), oldest first, and
 /// whether older ones were left out.
-fn timeline(
+pub(crate) fn timeline(
     services: &Services,
     request: &SyncRequest<'_>,
     room_id: &RoomId,
@@ -81,7 +81,7 @@ fn matches_type(pattern: &str, kind: &str) -> bool {
 }
 
 /// The room state after the room's last event at or before `count` (empty before the room).
-fn state_at(services: &Services, room_id: &RoomId, count: u64) -> Result<Arc<StateMap>> {
+pub(crate) fn state_at(services: &Services, room_id: &RoomId, count: u64) -> Result<Arc<StateMap>> {
     let rooms = &services.rooms;
     let Some((_, json)) = rooms
         .timeline_page(room_id, count.saturating_add(1), true, 1)?
@@ -328,7 +328,7 @@ pub fn joined_room(
 }
 
 /// The sending device sees the transaction ID it sent an event with (to match its local echo).
-fn add_transaction_id(
+pub(crate) fn add_transaction_id(
     services: &Services,
     event: &mut Value,
     user_id: &UserId,
@@ -407,7 +407,7 @@ pub fn unread_fields(counts: &UnreadCounts, per_thread: bool) -> (Value, Option<
 }
 
 /// Member counts and up to five other members to name an unnamed room by.
-fn summary(
+pub(crate) fn summary(
     services: &Services,
     room_id: &RoomId,
     user_id: &UserId,

@@ -5,7 +5,7 @@
 //! counter's value when the answer was assembled. Incremental syncs read only the rooms the
 //! per-user change index lists, plus ephemeral data of the user's rooms.
 
-mod joined;
+pub(crate) mod joined;
 pub mod lazy;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -203,9 +203,10 @@ fn encryption(
             .to_device
             .acknowledge(user_id, device_id, delivered)?;
     }
-    let (to_device, last) = services
-        .to_device
-        .pending(user_id, device_id, delivered, next)?;
+    let (to_device, last) =
+        services
+            .to_device
+            .pending(user_id, device_id, delivered, next, to_device::MAX_PER_SYNC)?;
     let to_device_held_back_after = (to_device.len() == to_device::MAX_PER_SYNC)
         .then_some(last)
         .flatten()
@@ -237,7 +238,7 @@ fn encryption(
 
 /// Global account data: all of it on an initial sync (with the default push rules if the user
 /// has none stored), else what changed.
-fn global_account_data(
+pub(crate) fn global_account_data(
     services: &Services,
     user_id: &UserId,
     since: u64,
@@ -293,7 +294,11 @@ fn presence_events(
 }
 
 /// Stripped state shown with an invite or knock: enough to name and describe the room.
-fn stripped_state(services: &Services, room_id: &RoomId, user_id: &UserId) -> Result<Vec<Value>> {
+pub(crate) fn stripped_state(
+    services: &Services,
+    room_id: &RoomId,
+    user_id: &UserId,
+) -> Result<Vec<Value>> {
     const KINDS: &[&str] = &[
         "m.room.create",
         "m.room.join_rules",
@@ -332,7 +337,7 @@ fn stripped_state(services: &Services, room_id: &RoomId, user_id: &UserId) -> Re
 }
 
 /// Groups events by room for the per-room account data of a sync.
-fn room_account_data(
+pub(crate) fn room_account_data(
     services: &Services,
     user_id: &UserId,
     since: u64,

@@ -1,0 +1,312 @@
+//! Simplified sliding sync (MSC4186) over HTTP: lists ordered by recency, incremental answers
+//! per connection, `pos` expiry, several connections, required state with `$LAZY`, invites and
+//! the extensions.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const SLIDING: &str = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync";
+
+async fn slide(ts: &TestServer, who: &Session, pos: Option<&str>, body: &Value) -> Resp {
+    let path = match pos {
+        Some(pos) => format!("{SLIDING}?pos={}&timeout=0", enc(pos)),
+        None => SLIDING.to_owned(),
+    };
+    ts.post(&path, who.bearer(), body).await
+}
+
+fn list_request(conn_id: &str, limit: u64) -> Value {
+    json!({
+        "conn_id": conn_id,
+        "lists": {
+            "all": {
+                "ranges": [[0, 9]],
+                "timeline_limit": limit,
+                "required_state": [["m.room.name", ""], ["m.room.member", "$LAZY"], ["m.room.member", "$ME"]],
+            }
+        }
+    })
+}
+
+fn pos(answer: &Value) -> String {
+    answer["pos"].as_str().expect("pos").to_owned()
+}
+
+/// Room IDs of an answer ordered by `bump_stamp`, newest first.
+fn by_recency(answer: &Value) -> Vec<String> {
+    let mut rooms: Vec<(u64, String)> = answer["rooms"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(id, room)| (room["bump_stamp"].as_u64().unwrap_or(0), id.clone()))
+        .collect();
+    rooms.sort_by_key(|r| std::cmp::Reverse(r.0));
+    rooms.into_iter().map(|(_, id)| id).collect()
+}
+
+async fn shared_room(ts: &TestServer, alice: &Session, bob: &Session, name: &str) -> String {
+    let room_id = create_room(ts, alice, json!({ "preset": "public_chat", "name": name })).await;
+    expect_ok(
+        ts.post(&room_path(&room_id, "/join"), bob.bearer(), &json!({}))
+            .await,
+    );
+    room_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_are_ordered_by_recency_and_sent_incrementally() {
+    let ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let alpha = shared_room(&ts, &alice, &bob, "Alpha").await;
+    let beta = shared_room(&ts, &alice, &bob, "Beta").await;
+    send_text_id(&ts, &alice, &alpha, "a1", "hello alpha").await;
+    send_text_id(&ts, &alice, &beta, "b1", "hello beta").await;
+
+    let first = expect_ok(slide(&ts, &bob, None, &list_request("main", 1)).await);
+    assert_eq!(first["lists"]["all"]["count"], 2);
+    assert_eq!(by_recency(&first), [beta.clone(), alpha.clone()]);
+    let room = &first["rooms"][&beta];
+    assert_eq!(room["name"], "Beta");
+    assert_eq!(room["initial"], true);
+    assert_eq!(room["joined_count"], 2);
+    assert_eq!(room["notification_count"], 1, "{room}");
+    let timeline = room["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 1);
+    assert_eq!(timeline[0]["content"]["body"], "hello beta");
+    assert_eq!(room["limited"], true);
+    // $LAZY: the sender of the timeline event; $ME: bob. Nobody else.
+    let members: Vec<&str> = room["required_state"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "m.room.member")
+        .map(|e| e["state_key"].as_str().unwrap())
+        .collect();
+    assert!(members.contains(&alice.user_id.as_str()) && members.contains(&bob.user_id.as_str()));
+    assert_eq!(members.len(), 2, "{members:?}");
+    // `prev_batch` continues with /messages.
+    let prev_batch = room["prev_batch"].as_str().unwrap();
+    let older = expect_ok(
+        ts.get(
+            &room_path(&beta, &format!("/messages?dir=b&limit=1&from={prev_batch}")),
+            bob.bearer(),
+        )
+        .await,
+    );
+    assert_ne!(older["chunk"][0]["content"]["body"], "hello beta");
+
+    // Nothing changed: an empty answer, with a new pos.
+    let quiet = expect_ok(slide(&ts, &bob, Some(&pos(&first)), &list_request("main", 1)).await);
+    assert_eq!(quiet["rooms"], json!({}), "{quiet}");
+
+    // A message in Alpha: only Alpha comes, incrementally, now the most recent.
+    send_text_id(&ts, &alice, &alpha, "a2", "alpha again").await;
+    let update = expect_ok(slide(&ts, &bob, Some(&pos(&quiet)), &list_request("main", 1)).await);
+    let rooms = update["rooms"].as_object().unwrap();
+    assert_eq!(rooms.len(), 1, "{update}");
+    let room = &update["rooms"][&alpha];
+    assert_eq!(room["initial"], false);
+    assert_eq!(room["timeline"][0]["content"]["body"], "alpha again");
+    assert_eq!(room["num_live"], 1);
+    assert!(room["bump_stamp"].as_u64() > first["rooms"][&beta]["bump_stamp"].as_u64());
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_expire_and_connections_are_independent() {
+    let ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let room = shared_room(&ts, &alice, &bob, "Gamma").await;
+
+    let main = expect_ok(slide(&ts, &bob, None, &list_request("main", 1)).await);
+    let other = expect_ok(slide(&ts, &bob, None, &list_request("notifications", 1)).await);
+    send_text_id(&ts, &alice, &room, "g1", "news").await;
+
+    // Both connections get the news, each once.
+    let main2 = expect_ok(slide(&ts, &bob, Some(&pos(&main)), &list_request("main", 1)).await);
+    assert!(main2["rooms"].get(&room).is_some());
+    let other2 = expect_ok(
+        slide(
+            &ts,
+            &bob,
+            Some(&pos(&other)),
+            &list_request("notifications", 1),
+        )
+        .await,
+    );
+    assert!(other2["rooms"].get(&room).is_some());
+    // A retry with the previous pos (the answer was lost) gives the news again.
+    let retried = expect_ok(slide(&ts, &bob, Some(&pos(&main)), &list_request("main", 1)).await);
+    assert!(retried["rooms"].get(&room).is_some());
+
+    // A pos of one connection means nothing to another; made-up ones neither.
+    let resp = slide(
+        &ts,
+        &bob,
+        Some(&pos(&main2)),
+        &list_request("notifications", 1),
+    )
+    .await;
+    assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_UNKNOWN_POS");
+    let resp = slide(&ts, &bob, Some("nonsense"), &list_request("main", 1)).await;
+    assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_UNKNOWN_POS");
+    // Positions from before a restart are unknown.
+    let mut ts = ts;
+    ts.restart().await;
+    let resp = slide(&ts, &bob, Some(&pos(&main2)), &list_request("main", 1)).await;
+    assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_UNKNOWN_POS");
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invites_filters_subscriptions_and_extensions() {
+    let ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let joined = shared_room(&ts, &alice, &bob, "Joined").await;
+    let invited = create_room(
+        &ts,
+        &alice,
+        json!({ "name": "Invited", "invite": [bob.user_id] }),
+    )
+    .await;
+    let encrypted = shared_room(&ts, &alice, &bob, "Encrypted").await;
+    expect_ok(
+        ts.put(
+            &room_path(&encrypted, "/state/m.room.encryption"),
+            alice.bearer(),
+            &json!({ "algorithm": "m.megolm.v1.aes-sha2" }),
+        )
+        .await,
+    );
+
+    let request = json!({
+        "conn_id": "filters",
+        "lists": {
+            "invites": { "ranges": [[0, 9]], "timeline_limit": 0, "filters": { "is_invite": true } },
+            "encrypted": { "ranges": [[0, 9]], "timeline_limit": 1, "filters": { "is_encrypted": true } },
+            "spaces": { "ranges": [[0, 9]], "timeline_limit": 1, "filters": { "room_types": ["m.space"] } },
+        },
+        "room_subscriptions": { &joined: { "timeline_limit": 5, "required_state": [["*", "*"]] } },
+        "extensions": {
+            "to_device": { "enabled": true },
+            "e2ee": { "enabled": true },
+            "account_data": { "enabled": true },
+            "typing": { "enabled": true },
+            "receipts": { "enabled": true },
+        }
+    });
+    let first = expect_ok(slide(&ts, &bob, None, &request).await);
+    assert_eq!(first["lists"]["invites"]["count"], 1);
+    assert_eq!(first["lists"]["encrypted"]["count"], 1);
+    assert_eq!(first["lists"]["spaces"]["count"], 0);
+    let invite = &first["rooms"][&invited];
+    let stripped: Vec<&str> = invite["invite_state"]
+        .as_array()
+        .expect("invite_state")
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        stripped.contains(&"m.room.create") && stripped.contains(&"m.room.name"),
+        "{stripped:?}"
+    );
+    assert!(first["rooms"].get(&encrypted).is_some());
+    // The subscription sends the whole state.
+    let state_types: Vec<&str> = first["rooms"][&joined]["required_state"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(state_types.contains(&"m.room.create") && state_types.contains(&"m.room.power_levels"));
+    let e2ee = &first["extensions"]["e2ee"];
+    assert_eq!(e2ee["device_one_time_keys_count"]["signed_curve25519"], 0);
+    assert!(
+        first["extensions"]["account_data"]["global"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "m.push_rules")
+    );
+
+    // Typing, a to-device message and account data arrive on the next poll, which waits.
+    let since = pos(&first);
+    let poll_path = format!("{SLIDING}?pos={}&timeout=20000", enc(&since));
+    let poll = ts.post(&poll_path, bob.bearer(), &request);
+    let poke = async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        expect_ok(
+            ts.put(
+                "/_matrix/client/v3/sendToDevice/m.test/t1",
+                alice.bearer(),
+                &json!({ "messages": { &bob.user_id: { &bob.device_id: { "hi": 1 } } } }),
+            )
+            .await,
+        );
+    };
+    let (polled, ()) = tokio::join!(poll, poke);
+    let polled = expect_ok(polled);
+    let to_device = &polled["extensions"]["to_device"];
+    assert_eq!(to_device["events"][0]["content"]["hi"], 1, "{polled}");
+    let to_device_since = to_device["next_batch"].as_str().unwrap().to_owned();
+
+    expect_ok(
+        ts.put(
+            &room_path(&joined, &format!("/typing/{}", enc(&alice.user_id))),
+            alice.bearer(),
+            &json!({ "typing": true, "timeout": 30000 }),
+        )
+        .await,
+    );
+    let mut request = request;
+    request["extensions"]["to_device"]["since"] = json!(to_device_since);
+    let next = expect_ok(slide(&ts, &bob, Some(&pos(&polled)), &request).await);
+    assert_eq!(
+        next["extensions"]["typing"]["rooms"][&joined]["content"]["user_ids"],
+        json!([alice.user_id]),
+        "{next}"
+    );
+    assert_eq!(
+        next["extensions"]["to_device"]["events"],
+        json!([]),
+        "acknowledged messages are gone"
+    );
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_invite_is_sent_whole() {
+    let ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let room = create_room(
+        &ts,
+        &alice,
+        json!({ "name": "Later", "invite": [bob.user_id] }),
+    )
+    .await;
+    let first = expect_ok(slide(&ts, &bob, None, &list_request("main", 1)).await);
+    assert!(first["rooms"][&room]["invite_state"].is_array());
+    expect_ok(
+        ts.post(&room_path(&room, "/join"), bob.bearer(), &json!({}))
+            .await,
+    );
+    let joined = expect_ok(slide(&ts, &bob, Some(&pos(&first)), &list_request("main", 1)).await);
+    let room = &joined["rooms"][&room];
+    assert_eq!(room["initial"], true, "{room}");
+    assert!(room.get("invite_state").is_none());
+    let types: Vec<&str> = room["required_state"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"m.room.name"), "{types:?}");
+    ts.shutdown().await;
+}
