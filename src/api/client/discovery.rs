@@ -25,8 +25,8 @@ pub fn routes(router: AppRouter) -> AppRouter {
 }
 
 /// Spec versions whose account and session APIs Conclave serves. Clients refuse servers that
-/// list none they know, so the current line is listed; `unstable_features` stays empty until a
-/// feature truly works.
+/// list none they know, so the current line is listed; `unstable_features` lists a feature
+/// only once it truly works.
 const VERSIONS: &[&str] = &[
     "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11",
     "v1.12", "v1.13", "v1.14", "v1.15", "v1.16", "v1.17", "v1.18", "v1.19",
@@ -38,7 +38,10 @@ async fn versions(
 ) -> Result<get_supported_versions::Response> {
     let versions = VERSIONS.iter().map(|v| (*v).to_owned()).collect();
     let mut response = get_supported_versions::Response::new(versions);
-    response.unstable_features = BTreeMap::new();
+    // Simplified sliding sync (MSC4186): Element X requires it; proven with matrix-sdk's
+    // room list service (tests/element_x_sdk.rs).
+    response.unstable_features =
+        BTreeMap::from([("org.matrix.simplified_msc3575".to_owned(), true)]);
     Ok(response)
 }
 

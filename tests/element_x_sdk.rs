@@ -1,0 +1,57 @@
+//! Element X's engine: matrix-sdk 0.18 with matrix-sdk-ui's SyncService (room list service
+//! and encryption sync over simplified sliding sync, MSC4186) runs against Conclave. Bob's
+//! room list shows invites, then the rooms by recency with unread counts; a new message moves
+//! a room to the top; an encrypted message from alice decrypts. See
+//! tests/clients/rust-sdk/src/main.rs.
+//!
+//! The checker is its own crate (heavy to build): `.ci/run` builds it and names the binary in
+//! `CONCLAVE_SDK_CHECK`; by hand: `cargo build --release --manifest-path
+//! tests/clients/rust-sdk/Cargo.toml` and point `CONCLAVE_SDK_CHECK` at `sdk-check`.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::*;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn element_x_room_list_and_encryption_over_sliding_sync() {
+    let ts = TestServer::start_open().await;
+    let versions = expect_ok(ts.get("/_matrix/client/versions", None).await);
+    assert_eq!(
+        versions["unstable_features"]["org.matrix.simplified_msc3575"],
+        true
+    );
+    let checker = std::env::var("CONCLAVE_SDK_CHECK").unwrap_or_else(|_| {
+        panic!(
+            "CONCLAVE_SDK_CHECK must name the sdk-check binary (cargo build --release \
+             --manifest-path tests/clients/rust-sdk/Cargo.toml); .ci/run does this"
+        )
+    });
+    let output = tokio::process::Command::new(&checker)
+        .arg(ts.url(""))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {checker}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the matrix-sdk scenario failed:\n{stdout}\n{stderr}"
+    );
+    let seen: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("unexpected output ({e}): {stdout}\n{stderr}"));
+    assert_eq!(seen["invites_seen"], true, "{seen}");
+    assert_eq!(seen["order_after_beta"], json!(["Beta", "Alpha"]), "{seen}");
+    assert_eq!(
+        seen["order_after_alpha"],
+        json!(["Alpha", "Beta"]),
+        "{seen}"
+    );
+    assert!(seen["unread_alpha"].as_u64().unwrap_or(0) > 0, "{seen}");
+    assert_eq!(seen["decrypted"], "secret hello", "{seen}");
+    assert_eq!(seen["sync_errors"], json!([]), "{seen}");
+    ts.shutdown().await;
+}
