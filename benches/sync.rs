@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 const ROOMS: usize = 300;
 const MESSAGES_PER_ROOM: usize = 3;
 const SAMPLES: usize = 20;
+/// Rooms of the sliding sync measurement (the first `ROOMS` are reused).
+const SLIDING_ROOMS: usize = 1000;
 
 struct Client {
     http: reqwest::Client,
@@ -204,6 +206,97 @@ async fn main() {
         "long-poll wake-up (from start of send): p50 {:.1?}, p95 {:.1?}",
         percentile(&mut wakeups, 0.5),
         percentile(&mut wakeups, 0.95)
+    );
+
+    // Sliding sync (MSC4186) for a user in 1,000 rooms, window 0-19, as Element X asks.
+    for i in ROOMS..SLIDING_ROOMS {
+        let created = client
+            .call(
+                reqwest::Method::POST,
+                "/_matrix/client/v3/createRoom",
+                Some(&alice),
+                Some(json!({ "name": format!("Room {i}"), "invite": [bob_id] })),
+            )
+            .await;
+        let room_id = created["room_id"].as_str().unwrap().to_owned();
+        client
+            .call(
+                reqwest::Method::POST,
+                &format!("/_matrix/client/v3/join/{room_id}"),
+                Some(&bob),
+                Some(json!({})),
+            )
+            .await;
+        rooms.push(room_id);
+    }
+    let sliding = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync";
+    let request = json!({
+        "conn_id": "room-list",
+        "lists": { "all_rooms": {
+            "ranges": [[0, 19]],
+            "timeline_limit": 1,
+            "required_state": [
+                ["m.room.name", ""], ["m.room.encryption", ""], ["m.room.member", "$LAZY"],
+                ["m.room.member", "$ME"], ["m.room.topic", ""], ["m.room.avatar", ""],
+                ["m.room.canonical_alias", ""], ["m.room.power_levels", ""],
+                ["m.room.join_rules", ""], ["m.room.create", ""], ["m.room.tombstone", ""],
+            ],
+        } },
+        "extensions": { "account_data": { "enabled": true }, "receipts": { "enabled": true },
+                        "typing": { "enabled": true } },
+    });
+    let mut first = Vec::new();
+    let mut pos = String::new();
+    for _ in 0..SAMPLES {
+        let start = Instant::now();
+        let body = client
+            .call(
+                reqwest::Method::POST,
+                sliding,
+                Some(&bob),
+                Some(request.clone()),
+            )
+            .await;
+        first.push(start.elapsed());
+        assert_eq!(body["lists"]["all_rooms"]["count"], SLIDING_ROOMS);
+        assert_eq!(body["rooms"].as_object().map(|r| r.len()), Some(20));
+        pos = body["pos"].as_str().unwrap().to_owned();
+    }
+    println!(
+        "sliding sync, new connection, {SLIDING_ROOMS} rooms, window 0-19: p50 {:.1?}, p95 {:.1?}",
+        percentile(&mut first, 0.5),
+        percentile(&mut first, 0.95)
+    );
+    let mut updates = Vec::new();
+    for i in 0..SAMPLES {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/send/m.room.message/ss{i}",
+            rooms[i * 37 % SLIDING_ROOMS]
+        );
+        client
+            .call(
+                reqwest::Method::PUT,
+                &path,
+                Some(&alice),
+                Some(json!({ "msgtype": "m.text", "body": "bump" })),
+            )
+            .await;
+        let start = Instant::now();
+        let body = client
+            .call(
+                reqwest::Method::POST,
+                &format!("{sliding}?pos={pos}&timeout=0"),
+                Some(&bob),
+                Some(request.clone()),
+            )
+            .await;
+        updates.push(start.elapsed());
+        pos = body["pos"].as_str().unwrap().to_owned();
+    }
+    println!(
+        "sliding sync, one room changed, {SLIDING_ROOMS} rooms: p50 {:.1?}, p95 {:.1?}",
+        percentile(&mut updates, 0.5),
+        percentile(&mut updates, 0.95)
     );
     server.shutdown().await;
 }
