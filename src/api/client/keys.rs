@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use ruma::OwnedUserId;
 use ruma::api::client::keys::{
     claim_keys, get_key_changes, get_keys, upload_keys, upload_signatures, upload_signing_keys,
 };
 use ruma::serde::Raw;
-use ruma::{OwnedUserId, UserId};
 use serde_json::{Map, Value, json};
 
 use super::message::parse_token;
@@ -57,26 +57,8 @@ pub async fn upload(
         keys::announce_change(&services, user_id)?;
     }
     Ok(RawJson(json!({
-        "one_time_key_counts": one_time_key_counts(&services, user_id, device_id)?,
+        "one_time_key_counts": services.keys.one_time_key_counts_json(user_id, device_id)?,
     })))
-}
-
-/// Counts per algorithm; `signed_curve25519` always present, as clients top it up from 0.
-pub fn one_time_key_counts(
-    services: &Services,
-    user_id: &UserId,
-    device_id: &ruma::DeviceId,
-) -> Result<Value> {
-    let mut counts: Map<String, Value> = services
-        .keys
-        .one_time_key_counts(user_id, device_id)?
-        .into_iter()
-        .map(|(algorithm, n)| (algorithm, json!(n)))
-        .collect();
-    counts
-        .entry("signed_curve25519")
-        .or_insert_with(|| json!(0));
-    Ok(Value::Object(counts))
 }
 
 /// What one server answers for users it cannot be asked about yet (no federation).

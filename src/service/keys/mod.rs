@@ -232,6 +232,24 @@ impl Service {
         Ok(counts)
     }
 
+    /// The counts as clients receive them (`/keys/upload`, `/sync`, sliding sync):
+    /// `signed_curve25519` always present, since clients top their keys up from 0.
+    pub fn one_time_key_counts_json(
+        &self,
+        user_id: &UserId,
+        device_id: &DeviceId,
+    ) -> Result<Value> {
+        let mut counts: Map<String, Value> = self
+            .one_time_key_counts(user_id, device_id)?
+            .into_iter()
+            .map(|(algorithm, n)| (algorithm, json!(n)))
+            .collect();
+        counts
+            .entry("signed_curve25519")
+            .or_insert_with(|| json!(0));
+        Ok(Value::Object(counts))
+    }
+
     /// Algorithms for which the device has a fallback key no one has claimed yet.
     pub fn unused_fallback_key_types(
         &self,

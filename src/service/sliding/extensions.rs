@@ -75,15 +75,7 @@ pub fn extensions(
             None => DeviceListChanges::default(),
         };
         has_updates |= !device_lists.is_empty();
-        let mut counts: Map<String, Value> = services
-            .keys
-            .one_time_key_counts(user_id, device_id)?
-            .into_iter()
-            .map(|(algorithm, n)| (algorithm, json!(n)))
-            .collect();
-        counts
-            .entry("signed_curve25519")
-            .or_insert_with(|| json!(0));
+        let counts = services.keys.one_time_key_counts_json(user_id, device_id)?;
         body.insert(
             "e2ee".into(),
             json!({

@@ -29,7 +29,10 @@ impl Service {
 
     /// Forgets what the device was sent in a room: an initial sync starts the client afresh.
     pub fn reset(&self, user_id: &UserId, device_id: &DeviceId, room_id: &RoomId) -> Result<()> {
-        let prefix = (user_id.as_str(), device_id.as_str(), room_id.as_str()).prefix();
+        self.delete_prefix((user_id.as_str(), device_id.as_str(), room_id.as_str()).prefix())
+    }
+
+    fn delete_prefix(&self, prefix: Vec<u8>) -> Result<()> {
         let mut batch = Batch::default();
         for entry in self.sent.scan_prefix(prefix) {
             let (key, _) = entry?;
@@ -40,13 +43,7 @@ impl Service {
 
     /// Drops everything recorded for a removed device.
     pub fn forget_device(&self, user_id: &UserId, device_id: &DeviceId) -> Result<()> {
-        let prefix = (user_id.as_str(), device_id.as_str()).prefix();
-        let mut batch = Batch::default();
-        for entry in self.sent.scan_prefix(prefix) {
-            let (key, _) = entry?;
-            batch.delete(&self.sent, &key)?;
-        }
-        self.engine.write(batch)
+        self.delete_prefix((user_id.as_str(), device_id.as_str()).prefix())
     }
 
     /// Whether the device already holds `member`'s membership event `shorteventid`, delivered

@@ -184,7 +184,7 @@ struct Encryption {
     /// Set when more messages wait than one answer holds: the position of the last one sent.
     to_device_held_back_after: Option<u64>,
     device_lists: DeviceListChanges,
-    one_time_keys_count: Map<String, Value>,
+    one_time_keys_count: Value,
     unused_fallback_key_types: Vec<String>,
 }
 
@@ -216,15 +216,7 @@ fn encryption(
     } else {
         DeviceListChanges::default()
     };
-    let mut one_time_keys_count: Map<String, Value> = services
-        .keys
-        .one_time_key_counts(user_id, device_id)?
-        .into_iter()
-        .map(|(algorithm, n)| (algorithm, json!(n)))
-        .collect();
-    one_time_keys_count
-        .entry("signed_curve25519")
-        .or_insert_with(|| json!(0));
+    let one_time_keys_count = services.keys.one_time_key_counts_json(user_id, device_id)?;
     Ok(Encryption {
         to_device,
         to_device_held_back_after,
