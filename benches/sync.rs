@@ -1,4 +1,5 @@
-//! Sync benchmarks: initial /sync of a user in 300 rooms, and long-poll wake-up latency.
+//! Sync benchmarks: initial /sync of a user in 300 rooms, long-poll wake-up latency, and
+//! sliding sync for a user in 1,000 and 3,000 rooms.
 //! Run with `cargo bench --bench sync`; figures go to docs/performance.md. Starts a real
 //! server in-process on loopback with a temporary database and talks HTTP to it.
 
@@ -11,7 +12,8 @@ use serde_json::{Value, json};
 const ROOMS: usize = 300;
 const MESSAGES_PER_ROOM: usize = 3;
 const SAMPLES: usize = 20;
-/// Rooms of the sliding sync measurement (the first `ROOMS` are reused).
+/// Rooms of the sliding sync measurement (the first `ROOMS` are reused; then three times as
+/// many).
 const SLIDING_ROOMS: usize = 1000;
 
 struct Client {
@@ -208,27 +210,81 @@ async fn main() {
         percentile(&mut wakeups, 0.95)
     );
 
-    // Sliding sync (MSC4186) for a user in 1,000 rooms, window 0-19, as Element X asks.
-    for i in ROOMS..SLIDING_ROOMS {
-        let created = client
-            .call(
-                reqwest::Method::POST,
-                "/_matrix/client/v3/createRoom",
-                Some(&alice),
-                Some(json!({ "name": format!("Room {i}"), "invite": [bob_id] })),
-            )
-            .await;
-        let room_id = created["room_id"].as_str().unwrap().to_owned();
+    // Sliding sync (MSC4186), window 0-19, as Element X asks, for Bob in 1,000 rooms; then in a
+    // database three times larger where Bob is still in 1,000 rooms; then with Bob in all 3,000.
+    // The last two differ only in how many rooms Bob has, which should not matter.
+    let create = |i: usize, invite: bool| {
+        let body = if invite {
+            json!({ "name": format!("Room {i}"), "invite": [bob_id] })
+        } else {
+            json!({ "name": format!("Room {i}") })
+        };
+        let client = &client;
+        let alice = &alice;
+        async move {
+            let created = client
+                .call(
+                    reqwest::Method::POST,
+                    "/_matrix/client/v3/createRoom",
+                    Some(alice),
+                    Some(body),
+                )
+                .await;
+            created["room_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let join = |room_id: String| {
+        let client = &client;
+        let bob = &bob;
+        async move {
+            client
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/_matrix/client/v3/join/{room_id}"),
+                    Some(bob),
+                    Some(json!({})),
+                )
+                .await;
+            room_id
+        }
+    };
+    while rooms.len() < SLIDING_ROOMS {
+        let room_id = create(rooms.len(), true).await;
+        rooms.push(join(room_id).await);
+    }
+    sliding_sync(&client, &alice, &bob, &rooms, "").await;
+    let mut others = Vec::new();
+    for i in 0..2 * SLIDING_ROOMS {
+        others.push(create(SLIDING_ROOMS + i, false).await);
+    }
+    sliding_sync(
+        &client,
+        &alice,
+        &bob,
+        &rooms,
+        " (3,000 rooms on the server)",
+    )
+    .await;
+    for room_id in others {
         client
             .call(
                 reqwest::Method::POST,
-                &format!("/_matrix/client/v3/join/{room_id}"),
-                Some(&bob),
-                Some(json!({})),
+                &format!("/_matrix/client/v3/rooms/{room_id}/invite"),
+                Some(&alice),
+                Some(json!({ "user_id": bob_id })),
             )
             .await;
-        rooms.push(room_id);
+        rooms.push(join(room_id).await);
     }
+    sliding_sync(&client, &alice, &bob, &rooms, "").await;
+    server.shutdown().await;
+}
+
+static TXN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// New-connection and one-room-changed sliding sync answers for Bob, in all of `rooms`.
+async fn sliding_sync(client: &Client, alice: &str, bob: &str, rooms: &[String], note: &str) {
+    let total = rooms.len();
     let sliding = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync";
     let request = json!({
         "conn_id": "room-list",
@@ -253,31 +309,32 @@ async fn main() {
             .call(
                 reqwest::Method::POST,
                 sliding,
-                Some(&bob),
+                Some(bob),
                 Some(request.clone()),
             )
             .await;
         first.push(start.elapsed());
-        assert_eq!(body["lists"]["all_rooms"]["count"], SLIDING_ROOMS);
+        assert_eq!(body["lists"]["all_rooms"]["count"], total);
         assert_eq!(body["rooms"].as_object().map(|r| r.len()), Some(20));
         pos = body["pos"].as_str().unwrap().to_owned();
     }
     println!(
-        "sliding sync, new connection, {SLIDING_ROOMS} rooms, window 0-19: p50 {:.1?}, p95 {:.1?}",
+        "sliding sync, new connection, Bob in {total} rooms{note}, window 0-19: p50 {:.1?}, p95 {:.1?}",
         percentile(&mut first, 0.5),
         percentile(&mut first, 0.95)
     );
     let mut updates = Vec::new();
     for i in 0..SAMPLES {
         let path = format!(
-            "/_matrix/client/v3/rooms/{}/send/m.room.message/ss{i}",
-            rooms[i * 37 % SLIDING_ROOMS]
+            "/_matrix/client/v3/rooms/{}/send/m.room.message/ss{}",
+            rooms[i * 37 % total],
+            TXN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
         client
             .call(
                 reqwest::Method::PUT,
                 &path,
-                Some(&alice),
+                Some(alice),
                 Some(json!({ "msgtype": "m.text", "body": "bump" })),
             )
             .await;
@@ -286,17 +343,17 @@ async fn main() {
             .call(
                 reqwest::Method::POST,
                 &format!("{sliding}?pos={pos}&timeout=0"),
-                Some(&bob),
+                Some(bob),
                 Some(request.clone()),
             )
             .await;
         updates.push(start.elapsed());
+        assert_eq!(body["rooms"].as_object().map(|r| r.len()), Some(1));
         pos = body["pos"].as_str().unwrap().to_owned();
     }
     println!(
-        "sliding sync, one room changed, {SLIDING_ROOMS} rooms: p50 {:.1?}, p95 {:.1?}",
+        "sliding sync, one room changed, Bob in {total} rooms{note}: p50 {:.1?}, p95 {:.1?}",
         percentile(&mut updates, 0.5),
         percentile(&mut updates, 0.95)
     );
-    server.shutdown().await;
 }

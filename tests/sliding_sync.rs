@@ -310,3 +310,117 @@ async fn an_accepted_invite_is_sent_whole() {
     assert!(types.contains(&"m.room.name"), "{types:?}");
     ts.shutdown().await;
 }
+
+/// The list's rooms (their IDs, most recent first) and counts for three lists: everything,
+/// invites only, and everything but invites.
+async fn windows(ts: &TestServer, who: &Session) -> (Vec<String>, u64, Vec<String>, u64, u64) {
+    let body = json!({
+        "lists": {
+            "all": { "ranges": [[0, 4]], "timeline_limit": 0 },
+            "invites": { "ranges": [[0, 9]], "timeline_limit": 0, "filters": { "is_invite": true } },
+            "joined": { "ranges": [[0, 0]], "timeline_limit": 0, "filters": { "is_invite": false } },
+        }
+    });
+    let answer = expect_ok(slide(ts, who, None, &body).await);
+    let count = |list: &str| answer["lists"][list]["count"].as_u64().unwrap();
+    let all = by_recency(&answer);
+    let invites: Vec<String> = all
+        .iter()
+        .filter(|id| answer["rooms"][id.as_str()].get("invite_state").is_some())
+        .cloned()
+        .collect();
+    (
+        all,
+        count("all"),
+        invites,
+        count("invites"),
+        count("joined"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_list_windows_and_counts_come_from_the_recency_index() {
+    let mut ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let mut rooms = Vec::new();
+    for i in 0..24 {
+        rooms.push(shared_room(&ts, &alice, &bob, &format!("Room {i}")).await);
+    }
+    let invited = create_room(&ts, &alice, json!({ "preset": "private_chat" })).await;
+    expect_ok(
+        ts.post(
+            &room_path(&invited, "/invite"),
+            alice.bearer(),
+            &json!({ "user_id": bob.user_id }),
+        )
+        .await,
+    );
+    // A message moves an old room to the top; a reaction-like or state event would not.
+    send_text_id(&ts, &alice, &rooms[3], "t1", "up you go").await;
+    expect_ok(
+        ts.put(
+            &room_path(&rooms[5], "/state/m.room.topic/"),
+            alice.bearer(),
+            &json!({ "topic": "state does not bump" }),
+        )
+        .await,
+    );
+
+    let expected_top = vec![
+        rooms[3].clone(),
+        invited.clone(),
+        rooms[23].clone(),
+        rooms[22].clone(),
+        rooms[21].clone(),
+    ];
+    let (top, all, invites, invite_count, joined) = windows(&ts, &bob).await;
+    assert_eq!(top, expected_top);
+    assert_eq!((all, invite_count, joined), (25, 1, 24));
+    assert_eq!(invites, std::slice::from_ref(&invited));
+
+    // Leaving takes the room off the list and out of the counts.
+    expect_ok(
+        ts.post(&room_path(&rooms[23], "/leave"), bob.bearer(), &json!({}))
+            .await,
+    );
+    let expected_top = vec![
+        rooms[3].clone(),
+        invited.clone(),
+        rooms[22].clone(),
+        rooms[21].clone(),
+        rooms[20].clone(),
+    ];
+    let (top, all, _, invite_count, joined) = windows(&ts, &bob).await;
+    assert_eq!(top, expected_top);
+    assert_eq!((all, invite_count, joined), (24, 1, 23));
+
+    // A database from before the index: the lists are rebuilt from memberships at start.
+    let db_path = ts.config().database_path.clone();
+    ts.stop().await;
+    {
+        let engine = conclave::storage::Engine::open(conclave::storage::EngineOptions {
+            path: &db_path,
+            cache_capacity_bytes: 8 << 20,
+        })
+        .unwrap();
+        for name in [
+            "useridstamproomid_membership",
+            "useridroomid_stamp",
+            "useridmembership_roomcount",
+        ] {
+            let tree = engine.tree(name);
+            let keys: Vec<_> = tree.scan_prefix(Vec::new()).map(|e| e.unwrap().0).collect();
+            assert!(!keys.is_empty(), "{name} is empty");
+            for key in keys {
+                tree.remove(&key).unwrap();
+            }
+        }
+        engine.tree("global").remove(b"room_lists_built").unwrap();
+    }
+    ts.restart().await;
+    let (top, all, _, invite_count, joined) = windows(&ts, &bob).await;
+    assert_eq!(top, expected_top);
+    assert_eq!((all, invite_count, joined), (24, 1, 23));
+    ts.shutdown().await;
+}

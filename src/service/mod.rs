@@ -85,6 +85,7 @@ impl Services {
             engine,
         });
         services.rooms.attach(&services);
+        services.rooms.build_room_lists()?;
         Ok(services)
     }
 

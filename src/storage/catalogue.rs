@@ -7,12 +7,25 @@ pub struct TreeSpec {
     pub name: &'static str,
     /// Small, hot trees (tokens, devices) benefit from bloom filters on point lookups.
     pub point_lookups: bool,
+    /// Values are big-endian i64 counters changed by [`super::Batch::add`]: RocksDB sums the
+    /// additions itself, so writers in different rooms update one counter without a
+    /// read-modify-write race.
+    pub counters: bool,
 }
 
 const fn tree(name: &'static str, point_lookups: bool) -> TreeSpec {
     TreeSpec {
         name,
         point_lookups,
+        counters: false,
+    }
+}
+
+const fn counter_tree(name: &'static str) -> TreeSpec {
+    TreeSpec {
+        name,
+        point_lookups: true,
+        counters: true,
     }
 }
 
@@ -111,6 +124,16 @@ pub const TREES: &[TreeSpec] = &[
     // Key: RoomId. Value: u64 count of the room's latest message-like event (sliding sync's
     // `bump_stamp`, which orders room lists by recency).
     tree("roomid_bumpcount", true),
+    // Key: UserId, u64 (u64::MAX - stamp), RoomId. Value: membership (`join`, `invite` or
+    // `knock`). The user's room list, newest first: a joined room at its `roomid_bumpcount`, an
+    // invite or knock at its membership event; rooms left have no entry. Sliding sync reads a
+    // list's window from the front instead of reading every room.
+    tree("useridstamproomid_membership", false),
+    // Key: UserId, RoomId. Value: u64 stamp of the room's entry above.
+    tree("useridroomid_stamp", true),
+    // Key: UserId, membership. Value: i64 counter (see `counter_tree`) of the user's entries
+    // above with that membership, so a list's `count` needs no scan.
+    counter_tree("useridmembership_roomcount"),
     // Key: UserId, DeviceId, RoomId, member UserId. Value: ShortEventId (u64) of the member's
     // membership event last sent to the device by a lazy-loading sync, then the position (u64)
     // of the answer that sent it.

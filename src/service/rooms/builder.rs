@@ -464,8 +464,9 @@ impl Service {
                     .and_then(|key| UserId::parse(key).ok())
             })
             .flatten();
-        self.mark_changed(room_id, count, target.as_deref(), batch)?;
-        if is_bump(&pdu.kind) {
+        let bump = is_bump(&pdu.kind);
+        self.mark_changed(room_id, count, target.as_deref(), bump, batch)?;
+        if bump {
             batch.put(
                 &self.roomid_bumpcount,
                 room_id.as_bytes(),
@@ -475,7 +476,7 @@ impl Service {
         if pdu.kind == TimelineEventType::RoomMember
             && let Some(target) = pdu.state_key.as_deref()
         {
-            self.index_membership(room_id, target, &pdu.content_value(), batch)?;
+            self.index_membership(room_id, target, &pdu.content_value(), count, batch)?;
         }
         Ok((count, json))
     }

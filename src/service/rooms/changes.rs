@@ -12,12 +12,14 @@ use crate::storage::schema::decode_u64;
 use crate::storage::{Batch, Key, decode_id};
 
 impl Service {
-    /// Records that `room_id` changed at `count` for its joined local members and `extra`.
+    /// Records that `room_id` changed at `count` for its joined local members and `extra`;
+    /// a message-like event (`bump`) also moves the room to the top of the members' lists.
     pub(super) fn mark_changed(
         &self,
         room_id: &RoomId,
         count: u64,
         extra: Option<&UserId>,
+        bump: bool,
         batch: &mut Batch,
     ) -> Result<()> {
         let mut users: BTreeSet<OwnedUserId> = self
@@ -28,6 +30,11 @@ impl Service {
             })
             .map(|(user, _)| user)
             .collect();
+        if bump {
+            for user in &users {
+                self.bump_listed(user.as_str(), room_id, count, batch)?;
+            }
+        }
         if let Some(extra) = extra.filter(|u| u.server_name() == self.server_name) {
             users.insert(extra.to_owned());
         }

@@ -15,12 +15,16 @@ impl Service {
         room_id: &RoomId,
         user: &str,
         content: &Value,
+        count: u64,
         batch: &mut Batch,
     ) -> Result<()> {
         let membership = content
             .get("membership")
             .and_then(Value::as_str)
             .unwrap_or("leave");
+        if let Ok(user_id) = UserId::parse(user) {
+            self.list_membership(room_id, &user_id, membership, count, batch)?;
+        }
         batch.put(
             &self.userroomid_membership,
             &(user, room_id.as_str()).encode(),

@@ -10,6 +10,7 @@ pub mod power;
 mod redaction;
 pub mod relations;
 mod resolution;
+pub mod room_list;
 pub mod search;
 mod short;
 pub mod state;
@@ -60,6 +61,9 @@ pub struct Service {
     useridcount_roomid: Tree,
     useridroomid_count: Tree,
     roomid_bumpcount: Tree,
+    useridstamproomid_membership: Tree,
+    useridroomid_stamp: Tree,
+    useridmembership_roomcount: Tree,
     shortstatekey_lock: Mutex<()>,
     state_cache: state::StateCache,
     /// One async mutex per room: events of a room are appended one at a time, so each sees the
@@ -111,6 +115,9 @@ impl Service {
             useridcount_roomid: engine.tree("useridcount_roomid"),
             useridroomid_count: engine.tree("useridroomid_count"),
             roomid_bumpcount: engine.tree("roomid_bumpcount"),
+            useridstamproomid_membership: engine.tree("useridstamproomid_membership"),
+            useridroomid_stamp: engine.tree("useridroomid_stamp"),
+            useridmembership_roomcount: engine.tree("useridmembership_roomcount"),
             shortstatekey_lock: Mutex::new(()),
             state_cache: state::StateCache::default(),
             room_locks: Mutex::new(HashMap::new()),

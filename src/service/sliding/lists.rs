@@ -1,31 +1,26 @@
 //! Room lists: which of the user's rooms pass a list's filters, ordered by recency, and which
-//! of them fall in the requested ranges.
+//! of them fall in the requested ranges. Rooms come from the per-user recency index
+//! (`rooms::room_list`), so a window costs what it holds, not what the user is in.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use ruma::api::client::sync::sync_events::v5::request::{List, ListFilters};
-use ruma::{OwnedRoomId, RoomId, UserId};
+use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::Value;
 
 use crate::error::Result;
 use crate::service::Services;
+use crate::service::rooms::room_list::{LISTED, ListedRoom};
 
-/// The user's rooms and what the filters need, read once per request.
+/// The requesting user and what the filters need, read once per request.
 pub struct Context {
-    /// Membership per room: `join`, `invite`, `knock`, `leave` or `ban`.
-    memberships: BTreeMap<OwnedRoomId, String>,
+    user_id: OwnedUserId,
     /// Rooms the user's `m.direct` account data lists.
     direct: HashSet<OwnedRoomId>,
 }
 
 impl Context {
     pub fn load(services: &Services, user_id: &UserId) -> Result<Context> {
-        let mut memberships = BTreeMap::new();
-        for membership in ["join", "invite", "knock", "leave", "ban"] {
-            for room in services.rooms.rooms_with_membership(user_id, membership)? {
-                memberships.insert(room, membership.to_owned());
-            }
-        }
         let mut direct = HashSet::new();
         if let Some(content) = services.account_data.get(user_id, None, "m.direct")?
             && let Some(by_user) = content.as_object()
@@ -39,18 +34,21 @@ impl Context {
             }
         }
         Ok(Context {
-            memberships,
+            user_id: user_id.to_owned(),
             direct,
         })
     }
 
-    pub fn membership(&self, room_id: &RoomId) -> Option<&str> {
-        self.memberships.get(room_id).map(String::as_str)
+    /// The user's membership in the room: `join`, `invite`, `knock`, `leave` or `ban`.
+    pub fn membership(&self, services: &Services, room_id: &RoomId) -> Result<Option<String>> {
+        services.rooms.membership(&self.user_id, room_id)
     }
 
     /// Rooms a list or subscription may show: joined, invited or knocked.
-    pub fn may_see(&self, room_id: &RoomId) -> bool {
-        matches!(self.membership(room_id), Some("join" | "invite" | "knock"))
+    pub fn may_see(&self, services: &Services, room_id: &RoomId) -> Result<bool> {
+        Ok(self
+            .membership(services, room_id)?
+            .is_some_and(|m| LISTED.contains(&m.as_str())))
     }
 
     pub fn is_dm(&self, room_id: &RoomId) -> bool {
@@ -62,65 +60,108 @@ impl Context {
         &self,
         services: &Services,
         room_id: &RoomId,
-        user_id: &UserId,
         since: Option<u64>,
-    ) -> bool {
-        if !matches!(self.membership(room_id), Some("leave" | "ban")) {
-            return false;
-        }
+    ) -> Result<bool> {
         let Some(since) = since else {
-            return false;
+            return Ok(false);
         };
-        member_position(services, room_id, user_id).is_some_and(|at| at > since)
+        if !matches!(
+            self.membership(services, room_id)?.as_deref(),
+            Some("leave" | "ban")
+        ) {
+            return Ok(false);
+        }
+        Ok(member_position(services, room_id, &self.user_id).is_some_and(|at| at > since))
     }
 
     /// The list's size after filtering, and the rooms in its ranges, most recent first.
-    pub fn window(
-        &self,
-        services: &Services,
-        user_id: &UserId,
-        list: &List,
-    ) -> Result<(usize, Vec<OwnedRoomId>)> {
-        let mut rooms: Vec<(u64, &OwnedRoomId)> = Vec::new();
-        for (room_id, membership) in &self.memberships {
-            if !matches!(membership.as_str(), "join" | "invite" | "knock") {
-                continue;
+    ///
+    /// Reads the user's rooms newest first and stops after the last range, when the size is
+    /// known from counters (no filter, or only `is_invite`, as Element X asks). Other filters
+    /// need every room looked at to be counted.
+    pub fn window(&self, services: &Services, list: &List) -> Result<(usize, Vec<OwnedRoomId>)> {
+        let ranges: Vec<(usize, usize)> = list
+            .ranges
+            .iter()
+            .map(|(start, end)| {
+                let index = |n: &ruma::UInt| usize::try_from(u64::from(*n)).unwrap_or(usize::MAX);
+                (index(start), index(end))
+            })
+            .filter(|(start, end)| start <= end)
+            .collect();
+        let last = ranges.iter().map(|(_, end)| *end).max();
+        let counted = self.count_from_counters(services, list.filters.as_ref())?;
+        // Rooms at filtered positions 0..=last, in order.
+        let mut head: Vec<OwnedRoomId> = Vec::new();
+        let mut matched = 0usize;
+        for room in services.rooms.room_list(&self.user_id) {
+            if counted.is_some() && last.is_none_or(|last| matched > last) {
+                break;
             }
+            let room = room?;
             if let Some(filters) = &list.filters
-                && !self.passes(services, room_id, membership, filters)?
+                && !self.passes(services, &room, filters)?
             {
                 continue;
             }
-            rooms.push((bump_stamp(services, room_id, user_id, membership)?, room_id));
+            if last.is_some_and(|last| matched <= last) {
+                head.push(room.room_id);
+            }
+            matched += 1;
         }
-        rooms.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-        let count = rooms.len();
         let mut picked: Vec<OwnedRoomId> = Vec::new();
-        for (start, end) in &list.ranges {
-            let start = usize::try_from(u64::from(*start)).unwrap_or(usize::MAX);
-            let end = usize::try_from(u64::from(*end)).unwrap_or(usize::MAX);
-            for (_, room_id) in rooms.iter().skip(start).take(end.saturating_sub(start) + 1) {
+        for (start, end) in ranges {
+            for room_id in head.iter().take(end.saturating_add(1)).skip(start) {
                 if !picked.contains(room_id) {
-                    picked.push((*room_id).clone());
+                    picked.push(room_id.clone());
                 }
             }
         }
-        Ok((count, picked))
+        Ok((counted.unwrap_or(matched), picked))
+    }
+
+    /// The list's size from the per-membership counters, when its filters allow.
+    fn count_from_counters(
+        &self,
+        services: &Services,
+        filters: Option<&ListFilters>,
+    ) -> Result<Option<usize>> {
+        let memberships: &[&str] = match filters {
+            None => &LISTED,
+            Some(f)
+                if f.is_dm.is_some()
+                    || f.is_encrypted.is_some()
+                    || !f.room_types.is_empty()
+                    || !f.not_room_types.is_empty() =>
+            {
+                return Ok(None);
+            }
+            Some(f) => match f.is_invite {
+                None => &LISTED,
+                Some(true) => &["invite"],
+                Some(false) => &["join", "knock"],
+            },
+        };
+        let mut total = 0u64;
+        for membership in memberships {
+            total += services.rooms.listed_count(&self.user_id, membership)?;
+        }
+        Ok(Some(usize::try_from(total).unwrap_or(usize::MAX)))
     }
 
     fn passes(
         &self,
         services: &Services,
-        room_id: &RoomId,
-        membership: &str,
+        room: &ListedRoom,
         filters: &ListFilters,
     ) -> Result<bool> {
+        let room_id = &room.room_id;
         if filters.is_dm.is_some_and(|dm| dm != self.is_dm(room_id)) {
             return Ok(false);
         }
         if filters
             .is_invite
-            .is_some_and(|invite| invite != (membership == "invite"))
+            .is_some_and(|invite| invite != (room.membership == "invite"))
         {
             return Ok(false);
         }
@@ -173,17 +214,10 @@ pub fn member_position(services: &Services, room_id: &RoomId, user_id: &UserId) 
         .map(|(_, count)| count)
 }
 
-/// What orders a room list: the latest message-like event of a joined room; for an invite
-/// or knock, the membership event (the room's messages are not visible yet).
-pub fn bump_stamp(
-    services: &Services,
-    room_id: &RoomId,
-    user_id: &UserId,
-    membership: &str,
-) -> Result<u64> {
-    if membership == "join"
-        && let Some(stamp) = services.rooms.bump_stamp(room_id)?
-    {
+/// What orders a room list: the room's place on the user's recency index (the latest
+/// message-like event of a joined room; the membership event of an invite or knock).
+pub fn bump_stamp(services: &Services, room_id: &RoomId, user_id: &UserId) -> Result<u64> {
+    if let Some(stamp) = services.rooms.listed_stamp(user_id, room_id)? {
         return Ok(stamp);
     }
     Ok(member_position(services, room_id, user_id).unwrap_or(0))

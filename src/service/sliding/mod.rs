@@ -177,7 +177,7 @@ pub fn sync(
     // union of required state when a room is in several lists or subscribed).
     let mut wanted: BTreeMap<OwnedRoomId, room::Settings> = BTreeMap::new();
     for (name, list) in &request.lists {
-        let (count, rooms) = context.window(services, user_id, list)?;
+        let (count, rooms) = context.window(services, list)?;
         lists_out.insert(name.clone(), json!({ "count": count }));
         for room_id in rooms {
             wanted.entry(room_id).or_default().merge(
@@ -187,7 +187,7 @@ pub fn sync(
         }
     }
     for (room_id, subscription) in &request.room_subscriptions {
-        if context.may_see(room_id) {
+        if context.may_see(services, room_id)? {
             wanted
                 .entry(room_id.clone())
                 .or_default()
@@ -195,9 +195,15 @@ pub fn sync(
         }
     }
     // A room the client was sent and has since left is sent once more, so the client sees it.
-    for room_id in previous.iter().flat_map(|s| s.rooms.keys()) {
-        if !wanted.contains_key(room_id) && context.left_since(services, room_id, user_id, since) {
-            wanted.insert(room_id.clone(), room::Settings::default());
+    // Only rooms that changed for the user since `since` can have been left since.
+    if let (Some(previous), Some(since)) = (&previous, since) {
+        for (_, room_id) in services.rooms.rooms_changed_since(user_id, since)? {
+            if previous.rooms.contains_key(&room_id)
+                && !wanted.contains_key(&room_id)
+                && context.left_since(services, &room_id, Some(since))?
+            {
+                wanted.insert(room_id, room::Settings::default());
+            }
         }
     }
 

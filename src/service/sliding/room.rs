@@ -63,9 +63,11 @@ pub fn room(
     since: Option<u64>,
     next: u64,
 ) -> Result<Option<Value>> {
-    let membership = context.membership(room_id).unwrap_or("leave").to_owned();
+    let membership = context
+        .membership(services, room_id)?
+        .unwrap_or_else(|| "leave".to_owned());
     let rooms = &services.rooms;
-    let stamp = lists::bump_stamp(services, room_id, user_id, &membership)?;
+    let stamp = lists::bump_stamp(services, room_id, user_id)?;
     if membership == "invite" || membership == "knock" {
         let at = lists::member_position(services, room_id, user_id).unwrap_or(0);
         if sent_up_to.is_some_and(|sent| at <= sent) {
