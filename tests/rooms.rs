@@ -742,3 +742,21 @@ async fn invalid_state_keys_are_bad_requests() {
     assert_eq!(resp.0, StatusCode::BAD_REQUEST, "{resp:?}");
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_rooms_created_at_once_get_distinct_ids() {
+    // In room versions with hash-derived room IDs, two identical create events made in the same
+    // millisecond would be the same event: the server must still make two rooms.
+    let ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let body = json!({ "preset": "public_chat", "name": "same" });
+    let creations =
+        (0..64).map(|_| ts.post("/_matrix/client/v3/createRoom", alice.bearer(), &body));
+    let mut ids = std::collections::HashSet::new();
+    for created in futures_util::future::join_all(creations).await {
+        let body = expect_ok(created);
+        ids.insert(body["room_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 64);
+    ts.shutdown().await;
+}

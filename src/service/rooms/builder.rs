@@ -100,33 +100,44 @@ impl Service {
         let rules = rules_of(version)?;
         let builder = PduBuilder::state(TimelineEventType::RoomCreate, "", create_content);
         let empty = StateMap::new();
-        let (room_id, object, pdu) = match rules.room_id_format {
-            RoomIdFormatVersion::V1 => {
-                let room_id = RoomId::new_v1(&self.server_name);
-                let (object, pdu) = self.build_pdu(
-                    &builder,
-                    sender,
-                    Some(&room_id),
-                    &rules,
-                    &empty,
-                    Vec::new(),
-                    1,
-                )?;
-                (room_id, object, pdu)
+        let mut attempts = 0;
+        let (room_id, object, pdu, guard) = loop {
+            let (room_id, object, pdu) = match rules.room_id_format {
+                RoomIdFormatVersion::V1 => {
+                    let room_id = RoomId::new_v1(&self.server_name);
+                    let (object, pdu) = self.build_pdu(
+                        &builder,
+                        sender,
+                        Some(&room_id),
+                        &rules,
+                        &empty,
+                        Vec::new(),
+                        1,
+                    )?;
+                    (room_id, object, pdu)
+                }
+                _ => {
+                    // The room ID is the create event's reference hash.
+                    let (object, pdu) =
+                        self.build_pdu(&builder, sender, None, &rules, &empty, Vec::new(), 1)?;
+                    let hash = pdu.event_id.as_str().trim_start_matches('$');
+                    let room_id = RoomId::new_v2(hash).map_err(Error::internal)?;
+                    (room_id, object, pdu)
+                }
+            };
+            let guard = self.lock_room(&room_id).await;
+            if !self.exists(&room_id)? {
+                break (room_id, object, pdu, guard);
             }
-            _ => {
-                // The room ID is the create event's reference hash.
-                let (object, pdu) =
-                    self.build_pdu(&builder, sender, None, &rules, &empty, Vec::new(), 1)?;
-                let hash = pdu.event_id.as_str().trim_start_matches('$');
-                let room_id = RoomId::new_v2(hash).map_err(Error::internal)?;
-                (room_id, object, pdu)
+            // The same user creating two identical rooms within one millisecond makes the same
+            // create event, hence the same room ID: build it again a millisecond later.
+            attempts += 1;
+            if attempts >= 5 {
+                return Err(Error::internal("room ID collision"));
             }
+            drop(guard);
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         };
-        let guard = self.lock_room(&room_id).await;
-        if self.exists(&room_id)? {
-            return Err(Error::internal("room ID collision"));
-        }
         check_state_independent_auth_rules(&rules.authorization, &pdu, |id: &EventId| {
             self.get_pdu(id).ok().flatten()
         })
