@@ -18,7 +18,14 @@ pub struct Service {
     useridfilterid_filter: Tree,
     /// Makes read-modify-write of one user's entries (and the change log) atomic.
     write_lock: Mutex<()>,
+    /// Parsed push rules per user: every message is checked against each member's rules, and
+    /// parsing them (or building the defaults) per member per message dominated sending.
+    /// Dropped when the user's `m.push_rules` changes; cleared whole when it grows large.
+    push_rules_cache: Mutex<std::collections::HashMap<ruma::OwnedUserId, Arc<ruma::push::Ruleset>>>,
 }
+
+/// Users whose parsed push rules are kept (a few KiB each).
+const PUSH_RULES_CACHED: usize = 10_000;
 
 impl Service {
     pub fn new(engine: &Arc<Engine>) -> Self {
@@ -28,6 +35,7 @@ impl Service {
             useridcount_accountdata: engine.tree("useridcount_accountdata"),
             useridfilterid_filter: engine.tree("useridfilterid_filter"),
             write_lock: Mutex::new(()),
+            push_rules_cache: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -57,6 +65,12 @@ impl Service {
         content: &Value,
     ) -> Result<()> {
         let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if kind == "m.push_rules" && room_id.is_none() {
+            self.push_rules_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(user_id);
+        }
         let room = room_str(room_id);
         let key = (user_id.as_str(), room, kind).encode();
         let mut batch = Batch::default();
@@ -117,6 +131,30 @@ impl Service {
     }
 
     /// The user's push rules: the stored set, or the server defaults.
+    /// The user's push rules, parsed once and shared until they change.
+    pub fn push_rules_shared(&self, user_id: &UserId) -> Result<Arc<ruma::push::Ruleset>> {
+        if let Some(rules) = self
+            .push_rules_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(user_id)
+        {
+            return Ok(Arc::clone(rules));
+        }
+        // Read under the write lock, so a concurrent change cannot be cached over.
+        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let rules = Arc::new(self.push_rules(user_id)?);
+        let mut cache = self
+            .push_rules_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= PUSH_RULES_CACHED {
+            cache.clear();
+        }
+        cache.insert(user_id.to_owned(), Arc::clone(&rules));
+        Ok(rules)
+    }
+
     pub fn push_rules(&self, user_id: &UserId) -> Result<ruma::push::Ruleset> {
         let stored = self.get(user_id, None, "m.push_rules")?;
         match stored.and_then(|mut content| content.get_mut("global").map(Value::take)) {

@@ -10,7 +10,10 @@ use std::task::{Context, Poll, Waker};
 
 use ruma::events::TimelineEventType;
 use ruma::power_levels::NotificationPowerLevels;
-use ruma::push::{Action, PushConditionPowerLevelsCtx, PushConditionRoomCtx};
+use ruma::push::{
+    Action, FlattenedJson, PushCondition, PushConditionPowerLevelsCtx, PushConditionRoomCtx,
+    Ruleset,
+};
 use ruma::room_version_rules::RoomPowerLevelsRules;
 use ruma::{Int, OwnedUserId, RoomId, UInt, UserId};
 use serde_json::{Value, json};
@@ -41,6 +44,38 @@ pub struct Service {
     engine: Arc<Engine>,
     useridroomidcount_notification: Tree,
     useridcount_notification: Tree,
+}
+
+/// The actions of the first enabled rule of `ruleset` that applies (what ruma's
+/// `Ruleset::get_actions` does, on an event flattened once for all recipients).
+fn first_match<'a>(
+    ruleset: &'a Ruleset,
+    event: &FlattenedJson,
+    context: &PushConditionRoomCtx,
+) -> Option<&'a [Action]> {
+    for rule in ruleset {
+        if complete(rule.applies(event, context))? {
+            return Some(rule.actions());
+        }
+    }
+    None
+}
+
+/// Whether any rule looks at the user's display name (the legacy `contains_display_name`, which
+/// users may still have in stored rules).
+#[allow(deprecated)]
+fn uses_display_name(ruleset: &Ruleset) -> bool {
+    ruleset
+        .override_
+        .iter()
+        .chain(&ruleset.underride)
+        .any(|rule| {
+            rule.enabled
+                && rule
+                    .conditions
+                    .iter()
+                    .any(|c| matches!(c, PushCondition::ContainsDisplayName))
+        })
 }
 
 /// ruma's evaluator is async only to allow lookups this server does not configure, so it
@@ -85,6 +120,8 @@ impl Service {
             return Ok(());
         }
         let event = client_event(json, room_id)?;
+        // Flattened once for every recipient (ruma's `get_actions` would flatten per user).
+        let flattened = FlattenedJson::from_raw(&event);
         // Replies in a thread count towards that thread, not the main timeline.
         let thread_root = super::rooms::relations::relates_to(&pdu.content_value())
             .filter(|(rel_type, _)| rel_type == "m.thread")
@@ -93,17 +130,22 @@ impl Service {
         let member_count = UInt::try_from(joined.len() as u64).unwrap_or_default();
         let mut batch = Batch::default();
         for user in recipients {
-            let ruleset = services.account_data.push_rules(user)?;
-            let display_name = rooms
-                .current_state_event(room_id, "m.room.member", user.as_str())?
-                .and_then(|member| {
-                    member
-                        .content_value()
-                        .get("displayname")
-                        .and_then(Value::as_str)
-                        .map(ToOwned::to_owned)
-                })
-                .unwrap_or_else(|| user.localpart().to_owned());
+            let ruleset = services.account_data.push_rules_shared(user)?;
+            // The member event is read only for rules that need the display name.
+            let display_name = if uses_display_name(&ruleset) {
+                rooms
+                    .current_state_event(room_id, "m.room.member", user.as_str())?
+                    .and_then(|member| {
+                        member
+                            .content_value()
+                            .get("displayname")
+                            .and_then(Value::as_str)
+                            .map(ToOwned::to_owned)
+                    })
+                    .unwrap_or_else(|| user.localpart().to_owned())
+            } else {
+                user.localpart().to_owned()
+            };
             let mut context = PushConditionRoomCtx::new(
                 room_id.to_owned(),
                 member_count,
@@ -111,7 +153,7 @@ impl Service {
                 display_name,
             );
             context.power_levels = power_levels.clone();
-            let Some(actions) = complete(ruleset.get_actions(&event, &context)) else {
+            let Some(actions) = first_match(&ruleset, &flattened, &context) else {
                 continue;
             };
             if !actions.iter().any(Action::should_notify) {

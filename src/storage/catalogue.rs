@@ -90,8 +90,10 @@ pub const TREES: &[TreeSpec] = &[
     tree("shortstatehash_statediff", false),
     // Key: RoomId. Value: ShortStateHash (u64) of the room's current state.
     tree("roomid_shortstatehash", true),
-    // Key: RoomId, EventId. Value: empty. The room's forward extremities.
-    tree("roomid_pduleaves", false),
+    // Key: RoomId. Value: EventIds joined by 0xFF. The room's forward extremities, in one value
+    // so that an append is a point read and write, not a scan over the tombstones of every
+    // earlier leaf (schema version 1 had one key per leaf).
+    tree("roomid_pduleaves", true),
     // Key: RoomId. Value: the room version string.
     tree("roomid_roomversion", true),
     // Key: UserId, RoomId. Value: the user's membership (`join`, `invite`, `leave`, `ban`,

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. Bump it and add a step to [`MIGRATIONS`] when a tree's layout
 /// changes.
-pub const CURRENT_VERSION: u64 = 1;
+pub const CURRENT_VERSION: u64 = 2;
 
 const VERSION_KEY: &[u8] = b"schema_version";
 
@@ -15,7 +15,31 @@ const VERSION_KEY: &[u8] = b"schema_version";
 type Migration = fn(&Arc<Engine>) -> Result<()>;
 
 /// Migration `i` brings a database from version `i + 1` to `i + 2`.
-const MIGRATIONS: &[Migration] = &[];
+const MIGRATIONS: &[Migration] = &[forward_extremities_in_one_value];
+
+/// 1 → 2: `roomid_pduleaves` from one key per leaf (`RoomId 0xFF EventId`, empty value) to one
+/// key per room whose value lists the leaves.
+fn forward_extremities_in_one_value(engine: &Arc<Engine>) -> Result<()> {
+    let tree = engine.tree("roomid_pduleaves");
+    let mut leaves: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = Default::default();
+    let mut batch = super::Batch::default();
+    for entry in tree.scan_prefix(Vec::new()) {
+        let (key, _) = entry?;
+        let Some(split) = key.iter().position(|&b| b == super::codec::SEP) else {
+            continue;
+        };
+        let value = leaves.entry(key[..split].to_vec()).or_default();
+        if !value.is_empty() {
+            value.push(super::codec::SEP);
+        }
+        value.extend_from_slice(&key[split + 1..]);
+        batch.delete(&tree, &key)?;
+    }
+    for (room, value) in &leaves {
+        batch.put(&tree, room, value)?;
+    }
+    engine.write(batch)
+}
 
 /// Checks the stored version, migrating older databases forward and refusing newer ones.
 pub fn check_and_migrate(engine: &Arc<Engine>) -> Result<()> {
@@ -55,4 +79,46 @@ pub fn decode_u64(bytes: &[u8]) -> Result<u64> {
         .try_into()
         .map_err(|_| Error::Database("stored integer is not 8 bytes".into()))?;
     Ok(u64::from_be_bytes(array))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{Batch, EngineOptions};
+
+    fn open(dir: &std::path::Path) -> Arc<Engine> {
+        Engine::open(EngineOptions {
+            path: dir,
+            cache_capacity_bytes: 8 << 20,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn version_1_forward_extremities_become_one_value_per_room() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let engine = open(dir.path());
+            let leaves = engine.tree("roomid_pduleaves");
+            let mut batch = Batch::default();
+            for (room, event) in [("!a:x", "$1"), ("!a:x", "$2"), ("!b:x", "$3")] {
+                let mut key = room.as_bytes().to_vec();
+                key.push(crate::storage::codec::SEP);
+                key.extend_from_slice(event.as_bytes());
+                batch.put(&leaves, &key, &[]).unwrap();
+            }
+            engine.write(batch).unwrap();
+            engine
+                .tree("global")
+                .insert(VERSION_KEY, &1u64.to_be_bytes())
+                .unwrap();
+        }
+        let engine = open(dir.path());
+        let leaves = engine.tree("roomid_pduleaves");
+        assert_eq!(leaves.get(b"!a:x").unwrap().unwrap(), b"$1\xff$2");
+        assert_eq!(leaves.get(b"!b:x").unwrap().unwrap(), b"$3");
+        assert_eq!(leaves.scan_prefix(Vec::new()).count(), 2);
+        let version = engine.tree("global").get(VERSION_KEY).unwrap().unwrap();
+        assert_eq!(decode_u64(&version).unwrap(), CURRENT_VERSION);
+    }
 }

@@ -10,7 +10,6 @@ use crate::api::Ruma;
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
 use crate::service::uiaa::Requirement;
-use crate::service::users::password;
 
 pub async fn change_password(
     services: Arc<Services>,
@@ -32,7 +31,10 @@ pub async fn change_password(
             "The new password must not be empty",
         ));
     }
-    let hash = password::hash(body.new_password.clone()).await?;
+    let hash = services
+        .users
+        .hash_password(body.new_password.clone())
+        .await?;
     services.users.set_password_hash(user_id, &hash)?;
     if body.logout_devices {
         services.remove_all_devices(user_id, Some(request.device()?))?;

@@ -15,7 +15,7 @@ use crate::api::Ruma;
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
 use crate::service::uiaa::Requirement;
-use crate::service::users::{Availability, password};
+use crate::service::users::Availability;
 
 /// Registration flows currently on offer, or `None` when registration is closed. While no
 /// account exists, the one-time bootstrap token is accepted whatever the configuration says.
@@ -111,7 +111,7 @@ pub async fn register(
         .authenticate(&services.users, requirement, body.auth.as_ref())
         .await?;
 
-    let hash = password::hash(password).await?;
+    let hash = services.users.hash_password(password).await?;
     services
         .users
         .create_account(&user_id, &hash, completed.registration_token.as_deref())?;

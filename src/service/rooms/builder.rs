@@ -39,6 +39,8 @@ pub struct PduBuilder {
     pub content: Value,
     pub state_key: Option<String>,
     pub redacts: Option<OwnedEventId>,
+    /// `origin_server_ts` to use instead of the current time.
+    pub timestamp: Option<u64>,
 }
 
 impl PduBuilder {
@@ -52,6 +54,7 @@ impl PduBuilder {
             content,
             state_key: Some(state_key.into()),
             redacts: None,
+            timestamp: None,
         }
     }
 
@@ -61,6 +64,7 @@ impl PduBuilder {
             content,
             state_key: None,
             redacts: None,
+            timestamp: None,
         }
     }
 }
@@ -98,10 +102,14 @@ impl Service {
     ) -> Result<(OwnedRoomId, RoomGuard)> {
         let _writing = self.engine.begin_write();
         let rules = rules_of(version)?;
-        let builder = PduBuilder::state(TimelineEventType::RoomCreate, "", create_content);
+        let mut builder = PduBuilder::state(TimelineEventType::RoomCreate, "", create_content);
         let empty = StateMap::new();
         let mut attempts = 0;
         let (room_id, object, pdu, guard) = loop {
+            // Room IDs derived from the create event's hash: two identical create events (same
+            // creator and content within one millisecond) would be one room. Every create event
+            // of this server gets its own timestamp.
+            builder.timestamp = Some(self.unique_create_timestamp());
             let (room_id, object, pdu) = match rules.room_id_format {
                 RoomIdFormatVersion::V1 => {
                     let room_id = RoomId::new_v1(&self.server_name);
@@ -129,14 +137,12 @@ impl Service {
             if !self.exists(&room_id)? {
                 break (room_id, object, pdu, guard);
             }
-            // The same user creating two identical rooms within one millisecond makes the same
-            // create event, hence the same room ID: build it again a millisecond later.
+            // Only after a clock step backwards: try again with the next timestamp.
             attempts += 1;
             if attempts >= 5 {
                 return Err(Error::internal("room ID collision"));
             }
             drop(guard);
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         };
         check_state_independent_auth_rules(&rules.authorization, &pdu, |id: &EventId| {
             self.get_pdu(id).ok().flatten()
@@ -161,6 +167,20 @@ impl Service {
         )?;
         self.engine.write(batch)?;
         Ok((room_id, guard))
+    }
+
+    /// The current time in milliseconds, or one more than the last one handed out.
+    fn unique_create_timestamp(&self) -> u64 {
+        let now = now_millis();
+        let previous = self
+            .last_create_timestamp
+            .fetch_update(
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+                |last| Some(now.max(last + 1)),
+            )
+            .unwrap_or(now);
+        now.max(previous + 1)
     }
 
     /// Builds, authorises and stores one event in an existing room. The caller holds the
@@ -343,7 +363,7 @@ impl Service {
             "type": builder.event_type.to_string(),
             "content": builder.content,
             "sender": sender,
-            "origin_server_ts": now_millis(),
+            "origin_server_ts": builder.timestamp.unwrap_or_else(now_millis),
             "depth": depth,
             "prev_events": self.event_references(&prev_events, rules)?,
             "auth_events": self.event_references(&auth_events, rules)?,
@@ -454,17 +474,18 @@ impl Service {
             &statehash_after.to_be_bytes(),
         )?;
 
-        for prev in &pdu.prev_events {
-            batch.delete(
-                &self.roomid_pduleaves,
-                &(room_id.as_str(), prev.as_str()).encode(),
-            )?;
+        // Appends to a room are serialised by its lock, so reading the leaves here is safe.
+        let mut leaves = self.forward_extremities(room_id)?;
+        leaves.retain(|leaf| !pdu.prev_events.contains(leaf));
+        leaves.push(pdu.event_id.clone());
+        let mut value = Vec::new();
+        for (i, leaf) in leaves.iter().enumerate() {
+            if i > 0 {
+                value.push(crate::storage::codec::SEP);
+            }
+            value.extend_from_slice(leaf.as_bytes());
         }
-        batch.put(
-            &self.roomid_pduleaves,
-            &(room_id.as_str(), pdu.event_id.as_str()).encode(),
-            &[],
-        )?;
+        batch.put(&self.roomid_pduleaves, room_id.as_bytes(), &value)?;
 
         self.index_relation(room_id, pdu, count, batch)?;
         self.index_words(shortroomid, count, pdu, batch)?;
@@ -513,7 +534,13 @@ impl Service {
 
     /// The room's forward extremities.
     pub fn forward_extremities(&self, room_id: &RoomId) -> Result<Vec<OwnedEventId>> {
-        self.roomid_pduleaves.second_parts(room_id.as_str())
+        let Some(value) = self.roomid_pduleaves.get(room_id.as_bytes())? else {
+            return Ok(Vec::new());
+        };
+        value
+            .split(|&b| b == crate::storage::codec::SEP)
+            .map(crate::storage::decode_id)
+            .collect()
     }
 }
 

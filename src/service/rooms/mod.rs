@@ -65,6 +65,8 @@ pub struct Service {
     useridroomid_stamp: Tree,
     useridmembership_roomcount: Tree,
     shortstatekey_lock: Mutex<()>,
+    /// Last `origin_server_ts` given to a create event (see `unique_create_timestamp`).
+    last_create_timestamp: std::sync::atomic::AtomicU64,
     state_cache: state::StateCache,
     /// One async mutex per room: events of a room are appended one at a time, so each sees the
     /// previous one as its parent; different rooms proceed in parallel.
@@ -119,6 +121,7 @@ impl Service {
             useridroomid_stamp: engine.tree("useridroomid_stamp"),
             useridmembership_roomcount: engine.tree("useridmembership_roomcount"),
             shortstatekey_lock: Mutex::new(()),
+            last_create_timestamp: std::sync::atomic::AtomicU64::new(0),
             state_cache: state::StateCache::default(),
             room_locks: Mutex::new(HashMap::new()),
             services: OnceLock::new(),

@@ -10,12 +10,20 @@ use super::Service;
 use crate::error::Result;
 
 /// Answers "may this user see that event?" for one user and room, remembering the answer per
-/// state snapshot so a page of events costs a few lookups, not one per event.
+/// state snapshot, and the history visibility and membership per state event, so a page of
+/// events costs a few lookups, not one per event.
 pub struct Visibility<'a> {
     rooms: &'a Service,
     user_id: &'a UserId,
     currently_joined: bool,
     by_state: HashMap<u64, bool>,
+    /// Short state keys of `m.room.history_visibility` and of the user's `m.room.member` (`None`
+    /// when the server has never seen such an event).
+    history_key: Option<u64>,
+    member_key: Option<u64>,
+    /// Value of a state event (by short event ID) that decides visibility: the history
+    /// visibility setting, or the user's membership.
+    decided_by: HashMap<u64, Option<String>>,
 }
 
 impl Service {
@@ -29,6 +37,9 @@ impl Service {
             user_id,
             currently_joined: self.is_joined(user_id, room_id)?,
             by_state: HashMap::new(),
+            history_key: self.shortstatekey("m.room.history_visibility", "")?,
+            member_key: self.shortstatekey("m.room.member", user_id.as_str())?,
+            decided_by: HashMap::new(),
         })
     }
 
@@ -54,38 +65,57 @@ impl Visibility<'_> {
         else {
             return Ok(false);
         };
-        if let Some(known) = self.by_state.get(&hash) {
-            return Ok(*known || self.is_own_membership(event_id)?);
-        }
-        let state = self.rooms.state_map(hash)?;
-        let visibility = self
-            .rooms
-            .state_event_in(&state, "m.room.history_visibility", "")?
-            .and_then(|pdu| {
-                pdu.content_value()
-                    .get("history_visibility")
-                    .and_then(Value::as_str)
-                    .map(ToOwned::to_owned)
-            })
-            .unwrap_or_else(|| "shared".to_owned());
-        let membership = self
-            .rooms
-            .state_event_in(&state, "m.room.member", self.user_id.as_str())?
-            .and_then(|pdu| {
-                pdu.content_value()
-                    .get("membership")
-                    .and_then(Value::as_str)
-                    .map(ToOwned::to_owned)
-            });
-        let visible = match visibility.as_str() {
-            "world_readable" => true,
-            _ if membership.as_deref() == Some("join") => true,
-            "shared" => self.currently_joined,
-            "invited" => membership.as_deref() == Some("invite"),
-            _ => false,
+        let visible = match self.by_state.get(&hash) {
+            Some(known) => *known,
+            None => {
+                let visible = self.decide(hash)?;
+                self.by_state.insert(hash, visible);
+                visible
+            }
         };
-        self.by_state.insert(hash, visible);
         Ok(visible || self.is_own_membership(event_id)?)
+    }
+
+    /// The spec's rule for the state snapshot `hash` (not counting the user's own membership
+    /// events, which they always see).
+    fn decide(&mut self, hash: u64) -> Result<bool> {
+        let state = self.rooms.state_map(hash)?;
+        let setting = self.decided_by(&state, self.history_key, "history_visibility")?;
+        let setting = setting.as_deref().unwrap_or("shared");
+        // Nothing else matters for a world-readable room, or a shared one the user is in.
+        if setting == "world_readable" || (setting == "shared" && self.currently_joined) {
+            return Ok(true);
+        }
+        let membership = self.decided_by(&state, self.member_key, "membership")?;
+        Ok(match membership.as_deref() {
+            Some("join") => true,
+            Some("invite") => setting == "invited",
+            _ => false,
+        })
+    }
+
+    /// The `field` of the content of the state event at `key` in `state`, read once per event.
+    fn decided_by(
+        &mut self,
+        state: &super::state::StateMap,
+        key: Option<u64>,
+        field: &str,
+    ) -> Result<Option<String>> {
+        let Some(shorteventid) = key.and_then(|key| state.get(&key).copied()) else {
+            return Ok(None);
+        };
+        if let Some(known) = self.decided_by.get(&shorteventid) {
+            return Ok(known.clone());
+        }
+        let event_id = self.rooms.event_id_of_short(shorteventid)?;
+        let value = self.rooms.get_pdu(&event_id)?.and_then(|pdu| {
+            pdu.content_value()
+                .get(field)
+                .and_then(Value::as_str)
+                .map(ToOwned::to_owned)
+        });
+        self.decided_by.insert(shorteventid, value.clone());
+        Ok(value)
     }
 
     /// Users always see their own membership events: a leave or kick must reach them even

@@ -36,6 +36,9 @@ pub struct Service {
     create_lock: Mutex<()>,
     /// A hash of nothing anyone knows, verified against for unknown users.
     dummy_hash: OnceLock<String>,
+    /// Argon2 work in progress at once, one per core: each needs 19 MiB and a core, so a
+    /// burst of logins queues here instead of multiplying memory and thrashing the CPU.
+    password_work: tokio::sync::Semaphore,
     /// When each access token (by hash) last refreshed its device's last-seen record.
     last_touched: Mutex<HashMap<Vec<u8>, Instant>>,
     refreshable_token_lifetime_ms: u64,
@@ -65,6 +68,9 @@ impl Service {
             global: engine.tree("global"),
             create_lock: Mutex::new(()),
             dummy_hash: OnceLock::new(),
+            password_work: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
             last_touched: Mutex::new(HashMap::new()),
             refreshable_token_lifetime_ms: config
                 .refreshable_access_token_lifetime_secs
@@ -210,19 +216,36 @@ impl Service {
     /// as a real check, so response times do not reveal which accounts exist.
     pub async fn check_password(&self, user_id: &UserId, password: &str) -> Result<bool> {
         match self.password_hash(user_id)? {
-            Some(hash) => Ok(password::verify(password.to_owned(), hash).await),
+            Some(hash) => Ok(self.verify_password(password, hash).await),
             None => {
                 let dummy = match self.dummy_hash.get() {
                     Some(hash) => hash.clone(),
                     None => {
-                        let hash = password::hash(password::random_secret()).await?;
+                        let hash = self.hash_password(password::random_secret()).await?;
                         self.dummy_hash.get_or_init(|| hash).clone()
                     }
                 };
-                password::verify(password.to_owned(), dummy).await;
+                self.verify_password(password, dummy).await;
                 Ok(false)
             }
         }
+    }
+
+    /// Hashes a new password (argon2id), waiting for a free core.
+    pub async fn hash_password(&self, password: String) -> Result<String> {
+        let _permit = self
+            .password_work
+            .acquire()
+            .await
+            .map_err(Error::internal)?;
+        password::hash(password).await
+    }
+
+    async fn verify_password(&self, password: &str, hash: String) -> bool {
+        let Ok(_permit) = self.password_work.acquire().await else {
+            return false;
+        };
+        password::verify(password.to_owned(), hash).await
     }
 
     pub fn set_password_hash(&self, user_id: &UserId, password_hash: &str) -> Result<()> {
