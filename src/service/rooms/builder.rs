@@ -204,7 +204,7 @@ impl Service {
         builder: PduBuilder,
         sender: &UserId,
         room_id: &RoomId,
-        _guard: &RoomGuard,
+        guard: &RoomGuard,
         prev_events: Vec<OwnedEventId>,
     ) -> Result<OwnedEventId> {
         // Stream positions taken below are not reported by /sync until the batch lands.
@@ -282,39 +282,14 @@ impl Service {
         )?;
         self.engine.write(batch)?;
         drop(writing);
-        self.after_append(room_id, &pdu, count, &json, was_joined);
+        if let Some(services) = self.services.get().and_then(std::sync::Weak::upgrade) {
+            let room_id = room_id.to_owned();
+            let pdu = pdu.clone();
+            guard.defer(move || {
+                after_append(&services, &room_id, &pdu, count, &json, was_joined);
+            });
+        }
         Ok(event_id)
-    }
-
-    /// Work that follows a stored event but must not undo it: push-rule evaluation, and
-    /// device-list tracking when someone joins or leaves.
-    fn after_append(
-        &self,
-        room_id: &RoomId,
-        pdu: &PduEvent,
-        count: u64,
-        json: &[u8],
-        was_joined: bool,
-    ) {
-        let Some(services) = self.services.get().and_then(std::sync::Weak::upgrade) else {
-            return;
-        };
-        if pdu.kind == TimelineEventType::RoomMember
-            && let Some(member) = pdu.state_key.as_deref().and_then(|m| UserId::parse(m).ok())
-        {
-            let is_joined = pdu.content_value()["membership"] == "join";
-            if let Err(error) = crate::service::keys::on_membership_change(
-                &services, room_id, &member, was_joined, is_joined,
-            ) {
-                tracing::error!(%error, event_id = %pdu.event_id, "device-list tracking failed");
-            }
-        }
-        if !crate::service::push::may_notify(&pdu.kind) {
-            return;
-        }
-        if let Err(error) = services.push.on_event(&services, room_id, pdu, count, json) {
-            tracing::error!(%error, event_id = %pdu.event_id, "push-rule evaluation failed");
-        }
     }
 
     /// Assembles, hashes and signs the PDU, and derives its event ID.
@@ -541,6 +516,34 @@ impl Service {
             .split(|&b| b == crate::storage::codec::SEP)
             .map(crate::storage::decode_id)
             .collect()
+    }
+}
+
+/// Work that follows a stored event but must not undo it: push-rule evaluation, and
+/// device-list tracking when someone joins or leaves. Runs once the room is unlocked.
+fn after_append(
+    services: &crate::service::Services,
+    room_id: &RoomId,
+    pdu: &PduEvent,
+    count: u64,
+    json: &[u8],
+    was_joined: bool,
+) {
+    if pdu.kind == TimelineEventType::RoomMember
+        && let Some(member) = pdu.state_key.as_deref().and_then(|m| UserId::parse(m).ok())
+    {
+        let is_joined = pdu.content_value()["membership"] == "join";
+        if let Err(error) = crate::service::keys::on_membership_change(
+            services, room_id, &member, was_joined, is_joined,
+        ) {
+            tracing::error!(%error, event_id = %pdu.event_id, "device-list tracking failed");
+        }
+    }
+    if !crate::service::push::may_notify(&pdu.kind) {
+        return;
+    }
+    if let Err(error) = services.push.on_event(services, room_id, pdu, count, json) {
+        tracing::error!(%error, event_id = %pdu.event_id, "push-rule evaluation failed");
     }
 }
 

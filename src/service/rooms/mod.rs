@@ -76,9 +76,36 @@ pub struct Service {
     services: OnceLock<Weak<Services>>,
 }
 
-/// Held while appending to a room.
+/// Held while appending to a room. Work that follows an append but needs no lock (push-rule
+/// evaluation, device-list tracking) is run when the guard is dropped, after the room is
+/// unlocked: senders to a busy room then queue only behind each other's appends, and that work
+/// proceeds in parallel. It still finishes before the handler that holds the guard answers.
 pub struct RoomGuard {
-    _guard: OwnedMutexGuard<()>,
+    guard: Option<OwnedMutexGuard<()>>,
+    after_unlock: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+}
+
+impl RoomGuard {
+    fn defer(&self, work: impl FnOnce() + Send + 'static) {
+        self.after_unlock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(work));
+    }
+}
+
+impl Drop for RoomGuard {
+    fn drop(&mut self) {
+        self.guard.take();
+        let work = std::mem::take(
+            self.after_unlock
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for work in work {
+            work();
+        }
+    }
 }
 
 impl Service {
@@ -143,7 +170,8 @@ impl Service {
             Arc::clone(locks.entry(room_id.to_owned()).or_default())
         };
         RoomGuard {
-            _guard: mutex.lock_owned().await,
+            guard: Some(mutex.lock_owned().await),
+            after_unlock: Mutex::new(Vec::new()),
         }
     }
 
