@@ -92,6 +92,13 @@ const FEDERATION_ONLY: &[&str] = &[
 /// Turns stored PDU JSON into the client-server event format: federation fields dropped,
 /// `room_id` present, `unsigned.age` computed.
 pub fn client_event(json: &[u8], room_id: &RoomId) -> Result<Raw<ruma::events::AnyTimelineEvent>> {
+    let raw = serde_json::value::to_raw_value(&client_event_value(json, room_id)?)
+        .map_err(Error::internal)?;
+    Ok(Raw::from_json(raw))
+}
+
+/// [`client_event`] as a JSON value, for answers assembled as values (no second parse).
+pub fn client_event_value(json: &[u8], room_id: &RoomId) -> Result<Value> {
     let mut object: Map<String, Value> = serde_json::from_slice(json)
         .map_err(|e| Error::Database(format!("stored PDU unreadable: {e}")))?;
     for field in FEDERATION_ONLY {
@@ -109,8 +116,7 @@ pub fn client_event(json: &[u8], room_id: &RoomId) -> Result<Raw<ruma::events::A
             unsigned.insert("age".to_owned(), age.into());
         }
     }
-    let raw = serde_json::value::to_raw_value(&object).map_err(Error::internal)?;
-    Ok(Raw::from_json(raw))
+    Ok(Value::Object(object))
 }
 
 impl ruma::state_res::Event for PduEvent {

@@ -103,12 +103,32 @@ impl Service {
         room_id: &RoomId,
         viewer: &UserId,
     ) -> Result<ruma::serde::Raw<ruma::events::AnyTimelineEvent>> {
-        let raw = super::pdu::client_event(json, room_id)?;
-        let pdu = PduEvent::from_json(json)?;
-        let relations = self.relations(&pdu.event_id)?;
+        let value = self.client_event_bundled_value(json, room_id, viewer)?;
+        Ok(ruma::serde::Raw::from_json(
+            serde_json::value::to_raw_value(&value).map_err(Error::internal)?,
+        ))
+    }
+
+    /// [`Self::client_event_bundled`] as a JSON value (one parse of the stored event).
+    pub fn client_event_bundled_value(
+        &self,
+        json: &[u8],
+        room_id: &RoomId,
+        viewer: &UserId,
+    ) -> Result<Value> {
+        let mut object = super::pdu::client_event_value(json, room_id)?;
+        let Some(event_id) = object
+            .get("event_id")
+            .and_then(Value::as_str)
+            .and_then(|id| ruma::EventId::parse(id).ok())
+        else {
+            return Ok(object);
+        };
+        let relations = self.relations(&event_id)?;
         if relations.is_empty() {
-            return Ok(raw);
+            return Ok(object);
         }
+        let pdu = PduEvent::from_json(json)?;
         let mut bundle = Map::new();
         let mut latest_edit: Option<Value> = None;
         let mut thread_count = 0u64;
@@ -121,12 +141,8 @@ impl Service {
                     if let Some(edit_json) = self.get_pdu_json(&relation.event_id)? {
                         let edit = PduEvent::from_json(&edit_json)?;
                         if edit.sender == pdu.sender && edit.kind == pdu.kind {
-                            latest_edit = Some(
-                                serde_json::from_str(
-                                    super::pdu::client_event(&edit_json, room_id)?.json().get(),
-                                )
-                                .map_err(Error::internal)?,
-                            );
+                            latest_edit =
+                                Some(super::pdu::client_event_value(&edit_json, room_id)?);
                         }
                     }
                 }
@@ -147,12 +163,7 @@ impl Service {
         if let Some(latest) = thread_latest
             && let Some(latest_json) = self.get_pdu_json(&latest)?
         {
-            let latest: Value = serde_json::from_str(
-                super::pdu::client_event(&latest_json, room_id)?
-                    .json()
-                    .get(),
-            )
-            .map_err(Error::internal)?;
+            let latest = super::pdu::client_event_value(&latest_json, room_id)?;
             bundle.insert(
                 "m.thread".into(),
                 json!({ "latest_event": latest, "count": thread_count, "current_user_participated": participated }),
@@ -162,14 +173,12 @@ impl Service {
             bundle.insert("m.reference".into(), json!({ "chunk": references }));
         }
         if bundle.is_empty() {
-            return Ok(raw);
+            return Ok(object);
         }
-        let mut object: Map<String, Value> =
-            serde_json::from_str(raw.json().get()).map_err(Error::internal)?;
-        let unsigned = object.entry("unsigned").or_insert_with(|| json!({}));
-        unsigned["m.relations"] = Value::Object(bundle);
-        Ok(ruma::serde::Raw::from_json(
-            serde_json::value::to_raw_value(&object).map_err(Error::internal)?,
-        ))
+        if let Some(object) = object.as_object_mut() {
+            let unsigned = object.entry("unsigned").or_insert_with(|| json!({}));
+            unsigned["m.relations"] = Value::Object(bundle);
+        }
+        Ok(object)
     }
 }

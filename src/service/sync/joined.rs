@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::service::Services;
 use crate::service::push::UnreadCounts;
 use crate::service::rooms::StoredEvent;
-use crate::service::rooms::pdu::{PduEvent, client_event};
+use crate::service::rooms::pdu::{PduEvent, client_event_value};
 use crate::service::rooms::state::StateMap;
 
 /// The room's timeline events after `since` up to `next` (newest `limit`), oldest first, and
@@ -132,9 +132,7 @@ fn render_state(
     for (_, shorteventid) in picked {
         let event_id = rooms.event_id_of_short(*shorteventid)?;
         if let Some(json) = rooms.get_pdu_json(&event_id)? {
-            events.push(serde_json::from_str(
-                client_event(&json, room_id)?.json().get(),
-            )?);
+            events.push(client_event_value(&json, room_id)?);
         }
     }
     Ok(events)
@@ -302,8 +300,7 @@ pub fn joined_room(
     }
     let mut timeline_events = Vec::with_capacity(events.len());
     for (_, json) in &events {
-        let raw = rooms.client_event_bundled(json, room_id, user_id)?;
-        let mut event: Value = serde_json::from_str(raw.json().get())?;
+        let mut event = rooms.client_event_bundled_value(json, room_id, user_id)?;
         add_transaction_id(services, &mut event, user_id, request.device_id)?;
         timeline_events.push(event);
     }
@@ -455,9 +452,7 @@ pub fn left_room(
     )?;
     let mut timeline_events = Vec::with_capacity(events.len());
     for (_, json) in &events {
-        timeline_events.push(serde_json::from_str::<Value>(
-            client_event(json, room_id)?.json().get(),
-        )?);
+        timeline_events.push(client_event_value(json, room_id)?);
     }
     let prev_batch = events
         .first()
