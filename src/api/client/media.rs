@@ -91,6 +91,25 @@ fn media_id_of(media_id: &str) -> Result<&str> {
     }
 }
 
+/// Reads (and drops) what is left of a refused upload's body, up to a bound, before the error
+/// is answered: a server that answers and closes while the client is still sending makes the
+/// client's kernel see a reset, and the client may lose the answer (seen as a flaky test).
+async fn drained(body: &mut axum::body::BodyDataStream, error: Error) -> Error {
+    use futures_util::StreamExt;
+    const DRAIN_LIMIT: usize = 1 << 20;
+    let mut read = 0usize;
+    let drain = async {
+        while read <= DRAIN_LIMIT {
+            match body.next().await {
+                Some(Ok(chunk)) => read += chunk.len(),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    error
+}
+
 /// The upload's declared type, and a size check before reading a byte of it.
 fn upload_headers(services: &Services, request: &Request) -> Result<Option<String>> {
     let declared = request
@@ -122,15 +141,26 @@ async fn upload(
     respond(
         async {
             let (parts, body) = request.into_parts();
-            let (user, _) = authenticate(&services, &parts)?;
-            let content_type = upload_headers(
+            let mut body = body.into_data_stream();
+            let (user, _) = match authenticate(&services, &parts) {
+                Ok(found) => found,
+                Err(error) => return Err(drained(&mut body, error).await),
+            };
+            let content_type = match upload_headers(
                 &services,
                 &Request::from_parts(parts, axum::body::Body::empty()),
-            )?;
-            let stored = services
+            ) {
+                Ok(content_type) => content_type,
+                Err(error) => return Err(drained(&mut body, error).await),
+            };
+            let stored = match services
                 .media
-                .write_stream(body.into_data_stream(), services.config.max_upload_size)
-                .await?;
+                .write_stream(&mut body, services.config.max_upload_size)
+                .await
+            {
+                Ok(stored) => stored,
+                Err(error) => return Err(drained(&mut body, error).await),
+            };
             let server = services.server_name();
             let media_id = services.media.create(
                 server,
@@ -158,21 +188,32 @@ async fn upload_to(
     respond(
         async {
             let (parts, body) = request.into_parts();
-            let (user, _) = authenticate(&services, &parts)?;
-            let content_type = upload_headers(
+            let mut body = body.into_data_stream();
+            let (user, _) = match authenticate(&services, &parts) {
+                Ok(found) => found,
+                Err(error) => return Err(drained(&mut body, error).await),
+            };
+            let content_type = match upload_headers(
                 &services,
                 &Request::from_parts(parts, axum::body::Body::empty()),
-            )?;
+            ) {
+                Ok(content_type) => content_type,
+                Err(error) => return Err(drained(&mut body, error).await),
+            };
             let server = own_server(&services, &server).map_err(|_| {
                 Error::forbidden("Media IDs of other servers cannot be uploaded to")
             })?;
             let media_id = media_id_of(&media_id)?;
             // Refuse before reading the body when the ID is not this user's to fill.
             services.media.check_pending(server, media_id, &user)?;
-            let stored = services
+            let stored = match services
                 .media
-                .write_stream(body.into_data_stream(), services.config.max_upload_size)
-                .await?;
+                .write_stream(&mut body, services.config.max_upload_size)
+                .await
+            {
+                Ok(stored) => stored,
+                Err(error) => return Err(drained(&mut body, error).await),
+            };
             services.media.complete_pending(
                 server,
                 media_id,
