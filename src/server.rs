@@ -118,9 +118,16 @@ fn announce(services: &Services, addr: SocketAddr, bootstrap_token: Option<&str>
     let config = &services.config;
     tracing::info!(server_name = %config.server_name, %addr, database = %config.database_path.display(), "Conclave is listening");
     if let Some(token) = bootstrap_token {
+        // With registration open the token is not needed, but still works; say which applies.
+        let access = if config.allow_registration {
+            "The first account to register becomes a server administrator; this one-time \
+             registration token also creates it"
+        } else {
+            "Registration is closed, but this one-time registration token creates the first \
+             account, which becomes a server administrator"
+        };
         tracing::warn!(
-            "No accounts exist yet. Registration is closed, but this one-time registration token \
-             creates the first account, which becomes a server administrator:\n\n    {token}\n\n\
+            "No accounts exist yet. {access}:\n\n    {token}\n\n\
              In Element: choose 'Create account', set the homeserver to http://{addr} (or your \
              public URL), pick a username and password, and enter the token when asked."
         );
