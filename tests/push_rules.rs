@@ -482,3 +482,45 @@ async fn rules_are_per_user() {
     );
     ts.shutdown().await;
 }
+
+/// Bob's unread notification count in `room_id`, from a fresh initial sync.
+async fn unread(ts: &TestServer, who: &Session, room_id: &str) -> u64 {
+    let body = expect_ok(ts.get("/_matrix/client/v3/sync", who.bearer()).await);
+    body["rooms"]["join"][room_id]["unread_notifications"]["notification_count"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_rules_apply_to_the_next_message() {
+    // Rules are kept parsed between messages; a change must still count from the next one.
+    let ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let room_id = create_room(&ts, &alice, json!({ "preset": "public_chat" })).await;
+    expect_ok(
+        ts.post(&room_path(&room_id, "/join"), bob.bearer(), &json!({}))
+            .await,
+    );
+    send_text_id(&ts, &alice, &room_id, "t1", "one").await;
+    assert_eq!(unread(&ts, &bob, &room_id).await, 1);
+
+    // A rule that silences everything: the next message does not notify.
+    let silence = json!({ "actions": [], "conditions": [] });
+    expect_ok(
+        ts.put(&rule_path("override", "quiet"), bob.bearer(), &silence)
+            .await,
+    );
+    send_text_id(&ts, &alice, &room_id, "t2", "two").await;
+    assert_eq!(unread(&ts, &bob, &room_id).await, 1);
+
+    // Disabled again: messages notify.
+    let enabled = format!("{}/enabled", rule_path("override", "quiet"));
+    expect_ok(
+        ts.put(&enabled, bob.bearer(), &json!({ "enabled": false }))
+            .await,
+    );
+    send_text_id(&ts, &alice, &room_id, "t3", "three").await;
+    assert_eq!(unread(&ts, &bob, &room_id).await, 2);
+    ts.shutdown().await;
+}

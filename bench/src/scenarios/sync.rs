@@ -173,12 +173,26 @@ pub async fn initial_history(ctx: &Ctx) -> Result<Outcome, BenchError> {
         .env
         .room_with(&user, std::slice::from_ref(&user), "history")
         .await?;
-    let tag = format!("{}-hist", ctx.env.prefix);
-    let bar = ctx.env.progress.bar(messages as u64, "writing history");
-    let jobs: Vec<usize> = (0..messages).collect();
-    let (writer, room_id, tag_for) = (user.clone(), room.clone(), tag.clone());
-    bounded(jobs, ctx.env.concurrency, &bar, move |i| {
-        let (user, room, tag) = (writer.clone(), room_id.clone(), tag_for.clone());
+    let jobs = (0..messages).map(|i| (room.clone(), i)).collect();
+    fill(ctx, &user, jobs, "hist", "writing history").await?;
+    let mut out = time_initial_syncs(ctx, &user, 1, "initial-sync-history").await?;
+    out.extra("history_messages", messages);
+    Ok(out)
+}
+
+/// Untimed setup: `user` sends message `i` into each `(room, i)` of `jobs`, a few at a time.
+async fn fill(
+    ctx: &Ctx,
+    user: &User,
+    jobs: Vec<(String, usize)>,
+    kind: &str,
+    label: &str,
+) -> Result<(), BenchError> {
+    let tag = format!("{}-{kind}", ctx.env.prefix);
+    let bar = ctx.env.progress.bar(jobs.len() as u64, label);
+    let writer = user.clone();
+    bounded(jobs, ctx.env.concurrency, &bar, move |(room, i)| {
+        let (user, tag) = (writer.clone(), tag.clone());
         async move {
             let txn = format!("{tag}-{i}");
             user.send_message(&room, &txn, &message(&tag, i as u64), Policy::Setup)
@@ -188,9 +202,7 @@ pub async fn initial_history(ctx: &Ctx) -> Result<Outcome, BenchError> {
     })
     .await?;
     bar.finish_and_clear();
-    let mut out = time_initial_syncs(ctx, &user, 1, "initial-sync-history").await?;
-    out.extra("history_messages", messages);
-    Ok(out)
+    Ok(())
 }
 
 /// `initial-sync-rooms`: a new user in R rooms (each with a few messages); each repetition
@@ -212,26 +224,13 @@ pub async fn initial_rooms(ctx: &Ctx) -> Result<Outcome, BenchError> {
     })
     .await?;
     bar.finish_and_clear();
-    let tag = format!("{}-rooms", ctx.env.prefix);
-    let jobs: Vec<(String, usize)> = room_ids
+    let jobs = room_ids
         .iter()
         .flat_map(|r| (0..per_room).map(move |_| r.clone()))
         .enumerate()
         .map(|(i, r)| (r, i))
         .collect();
-    let bar = ctx.env.progress.bar(jobs.len() as u64, "filling rooms");
-    let (writer, tag_for) = (user.clone(), tag.clone());
-    bounded(jobs, ctx.env.concurrency, &bar, move |(room, i)| {
-        let (user, tag) = (writer.clone(), tag_for.clone());
-        async move {
-            let txn = format!("{tag}-{i}");
-            user.send_message(&room, &txn, &message(&tag, i as u64), Policy::Setup)
-                .await?;
-            Ok(())
-        }
-    })
-    .await?;
-    bar.finish_and_clear();
+    fill(ctx, &user, jobs, "rooms", "filling rooms").await?;
     let mut out = time_initial_syncs(ctx, &user, rooms, "initial-sync-rooms").await?;
     out.extra("rooms", rooms);
     out.extra("messages_per_room", per_room);
