@@ -30,6 +30,8 @@
 # would override the generated conclave.toml and make runs incomparable.
 
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 readonly BIN=${CONCLAVE_BIN:-$repo/target/release/conclave}
@@ -83,16 +85,6 @@ stop_server() {
     done
 }
 
-port_in_use() {
-    # bash's /dev/tcp: a successful connect means something already listens.
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-json_field() {
-    # Prints field $1 of the JSON document on stdin (empty if absent).
-    python3 -c 'import json, sys; print(json.load(sys.stdin).get(sys.argv[1], ""))' "$1"
-}
-
 write_config() {
     local port=$1
     # A file rather than CONCLAVE_* variables: it can be read back after a run
@@ -121,25 +113,6 @@ burst = 100000
 per_second = 100000.0
 burst = 100000
 EOF
-}
-
-wait_until_up() {
-    local url=$1 pid=$2 deadline=$((SECONDS + START_TIMEOUT))
-    while ((SECONDS < deadline)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            log "Conclave exited during start-up; last output:"
-            tail -n 30 "$WORK/conclave.log" >&2 || true
-            exit 1
-        fi
-        if curl -fsS -o /dev/null --max-time 2 "$url/_matrix/client/versions" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.2
-    done
-    log "Conclave did not answer $url/_matrix/client/versions within $START_TIMEOUT s; last output:"
-    tail -n 30 "$WORK/conclave.log" >&2 || true
-    kill -TERM "$pid" 2>/dev/null || true
-    exit 1
 }
 
 create_admin() {
@@ -197,7 +170,7 @@ start_server() {
         die "Conclave did not start (or pid $pid is not it)"
     }
     echo "$pid" >"$WORK/conclave.pid"
-    wait_until_up "$url" "$pid"
+    wait_until_up Conclave "$url" "$pid" "$WORK/conclave.log"
 
     token=$(create_admin "$url") || die "could not register the admin user"
     [[ -n $token ]] || die "registering the admin user returned no access token"

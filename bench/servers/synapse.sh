@@ -38,6 +38,8 @@
 # itself, as other things may use it.
 
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 readonly SYNAPSE_VERSION=1.163.2
 readonly BENCH_ROOT=/var/cache/conclave-bench
@@ -133,11 +135,6 @@ stop_variant() {
             waited=$((waited + 1))
         done
     done
-}
-
-port_in_use() {
-    # bash's /dev/tcp: a successful connect means something already listens.
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 # --- Installation ---------------------------------------------------------------
@@ -338,30 +335,6 @@ PY
 
 # --- HTTP helpers ---------------------------------------------------------------
 
-json_field() {
-    # Prints field $1 of the JSON document on stdin (empty if absent).
-    "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin).get(sys.argv[1], ""))' "$1"
-}
-
-wait_until_up() {
-    local url=$1 pid=$2 work=$3 deadline=$((SECONDS + START_TIMEOUT))
-    while ((SECONDS < deadline)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            log "Synapse exited during start-up; last output:"
-            tail -n 30 "$work/synapse.out" "$work/homeserver.log" >&2 2>/dev/null || true
-            exit 1
-        fi
-        if curl -fsS -o /dev/null --max-time 2 "$url/_matrix/client/versions" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.5
-    done
-    log "Synapse did not answer $url/_matrix/client/versions within $START_TIMEOUT s; last log lines:"
-    tail -n 30 "$work/synapse.out" "$work/homeserver.log" >&2 2>/dev/null || true
-    kill -TERM "$pid" 2>/dev/null || true
-    exit 1
-}
-
 create_admin() {
     local url=$1 work=$2 body
     # register_new_matrix_user uses the shared-secret admin API, so it works
@@ -422,7 +395,7 @@ start_variant() {
         }
     fi
     echo "$pid" >"$work/synapse.pid"
-    wait_until_up "$url" "$pid" "$work"
+    wait_until_up Synapse "$url" "$pid" "$work/synapse.out" "$work/homeserver.log"
 
     token=$(create_admin "$url" "$work") || die "could not create or log in the admin user"
     [[ -n $token ]] || die "login of the admin user returned no access token"
