@@ -424,3 +424,95 @@ async fn room_list_windows_and_counts_come_from_the_recency_index() {
     assert_eq!((all, invite_count, joined), (24, 1, 23));
     ts.shutdown().await;
 }
+
+/// Members' indexes are written after the room is unlocked, several messages per batch when
+/// senders crowd a room. Whatever the interleaving: every member's incremental /sync has every
+/// message, a member who left mid-way sees the room under `leave` and off their list, and each
+/// list holds each room once (a lost race would leave a stale entry behind).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crowded_room_indexes_stay_exact_under_concurrent_senders() {
+    const SENDERS: usize = 6;
+    const EACH: usize = 15;
+    let ts = TestServer::start_open().await;
+    let mut users = Vec::new();
+    for i in 0..SENDERS {
+        users.push(
+            ts.register_open(&format!("sender{i}"), "sender-password")
+                .await,
+        );
+    }
+    let quiet = create_room(&ts, &users[0], json!({ "preset": "public_chat" })).await;
+    let busy = create_room(&ts, &users[0], json!({ "preset": "public_chat" })).await;
+    for user in &users[1..] {
+        for room in [&quiet, &busy] {
+            expect_ok(
+                ts.post(&room_path(room, "/join"), user.bearer(), &json!({}))
+                    .await,
+            );
+        }
+    }
+    let filter = r#"{"room":{"timeline":{"limit":500}}}"#;
+    let query = |since: &str| {
+        format!(
+            "/_matrix/client/v3/sync?timeout=0&since={since}&filter={}",
+            enc(filter)
+        )
+    };
+    let mut since = Vec::new();
+    for user in &users {
+        let body = expect_ok(
+            ts.get("/_matrix/client/v3/sync?timeout=0", user.bearer())
+                .await,
+        );
+        since.push(body["next_batch"].as_str().unwrap().to_owned());
+    }
+
+    // The last sender leaves after its third message, while the others keep sending.
+    let leaver = SENDERS - 1;
+    let sends = users.iter().enumerate().map(|(s, user)| {
+        let (ts, busy) = (&ts, &busy);
+        async move {
+            let count = if s == leaver { 3 } else { EACH };
+            for i in 0..count {
+                send_text_id(ts, user, busy, &format!("c{s}-{i}"), &format!("m{s}-{i}")).await;
+            }
+            if s == leaver {
+                expect_ok(
+                    ts.post(&room_path(busy, "/leave"), user.bearer(), &json!({}))
+                        .await,
+                );
+            }
+        }
+    });
+    futures_util::future::join_all(sends).await;
+    let expected: std::collections::BTreeSet<String> = (0..SENDERS)
+        .flat_map(|s| (0..if s == leaver { 3 } else { EACH }).map(move |i| format!("m{s}-{i}")))
+        .collect();
+
+    for (s, user) in users.iter().enumerate() {
+        let body = expect_ok(ts.get(&query(&since[s]), user.bearer()).await);
+        if s == leaver {
+            assert!(body["rooms"]["leave"].get(&busy).is_some(), "{body}");
+            assert!(body["rooms"]["join"].get(&busy).is_none(), "{body}");
+        } else {
+            let timeline = &body["rooms"]["join"][&busy]["timeline"];
+            assert_eq!(timeline["limited"], false);
+            let seen: std::collections::BTreeSet<String> = timeline["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|e| e["content"]["body"].as_str().map(ToOwned::to_owned))
+                .collect();
+            assert_eq!(seen, expected, "sender{s}");
+        }
+        let (top, all, _, _, joined) = windows(&ts, user).await;
+        if s == leaver {
+            assert_eq!((top, all, joined), (vec![quiet.clone()], 1, 1));
+        } else {
+            assert_eq!(
+                (top, all, joined),
+                (vec![busy.clone(), quiet.clone()], 2, 2)
+            );
+        }
+    }
+}

@@ -106,7 +106,7 @@ impl Service {
         json: &[u8],
     ) -> Result<()> {
         let rooms = &services.rooms;
-        let members = rooms.members(room_id)?;
+        let members = rooms.members_shared(room_id)?;
         let joined: Vec<OwnedUserId> = members
             .iter()
             .filter(|(_, m)| m == "join")
@@ -126,8 +126,16 @@ impl Service {
         let thread_root = super::rooms::relations::relates_to(&pdu.content_value())
             .filter(|(rel_type, _)| rel_type == "m.thread")
             .map(|(_, root)| root);
-        let power_levels = self.power_levels_ctx(services, room_id)?;
         let member_count = UInt::try_from(joined.len() as u64).unwrap_or_default();
+        // One context for all recipients: only the user and display name change.
+        let mut context = PushConditionRoomCtx::new(
+            room_id.to_owned(),
+            member_count,
+            recipients[0].clone(),
+            String::new(),
+        );
+        context.power_levels = self.power_levels_ctx(services, room_id)?;
+        let ts = now_millis();
         let mut batch = Batch::default();
         for user in recipients {
             let ruleset = services.account_data.push_rules_shared(user)?;
@@ -146,13 +154,8 @@ impl Service {
             } else {
                 user.localpart().to_owned()
             };
-            let mut context = PushConditionRoomCtx::new(
-                room_id.to_owned(),
-                member_count,
-                user.clone(),
-                display_name,
-            );
-            context.power_levels = power_levels.clone();
+            context.user_id = user.clone();
+            context.user_display_name = display_name;
             let Some(actions) = first_match(&ruleset, &flattened, &context) else {
                 continue;
             };
@@ -169,7 +172,7 @@ impl Service {
                 &(user.as_str(), room_id.as_str(), count).encode(),
                 &value,
             )?;
-            let record = json!({ "room_id": room_id, "event_id": pdu.event_id, "actions": actions, "ts": now_millis() });
+            let record = json!({ "room_id": room_id, "event_id": pdu.event_id, "actions": actions, "ts": ts });
             batch.put(
                 &self.useridcount_notification,
                 &(user.as_str(), count).encode(),

@@ -20,12 +20,13 @@ use ruma::{
 };
 use serde_json::{Value, json};
 
+use super::fanout::Appended;
 use super::pdu::PduEvent;
 use super::state::StateMap;
 use super::{RoomGuard, Service};
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::now_millis;
-use crate::storage::{Batch, Key};
+use crate::storage::{Batch, Key, OwnedWriteGuard};
 
 /// Largest PDU the spec allows, in bytes of canonical JSON.
 pub const MAX_PDU_BYTES: usize = 65_536;
@@ -100,7 +101,7 @@ impl Service {
         version: &RoomVersionId,
         create_content: Value,
     ) -> Result<(OwnedRoomId, RoomGuard)> {
-        let _writing = self.engine.begin_write();
+        let writing = self.engine.begin_write_owned();
         let rules = rules_of(version)?;
         let mut builder = PduBuilder::state(TimelineEventType::RoomCreate, "", create_content);
         let empty = StateMap::new();
@@ -156,7 +157,7 @@ impl Service {
             version.as_str().as_bytes(),
         )?;
         let shortroomid = self.get_or_create_shortroomid(&room_id, &mut batch)?;
-        self.append_pdu(
+        let (_, _, appended) = self.append_pdu(
             &room_id,
             shortroomid,
             &pdu,
@@ -166,6 +167,7 @@ impl Service {
             &mut batch,
         )?;
         self.engine.write(batch)?;
+        self.after_write(&room_id, &pdu, appended, writing, &guard);
         Ok((room_id, guard))
     }
 
@@ -207,8 +209,9 @@ impl Service {
         guard: &RoomGuard,
         prev_events: Vec<OwnedEventId>,
     ) -> Result<OwnedEventId> {
-        // Stream positions taken below are not reported by /sync until the batch lands.
-        let writing = self.engine.begin_write();
+        // Stream positions taken below are not reported by /sync until the batch and the
+        // members' indexes land.
+        let writing = self.engine.begin_write_owned();
         let version = self.room_version(room_id)?;
         let rules = rules_of(&version)?;
         let shortroomid = self
@@ -271,7 +274,7 @@ impl Service {
         }
         let mut batch = Batch::default();
         let event_id = pdu.event_id.clone();
-        let (count, json) = self.append_pdu(
+        let (count, json, appended) = self.append_pdu(
             room_id,
             shortroomid,
             &pdu,
@@ -281,7 +284,7 @@ impl Service {
             &mut batch,
         )?;
         self.engine.write(batch)?;
-        drop(writing);
+        self.after_write(room_id, &pdu, appended, writing, guard);
         if let Some(services) = self.services.get().and_then(std::sync::Weak::upgrade) {
             let room_id = room_id.to_owned();
             let pdu = pdu.clone();
@@ -290,6 +293,31 @@ impl Service {
             });
         }
         Ok(event_id)
+    }
+
+    /// What follows an event's batch under the room's lock: its members' indexes are queued
+    /// and written once the room is unlocked (see [`super::fanout`]), after the cached members
+    /// are dropped if it changed them.
+    fn after_write(
+        &self,
+        room_id: &RoomId,
+        pdu: &PduEvent,
+        mut appended: Appended,
+        floor: OwnedWriteGuard,
+        guard: &RoomGuard,
+    ) {
+        if pdu.kind == TimelineEventType::RoomMember {
+            self.forget_members(room_id);
+        }
+        appended.floor = Some(floor);
+        self.queue_fanout(room_id, appended);
+        match self.services.get().and_then(std::sync::Weak::upgrade) {
+            Some(services) => {
+                let room_id = room_id.to_owned();
+                guard.defer(move || services.rooms.flush_fanout(&room_id));
+            }
+            None => self.flush_fanout(room_id),
+        }
     }
 
     /// Assembles, hashes and signs the PDU, and derives its event ID.
@@ -417,7 +445,7 @@ impl Service {
         state_before: &StateMap,
         statehash_before: Option<u64>,
         batch: &mut Batch,
-    ) -> Result<(u64, Vec<u8>)> {
+    ) -> Result<(u64, Vec<u8>, Appended)> {
         let json = serde_json::to_vec(&object).map_err(Error::internal)?;
         let shorteventid = self.create_shorteventid(&pdu.event_id, batch)?;
         let count = self.engine.next_count()?;
@@ -464,15 +492,7 @@ impl Service {
 
         self.index_relation(room_id, pdu, count, batch)?;
         self.index_words(shortroomid, count, pdu, batch)?;
-        let target = (pdu.kind == TimelineEventType::RoomMember)
-            .then(|| {
-                pdu.state_key
-                    .as_deref()
-                    .and_then(|key| UserId::parse(key).ok())
-            })
-            .flatten();
         let bump = is_bump(&pdu.kind);
-        self.mark_changed(room_id, count, target.as_deref(), bump, batch)?;
         if bump {
             batch.put(
                 &self.roomid_bumpcount,
@@ -480,12 +500,19 @@ impl Service {
                 &count.to_be_bytes(),
             )?;
         }
-        if pdu.kind == TimelineEventType::RoomMember
-            && let Some(target) = pdu.state_key.as_deref()
-        {
-            self.index_membership(room_id, target, &pdu.content_value(), count, batch)?;
-        }
-        Ok((count, json))
+        let membership = match (&pdu.kind, pdu.state_key.as_deref()) {
+            (TimelineEventType::RoomMember, Some(target)) => {
+                self.index_membership(room_id, target, &pdu.content_value(), batch)?
+            }
+            _ => None,
+        };
+        let appended = Appended {
+            count,
+            bump,
+            membership,
+            floor: None,
+        };
+        Ok((count, json, appended))
     }
 
     /// How an event names other events: plain IDs, or in room versions 1 and 2 pairs of ID

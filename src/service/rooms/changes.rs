@@ -1,59 +1,74 @@
-//! Per-user room change index: which rooms changed for a user since a stream position.
-//! Written when an event is appended (for the room's joined members and the membership
-//! target), read by incremental /sync, and watched by long-polling /sync.
+//! Which rooms changed for a user since a stream position.
+//!
+//! A joined member sees every event of the room, so for joined rooms the room's newest
+//! position is the answer: kept in memory per room, it costs nothing per member when a message
+//! is sent. Membership changes (a user invited, leaving, kicked) are in a per-user index
+//! (`useridcount_roomid`), written for the event's target only (see [`super::fanout`]). Long-polls
+//! watch that index's per-user prefix, which the fan-out also wakes for the joined members.
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
-use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
+use ruma::{OwnedRoomId, RoomId, UserId};
 
 use super::Service;
 use crate::error::Result;
 use crate::storage::schema::decode_u64;
-use crate::storage::{Batch, Key, decode_id};
+use crate::storage::{Key, decode_id};
+
+/// Each room's newest stream position, filled from the timeline on first use. Values only grow.
+#[derive(Default)]
+pub(super) struct RoomLatest {
+    rooms: Mutex<HashMap<OwnedRoomId, u64>>,
+}
+
+impl RoomLatest {
+    fn raise(&self, room_id: &RoomId, count: u64) -> u64 {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = rooms.entry(room_id.to_owned()).or_insert(count);
+        *entry = (*entry).max(count);
+        *entry
+    }
+}
 
 impl Service {
-    /// Records that `room_id` changed at `count` for its joined local members and `extra`;
-    /// a message-like event (`bump`) also moves the room to the top of the members' lists.
-    pub(super) fn mark_changed(
+    /// The room's newest stream position (0 for an unknown room).
+    pub fn room_latest(&self, room_id: &RoomId) -> Result<u64> {
+        let known = self
+            .room_latest
+            .rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(room_id)
+            .copied();
+        match known {
+            Some(count) => Ok(count),
+            None if self.shortroomid(room_id)?.is_none() => Ok(0),
+            None => {
+                let count = self.latest_count(room_id)?;
+                Ok(self.room_latest.raise(room_id, count))
+            }
+        }
+    }
+
+    /// Records a room's new newest position (after its event is stored).
+    pub(super) fn raise_room_latest(&self, room_id: &RoomId, count: u64) {
+        self.room_latest.raise(room_id, count);
+    }
+
+    /// The rooms of `joined` (the user's joined rooms) with an event after `since`.
+    pub fn joined_rooms_changed_since(
         &self,
-        room_id: &RoomId,
-        count: u64,
-        extra: Option<&UserId>,
-        bump: bool,
-        batch: &mut Batch,
-    ) -> Result<()> {
-        let mut users: BTreeSet<OwnedUserId> = self
-            .members(room_id)?
-            .into_iter()
-            .filter(|(user, membership)| {
-                membership == "join" && user.server_name() == self.server_name
-            })
-            .map(|(user, _)| user)
-            .collect();
-        if bump {
-            for user in &users {
-                self.bump_listed(user.as_str(), room_id, count, batch)?;
+        joined: &[OwnedRoomId],
+        since: u64,
+    ) -> Result<Vec<OwnedRoomId>> {
+        let mut changed = Vec::new();
+        for room_id in joined {
+            if self.room_latest(room_id)? > since {
+                changed.push(room_id.clone());
             }
         }
-        if let Some(extra) = extra.filter(|u| u.server_name() == self.server_name) {
-            users.insert(extra.to_owned());
-        }
-        for user in users {
-            let pair = (user.as_str(), room_id.as_str()).encode();
-            if let Some(previous) = self.useridroomid_count.get(&pair)? {
-                batch.delete(
-                    &self.useridcount_roomid,
-                    &(user.as_str(), decode_u64(&previous)?).encode(),
-                )?;
-            }
-            batch.put(
-                &self.useridcount_roomid,
-                &(user.as_str(), count).encode(),
-                room_id.as_bytes(),
-            )?;
-            batch.put(&self.useridroomid_count, &pair, &count.to_be_bytes())?;
-        }
-        Ok(())
+        Ok(changed)
     }
 
     /// The position of the room's latest event of a kind that moves a room up a room list
@@ -65,17 +80,24 @@ impl Service {
             .transpose()
     }
 
-    /// Position of the room's latest change for the user (an event they may see, or their
-    /// membership).
+    /// Position of the room's latest change for the user: its newest event while they are
+    /// joined, else their latest membership change.
     pub fn room_changed_at(&self, user_id: &UserId, room_id: &RoomId) -> Result<Option<u64>> {
-        self.useridroomid_count
+        let own = self
+            .useridroomid_count
             .get(&(user_id.as_str(), room_id.as_str()).encode())?
             .map(|bytes| decode_u64(&bytes))
-            .transpose()
+            .transpose()?;
+        if self.is_joined(user_id, room_id)? {
+            return Ok(Some(self.room_latest(room_id)?.max(own.unwrap_or(0))));
+        }
+        Ok(own)
     }
 
-    /// Rooms that changed for the user after `since`, with the count of their latest change.
-    pub fn rooms_changed_since(
+    /// Rooms where the user's membership changed after `since`, with the position of the
+    /// latest change. (Databases written before joined rooms were tracked per room also list
+    /// rooms that only had events.)
+    pub fn membership_changes_since(
         &self,
         user_id: &UserId,
         since: u64,
@@ -97,7 +119,8 @@ impl Service {
         Ok(changed)
     }
 
-    /// Resolves when any room changes for the user (a new entry under their prefix).
+    /// Resolves when any room changes for the user (a new entry under their prefix, or a
+    /// wake-up of the prefix for an event in a joined room).
     pub fn watch_user_rooms(&self, user_id: &UserId) -> impl Future<Output = ()> + Send + use<> {
         self.useridcount_roomid
             .watch_prefix(&(user_id.as_str(),).prefix())

@@ -1,30 +1,42 @@
 //! Membership indexes, kept in step with each room's current `m.room.member` state so that
 //! "which rooms is this user in" and "who is in this room" are prefix scans, not state reads.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::Value;
 
 use super::Service;
+use super::fanout::MembershipChange;
 use crate::error::{Error, Result};
 use crate::storage::{Batch, Key, decode_id};
 
 impl Service {
-    /// Records a membership change (in the caller's batch).
+    /// Records a membership change (in the caller's batch), and returns what the target's
+    /// room list needs (for a local target): see [`super::fanout`].
     pub(super) fn index_membership(
         &self,
         room_id: &RoomId,
         user: &str,
         content: &Value,
-        count: u64,
         batch: &mut Batch,
-    ) -> Result<()> {
+    ) -> Result<Option<MembershipChange>> {
         let membership = content
             .get("membership")
             .and_then(Value::as_str)
             .unwrap_or("leave");
-        if let Ok(user_id) = UserId::parse(user) {
-            self.list_membership(room_id, &user_id, membership, count, batch)?;
-        }
+        let change = match UserId::parse(user) {
+            Ok(target) if target.server_name() == self.server_name => {
+                let unchanged = self.membership(&target, room_id)?.as_deref() == Some(membership);
+                Some(MembershipChange {
+                    target,
+                    membership: membership.to_owned(),
+                    unchanged,
+                })
+            }
+            _ => None,
+        };
         batch.put(
             &self.userroomid_membership,
             &(user, room_id.as_str()).encode(),
@@ -35,7 +47,7 @@ impl Service {
             &(room_id.as_str(), user).encode(),
             membership.as_bytes(),
         )?;
-        Ok(())
+        Ok(change)
     }
 
     /// The user's current membership in a room (`join`, `invite`, `leave`, `ban`, `knock`).
@@ -72,6 +84,39 @@ impl Service {
             }
         }
         Ok(rooms)
+    }
+
+    /// [`Self::members`] from a cache: for the work every event does with the room's members
+    /// (their indexes, push rules) and for room summaries.
+    pub fn members_shared(&self, room_id: &RoomId) -> Result<Members> {
+        let epoch = {
+            let cache = self.member_cache.lock();
+            if let Some(members) = cache.rooms.get(room_id) {
+                return Ok(Arc::clone(members));
+            }
+            cache.epoch
+        };
+        let members: Members = self.members(room_id)?.into();
+        let mut cache = self.member_cache.lock();
+        // A membership change since the read above may have made it stale.
+        if cache.epoch == epoch {
+            if cache.entries + members.len() > MEMBER_CACHE_ENTRIES {
+                cache.rooms.clear();
+                cache.entries = 0;
+            }
+            cache.entries += members.len();
+            cache.rooms.insert(room_id.to_owned(), Arc::clone(&members));
+        }
+        Ok(members)
+    }
+
+    /// Drops the room's cached members, once a membership change is stored.
+    pub(super) fn forget_members(&self, room_id: &RoomId) {
+        let mut cache = self.member_cache.lock();
+        cache.epoch += 1;
+        if let Some(members) = cache.rooms.remove(room_id) {
+            cache.entries -= members.len();
+        }
     }
 
     /// Members of a room with their membership.
@@ -136,5 +181,30 @@ impl Service {
             .get(event_id.as_bytes())?
             .map(|v| <(String, String)>::decode(&v))
             .transpose()
+    }
+}
+
+/// A room's members with their membership, in user ID order.
+pub type Members = Arc<[(OwnedUserId, String)]>;
+
+/// Members held by the cache at most (over all rooms); past it the cache starts again.
+const MEMBER_CACHE_ENTRIES: usize = 200_000;
+
+#[derive(Default)]
+pub(super) struct MemberCache {
+    inner: Mutex<MemberCacheInner>,
+}
+
+#[derive(Default)]
+struct MemberCacheInner {
+    rooms: HashMap<OwnedRoomId, Members>,
+    entries: usize,
+    /// Bumped by every membership change: a read that overlapped one is not cached.
+    epoch: u64,
+}
+
+impl MemberCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemberCacheInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

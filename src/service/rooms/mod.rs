@@ -4,6 +4,7 @@
 mod alias;
 mod builder;
 pub mod changes;
+mod fanout;
 mod membership;
 pub mod pdu;
 pub mod power;
@@ -68,6 +69,9 @@ pub struct Service {
     /// Last `origin_server_ts` given to a create event (see `unique_create_timestamp`).
     last_create_timestamp: std::sync::atomic::AtomicU64,
     state_cache: state::StateCache,
+    member_cache: membership::MemberCache,
+    fanout: fanout::FanOut,
+    room_latest: changes::RoomLatest,
     /// One async mutex per room: events of a room are appended one at a time, so each sees the
     /// previous one as its parent; different rooms proceed in parallel.
     room_locks: Mutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>,
@@ -150,6 +154,9 @@ impl Service {
             shortstatekey_lock: Mutex::new(()),
             last_create_timestamp: std::sync::atomic::AtomicU64::new(0),
             state_cache: state::StateCache::default(),
+            member_cache: membership::MemberCache::default(),
+            fanout: fanout::FanOut::default(),
+            room_latest: changes::RoomLatest::default(),
             room_locks: Mutex::new(HashMap::new()),
             services: OnceLock::new(),
         }

@@ -94,6 +94,9 @@ impl Service {
             // The entry of a joined member is always `join`: only its place changes.
             Some(bytes) => {
                 let old = decode_u64(&bytes)?;
+                if old >= stamp {
+                    return Ok(());
+                }
                 batch.delete(
                     &self.useridstamproomid_membership,
                     &list_key(user, old, room_id),
@@ -109,12 +112,14 @@ impl Service {
         }
     }
 
-    /// Updates the target's list entry for a membership event at `count` (local users only).
+    /// Updates the target's list entry for a membership event at `count` (local users only);
+    /// `unchanged`: the target had that membership before the event.
     pub(super) fn list_membership(
         &self,
         room_id: &RoomId,
         user: &UserId,
         membership: &str,
+        unchanged: bool,
         count: u64,
         batch: &mut Batch,
     ) -> Result<()> {
@@ -127,13 +132,10 @@ impl Service {
                 Some(stamp) => stamp,
                 None => count,
             }),
-            "invite" | "knock" => {
-                let unchanged = self.membership(user, room_id)?.as_deref() == Some(membership);
-                match (unchanged, self.listed_stamp(user, room_id)?) {
-                    (true, Some(stamp)) => Some(stamp),
-                    _ => Some(count),
-                }
-            }
+            "invite" | "knock" => match (unchanged, self.listed_stamp(user, room_id)?) {
+                (true, Some(stamp)) => Some(stamp),
+                _ => Some(count),
+            },
             _ => None,
         };
         self.set_listed(

@@ -39,7 +39,7 @@ impl Service {
 
     pub fn summary(&self, room_id: &RoomId) -> Result<RoomSummary> {
         let num_joined_members = self
-            .members(room_id)?
+            .members_shared(room_id)?
             .iter()
             .filter(|(_, membership)| membership == "join")
             .count() as u64;

@@ -197,7 +197,7 @@ pub fn sync(
     // A room the client was sent and has since left is sent once more, so the client sees it.
     // Only rooms that changed for the user since `since` can have been left since.
     if let (Some(previous), Some(since)) = (&previous, since) {
-        for (_, room_id) in services.rooms.rooms_changed_since(user_id, since)? {
+        for (_, room_id) in services.rooms.membership_changes_since(user_id, since)? {
             if previous.rooms.contains_key(&room_id)
                 && !wanted.contains_key(&room_id)
                 && context.left_since(services, &room_id, Some(since))?

@@ -409,7 +409,7 @@ pub(crate) fn summary(
     room_id: &RoomId,
     user_id: &UserId,
 ) -> Result<(usize, usize, Vec<OwnedUserId>)> {
-    let members = services.rooms.members(room_id)?;
+    let members = services.rooms.members_shared(room_id)?;
     let joined = members.iter().filter(|(_, m)| m == "join").count();
     let invited = members.iter().filter(|(_, m)| m == "invite").count();
     let heroes = members

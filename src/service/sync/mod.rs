@@ -61,9 +61,10 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
         // A room whose newest change is beyond `next` is read too: the index keeps only the
         // newest change per room, and its earlier changes up to `next` belong in this answer
         // (the timeline read stops at `next`).
+        candidates.extend(rooms.joined_rooms_changed_since(&joined_now, since)?);
         candidates.extend(
             rooms
-                .rooms_changed_since(user_id, since)?
+                .membership_changes_since(user_id, since)?
                 .into_iter()
                 .map(|(_, room)| room),
         );
