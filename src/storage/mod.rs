@@ -333,6 +333,7 @@ fn db_options() -> Options {
     options.set_max_open_files(512);
     options.set_keep_log_file_num(3);
     options.set_max_total_wal_size(64 << 20);
+    options.set_enable_pipelined_write(true);
     options
 }
 

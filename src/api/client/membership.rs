@@ -53,6 +53,7 @@ async fn set_membership(
     services
         .rooms
         .build_and_append(builder, sender, room_id, &guard)?;
+    guard.release().await;
     Ok(())
 }
 

@@ -57,6 +57,7 @@ pub async fn send(
     services
         .rooms
         .set_txn_event(sender, device.as_str(), txn_id, &event_id)?;
+    guard.release().await;
     Ok(send_message_event::v3::Response::new(event_id))
 }
 

@@ -82,6 +82,7 @@ pub async fn set(
     let event_id = services
         .rooms
         .build_and_append(builder, sender, room_id, &guard)?;
+    guard.release().await;
     Ok(send_state_event::v3::Response::new(event_id))
 }
 

@@ -98,17 +98,45 @@ impl RoomGuard {
     }
 }
 
-impl Drop for RoomGuard {
-    fn drop(&mut self) {
+impl RoomGuard {
+    /// Unlocks the room and does the deferred work after letting other tasks run: the next
+    /// appender, woken by the unlock, is queued on this worker where no other worker can take
+    /// it, so working first would leave the room's lock idle meanwhile. (Dropping the guard
+    /// does the work at once.)
+    pub async fn release(mut self) {
         self.guard.take();
-        let work = std::mem::take(
+        let work = Deferred(std::mem::take(
             self.after_unlock
                 .get_mut()
                 .unwrap_or_else(|e| e.into_inner()),
-        );
-        for work in work {
+        ));
+        if !work.0.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        // Run on drop, so a cancelled request still completes it.
+        drop(work);
+    }
+}
+
+/// Work that runs when dropped.
+struct Deferred(Vec<Box<dyn FnOnce() + Send>>);
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        for work in self.0.drain(..) {
             work();
         }
+    }
+}
+
+impl Drop for RoomGuard {
+    fn drop(&mut self) {
+        self.guard.take();
+        drop(Deferred(std::mem::take(
+            self.after_unlock
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner()),
+        )));
     }
 }
 
