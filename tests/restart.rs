@@ -228,3 +228,58 @@ async fn second_instance_on_same_database_fails() {
     );
     ts.shutdown().await;
 }
+
+/// Events with relations are marked so that rendering the others skips a scan. A database from
+/// before the markers gets them at start: its threads keep their bundled summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relation_markers_are_rebuilt_for_older_databases() {
+    let mut ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let room = create_room(&ts, &alice, json!({ "preset": "private_chat" })).await;
+    let root = send_text_id(&ts, &alice, &room, "root", "a thread").await;
+    let reply = json!({
+        "msgtype": "m.text",
+        "body": "a reply",
+        "m.relates_to": { "rel_type": "m.thread", "event_id": root },
+    });
+    expect_ok(
+        ts.put(
+            &room_path(&room, "/send/m.room.message/reply"),
+            alice.bearer(),
+            &reply,
+        )
+        .await,
+    );
+    let event_path = room_path(&room, &format!("/event/{}", enc(&root)));
+    let thread_count =
+        |event: &serde_json::Value| event["unsigned"]["m.relations"]["m.thread"]["count"].clone();
+    let before = expect_ok(ts.get(&event_path, alice.bearer()).await);
+    assert_eq!(thread_count(&before), 1, "{before}");
+
+    let db_path = ts.config().database_path.clone();
+    ts.stop().await;
+    {
+        let engine = conclave::storage::Engine::open(conclave::storage::EngineOptions {
+            path: &db_path,
+            cache_capacity_bytes: 8 << 20,
+        })
+        .unwrap();
+        let markers = engine.tree("eventid_hasrelations");
+        let keys: Vec<_> = markers
+            .scan_prefix(Vec::new())
+            .map(|e| e.unwrap().0)
+            .collect();
+        assert_eq!(keys.len(), 1);
+        for key in keys {
+            markers.remove(&key).unwrap();
+        }
+        engine
+            .tree("global")
+            .remove(b"relation_markers_built")
+            .unwrap();
+    }
+    ts.restart().await;
+    let after = expect_ok(ts.get(&event_path, alice.bearer()).await);
+    assert_eq!(thread_count(&after), 1, "{after}");
+    ts.shutdown().await;
+}

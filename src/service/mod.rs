@@ -86,6 +86,7 @@ impl Services {
         });
         services.rooms.attach(&services);
         services.rooms.build_room_lists()?;
+        services.rooms.build_relation_markers()?;
         Ok(services)
     }
 

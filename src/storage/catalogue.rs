@@ -112,6 +112,9 @@ pub const TREES: &[TreeSpec] = &[
     // Key: EventId of the related-to event, u64 count of the relating event.
     // Value: rel_type 0xFF event type 0xFF EventId of the relating event (`m.relates_to`).
     tree("relatestoeventid_relation", false),
+    // Key: EventId of an event that has (or had) relations. Value: empty. A point lookup
+    // (with a bloom filter) spares rendering an event without relations a prefix scan.
+    tree("eventid_hasrelations", true),
     // Key: RoomId, EventId of a thread root. Value: empty.
     tree("roomid_threadroot", false),
     // Key: lower-cased word, ShortRoomId (u64), count (u64) of an event containing it (message

@@ -49,9 +49,6 @@ struct Counter {
     reserved: u64,
 }
 
-/// Memtable size per column family.
-const WRITE_BUFFER_BYTES: usize = 8 << 20;
-
 /// Positions reserved per counter write.
 const COUNTER_BLOCK: u64 = 1024;
 
@@ -346,9 +343,6 @@ fn cf_options(cache: &Cache, point_lookups: bool) -> Options {
     }
     let mut options = Options::default();
     options.set_block_based_table_factory(&table);
-    // Small memtables: inserting into a skip list costs a cache miss per level visited, and
-    // the per-user indexes take several inserts per member of a room for every message.
-    options.set_write_buffer_size(WRITE_BUFFER_BYTES);
     options.set_compression_type(DBCompressionType::Lz4);
     options.set_bottommost_compression_type(DBCompressionType::Zstd);
     options

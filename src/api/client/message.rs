@@ -181,7 +181,9 @@ fn page(
                 count
             };
             let pdu = PduEvent::from_json(&json)?;
-            if filter.is_some_and(|f| !passes(f, &pdu)) || !visibility.can_see(&pdu.event_id)? {
+            if filter.is_some_and(|f| !passes(f, &pdu))
+                || !visibility.can_see_at(count, &pdu.event_id)?
+            {
                 continue;
             }
             events.push((count, json));

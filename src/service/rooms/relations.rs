@@ -26,6 +26,9 @@ pub fn relates_to(content: &Value) -> Option<(String, OwnedEventId)> {
     Some((rel_type, target))
 }
 
+/// Marker in the `global` tree: `eventid_hasrelations` covers every relation.
+const RELATION_MARKERS_BUILT: &[u8] = b"relation_markers_built";
+
 impl Service {
     /// Indexes a new event's relation (in the caller's batch).
     pub(super) fn index_relation(
@@ -49,6 +52,7 @@ impl Service {
             &(target.as_str(), count).encode(),
             &value,
         )?;
+        batch.put(&self.eventid_hasrelations, target.as_bytes(), &[])?;
         if rel_type == "m.thread" {
             batch.put(
                 &self.roomid_threadroot,
@@ -73,6 +77,9 @@ impl Service {
 
     /// Events relating to `target`, oldest first.
     pub fn relations(&self, target: &EventId) -> Result<Vec<Relation>> {
+        if !self.eventid_hasrelations.contains(target.as_bytes())? {
+            return Ok(Vec::new());
+        }
         self.relatestoeventid_relation
             .scan_prefix((target.as_str(),).prefix())
             .map(|entry| {
@@ -88,6 +95,22 @@ impl Service {
                 })
             })
             .collect()
+    }
+
+    /// Marks every event with relations, once, in databases written before the markers.
+    pub(crate) fn build_relation_markers(&self) -> Result<()> {
+        let global = self.engine.tree("global");
+        if global.contains(RELATION_MARKERS_BUILT)? {
+            return Ok(());
+        }
+        let mut batch = Batch::default();
+        for entry in self.relatestoeventid_relation.scan_prefix(Vec::new()) {
+            let (key, _) = entry?;
+            let (target, _) = <(&str, u64)>::decode(&key)?;
+            batch.put(&self.eventid_hasrelations, target.as_bytes(), &[])?;
+        }
+        batch.put(&global, RELATION_MARKERS_BUILT, &[])?;
+        self.engine.write(batch)
     }
 
     /// Thread roots of a room.

@@ -19,12 +19,21 @@ pub type StateMap = BTreeMap<u64, u64>;
 
 /// Longest chain of deltas before a full snapshot is written.
 const MAX_CHAIN: u64 = 32;
-/// Snapshots kept in memory; the cache is emptied when full (snapshots are cheap to rebuild).
-const CACHE_CAPACITY: usize = 512;
+/// State entries (over all snapshots) kept in memory, about 10 MiB: a count of snapshots would
+/// either thrash on an initial sync of many small rooms (each needs its current state and the
+/// state before its timeline) or let a few huge rooms take gigabytes. The cache is emptied
+/// when full (snapshots are cheap to rebuild).
+const CACHE_ENTRIES: usize = 400_000;
 
 #[derive(Default)]
 pub struct StateCache {
-    snapshots: Mutex<HashMap<u64, Arc<StateMap>>>,
+    snapshots: Mutex<Snapshots>,
+}
+
+#[derive(Default)]
+struct Snapshots {
+    by_hash: HashMap<u64, Arc<StateMap>>,
+    entries: usize,
 }
 
 struct Delta {
@@ -88,6 +97,7 @@ impl Service {
             .snapshots
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .by_hash
             .get(&shortstatehash)
         {
             return Ok(Arc::clone(found));
@@ -117,10 +127,15 @@ impl Service {
             .snapshots
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= CACHE_CAPACITY {
-            cache.clear();
+        if cache.entries + state.len() > CACHE_ENTRIES {
+            cache.by_hash.clear();
+            cache.entries = 0;
         }
-        cache.insert(shortstatehash, Arc::clone(state));
+        // One entry at least, so empty snapshots count too.
+        cache.entries += state.len().max(1);
+        if let Some(replaced) = cache.by_hash.insert(shortstatehash, Arc::clone(state)) {
+            cache.entries -= replaced.len().max(1);
+        }
     }
 
     /// Stores `state` as a new snapshot derived from `parent`, returning its ShortStateHash.

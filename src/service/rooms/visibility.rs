@@ -24,6 +24,9 @@ pub struct Visibility<'a> {
     /// Value of a state event (by short event ID) that decides visibility: the history
     /// visibility setting, or the user's membership.
     decided_by: HashMap<u64, Option<String>>,
+    /// Position of the user's current join, read on first use (`Some(None)`: not joined).
+    joined_at: Option<Option<u64>>,
+    room_id: ruma::OwnedRoomId,
 }
 
 impl Service {
@@ -40,6 +43,8 @@ impl Service {
             history_key: self.shortstatekey("m.room.history_visibility", "")?,
             member_key: self.shortstatekey("m.room.member", user_id.as_str())?,
             decided_by: HashMap::new(),
+            joined_at: None,
+            room_id: room_id.to_owned(),
         })
     }
 
@@ -52,6 +57,38 @@ impl Service {
 }
 
 impl Visibility<'_> {
+    /// [`Self::can_see`] for the event at stream position `count`: events after the user's
+    /// current join are visible whatever the history setting (their membership at each is
+    /// `join`: the room's timeline here is linear), without reading their state.
+    pub fn can_see_at(&mut self, count: u64, event_id: &EventId) -> Result<bool> {
+        if self.currently_joined && self.joined_at()?.is_some_and(|joined| count > joined) {
+            return Ok(true);
+        }
+        self.can_see(event_id)
+    }
+
+    fn joined_at(&mut self) -> Result<Option<u64>> {
+        if let Some(known) = self.joined_at {
+            return Ok(known);
+        }
+        let rooms = self.rooms;
+        // The user's member event in the current state is their join (they are joined).
+        let member = match self.member_key {
+            Some(key) if self.currently_joined => {
+                rooms.current_state(&self.room_id)?.get(&key).copied()
+            }
+            _ => None,
+        };
+        let joined = match member {
+            Some(short) => rooms
+                .pdu_position(&rooms.event_id_of_short(short)?)?
+                .map(|(_, count)| count),
+            None => None,
+        };
+        self.joined_at = Some(joined);
+        Ok(joined)
+    }
+
     pub fn can_see(&mut self, event_id: &EventId) -> Result<bool> {
         let Some(shorteventid) = self.rooms.shorteventid(event_id)? else {
             return Ok(false);

@@ -135,6 +135,7 @@ pub fn room(
     let mut senders: BTreeSet<OwnedUserId> = BTreeSet::new();
     let mut timeline = Vec::with_capacity(events.len());
     let mut num_live = 0u64;
+    let txn_ids = joined::TransactionIds::new(services, user_id, device_id)?;
     for (count, json) in &events {
         senders.insert(PduEvent::from_json(json)?.sender);
         if since.is_some_and(|since| *count > since) {
@@ -142,7 +143,7 @@ pub fn room(
         }
         let raw = rooms.client_event_bundled(json, room_id, user_id)?;
         let mut event: Value = serde_json::from_str(raw.json().get())?;
-        joined::add_transaction_id(services, &mut event, user_id, device_id)?;
+        txn_ids.add(services, &mut event, *count)?;
         timeline.push(event);
     }
 

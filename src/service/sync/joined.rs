@@ -25,6 +25,29 @@ pub(crate) fn timeline(
     next: u64,
     lower_bound: bool,
 ) -> Result<(Vec<StoredEvent>, bool)> {
+    timeline_window(services, request, room_id, since, next, lower_bound)
+        .map(|window| (window.events, window.limited))
+}
+
+/// A timeline window, and what precedes it in the room.
+pub(crate) struct Window {
+    pub events: Vec<StoredEvent>,
+    pub limited: bool,
+    /// The event right before the window's first: `Some(None)` when the window starts the room,
+    /// `None` when the window is empty.
+    pub before: Option<Option<ruma::OwnedEventId>>,
+}
+
+/// [`timeline`], also telling which event precedes the window (read anyway, so the state
+/// before the window costs no second seek).
+pub(crate) fn timeline_window(
+    services: &Services,
+    request: &SyncRequest<'_>,
+    room_id: &RoomId,
+    since: u64,
+    next: u64,
+    lower_bound: bool,
+) -> Result<Window> {
     let filter = &request.filter.room.timeline;
     let limit = filter
         .limit
@@ -37,6 +60,8 @@ pub(crate) fn timeline(
     let mut events = Vec::new();
     let mut limited = false;
     let mut cursor = next;
+    // The event read right after the oldest one kept (its predecessor in the room).
+    let mut before: Option<ruma::OwnedEventId> = None;
     'pages: loop {
         let page = rooms.timeline_page(room_id, cursor.saturating_add(1), true, limit + 1)?;
         if page.is_empty() {
@@ -44,10 +69,13 @@ pub(crate) fn timeline(
         }
         for (count, json) in page {
             cursor = count.saturating_sub(1);
+            let pdu = PduEvent::from_json(&json)?;
+            if !events.is_empty() && before.is_none() {
+                before = Some(pdu.event_id.clone());
+            }
             if lower_bound && count <= since {
                 break 'pages;
             }
-            let pdu = PduEvent::from_json(&json)?;
             let kind = pdu.kind.to_string();
             let wanted = filter
                 .types
@@ -59,7 +87,7 @@ pub(crate) fn timeline(
                     .as_ref()
                     .is_none_or(|s| s.contains(&pdu.sender))
                 && !filter.not_senders.contains(&pdu.sender);
-            if !wanted || !visibility.can_see(&pdu.event_id)? {
+            if !wanted || !visibility.can_see_at(count, &pdu.event_id)? {
                 continue;
             }
             if events.len() == limit {
@@ -67,10 +95,16 @@ pub(crate) fn timeline(
                 break 'pages;
             }
             events.push((count, json));
+            before = None;
         }
     }
     events.reverse();
-    Ok((events, limited))
+    let before = (!events.is_empty()).then_some(before);
+    Ok(Window {
+        events,
+        limited,
+        before,
+    })
 }
 
 fn matches_type(pattern: &str, kind: &str) -> bool {
@@ -90,8 +124,13 @@ pub(crate) fn state_at(services: &Services, room_id: &RoomId, count: u64) -> Res
     else {
         return Ok(Arc::new(StateMap::new()));
     };
-    let event_id = PduEvent::from_json(&json)?.event_id;
-    let Some(short) = rooms.shorteventid(&event_id)? else {
+    state_after(services, &PduEvent::from_json(&json)?.event_id)
+}
+
+/// The room state after an event (empty for an event without stored state).
+fn state_after(services: &Services, event_id: &ruma::EventId) -> Result<Arc<StateMap>> {
+    let rooms = &services.rooms;
+    let Some(short) = rooms.shorteventid(event_id)? else {
         return Ok(Arc::new(StateMap::new()));
     };
     Ok(rooms.state_after_event(short)?.unwrap_or_default())
@@ -232,22 +271,26 @@ pub fn joined_room(
     since: u64,
     next: u64,
     account_data: Option<&Vec<Value>>,
+    txn_ids: &TransactionIds<'_>,
 ) -> Result<Option<Value>> {
     let user_id = request.user_id;
     let rooms = &services.rooms;
     let initial = request.since.is_none();
     // A room joined since the last sync is sent whole, like on an initial sync.
-    let join_count = rooms
-        .current_state_event(room_id, "m.room.member", user_id.as_str())?
-        .and_then(|pdu| rooms.pdu_position(&pdu.event_id).ok().flatten())
-        .map(|(_, count)| count);
-    let newly_joined = !initial && join_count.is_some_and(|count| count > since);
-    let full = initial || request.full_state || newly_joined;
+    let full = initial || request.full_state || {
+        let join_count = rooms
+            .current_state_event(room_id, "m.room.member", user_id.as_str())?
+            .and_then(|pdu| rooms.pdu_position(&pdu.event_id).ok().flatten())
+            .map(|(_, count)| count);
+        join_count.is_some_and(|count| count > since)
+    };
 
-    let (events, limited) = timeline(services, request, room_id, since, next, !full)?;
+    let window = timeline_window(services, request, room_id, since, next, !full)?;
+    let (events, limited) = (window.events, window.limited);
     let first_count = events.first().map(|(count, _)| *count);
-    let state_before_timeline = match first_count {
-        Some(first) => state_at(services, room_id, first.saturating_sub(1))?,
+    let state_before_timeline = match window.before {
+        Some(Some(before)) => state_after(services, &before)?,
+        Some(None) => Arc::new(StateMap::new()),
         None => state_at(services, room_id, next)?,
     };
     let lazy = match request.filter.room.state.lazy_load_options {
@@ -299,9 +342,9 @@ pub fn joined_room(
         return Ok(None);
     }
     let mut timeline_events = Vec::with_capacity(events.len());
-    for (_, json) in &events {
+    for (count, json) in &events {
         let mut event = rooms.client_event_bundled_value(json, room_id, user_id)?;
-        add_transaction_id(services, &mut event, user_id, request.device_id)?;
+        txn_ids.add(services, &mut event, *count)?;
         timeline_events.push(event);
     }
     let prev_batch = first_count.map_or(next, |first| first.saturating_sub(1));
@@ -324,29 +367,49 @@ pub fn joined_room(
     })))
 }
 
-/// The sending device sees the transaction ID it sent an event with (to match its local echo).
-pub(crate) fn add_transaction_id(
-    services: &Services,
-    event: &mut Value,
-    user_id: &UserId,
-    device_id: &ruma::DeviceId,
-) -> Result<()> {
-    if event.get("sender").and_then(Value::as_str) != Some(user_id.as_str()) {
-        return Ok(());
+/// Adds to a device's own events the transaction ID it sent them with, so it can match its
+/// local echo.
+pub(crate) struct TransactionIds<'a> {
+    user_id: &'a UserId,
+    device_id: &'a ruma::DeviceId,
+    /// Events at or before this position predate the device.
+    device_created: u64,
+}
+
+impl<'a> TransactionIds<'a> {
+    pub fn new(
+        services: &Services,
+        user_id: &'a UserId,
+        device_id: &'a ruma::DeviceId,
+    ) -> Result<Self> {
+        Ok(Self {
+            user_id,
+            device_id,
+            device_created: services.users.device_created_at(user_id, device_id)?,
+        })
     }
-    let Some(event_id) = event
-        .get("event_id")
-        .and_then(Value::as_str)
-        .and_then(|id| ruma::EventId::parse(id).ok())
-    else {
-        return Ok(());
-    };
-    if let Some((device, txn_id)) = services.rooms.event_txn(&event_id)?
-        && device == device_id.as_str()
-    {
-        event["unsigned"]["transaction_id"] = json!(txn_id);
+
+    /// `event` is the client form of the event at `count`.
+    pub fn add(&self, services: &Services, event: &mut Value, count: u64) -> Result<()> {
+        if count <= self.device_created
+            || event.get("sender").and_then(Value::as_str) != Some(self.user_id.as_str())
+        {
+            return Ok(());
+        }
+        let Some(event_id) = event
+            .get("event_id")
+            .and_then(Value::as_str)
+            .and_then(|id| ruma::EventId::parse(id).ok())
+        else {
+            return Ok(());
+        };
+        if let Some((device, txn_id)) = services.rooms.event_txn(&event_id)?
+            && device == self.device_id.as_str()
+        {
+            event["unsigned"]["transaction_id"] = json!(txn_id);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Unread counts since the user's receipts (public or private): for the main timeline the

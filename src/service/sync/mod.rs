@@ -88,6 +88,7 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
         );
     }
 
+    let txn_ids = joined::TransactionIds::new(services, user_id, request.device_id)?;
     let mut join = Map::new();
     let mut invite = Map::new();
     let mut knock = Map::new();
@@ -105,6 +106,7 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
                     since,
                     next,
                     room_data.get(room_id),
+                    &txn_ids,
                 )?;
                 if let Some(room) = room {
                     join.insert(room_id.to_string(), room);

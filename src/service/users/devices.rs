@@ -27,6 +27,10 @@ pub struct StoredDevice {
     pub last_seen_ip: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen_ts: Option<u64>,
+    /// The stream position when the device was created: it sent no event at or before it, so
+    /// /sync need not look up transaction IDs of older events for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<u64>,
 }
 
 /// How often a device's last-seen time is written.
@@ -97,6 +101,7 @@ impl Service {
                 .get_json(&key)?
                 .unwrap_or_else(|| StoredDevice {
                     display_name,
+                    created_at: Some(self.engine.current_count()),
                     ..Default::default()
                 });
         self.delete_tokens(&key, &mut batch)?;
@@ -110,6 +115,15 @@ impl Service {
         let tokens = self.issue_tokens(user_id, &device_id, with_refresh, None, &mut batch)?;
         self.engine.write(batch)?;
         Ok(tokens)
+    }
+
+    /// The stream position before which the device sent nothing (0 when unknown: devices
+    /// created before positions were recorded).
+    pub fn device_created_at(&self, user_id: &UserId, device_id: &DeviceId) -> Result<u64> {
+        let device: Option<StoredDevice> = self
+            .userdeviceid_device
+            .get_json(&(user_id.as_str(), device_id.as_str()).encode())?;
+        Ok(device.and_then(|d| d.created_at).unwrap_or(0))
     }
 
     fn issue_tokens(
