@@ -66,6 +66,20 @@ impl Service {
         Ok(self.membership(user_id, room_id)?.as_deref() == Some("join"))
     }
 
+    /// The user's rooms with their membership, in one scan.
+    pub fn memberships_of(&self, user_id: &UserId) -> Result<Vec<(OwnedRoomId, String)>> {
+        let mut rooms = Vec::new();
+        for entry in self
+            .userroomid_membership
+            .scan_prefix((user_id.as_str(),).prefix())
+        {
+            let (key, value) = entry?;
+            let (_, room_id) = <(&str, OwnedRoomId)>::decode(&key)?;
+            rooms.push((room_id, String::from_utf8_lossy(&value).into_owned()));
+        }
+        Ok(rooms)
+    }
+
     /// Rooms in which the user has the given membership.
     pub fn rooms_with_membership(
         &self,

@@ -99,11 +99,8 @@ pub fn client_event(json: &[u8], room_id: &RoomId) -> Result<Raw<ruma::events::A
 
 /// [`client_event`] as a JSON value, for answers assembled as values (no second parse).
 pub fn client_event_value(json: &[u8], room_id: &RoomId) -> Result<Value> {
-    let mut object: Map<String, Value> = serde_json::from_slice(json)
+    let ClientFields(mut object) = serde_json::from_slice(json)
         .map_err(|e| Error::Database(format!("stored PDU unreadable: {e}")))?;
-    for field in FEDERATION_ONLY {
-        object.remove(*field);
-    }
     object
         .entry("room_id")
         .or_insert_with(|| Value::String(room_id.to_string()));
@@ -117,6 +114,50 @@ pub fn client_event_value(json: &[u8], room_id: &RoomId) -> Result<Value> {
         }
     }
     Ok(Value::Object(object))
+}
+
+/// The sender of a stored PDU, read without building the rest.
+pub fn sender_of(json: &[u8]) -> Result<OwnedUserId> {
+    #[derive(Deserialize)]
+    struct Sender {
+        sender: OwnedUserId,
+    }
+    serde_json::from_slice::<Sender>(json)
+        .map(|pdu| pdu.sender)
+        .map_err(|e| Error::Database(format!("stored PDU unreadable: {e}")))
+}
+
+/// A stored PDU's fields without the federation-only ones, which are skipped while parsing
+/// rather than built and dropped (signatures and hashes are much of a PDU).
+struct ClientFields(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for ClientFields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = ClientFields;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PDU object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ClientFields, A::Error> {
+                let mut object = Map::new();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if FEDERATION_ONLY.contains(&key.as_ref()) {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    } else {
+                        object.insert(key.into_owned(), map.next_value()?);
+                    }
+                }
+                Ok(ClientFields(object))
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
 }
 
 impl ruma::state_res::Event for PduEvent {

@@ -306,7 +306,7 @@ pub fn joined_room(
     };
     let mut senders: BTreeSet<OwnedUserId> = BTreeSet::new();
     for (_, json) in &events {
-        senders.insert(PduEvent::from_json(json)?.sender);
+        senders.insert(crate::service::rooms::pdu::sender_of(json)?);
     }
     senders.insert(user_id.to_owned());
     let members = lazy.as_ref().map(|_| &senders);

@@ -52,11 +52,21 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
 
     // Rooms to look at: all of the user's rooms on an initial sync, else those that changed.
     let mut candidates: BTreeSet<OwnedRoomId> = BTreeSet::new();
-    let joined_now = rooms.rooms_with_membership(user_id, "join")?;
+    let memberships = rooms.memberships_of(user_id)?;
+    let joined_now: Vec<OwnedRoomId> = memberships
+        .iter()
+        .filter(|(_, membership)| membership == "join")
+        .map(|(room, _)| room.clone())
+        .collect();
     if initial || request.full_state {
-        candidates.extend(joined_now.iter().cloned());
-        candidates.extend(rooms.rooms_with_membership(user_id, "invite")?);
-        candidates.extend(rooms.rooms_with_membership(user_id, "knock")?);
+        candidates.extend(
+            memberships
+                .iter()
+                .filter(|(_, membership)| {
+                    matches!(membership.as_str(), "join" | "invite" | "knock")
+                })
+                .map(|(room, _)| room.clone()),
+        );
     } else {
         // A room whose newest change is beyond `next` is read too: the index keeps only the
         // newest change per room, and its earlier changes up to `next` belong in this answer
@@ -89,6 +99,8 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
     }
 
     let txn_ids = joined::TransactionIds::new(services, user_id, request.device_id)?;
+    let membership_of: std::collections::HashMap<OwnedRoomId, String> =
+        memberships.into_iter().collect();
     let mut join = Map::new();
     let mut invite = Map::new();
     let mut knock = Map::new();
@@ -97,7 +109,7 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
         if !room_allowed(room_id) {
             continue;
         }
-        match rooms.membership(user_id, room_id)?.as_deref() {
+        match membership_of.get(room_id).map(String::as_str) {
             Some("join") => {
                 let room = joined::joined_room(
                     services,
