@@ -134,7 +134,8 @@ pub const TREES: &[TreeSpec] = &[
     // invite or knock at its membership event; rooms left have no entry. Sliding sync reads a
     // list's window from the front instead of reading every room.
     tree("useridstamproomid_membership", false),
-    // Key: UserId, RoomId. Value: u64 stamp of the room's entry above.
+    // Key: UserId, RoomId. Value: u64 stamp of the room's entry above, then its membership
+    // (absent in values written before 2026-11-29's third session).
     tree("useridroomid_stamp", true),
     // Key: UserId, membership. Value: i64 counter (see `counter_tree`) of the user's entries
     // above with that membership, so a list's `count` needs no scan.

@@ -72,6 +72,9 @@ pub async fn redact(
 
     let guard = rooms.lock_room(room_id).await;
     let event_id = rooms.build_and_append(builder, sender, room_id, &guard)?;
+    // The purge below can take a while: write the members' indexes now, so the redaction's
+    // write floor does not hold back every /sync meanwhile.
+    rooms.flush_fanout(room_id);
     let redaction = rooms
         .get_pdu_json(&event_id)?
         .ok_or_else(|| Error::internal("redaction vanished"))?;

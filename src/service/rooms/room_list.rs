@@ -40,7 +40,7 @@ impl Service {
         let pair = (user, room_id.as_str()).encode();
         let previous = match self.useridroomid_stamp.get(&pair)? {
             Some(bytes) => {
-                let stamp = decode_u64(&bytes)?;
+                let (stamp, _) = decode_stamp(&bytes)?;
                 let key = list_key(user, stamp, room_id);
                 let membership = self.useridstamproomid_membership.get(&key)?;
                 Some((stamp, key, membership.unwrap_or_default()))
@@ -69,7 +69,11 @@ impl Service {
                     &list_key(user, stamp, room_id),
                     membership.as_bytes(),
                 )?;
-                batch.put(&self.useridroomid_stamp, &pair, &stamp.to_be_bytes())?;
+                batch.put(
+                    &self.useridroomid_stamp,
+                    &pair,
+                    &stamp_value(stamp, membership),
+                )?;
                 batch.add(
                     &self.useridmembership_roomcount,
                     &(user, membership).encode(),
@@ -91,10 +95,20 @@ impl Service {
     ) -> Result<()> {
         let pair = (user, room_id.as_str()).encode();
         match self.useridroomid_stamp.get(&pair)? {
-            // The entry of a joined member is always `join`: only its place changes.
             Some(bytes) => {
-                let old = decode_u64(&bytes)?;
-                if old >= stamp {
+                let (old, membership) = decode_stamp(&bytes)?;
+                let membership = match membership {
+                    Some(membership) => membership.to_vec(),
+                    // Written before the value carried the membership.
+                    None => self
+                        .useridstamproomid_membership
+                        .get(&list_key(user, old, room_id))?
+                        .unwrap_or_default(),
+                };
+                // A member whose join is still queued (the fan-out read the members after it
+                // was stored) keeps its invite or knock entry until its own note moves it:
+                // bumping would relabel the entry without moving the counters.
+                if old >= stamp || membership != b"join" {
                     return Ok(());
                 }
                 batch.delete(
@@ -106,7 +120,7 @@ impl Service {
                     &list_key(user, stamp, room_id),
                     b"join",
                 )?;
-                batch.put(&self.useridroomid_stamp, &pair, &stamp.to_be_bytes())
+                batch.put(&self.useridroomid_stamp, &pair, &stamp_value(stamp, "join"))
             }
             None => self.set_listed(user, room_id, Some((stamp, "join")), batch),
         }
@@ -150,7 +164,7 @@ impl Service {
     pub fn listed_stamp(&self, user_id: &UserId, room_id: &RoomId) -> Result<Option<u64>> {
         self.useridroomid_stamp
             .get(&(user_id.as_str(), room_id.as_str()).encode())?
-            .map(|bytes| decode_u64(&bytes))
+            .map(|bytes| decode_stamp(&bytes).map(|(stamp, _)| stamp))
             .transpose()
     }
 
@@ -228,4 +242,19 @@ impl Service {
 /// again, and a user's newest entries are usually still in the memtable.
 fn list_key(user: &str, stamp: u64, room_id: &RoomId) -> Vec<u8> {
     (user, u64::MAX - stamp, room_id.as_str()).encode()
+}
+
+/// A `useridroomid_stamp` value: the stamp, then the membership of the entry.
+fn stamp_value(stamp: u64, membership: &str) -> Vec<u8> {
+    let mut value = stamp.to_be_bytes().to_vec();
+    value.extend_from_slice(membership.as_bytes());
+    value
+}
+
+/// The stamp and membership of a `useridroomid_stamp` value (`None`: a value written before
+/// the membership was stored with it).
+fn decode_stamp(bytes: &[u8]) -> Result<(u64, Option<&[u8]>)> {
+    let stamp = decode_u64(bytes.get(..8).unwrap_or(bytes))?;
+    let membership = bytes.get(8..).filter(|rest| !rest.is_empty());
+    Ok((stamp, membership))
 }

@@ -85,6 +85,12 @@ impl Visibility<'_> {
                 .map(|(_, count)| count),
             None => None,
         };
+        // State and membership index change in one batch: still joined now means the member
+        // event read above was the join, not a leave stored since `currently_joined` was read.
+        let joined = match joined {
+            Some(count) if rooms.is_joined(self.user_id, &self.room_id)? => Some(count),
+            _ => None,
+        };
         self.joined_at = Some(joined);
         Ok(joined)
     }
