@@ -258,26 +258,12 @@ async fn relation_markers_are_rebuilt_for_older_databases() {
 
     let db_path = ts.config().database_path.clone();
     ts.stop().await;
-    {
-        let engine = conclave::storage::Engine::open(conclave::storage::EngineOptions {
-            path: &db_path,
-            cache_capacity_bytes: 8 << 20,
-        })
-        .unwrap();
-        let markers = engine.tree("eventid_hasrelations");
-        let keys: Vec<_> = markers
-            .scan_prefix(Vec::new())
-            .map(|e| e.unwrap().0)
-            .collect();
-        assert_eq!(keys.len(), 1);
-        for key in keys {
-            markers.remove(&key).unwrap();
-        }
-        engine
-            .tree("global")
-            .remove(b"relation_markers_built")
-            .unwrap();
-    }
+    let held = wipe_indexes(
+        &db_path,
+        &["eventid_hasrelations"],
+        &[b"relation_markers_built"],
+    );
+    assert_eq!(held, [1]);
     ts.restart().await;
     let after = expect_ok(ts.get(&event_path, alice.bearer()).await);
     assert_eq!(thread_count(&after), 1, "{after}");

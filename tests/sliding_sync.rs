@@ -398,26 +398,15 @@ async fn room_list_windows_and_counts_come_from_the_recency_index() {
     // A database from before the index: the lists are rebuilt from memberships at start.
     let db_path = ts.config().database_path.clone();
     ts.stop().await;
-    {
-        let engine = conclave::storage::Engine::open(conclave::storage::EngineOptions {
-            path: &db_path,
-            cache_capacity_bytes: 8 << 20,
-        })
-        .unwrap();
-        for name in [
+    wipe_indexes(
+        &db_path,
+        &[
             "useridstamproomid_membership",
             "useridroomid_stamp",
             "useridmembership_roomcount",
-        ] {
-            let tree = engine.tree(name);
-            let keys: Vec<_> = tree.scan_prefix(Vec::new()).map(|e| e.unwrap().0).collect();
-            assert!(!keys.is_empty(), "{name} is empty");
-            for key in keys {
-                tree.remove(&key).unwrap();
-            }
-        }
-        engine.tree("global").remove(b"room_lists_built").unwrap();
-    }
+        ],
+        &[b"room_lists_built"],
+    );
     ts.restart().await;
     let (top, all, _, invite_count, joined) = windows(&ts, &bob).await;
     assert_eq!(top, expected_top);

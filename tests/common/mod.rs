@@ -521,3 +521,32 @@ pub async fn send_text_id(
     let sent = expect_ok(send_text(ts, who, room_id, txn, text).await);
     sent["event_id"].as_str().expect("event_id").to_owned()
 }
+
+/// Empties `trees` and removes the `global` markers `markers` in a stopped server's database,
+/// as a database from before those indexes would be. Each tree must have held something;
+/// returns how many entries each held.
+pub fn wipe_indexes(
+    db_path: &std::path::Path,
+    trees: &[&'static str],
+    markers: &[&[u8]],
+) -> Vec<usize> {
+    let engine = conclave::storage::Engine::open(conclave::storage::EngineOptions {
+        path: db_path,
+        cache_capacity_bytes: 8 << 20,
+    })
+    .unwrap();
+    let mut held = Vec::new();
+    for name in trees {
+        let tree = engine.tree(name);
+        let keys: Vec<_> = tree.scan_prefix(Vec::new()).map(|e| e.unwrap().0).collect();
+        assert!(!keys.is_empty(), "{name} is empty");
+        held.push(keys.len());
+        for key in keys {
+            tree.remove(&key).unwrap();
+        }
+    }
+    for marker in markers {
+        engine.tree("global").remove(marker).unwrap();
+    }
+    held
+}

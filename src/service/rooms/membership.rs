@@ -86,18 +86,12 @@ impl Service {
         user_id: &UserId,
         membership: &str,
     ) -> Result<Vec<OwnedRoomId>> {
-        let mut rooms = Vec::new();
-        for entry in self
-            .userroomid_membership
-            .scan_prefix((user_id.as_str(),).prefix())
-        {
-            let (key, value) = entry?;
-            if value.as_ref() == membership.as_bytes() {
-                let (_, room_id) = <(&str, OwnedRoomId)>::decode(&key)?;
-                rooms.push(room_id);
-            }
-        }
-        Ok(rooms)
+        Ok(self
+            .memberships_of(user_id)?
+            .into_iter()
+            .filter(|(_, m)| m == membership)
+            .map(|(room, _)| room)
+            .collect())
     }
 
     /// [`Self::members`] from a cache: for the work every event does with the room's members

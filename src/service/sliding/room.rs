@@ -123,14 +123,15 @@ pub fn room(
             full_state: false,
             filter,
         };
-        joined::timeline(
+        let window = joined::timeline_window(
             services,
             &request,
             room_id,
             sent_up_to.unwrap_or(0),
             until,
             !initial,
-        )?
+        )?;
+        (window.events, window.limited)
     };
     let mut senders: BTreeSet<OwnedUserId> = BTreeSet::new();
     let mut timeline = Vec::with_capacity(events.len());

@@ -15,20 +15,6 @@ use crate::service::rooms::StoredEvent;
 use crate::service::rooms::pdu::{PduEvent, client_event_value};
 use crate::service::rooms::state::StateMap;
 
-/// The room's timeline events after `since` up to `next` (newest `limit`), oldest first, and
-/// whether older ones were left out.
-pub(crate) fn timeline(
-    services: &Services,
-    request: &SyncRequest<'_>,
-    room_id: &RoomId,
-    since: u64,
-    next: u64,
-    lower_bound: bool,
-) -> Result<(Vec<StoredEvent>, bool)> {
-    timeline_window(services, request, room_id, since, next, lower_bound)
-        .map(|window| (window.events, window.limited))
-}
-
 /// A timeline window, and what precedes it in the room.
 pub(crate) struct Window {
     pub events: Vec<StoredEvent>,
@@ -38,7 +24,8 @@ pub(crate) struct Window {
     pub before: Option<Option<ruma::OwnedEventId>>,
 }
 
-/// [`timeline`], also telling which event precedes the window (read anyway, so the state
+/// The room's timeline events after `since` up to `next` (newest `limit`), oldest first,
+/// whether older ones were left out, and which event precedes them (read anyway, so the state
 /// before the window costs no second seek).
 pub(crate) fn timeline_window(
     services: &Services,
@@ -505,7 +492,9 @@ pub fn left_room(
         return Ok(None);
     }
     let until = leave_count.min(next);
-    let (events, limited) = timeline(
+    let Window {
+        events, limited, ..
+    } = timeline_window(
         services,
         request,
         room_id,
