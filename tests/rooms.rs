@@ -655,6 +655,50 @@ async fn redacted_content_is_gone_from_storage() {
     ts.shutdown().await;
 }
 
+/// Parsed state events are cached (authorising every event reads them): a redaction must
+/// reach readers of the current state at once, not only readers of the stored event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redacted_state_event_is_read_redacted() {
+    let ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let room_id = create_room(&ts, &alice, json!({ "preset": "private_chat" })).await;
+    let topic_path = room_path(&room_id, "/state/m.room.topic/");
+    let set = expect_ok(
+        ts.put(
+            &topic_path,
+            alice.bearer(),
+            &json!({ "topic": "merger with ACME" }),
+        )
+        .await,
+    );
+    // Read it (and, with it, the power levels) through the cache a few times.
+    for i in 0..3 {
+        expect_ok(send_text(&ts, &alice, &room_id, &format!("t{i}"), "hello").await);
+        let topic = expect_ok(ts.get(&topic_path, alice.bearer()).await);
+        assert_eq!(topic["topic"], "merger with ACME");
+    }
+    let topic_id = set["event_id"].as_str().unwrap();
+    expect_ok(
+        ts.put(
+            &room_path(&room_id, &format!("/redact/{}/r1", enc(topic_id))),
+            alice.bearer(),
+            &json!({}),
+        )
+        .await,
+    );
+    let topic = expect_ok(ts.get(&topic_path, alice.bearer()).await);
+    assert_eq!(topic, json!({}), "the current topic is the redacted one");
+    let state = expect_ok(ts.get(&room_path(&room_id, "/state"), alice.bearer()).await);
+    let in_state = state
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "m.room.topic")
+        .unwrap();
+    assert_eq!(in_state["content"], json!({}), "{in_state}");
+    ts.shutdown().await;
+}
+
 /// Room version 12: additional creators have unlimited power without being listed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v12_additional_creators_are_privileged() {

@@ -708,6 +708,85 @@ async fn presence_is_shared_with_room_members() {
     ts.shutdown().await;
 }
 
+/// With many users' presence to report (an initial sync sees everyone who ever set one), who
+/// shares a room is worked out from the rooms' member lists: the answer must be the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_sync_presence_is_limited_to_room_mates_among_many() {
+    let ts = TestServer::start_open().await;
+    let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
+    let status = |who: &str| format!("/_matrix/client/v3/presence/{}/status", enc(who));
+    let mut strangers = Vec::new();
+    for i in 0..20 {
+        let stranger = ts
+            .register_open(&format!("stranger{i}"), "stranger-password")
+            .await;
+        expect_ok(
+            ts.put(
+                &status(&stranger.user_id),
+                stranger.bearer(),
+                &json!({ "presence": "online" }),
+            )
+            .await,
+        );
+        strangers.push(stranger);
+    }
+    // Invited, not joined: no presence shared yet.
+    let invitee = &strangers[0];
+    expect_ok(
+        ts.post(
+            &room_path(&room_id, "/invite"),
+            alice.bearer(),
+            &json!({ "user_id": invitee.user_id }),
+        )
+        .await,
+    );
+    expect_ok(
+        ts.put(
+            &status(&alice.user_id),
+            alice.bearer(),
+            &json!({ "presence": "unavailable", "status_msg": "away" }),
+        )
+        .await,
+    );
+
+    let initial = sync(&ts, &bob, "").await;
+    let senders: Vec<&str> = initial["presence"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["sender"].as_str().unwrap())
+        .collect();
+    assert!(senders.contains(&alice.user_id.as_str()), "{senders:?}");
+    assert!(
+        strangers
+            .iter()
+            .all(|s| !senders.contains(&s.user_id.as_str())),
+        "{senders:?}"
+    );
+    let alice_presence = initial["presence"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["sender"] == json!(alice.user_id))
+        .unwrap();
+    assert_eq!(alice_presence["content"]["presence"], "unavailable");
+    assert_eq!(alice_presence["content"]["status_msg"], "away");
+
+    // Once joined, the invitee's presence is shared too.
+    expect_ok(
+        ts.post(&room_path(&room_id, "/join"), invitee.bearer(), &json!({}))
+            .await,
+    );
+    let after_join = sync(&ts, &bob, "").await;
+    assert!(
+        after_join["presence"]["events"]
+            .to_string()
+            .contains(invitee.user_id.as_str()),
+        "{after_join}"
+    );
+    ts.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thread_unread_counts_and_threaded_receipts() {
     let ts = TestServer::start_open().await;

@@ -130,8 +130,8 @@ impl Service {
             .watch_prefix(&(user_id.as_str(),).prefix())
     }
 
-    /// The user's push rules: the stored set, or the server defaults.
-    /// The user's push rules, parsed once and shared until they change.
+    /// The user's push rules (the stored set, or the server defaults), parsed once and shared
+    /// until they change.
     pub fn push_rules_shared(&self, user_id: &UserId) -> Result<Arc<ruma::push::Ruleset>> {
         if let Some(rules) = self
             .push_rules_cache

@@ -50,13 +50,11 @@ pub async fn send(
     if let Some(event_id) = services.rooms.txn_event(sender, device.as_str(), txn_id)? {
         return Ok(send_message_event::v3::Response::new(event_id));
     }
-    let builder = PduBuilder::timeline(TimelineEventType::from(event_type.as_str()), content);
+    let builder = PduBuilder::timeline(TimelineEventType::from(event_type.as_str()), content)
+        .in_transaction(device, txn_id);
     let event_id = services
         .rooms
         .build_and_append(builder, sender, room_id, &guard)?;
-    services
-        .rooms
-        .set_txn_event(sender, device.as_str(), txn_id, &event_id)?;
     guard.release().await;
     Ok(send_message_event::v3::Response::new(event_id))
 }

@@ -49,7 +49,7 @@ pub async fn get_one(
                 .ok_or_else(|| Error::not_found("No such state event"))?;
             client_event(&json, room_id)?.into_json()
         }
-        _ => pdu.content,
+        _ => pdu.content.clone(),
     };
     Ok(get_state_event_for_key::v3::Response::new(raw))
 }

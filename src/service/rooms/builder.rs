@@ -15,8 +15,8 @@ use ruma::state_res::{
     check_state_independent_auth_rules,
 };
 use ruma::{
-    CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, OwnedRoomId, RoomId,
-    RoomVersionId, UserId,
+    CanonicalJsonObject, CanonicalJsonValue, DeviceId, EventId, OwnedDeviceId, OwnedEventId,
+    OwnedRoomId, RoomId, RoomVersionId, UserId,
 };
 use serde_json::{Value, json};
 
@@ -42,6 +42,9 @@ pub struct PduBuilder {
     pub redacts: Option<OwnedEventId>,
     /// `origin_server_ts` to use instead of the current time.
     pub timestamp: Option<u64>,
+    /// The sending device and its transaction ID, recorded in the event's own batch: a retry
+    /// after a crash then finds the event rather than sending it twice.
+    pub transaction: Option<(OwnedDeviceId, String)>,
 }
 
 impl PduBuilder {
@@ -56,7 +59,14 @@ impl PduBuilder {
             state_key: Some(state_key.into()),
             redacts: None,
             timestamp: None,
+            transaction: None,
         }
+    }
+
+    /// Records the event as `device`'s transaction `txn_id` (see [`Service::txn_event`]).
+    pub fn in_transaction(mut self, device: &DeviceId, txn_id: &str) -> Self {
+        self.transaction = Some((device.to_owned(), txn_id.to_owned()));
+        self
     }
 
     pub fn timeline(event_type: impl Into<TimelineEventType>, content: Value) -> Self {
@@ -66,6 +76,7 @@ impl PduBuilder {
             state_key: None,
             redacts: None,
             timestamp: None,
+            transaction: None,
         }
     }
 }
@@ -146,7 +157,7 @@ impl Service {
             drop(guard);
         };
         check_state_independent_auth_rules(&rules.authorization, &pdu, |id: &EventId| {
-            self.get_pdu(id).ok().flatten()
+            self.get_pdu_shared(id).ok().flatten()
         })
         .map_err(|reason| Error::forbidden(format!("The create event is not allowed: {reason}")))?;
 
@@ -235,7 +246,7 @@ impl Service {
         )?;
 
         check_state_independent_auth_rules(&rules.authorization, &pdu, |id: &EventId| {
-            self.get_pdu(id).ok().flatten()
+            self.get_pdu_shared(id).ok().flatten()
         })
         .map_err(|reason| Error::forbidden(format!("Event not allowed: {reason}")))?;
         check_state_dependent_auth_rules(
@@ -283,6 +294,9 @@ impl Service {
             statehash_before,
             &mut batch,
         )?;
+        if let Some((device, txn_id)) = &builder.transaction {
+            self.put_txn_event(sender, device.as_str(), txn_id, &event_id, &mut batch)?;
+        }
         self.engine.write(batch)?;
         self.after_write(room_id, &pdu, appended, writing, guard);
         if let Some(services) = self.services.get().and_then(std::sync::Weak::upgrade) {
@@ -358,7 +372,7 @@ impl Service {
         let mut auth_events = Vec::new();
         for (kind, state_key) in auth_types {
             if let Some(pdu) = self.state_event_in(state, &kind.to_string(), &state_key)? {
-                auth_events.push(pdu.event_id);
+                auth_events.push(pdu.event_id.clone());
             }
         }
 

@@ -170,6 +170,19 @@ impl Service {
         event_id: &ruma::EventId,
     ) -> Result<()> {
         let mut batch = Batch::default();
+        self.put_txn_event(user_id, device_id, txn_id, event_id, &mut batch)?;
+        self.engine.write(batch)
+    }
+
+    /// [`Self::set_txn_event`] in a caller's batch.
+    pub(super) fn put_txn_event(
+        &self,
+        user_id: &UserId,
+        device_id: &str,
+        txn_id: &str,
+        event_id: &ruma::EventId,
+        batch: &mut Batch,
+    ) -> Result<()> {
         batch.put(
             &self.userdevicetxnid_eventid,
             &(user_id.as_str(), device_id, txn_id).encode(),
@@ -179,8 +192,7 @@ impl Service {
             &self.eventid_devicetxnid,
             event_id.as_bytes(),
             &(device_id, txn_id).encode(),
-        )?;
-        self.engine.write(batch)
+        )
     }
 
     /// The device and transaction ID an event was sent with, if it came through `/send`.

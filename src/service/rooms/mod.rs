@@ -4,6 +4,7 @@
 mod alias;
 mod builder;
 pub mod changes;
+mod event_cache;
 mod fanout;
 mod membership;
 pub mod pdu;
@@ -71,6 +72,7 @@ pub struct Service {
     last_create_timestamp: std::sync::atomic::AtomicU64,
     state_cache: state::StateCache,
     member_cache: membership::MemberCache,
+    event_cache: event_cache::EventCache,
     fanout: fanout::FanOut,
     room_latest: changes::RoomLatest,
     /// One async mutex per room: events of a room are appended one at a time, so each sees the
@@ -185,6 +187,7 @@ impl Service {
             last_create_timestamp: std::sync::atomic::AtomicU64::new(0),
             state_cache: state::StateCache::default(),
             member_cache: membership::MemberCache::default(),
+            event_cache: event_cache::EventCache::default(),
             fanout: fanout::FanOut::default(),
             room_latest: changes::RoomLatest::default(),
             room_locks: Mutex::new(HashMap::new()),

@@ -41,7 +41,9 @@ impl Service {
         .map_err(|e| Error::internal(format!("cannot redact event: {e}")))?;
         let json = serde_json::to_vec(&redacted).map_err(Error::internal)?;
         self.pduid_pdu.insert(&pduid, &json)?;
-        // Cached state snapshots only hold IDs, so nothing else keeps the old content.
+        self.forget_cached_event(target)?;
+        // Cached state snapshots only hold IDs, and the event cache has just dropped it, so
+        // nothing else keeps the old content.
         self.engine.purge_old_versions(&self.pduid_pdu, &pduid)
     }
 }

@@ -228,15 +228,14 @@ impl Service {
         state: &StateMap,
         event_type: &str,
         state_key: &str,
-    ) -> Result<Option<super::pdu::PduEvent>> {
+    ) -> Result<Option<Arc<super::pdu::PduEvent>>> {
         let Some(shortstatekey) = self.shortstatekey(event_type, state_key)? else {
             return Ok(None);
         };
         let Some(shorteventid) = state.get(&shortstatekey) else {
             return Ok(None);
         };
-        let event_id = self.event_id_of_short(*shorteventid)?;
-        self.get_pdu(&event_id)
+        self.pdu_by_short(*shorteventid)
     }
 
     /// The current state event for (type, state key) in a room.
@@ -245,7 +244,7 @@ impl Service {
         room_id: &RoomId,
         event_type: &str,
         state_key: &str,
-    ) -> Result<Option<super::pdu::PduEvent>> {
+    ) -> Result<Option<Arc<super::pdu::PduEvent>>> {
         let state = self.current_state(room_id)?;
         self.state_event_in(&state, event_type, state_key)
     }

@@ -7,7 +7,7 @@ use ruma::api::client::filter::LazyLoadOptions;
 use ruma::{OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
 
-use super::{DEFAULT_TIMELINE_LIMIT, SyncRequest};
+use super::{DEFAULT_TIMELINE_LIMIT, SyncRequest, events as events_object, object};
 use crate::error::Result;
 use crate::service::Services;
 use crate::service::push::UnreadCounts;
@@ -257,7 +257,7 @@ pub fn joined_room(
     room_id: &RoomId,
     since: u64,
     next: u64,
-    account_data: Option<&Vec<Value>>,
+    account_data: Option<Vec<Value>>,
     txn_ids: &TransactionIds<'_>,
 ) -> Result<Option<Value>> {
     let user_id = request.user_id;
@@ -339,19 +339,37 @@ pub fn joined_room(
     let per_thread = request.filter.room.timeline.unread_thread_notifications;
     let (unread, unread_threads) =
         unread_fields(&unread_counts(services, room_id, user_id)?, per_thread);
-    Ok(Some(json!({
-        "timeline": { "events": timeline_events, "limited": limited, "prev_batch": format!("t{prev_batch}") },
-        "state": { "events": state },
-        "ephemeral": { "events": ephemeral },
-        "account_data": { "events": account_data.cloned().unwrap_or_default() },
-        "unread_notifications": unread,
-        "unread_thread_notifications": unread_threads.unwrap_or_else(|| json!({})),
-        "summary": {
-            "m.joined_member_count": joined_count,
-            "m.invited_member_count": invited_count,
-            "m.heroes": heroes,
-        },
-    })))
+    Ok(Some(object([
+        ("timeline", timeline(timeline_events, limited, prev_batch)),
+        ("state", events_object(state)),
+        ("ephemeral", events_object(ephemeral)),
+        (
+            "account_data",
+            events_object(account_data.unwrap_or_default()),
+        ),
+        ("unread_notifications", unread),
+        (
+            "unread_thread_notifications",
+            unread_threads.unwrap_or_else(|| json!({})),
+        ),
+        (
+            "summary",
+            json!({
+                "m.joined_member_count": joined_count,
+                "m.invited_member_count": invited_count,
+                "m.heroes": heroes,
+            }),
+        ),
+    ])))
+}
+
+/// A room section's `timeline`.
+fn timeline(events: Vec<Value>, limited: bool, prev_batch: u64) -> Value {
+    object([
+        ("events", Value::Array(events)),
+        ("limited", Value::Bool(limited)),
+        ("prev_batch", Value::String(format!("t{prev_batch}"))),
+    ])
 }
 
 /// Adds to a device's own events the transaction ID it sent them with, so it can match its
@@ -509,11 +527,11 @@ pub fn left_room(
     let prev_batch = events
         .first()
         .map_or(until, |(count, _)| count.saturating_sub(1));
-    Ok(Some(json!({
-        "timeline": { "events": timeline_events, "limited": limited, "prev_batch": format!("t{prev_batch}") },
-        "state": { "events": [] },
-        "account_data": { "events": [] },
-    })))
+    Ok(Some(object([
+        ("timeline", timeline(timeline_events, limited, prev_batch)),
+        ("state", events_object(Vec::new())),
+        ("account_data", events_object(Vec::new())),
+    ])))
 }
 
 /// Typing and receipt events of a room that changed after `since`.
@@ -544,7 +562,10 @@ pub fn ephemeral(
         by_event[&receipt.receipt_type][receipt.user_id.as_str()] = entry;
     }
     if !content.is_empty() {
-        events.push(json!({ "type": "m.receipt", "content": content }));
+        events.push(object([
+            ("type", Value::String("m.receipt".to_owned())),
+            ("content", Value::Object(content)),
+        ]));
     }
     Ok(events)
 }

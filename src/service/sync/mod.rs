@@ -8,10 +8,10 @@
 pub(crate) mod joined;
 pub mod lazy;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use ruma::api::client::filter::FilterDefinition;
-use ruma::{OwnedRoomId, RoomId, UserId};
+use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Map, Value, json};
 
 use super::Services;
@@ -88,7 +88,7 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
             && !room_filter.not_rooms.iter().any(|r| r == room_id)
     };
 
-    let room_data = room_account_data(services, user_id, since, initial || request.full_state)?;
+    let mut room_data = room_account_data(services, user_id, since, initial || request.full_state)?;
     if !initial {
         candidates.extend(
             room_data
@@ -117,7 +117,7 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
                     room_id,
                     since,
                     next,
-                    room_data.get(room_id),
+                    room_data.remove(room_id),
                     &txn_ids,
                 )?;
                 if let Some(room) = room {
@@ -125,10 +125,22 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
                 }
             }
             Some("invite") => {
-                invite.insert(room_id.to_string(), json!({ "invite_state": { "events": stripped_state(services, room_id, user_id)? } }));
+                invite.insert(
+                    room_id.to_string(),
+                    object([(
+                        "invite_state",
+                        events(stripped_state(services, room_id, user_id)?),
+                    )]),
+                );
             }
             Some("knock") => {
-                knock.insert(room_id.to_string(), json!({ "knock_state": { "events": stripped_state(services, room_id, user_id)? } }));
+                knock.insert(
+                    room_id.to_string(),
+                    object([(
+                        "knock_state",
+                        events(stripped_state(services, room_id, user_id)?),
+                    )]),
+                );
             }
             Some("leave" | "ban") if !initial || room_filter.include_leave => {
                 if let Some(room) = joined::left_room(services, request, room_id, since, next)? {
@@ -152,11 +164,14 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
                 let (unread, threads) = joined::unread_fields(&counts, per_thread);
                 join.insert(
                     room_id.to_string(),
-                    json!({
-                        "ephemeral": { "events": ephemeral },
-                        "unread_notifications": unread,
-                        "unread_thread_notifications": threads.unwrap_or_else(|| json!({})),
-                    }),
+                    object([
+                        ("ephemeral", events(ephemeral)),
+                        ("unread_notifications", unread),
+                        (
+                            "unread_thread_notifications",
+                            threads.unwrap_or_else(|| json!({})),
+                        ),
+                    ]),
                 );
             }
         }
@@ -177,20 +192,58 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
         Some(delivered) => format!("s{next}_{delivered}"),
         None => format!("s{next}"),
     };
-    let body = json!({
-        "next_batch": next_batch,
-        "rooms": { "join": join, "invite": invite, "knock": knock, "leave": leave },
-        "account_data": { "events": account_data },
-        "presence": { "events": presence },
-        "to_device": { "events": encryption.to_device },
-        "device_lists": {
-            "changed": encryption.device_lists.changed,
-            "left": encryption.device_lists.left,
-        },
-        "device_one_time_keys_count": encryption.one_time_keys_count,
-        "device_unused_fallback_key_types": encryption.unused_fallback_key_types,
-    });
+    let body = object([
+        ("next_batch", Value::String(next_batch)),
+        (
+            "rooms",
+            object([
+                ("join", Value::Object(join)),
+                ("invite", Value::Object(invite)),
+                ("knock", Value::Object(knock)),
+                ("leave", Value::Object(leave)),
+            ]),
+        ),
+        ("account_data", events(account_data)),
+        ("presence", events(presence)),
+        ("to_device", events(encryption.to_device)),
+        (
+            "device_lists",
+            json!({
+                "changed": encryption.device_lists.changed,
+                "left": encryption.device_lists.left,
+            }),
+        ),
+        ("device_one_time_keys_count", encryption.one_time_keys_count),
+        (
+            "device_unused_fallback_key_types",
+            json!(encryption.unused_fallback_key_types),
+        ),
+    ]);
     Ok(SyncResponse { body, has_updates })
+}
+
+/// A JSON object of `fields`, moving the values in: `json!` copies every `Value` it is given,
+/// which for a sync answer means copying each event tree once more.
+pub(crate) fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    Value::Object(
+        fields
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value))
+            .collect(),
+    )
+}
+
+/// An account-data event: `{"type": kind, "content": content}`.
+fn typed_content(kind: &str, content: Value) -> Value {
+    object([
+        ("type", Value::String(kind.to_owned())),
+        ("content", content),
+    ])
+}
+
+/// `{"events": [...]}`, moving the events in.
+pub(crate) fn events(events: Vec<Value>) -> Value {
+    object([("events", Value::Array(events))])
 }
 
 /// The end-to-end encryption parts of a sync answer.
@@ -261,7 +314,7 @@ pub(crate) fn global_account_data(
     let mut events = Vec::new();
     for kind in &kinds {
         if let Some(content) = services.account_data.get(user_id, None, kind)? {
-            events.push(json!({ "type": kind, "content": content }));
+            events.push(typed_content(kind, content));
         }
     }
     if initial && !kinds.contains("m.push_rules") {
@@ -270,6 +323,10 @@ pub(crate) fn global_account_data(
     }
     Ok(events)
 }
+
+/// Past this many presence changes, who shares a room with the user is worked out once from
+/// the rooms' (cached) member lists rather than from each changed user's own rooms.
+const PRESENCE_CHECKS_PER_USER: usize = 16;
 
 /// Presence changes since `since` of the user and of users sharing a room with them.
 fn presence_events(
@@ -281,20 +338,48 @@ fn presence_events(
     if !services.config.allow_presence {
         return Ok(Vec::new());
     }
+    let changed = services.presence.changed_since(since)?;
+    if changed.is_empty() {
+        return Ok(Vec::new());
+    }
+    // An initial sync sees every user who ever set a presence: reading each one's rooms would
+    // cost a scan per user on the server.
+    let room_mates: Option<HashSet<OwnedUserId>> = if changed.len() > PRESENCE_CHECKS_PER_USER {
+        let mut mates = HashSet::new();
+        for room_id in joined {
+            let members = services.rooms.members_shared(room_id)?;
+            mates.extend(
+                members
+                    .iter()
+                    .filter(|(_, membership)| membership == "join")
+                    .map(|(member, _)| member.clone()),
+            );
+        }
+        Some(mates)
+    } else {
+        None
+    };
     let mine: BTreeSet<&OwnedRoomId> = joined.iter().collect();
     let mut events = Vec::new();
-    for other in services.presence.changed_since(since)? {
+    for other in changed {
         let shares_room = other == user_id
-            || services
-                .rooms
-                .rooms_with_membership(&other, "join")?
-                .iter()
-                .any(|room| mine.contains(room));
+            || match &room_mates {
+                Some(mates) => mates.contains(&other),
+                None => services
+                    .rooms
+                    .rooms_with_membership(&other, "join")?
+                    .iter()
+                    .any(|room| mine.contains(room)),
+            };
         if !shares_room {
             continue;
         }
         if let Some(content) = services.presence.get(&other)? {
-            events.push(json!({ "type": "m.presence", "sender": other, "content": content }));
+            events.push(object([
+                ("type", Value::String("m.presence".to_owned())),
+                ("sender", Value::String(other.to_string())),
+                ("content", content),
+            ]));
         }
     }
     Ok(events)
@@ -317,13 +402,13 @@ pub(crate) fn stripped_state(
     ];
     let rooms = &services.rooms;
     let mut events = Vec::new();
-    let mut push = |pdu: PduEvent| {
-        events.push(json!({
-            "type": pdu.kind.to_string(),
-            "state_key": pdu.state_key,
-            "content": pdu.content_value(),
-            "sender": pdu.sender,
-        }));
+    let mut push = |pdu: std::sync::Arc<PduEvent>| {
+        events.push(object([
+            ("type", Value::String(pdu.kind.to_string())),
+            ("state_key", json!(pdu.state_key)),
+            ("content", pdu.content_value()),
+            ("sender", Value::String(pdu.sender.to_string())),
+        ]));
     };
     for kind in KINDS {
         if let Some(pdu) = rooms.current_state_event(room_id, kind, "")? {
@@ -364,7 +449,7 @@ pub(crate) fn room_account_data(
         let mut events = Vec::new();
         for kind in kinds {
             if let Some(content) = services.account_data.get(user_id, Some(&room), &kind)? {
-                events.push(json!({ "type": kind, "content": content }));
+                events.push(typed_content(&kind, content));
             }
         }
         out.insert(room, events);
