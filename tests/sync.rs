@@ -714,6 +714,10 @@ async fn presence_is_shared_with_room_members() {
 async fn initial_sync_presence_is_limited_to_room_mates_among_many() {
     let ts = TestServer::start_open().await;
     let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
+    let since = sync(&ts, &bob, "").await["next_batch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let status = |who: &str| format!("/_matrix/client/v3/presence/{}/status", enc(who));
     let mut strangers = Vec::new();
     for i in 0..20 {
@@ -749,28 +753,32 @@ async fn initial_sync_presence_is_limited_to_room_mates_among_many() {
         .await,
     );
 
+    // Both an incremental sync (more changes than are checked one by one) and an initial one.
+    let incremental = sync(&ts, &bob, &format!("since={since}&timeout=0")).await;
     let initial = sync(&ts, &bob, "").await;
-    let senders: Vec<&str> = initial["presence"]["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["sender"].as_str().unwrap())
-        .collect();
-    assert!(senders.contains(&alice.user_id.as_str()), "{senders:?}");
-    assert!(
-        strangers
+    for answer in [&incremental, &initial] {
+        let senders: Vec<&str> = answer["presence"]["events"]
+            .as_array()
+            .unwrap()
             .iter()
-            .all(|s| !senders.contains(&s.user_id.as_str())),
-        "{senders:?}"
-    );
-    let alice_presence = initial["presence"]["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["sender"] == json!(alice.user_id))
-        .unwrap();
-    assert_eq!(alice_presence["content"]["presence"], "unavailable");
-    assert_eq!(alice_presence["content"]["status_msg"], "away");
+            .map(|e| e["sender"].as_str().unwrap())
+            .collect();
+        assert!(senders.contains(&alice.user_id.as_str()), "{senders:?}");
+        assert!(
+            strangers
+                .iter()
+                .all(|s| !senders.contains(&s.user_id.as_str())),
+            "{senders:?}"
+        );
+        let alice_presence = answer["presence"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["sender"] == json!(alice.user_id))
+            .unwrap();
+        assert_eq!(alice_presence["content"]["presence"], "unavailable");
+        assert_eq!(alice_presence["content"]["status_msg"], "away");
+    }
 
     // Once joined, the invitee's presence is shared too.
     expect_ok(

@@ -64,6 +64,16 @@ impl HandlerOutput for RawJson {
     }
 }
 
+/// A JSON answer of any serialisable type, written straight to the body (a large answer
+/// assembled from pre-rendered parts, like /sync's).
+pub struct JsonBody<T>(pub T);
+
+impl<T: serde::Serialize> HandlerOutput for JsonBody<T> {
+    fn into_http(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
 impl RumaRouter for AppRouter {
     fn ruma<Req, Out, F, Fut>(mut self, handler: F) -> Self
     where

@@ -16,9 +16,10 @@ use serde_json::json;
 use super::membership::ensure_joined;
 use super::message::parse_token;
 use crate::api::Ruma;
-use crate::api::router::RawJson;
+use crate::api::router::{JsonBody, RawJson};
 use crate::error::{Error, Result};
 use crate::service::Services;
+use crate::service::sync::json::Json;
 use crate::service::sync::{SyncRequest, sync_once};
 
 /// Longest a /sync may wait for news.
@@ -29,7 +30,7 @@ type Wake = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub async fn sync(
     services: Arc<Services>,
     request: Ruma<sync_events::v3::Request>,
-) -> Result<RawJson> {
+) -> Result<JsonBody<Json>> {
     let user_id = request.user()?;
     let body = &request.body;
     let (since, since_to_device) = match body.since.as_deref() {
@@ -74,13 +75,13 @@ pub async fn sync(
         .transpose()?;
     let response = sync_once(&services, &sync)?;
     let Some(waits) = waits else {
-        return Ok(RawJson(response.body));
+        return Ok(JsonBody(response.body));
     };
     if response.has_updates || body.full_state {
-        return Ok(RawJson(response.body));
+        return Ok(JsonBody(response.body));
     }
     let _ = tokio::time::timeout(timeout, futures_util::future::select_all(waits)).await;
-    Ok(RawJson(sync_once(&services, &sync)?.body))
+    Ok(JsonBody(sync_once(&services, &sync)?.body))
 }
 
 /// Futures that resolve when something the user's sync would report changes.

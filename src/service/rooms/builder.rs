@@ -231,8 +231,8 @@ impl Service {
         let (statehash_before, state) = self.state_before_events(room_id, &rules, &prev_events)?;
         let mut depth = 0u64;
         for prev in &prev_events {
-            if let Some(pdu) = self.get_pdu(prev)? {
-                depth = depth.max(u64::from(pdu.depth));
+            if let Some(json) = self.get_pdu_json(prev)? {
+                depth = depth.max(super::pdu::depth_of(&json)?);
             }
         }
         let (object, pdu) = self.build_pdu(

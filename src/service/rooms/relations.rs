@@ -2,11 +2,12 @@
 //! for `/relations`, threads, and the aggregations bundled into events sent to clients.
 
 use ruma::{EventId, OwnedEventId, RoomId, UserId};
+use serde_json::value::RawValue as RawJsonValue;
 use serde_json::{Map, Value, json};
 
 use super::Service;
-use super::pdu::PduEvent;
-use crate::error::{Error, Result};
+use super::pdu::{ClientParts, PduEvent};
+use crate::error::Result;
 use crate::storage::{Batch, Key};
 
 /// One relating event.
@@ -126,44 +127,79 @@ impl Service {
         room_id: &RoomId,
         viewer: &UserId,
     ) -> Result<ruma::serde::Raw<ruma::events::AnyTimelineEvent>> {
-        let value = self.client_event_bundled_value(json, room_id, viewer)?;
-        Ok(ruma::serde::Raw::from_json(
-            serde_json::value::to_raw_value(&value).map_err(Error::internal)?,
-        ))
+        Ok(ruma::serde::Raw::from_json(self.render_client_event(
+            json,
+            room_id,
+            viewer,
+            |_, _| Ok(None),
+        )?))
     }
 
-    /// [`Self::client_event_bundled`] as a JSON value (one parse of the stored event).
-    pub fn client_event_bundled_value(
+    /// [`Self::client_event_bundled`], with `unsigned.transaction_id` when `transaction_id`
+    /// (given the event's ID and sender) finds one.
+    pub fn render_client_event(
         &self,
         json: &[u8],
         room_id: &RoomId,
         viewer: &UserId,
-    ) -> Result<Value> {
-        let mut object = super::pdu::client_event_value(json, room_id)?;
-        let Some(event_id) = object
-            .get("event_id")
-            .and_then(Value::as_str)
-            .and_then(|id| ruma::EventId::parse(id).ok())
-        else {
-            return Ok(object);
-        };
-        let relations = self.relations(&event_id)?;
-        if relations.is_empty() {
-            return Ok(object);
+        transaction_id: impl FnOnce(&EventId, &UserId) -> Result<Option<String>>,
+    ) -> Result<Box<RawJsonValue>> {
+        let parts = ClientParts::parse(json)?;
+        let mut unsigned = Map::new();
+        let event_id = parts
+            .str_field("event_id")
+            .and_then(|id| EventId::parse(id.as_ref()).ok());
+        let sender = parts
+            .str_field("sender")
+            .and_then(|id| UserId::parse(id.as_ref()).ok());
+        let kind = parts.str_field("type");
+        if let Some(event_id) = &event_id
+            && let Some(bundle) = self.relations_bundle(
+                event_id,
+                sender.as_deref(),
+                kind.as_deref(),
+                room_id,
+                viewer,
+            )?
+        {
+            unsigned.insert("m.relations".to_owned(), bundle);
         }
-        let pdu = PduEvent::from_json(json)?;
+        if let (Some(event_id), Some(sender)) = (&event_id, &sender)
+            && let Some(txn_id) = transaction_id(event_id, sender)?
+        {
+            unsigned.insert("transaction_id".to_owned(), Value::String(txn_id));
+        }
+        parts.render(room_id, unsigned)
+    }
+
+    /// The `m.relations` bundle of an event (of type `kind`, sent by `sender`), if anything
+    /// relates to it.
+    fn relations_bundle(
+        &self,
+        event_id: &EventId,
+        sender: Option<&UserId>,
+        kind: Option<&str>,
+        room_id: &RoomId,
+        viewer: &UserId,
+    ) -> Result<Option<Value>> {
+        let relations = self.relations(event_id)?;
+        if relations.is_empty() {
+            return Ok(None);
+        }
         let mut bundle = Map::new();
         let mut latest_edit: Option<Value> = None;
         let mut thread_count = 0u64;
         let mut thread_latest: Option<OwnedEventId> = None;
-        let mut participated = pdu.sender == viewer;
+        let mut participated = sender == Some(viewer);
         let mut references = Vec::new();
         for relation in &relations {
             match relation.rel_type.as_str() {
                 "m.replace" => {
                     if let Some(edit_json) = self.get_pdu_json(&relation.event_id)? {
                         let edit = PduEvent::from_json(&edit_json)?;
-                        if edit.sender == pdu.sender && edit.kind == pdu.kind {
+                        if Some(edit.sender.as_ref()) == sender
+                            && Some(edit.kind.to_string().as_str()) == kind
+                        {
                             latest_edit =
                                 Some(super::pdu::client_event_value(&edit_json, room_id)?);
                         }
@@ -195,13 +231,6 @@ impl Service {
         if !references.is_empty() {
             bundle.insert("m.reference".into(), json!({ "chunk": references }));
         }
-        if bundle.is_empty() {
-            return Ok(object);
-        }
-        if let Some(object) = object.as_object_mut() {
-            let unsigned = object.entry("unsigned").or_insert_with(|| json!({}));
-            unsigned["m.relations"] = Value::Object(bundle);
-        }
-        Ok(object)
+        Ok((!bundle.is_empty()).then_some(Value::Object(bundle)))
     }
 }

@@ -88,7 +88,12 @@ pub fn extensions(
     }
 
     if config.account_data.enabled == Some(true) {
-        let global = global_account_data(services, user_id, since.unwrap_or(0), since.is_none())?;
+        let global = serde_json::to_value(global_account_data(
+            services,
+            user_id,
+            since.unwrap_or(0),
+            since.is_none(),
+        )?)?;
         let changed = room_account_data(services, user_id, since.unwrap_or(0), since.is_none())?;
         let all = if rooms.new.is_empty() || since.is_none() {
             BTreeMap::new()
@@ -106,7 +111,8 @@ pub fn extensions(
                 by_room.insert(room_id.to_string(), json!(events));
             }
         }
-        has_updates |= !global.is_empty() && since.is_some() || !by_room.is_empty();
+        let global_changed = global.as_array().is_some_and(|g| !g.is_empty());
+        has_updates |= global_changed && since.is_some() || !by_room.is_empty();
         body.insert(
             "account_data".into(),
             json!({ "global": global, "rooms": by_room }),

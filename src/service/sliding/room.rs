@@ -142,10 +142,10 @@ pub fn room(
         if since.is_some_and(|since| *count > since) {
             num_live += 1;
         }
-        let raw = rooms.client_event_bundled(json, room_id, user_id)?;
-        let mut event: Value = serde_json::from_str(raw.json().get())?;
-        txn_ids.add(services, &mut event, *count)?;
-        timeline.push(event);
+        let rendered = rooms.render_client_event(json, room_id, user_id, |event_id, sender| {
+            txn_ids.find(services, *count, event_id, sender)
+        })?;
+        timeline.push(serde_json::from_str::<Value>(rendered.get())?);
     }
 
     // Required state: everything asked for on first sight; afterwards what changed.

@@ -5,14 +5,16 @@ use std::sync::Arc;
 
 use ruma::api::client::filter::LazyLoadOptions;
 use ruma::{OwnedUserId, RoomId, UserId};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::{DEFAULT_TIMELINE_LIMIT, SyncRequest, events as events_object, object};
+use super::json::{Json, events as events_object, object, raw_events};
+use super::{DEFAULT_TIMELINE_LIMIT, SyncRequest, value_object};
 use crate::error::Result;
 use crate::service::Services;
 use crate::service::push::UnreadCounts;
 use crate::service::rooms::StoredEvent;
-use crate::service::rooms::pdu::{PduEvent, client_event_value};
+use crate::service::rooms::pdu::{ClientParts, EventHead, PduEvent};
 use crate::service::rooms::state::StateMap;
 
 /// A timeline window, and what precedes it in the room.
@@ -22,6 +24,8 @@ pub(crate) struct Window {
     /// The event right before the window's first: `Some(None)` when the window starts the room,
     /// `None` when the window is empty.
     pub before: Option<Option<ruma::OwnedEventId>>,
+    /// The senders of `events`.
+    pub senders: BTreeSet<OwnedUserId>,
 }
 
 /// The room's timeline events after `since` up to `next` (newest `limit`), oldest first,
@@ -49,6 +53,7 @@ pub(crate) fn timeline_window(
     let mut cursor = next;
     // The event read right after the oldest one kept (its predecessor in the room).
     let mut before: Option<ruma::OwnedEventId> = None;
+    let mut senders = BTreeSet::new();
     'pages: loop {
         let page = rooms.timeline_page(room_id, cursor.saturating_add(1), true, limit + 1)?;
         if page.is_empty() {
@@ -56,30 +61,33 @@ pub(crate) fn timeline_window(
         }
         for (count, json) in page {
             cursor = count.saturating_sub(1);
-            let pdu = PduEvent::from_json(&json)?;
+            let head = EventHead::parse(&json)?;
             if !events.is_empty() && before.is_none() {
-                before = Some(pdu.event_id.clone());
+                before = Some(head.event_id()?);
             }
             if lower_bound && count <= since {
                 break 'pages;
             }
-            let kind = pdu.kind.to_string();
+            let (kind, sender) = (head.kind.as_ref(), head.sender.as_ref());
             let wanted = filter
                 .types
                 .as_ref()
-                .is_none_or(|t| t.iter().any(|t| matches_type(t, &kind)))
-                && !filter.not_types.iter().any(|t| matches_type(t, &kind))
+                .is_none_or(|t| t.iter().any(|t| matches_type(t, kind)))
+                && !filter.not_types.iter().any(|t| matches_type(t, kind))
                 && filter
                     .senders
                     .as_ref()
-                    .is_none_or(|s| s.contains(&pdu.sender))
-                && !filter.not_senders.contains(&pdu.sender);
-            if !wanted || !visibility.can_see_at(count, &pdu.event_id)? {
+                    .is_none_or(|s| s.iter().any(|s| s.as_str() == sender))
+                && !filter.not_senders.iter().any(|s| s.as_str() == sender);
+            if !wanted || !visibility.can_see_at(count, &head.event_id()?)? {
                 continue;
             }
             if events.len() == limit {
                 limited = true;
                 break 'pages;
+            }
+            if let Ok(sender) = UserId::parse(sender) {
+                senders.insert(sender);
             }
             events.push((count, json));
             before = None;
@@ -91,6 +99,7 @@ pub(crate) fn timeline_window(
         events,
         limited,
         before,
+        senders,
     })
 }
 
@@ -152,13 +161,13 @@ fn render_state(
     services: &Services,
     room_id: &RoomId,
     picked: &[(u64, u64)],
-) -> Result<Vec<Value>> {
+) -> Result<Vec<Box<RawValue>>> {
     let rooms = &services.rooms;
     let mut events = Vec::with_capacity(picked.len());
     for (_, shorteventid) in picked {
         let event_id = rooms.event_id_of_short(*shorteventid)?;
         if let Some(json) = rooms.get_pdu_json(&event_id)? {
-            events.push(client_event_value(&json, room_id)?);
+            events.push(ClientParts::parse(&json)?.render(room_id, Default::default())?);
         }
     }
     Ok(events)
@@ -259,7 +268,7 @@ pub fn joined_room(
     next: u64,
     account_data: Option<Vec<Value>>,
     txn_ids: &TransactionIds<'_>,
-) -> Result<Option<Value>> {
+) -> Result<Option<Json>> {
     let user_id = request.user_id;
     let rooms = &services.rooms;
     let initial = request.since.is_none();
@@ -273,7 +282,7 @@ pub fn joined_room(
     };
 
     let window = timeline_window(services, request, room_id, since, next, !full)?;
-    let (events, limited) = (window.events, window.limited);
+    let (events, limited, mut senders) = (window.events, window.limited, window.senders);
     let first_count = events.first().map(|(count, _)| *count);
     let state_before_timeline = match window.before {
         Some(Some(before)) => state_after(services, &before)?,
@@ -291,10 +300,6 @@ pub fn joined_room(
             redundant: include_redundant_members,
         }),
     };
-    let mut senders: BTreeSet<OwnedUserId> = BTreeSet::new();
-    for (_, json) in &events {
-        senders.insert(crate::service::rooms::pdu::sender_of(json)?);
-    }
     senders.insert(user_id.to_owned());
     let members = lazy.as_ref().map(|_| &senders);
     let mut picked = if full {
@@ -330,9 +335,12 @@ pub fn joined_room(
     }
     let mut timeline_events = Vec::with_capacity(events.len());
     for (count, json) in &events {
-        let mut event = rooms.client_event_bundled_value(json, room_id, user_id)?;
-        txn_ids.add(services, &mut event, *count)?;
-        timeline_events.push(event);
+        timeline_events.push(rooms.render_client_event(
+            json,
+            room_id,
+            user_id,
+            |event_id, sender| txn_ids.find(services, *count, event_id, sender),
+        )?);
     }
     let prev_batch = first_count.map_or(next, |first| first.saturating_sub(1));
     let (joined_count, invited_count, heroes) = summary(services, room_id, user_id)?;
@@ -341,16 +349,16 @@ pub fn joined_room(
         unread_fields(&unread_counts(services, room_id, user_id)?, per_thread);
     Ok(Some(object([
         ("timeline", timeline(timeline_events, limited, prev_batch)),
-        ("state", events_object(state)),
+        ("state", raw_events(state)),
         ("ephemeral", events_object(ephemeral)),
         (
             "account_data",
             events_object(account_data.unwrap_or_default()),
         ),
-        ("unread_notifications", unread),
+        ("unread_notifications", unread.into()),
         (
             "unread_thread_notifications",
-            unread_threads.unwrap_or_else(|| json!({})),
+            unread_threads.map_or_else(Json::empty_object, Json::from),
         ),
         (
             "summary",
@@ -358,17 +366,21 @@ pub fn joined_room(
                 "m.joined_member_count": joined_count,
                 "m.invited_member_count": invited_count,
                 "m.heroes": heroes,
-            }),
+            })
+            .into(),
         ),
     ])))
 }
 
 /// A room section's `timeline`.
-fn timeline(events: Vec<Value>, limited: bool, prev_batch: u64) -> Value {
+fn timeline(events: Vec<Box<RawValue>>, limited: bool, prev_batch: u64) -> Json {
     object([
-        ("events", Value::Array(events)),
-        ("limited", Value::Bool(limited)),
-        ("prev_batch", Value::String(format!("t{prev_batch}"))),
+        (
+            "events",
+            Json::Array(events.into_iter().map(Json::Raw).collect()),
+        ),
+        ("limited", Value::Bool(limited).into()),
+        ("prev_batch", Value::String(format!("t{prev_batch}")).into()),
     ])
 }
 
@@ -394,26 +406,22 @@ impl<'a> TransactionIds<'a> {
         })
     }
 
-    /// `event` is the client form of the event at `count`.
-    pub fn add(&self, services: &Services, event: &mut Value, count: u64) -> Result<()> {
-        if count <= self.device_created
-            || event.get("sender").and_then(Value::as_str) != Some(self.user_id.as_str())
-        {
-            return Ok(());
+    /// The transaction ID of the event at `count`, if this device sent it.
+    pub fn find(
+        &self,
+        services: &Services,
+        count: u64,
+        event_id: &ruma::EventId,
+        sender: &UserId,
+    ) -> Result<Option<String>> {
+        if count <= self.device_created || sender != self.user_id {
+            return Ok(None);
         }
-        let Some(event_id) = event
-            .get("event_id")
-            .and_then(Value::as_str)
-            .and_then(|id| ruma::EventId::parse(id).ok())
-        else {
-            return Ok(());
-        };
-        if let Some((device, txn_id)) = services.rooms.event_txn(&event_id)?
-            && device == self.device_id.as_str()
-        {
-            event["unsigned"]["transaction_id"] = json!(txn_id);
-        }
-        Ok(())
+        Ok(services
+            .rooms
+            .event_txn(event_id)?
+            .filter(|(device, _)| device == self.device_id.as_str())
+            .map(|(_, txn_id)| txn_id))
     }
 }
 
@@ -496,7 +504,7 @@ pub fn left_room(
     room_id: &RoomId,
     since: u64,
     next: u64,
-) -> Result<Option<Value>> {
+) -> Result<Option<Json>> {
     let rooms = &services.rooms;
     let Some(member) =
         rooms.current_state_event(room_id, "m.room.member", request.user_id.as_str())?
@@ -522,15 +530,15 @@ pub fn left_room(
     )?;
     let mut timeline_events = Vec::with_capacity(events.len());
     for (_, json) in &events {
-        timeline_events.push(client_event_value(json, room_id)?);
+        timeline_events.push(ClientParts::parse(json)?.render(room_id, Default::default())?);
     }
     let prev_batch = events
         .first()
         .map_or(until, |(count, _)| count.saturating_sub(1));
     Ok(Some(object([
         ("timeline", timeline(timeline_events, limited, prev_batch)),
-        ("state", events_object(Vec::new())),
-        ("account_data", events_object(Vec::new())),
+        ("state", raw_events(Vec::new())),
+        ("account_data", raw_events(Vec::new())),
     ])))
 }
 
@@ -562,7 +570,7 @@ pub fn ephemeral(
         by_event[&receipt.receipt_type][receipt.user_id.as_str()] = entry;
     }
     if !content.is_empty() {
-        events.push(object([
+        events.push(value_object([
             ("type", Value::String("m.receipt".to_owned())),
             ("content", Value::Object(content)),
         ]));

@@ -6,13 +6,17 @@
 //! per-user change index lists, plus ephemeral data of the user's rooms.
 
 pub(crate) mod joined;
+pub(crate) mod json;
 pub mod lazy;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ruma::api::client::filter::FilterDefinition;
 use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+
+use self::json::{Json, events, object};
 
 use super::Services;
 use super::keys::DeviceListChanges;
@@ -34,7 +38,7 @@ pub struct SyncRequest<'a> {
 
 /// A /sync answer and whether it carries anything new (an empty one may wait for changes).
 pub struct SyncResponse {
-    pub body: Value,
+    pub body: Json,
     pub has_updates: bool,
 }
 
@@ -101,10 +105,11 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
     let txn_ids = joined::TransactionIds::new(services, user_id, request.device_id)?;
     let membership_of: std::collections::HashMap<OwnedRoomId, String> =
         memberships.into_iter().collect();
-    let mut join = Map::new();
-    let mut invite = Map::new();
-    let mut knock = Map::new();
-    let mut leave = Map::new();
+    let mut join = Vec::new();
+    let mut invite = Vec::new();
+    let mut knock = Vec::new();
+    let mut leave = Vec::new();
+    let key = |room_id: &RoomId| Cow::Owned(room_id.to_string());
     for room_id in &candidates {
         if !room_allowed(room_id) {
             continue;
@@ -121,30 +126,30 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
                     &txn_ids,
                 )?;
                 if let Some(room) = room {
-                    join.insert(room_id.to_string(), room);
+                    join.push((key(room_id), room));
                 }
             }
             Some("invite") => {
-                invite.insert(
-                    room_id.to_string(),
+                invite.push((
+                    key(room_id),
                     object([(
                         "invite_state",
                         events(stripped_state(services, room_id, user_id)?),
                     )]),
-                );
+                ));
             }
             Some("knock") => {
-                knock.insert(
-                    room_id.to_string(),
+                knock.push((
+                    key(room_id),
                     object([(
                         "knock_state",
                         events(stripped_state(services, room_id, user_id)?),
                     )]),
-                );
+                ));
             }
             Some("leave" | "ban") if !initial || room_filter.include_leave => {
                 if let Some(room) = joined::left_room(services, request, room_id, since, next)? {
-                    leave.insert(room_id.to_string(), room);
+                    leave.push((key(room_id), room));
                 }
             }
             _ => {}
@@ -162,17 +167,17 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
                 let counts = joined::unread_counts(services, room_id, user_id)?;
                 let per_thread = request.filter.room.timeline.unread_thread_notifications;
                 let (unread, threads) = joined::unread_fields(&counts, per_thread);
-                join.insert(
-                    room_id.to_string(),
+                join.push((
+                    key(room_id),
                     object([
                         ("ephemeral", events(ephemeral)),
-                        ("unread_notifications", unread),
+                        ("unread_notifications", unread.into()),
                         (
                             "unread_thread_notifications",
-                            threads.unwrap_or_else(|| json!({})),
+                            threads.map_or_else(Json::empty_object, Json::from),
                         ),
                     ]),
-                );
+                ));
             }
         }
     }
@@ -193,17 +198,20 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
         None => format!("s{next}"),
     };
     let body = object([
-        ("next_batch", Value::String(next_batch)),
+        ("next_batch", Value::String(next_batch).into()),
         (
             "rooms",
             object([
-                ("join", Value::Object(join)),
-                ("invite", Value::Object(invite)),
-                ("knock", Value::Object(knock)),
-                ("leave", Value::Object(leave)),
+                ("join", Json::Object(join)),
+                ("invite", Json::Object(invite)),
+                ("knock", Json::Object(knock)),
+                ("leave", Json::Object(leave)),
             ]),
         ),
-        ("account_data", events(account_data)),
+        (
+            "account_data",
+            object([("events", Json::Array(account_data))]),
+        ),
         ("presence", events(presence)),
         ("to_device", events(encryption.to_device)),
         (
@@ -211,20 +219,23 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
             json!({
                 "changed": encryption.device_lists.changed,
                 "left": encryption.device_lists.left,
-            }),
+            })
+            .into(),
         ),
-        ("device_one_time_keys_count", encryption.one_time_keys_count),
+        (
+            "device_one_time_keys_count",
+            encryption.one_time_keys_count.into(),
+        ),
         (
             "device_unused_fallback_key_types",
-            json!(encryption.unused_fallback_key_types),
+            json!(encryption.unused_fallback_key_types).into(),
         ),
     ]);
     Ok(SyncResponse { body, has_updates })
 }
 
-/// A JSON object of `fields`, moving the values in: `json!` copies every `Value` it is given,
-/// which for a sync answer means copying each event tree once more.
-pub(crate) fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+/// A JSON value object of `fields`, moving the values in (`json!` would copy each).
+pub(crate) fn value_object<const N: usize>(fields: [(&str, Value); N]) -> Value {
     Value::Object(
         fields
             .into_iter()
@@ -235,15 +246,10 @@ pub(crate) fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
 
 /// An account-data event: `{"type": kind, "content": content}`.
 fn typed_content(kind: &str, content: Value) -> Value {
-    object([
+    value_object([
         ("type", Value::String(kind.to_owned())),
         ("content", content),
     ])
-}
-
-/// `{"events": [...]}`, moving the events in.
-pub(crate) fn events(events: Vec<Value>) -> Value {
-    object([("events", Value::Array(events))])
 }
 
 /// The end-to-end encryption parts of a sync answer.
@@ -303,7 +309,7 @@ pub(crate) fn global_account_data(
     user_id: &UserId,
     since: u64,
     initial: bool,
-) -> Result<Vec<Value>> {
+) -> Result<Vec<Json>> {
     let kinds: BTreeSet<String> = services
         .account_data
         .changed_since(user_id, if initial { 0 } else { since })?
@@ -314,12 +320,28 @@ pub(crate) fn global_account_data(
     let mut events = Vec::new();
     for kind in &kinds {
         if let Some(content) = services.account_data.get(user_id, None, kind)? {
-            events.push(typed_content(kind, content));
+            events.push(typed_content(kind, content).into());
         }
     }
     if initial && !kinds.contains("m.push_rules") {
-        let rules = ruma::push::Ruleset::server_default(user_id);
-        events.push(json!({ "type": "m.push_rules", "content": { "global": rules } }));
+        // The defaults, built once per user and shared with push evaluation; serialised
+        // straight to text.
+        #[derive(serde::Serialize)]
+        struct PushRules<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            content: Global<'a>,
+        }
+        #[derive(serde::Serialize)]
+        struct Global<'a> {
+            global: &'a ruma::push::Ruleset,
+        }
+        let rules = services.account_data.push_rules_shared(user_id)?;
+        let event = PushRules {
+            kind: "m.push_rules",
+            content: Global { global: &rules },
+        };
+        events.push(Json::Raw(serde_json::value::to_raw_value(&event)?));
     }
     Ok(events)
 }
@@ -338,44 +360,41 @@ fn presence_events(
     if !services.config.allow_presence {
         return Ok(Vec::new());
     }
-    let changed = services.presence.changed_since(since)?;
-    if changed.is_empty() {
-        return Ok(Vec::new());
-    }
-    // An initial sync sees every user who ever set a presence: reading each one's rooms would
-    // cost a scan per user on the server.
-    let room_mates: Option<HashSet<OwnedUserId>> = if changed.len() > PRESENCE_CHECKS_PER_USER {
-        let mut mates = HashSet::new();
-        for room_id in joined {
-            let members = services.rooms.members_shared(room_id)?;
-            mates.extend(
-                members
-                    .iter()
-                    .filter(|(_, membership)| membership == "join")
-                    .map(|(member, _)| member.clone()),
-            );
-        }
-        Some(mates)
+    let users: Vec<OwnedUserId> = if since == 0 {
+        // Everyone's current presence: read for the user's room-mates only, since the log of
+        // changes holds every user of the server who ever set one.
+        let mut mates = room_mates(services, joined)?;
+        mates.insert(user_id.to_owned());
+        mates.into_iter().collect()
     } else {
-        None
-    };
-    let mine: BTreeSet<&OwnedRoomId> = joined.iter().collect();
-    let mut events = Vec::new();
-    for other in changed {
-        let shares_room = other == user_id
-            || match &room_mates {
-                Some(mates) => mates.contains(&other),
-                None => services
-                    .rooms
-                    .rooms_with_membership(&other, "join")?
-                    .iter()
-                    .any(|room| mine.contains(room)),
-            };
-        if !shares_room {
-            continue;
+        let changed = services.presence.changed_since(since)?;
+        if changed.len() > PRESENCE_CHECKS_PER_USER {
+            let mates = room_mates(services, joined)?;
+            changed
+                .into_iter()
+                .filter(|other| other == user_id || mates.contains(other))
+                .collect()
+        } else {
+            let mine: BTreeSet<&OwnedRoomId> = joined.iter().collect();
+            let mut sharing = Vec::new();
+            for other in changed {
+                if other == user_id
+                    || services
+                        .rooms
+                        .rooms_with_membership(&other, "join")?
+                        .iter()
+                        .any(|room| mine.contains(room))
+                {
+                    sharing.push(other);
+                }
+            }
+            sharing
         }
+    };
+    let mut events = Vec::new();
+    for other in users {
         if let Some(content) = services.presence.get(&other)? {
-            events.push(object([
+            events.push(value_object([
                 ("type", Value::String("m.presence".to_owned())),
                 ("sender", Value::String(other.to_string())),
                 ("content", content),
@@ -383,6 +402,21 @@ fn presence_events(
         }
     }
     Ok(events)
+}
+
+/// The joined members of `rooms`, from the cached member lists.
+fn room_mates(services: &Services, rooms: &[OwnedRoomId]) -> Result<BTreeSet<OwnedUserId>> {
+    let mut mates = BTreeSet::new();
+    for room_id in rooms {
+        let members = services.rooms.members_shared(room_id)?;
+        mates.extend(
+            members
+                .iter()
+                .filter(|(_, membership)| membership == "join")
+                .map(|(member, _)| member.clone()),
+        );
+    }
+    Ok(mates)
 }
 
 /// Stripped state shown with an invite or knock: enough to name and describe the room.
@@ -403,7 +437,7 @@ pub(crate) fn stripped_state(
     let rooms = &services.rooms;
     let mut events = Vec::new();
     let mut push = |pdu: std::sync::Arc<PduEvent>| {
-        events.push(object([
+        events.push(value_object([
             ("type", Value::String(pdu.kind.to_string())),
             ("state_key", json!(pdu.state_key)),
             ("content", pdu.content_value()),
