@@ -38,7 +38,7 @@ args=(
     --send-concurrency 16 --send-duration-secs 10
     --sequential-sends 200
     --wakeup-reps 50
-    --history-messages 200 --sync-rooms 300 --sync-reps 10
+    --history-messages 200 --sync-rooms 300 --sync-reps 20
     --chat-senders 8 --chat-rate 40 --chat-duration-secs 15
     --join-storm-users 20 --login-burst 20 --register-burst 10
     --seed 1 --quiet
