@@ -18,6 +18,11 @@ use crate::error::Result;
 /// Events kept; the cache is emptied when it fills (a room's auth events are back after one
 /// read each).
 const CACHED_EVENTS: usize = 8_192;
+/// Bytes of content kept at most: state events may be large (64 KiB), and anyone able to send
+/// state could otherwise fill memory by reading many of them back.
+const CACHED_CONTENT_BYTES: usize = 8 << 20;
+/// Larger events are not kept (big power-level maps stay well below this).
+const LARGEST_CACHED_CONTENT: usize = 16 << 10;
 
 #[derive(Default)]
 pub(super) struct EventCache {
@@ -27,6 +32,8 @@ pub(super) struct EventCache {
 #[derive(Default)]
 struct Inner {
     by_short: HashMap<u64, Arc<PduEvent>>,
+    /// Content bytes of the events in `by_short`.
+    content_bytes: usize,
     /// Bumped by every redaction: a read that overlapped one is not cached.
     epoch: u64,
 }
@@ -52,14 +59,24 @@ impl Service {
             return Ok(None);
         };
         let pdu = Arc::new(pdu);
-        if pdu.state_key.is_some() {
+        let size = pdu.content.get().len();
+        if pdu.state_key.is_some() && size <= LARGEST_CACHED_CONTENT {
             let mut cache = self.event_cache.lock();
             // A redaction since the read above may have replaced what was read.
             if cache.epoch == epoch {
-                if cache.by_short.len() >= CACHED_EVENTS {
+                if cache.by_short.len() >= CACHED_EVENTS
+                    || cache.content_bytes + size > CACHED_CONTENT_BYTES
+                {
                     cache.by_short.clear();
+                    cache.content_bytes = 0;
                 }
-                cache.by_short.insert(shorteventid, Arc::clone(&pdu));
+                if cache
+                    .by_short
+                    .insert(shorteventid, Arc::clone(&pdu))
+                    .is_none()
+                {
+                    cache.content_bytes += size;
+                }
             }
         }
         Ok(Some(pdu))
@@ -74,14 +91,13 @@ impl Service {
     }
 
     /// Drops an event whose stored form has just changed (a redaction): called after the new
-    /// form is written, so no later read can cache the old one.
-    pub(super) fn forget_cached_event(&self, event_id: &EventId) -> Result<()> {
-        let short = self.shorteventid(event_id)?;
+    /// form is written, so no later read can cache the old one. Cannot fail, so the old form
+    /// never outlives a write that went through.
+    pub(super) fn forget_cached_event(&self, shorteventid: Option<u64>) {
         let mut cache = self.event_cache.lock();
         cache.epoch += 1;
-        if let Some(short) = short {
-            cache.by_short.remove(&short);
+        if let Some(pdu) = shorteventid.and_then(|short| cache.by_short.remove(&short)) {
+            cache.content_bytes = cache.content_bytes.saturating_sub(pdu.content.get().len());
         }
-        Ok(())
     }
 }

@@ -40,8 +40,10 @@ impl Service {
         )
         .map_err(|e| Error::internal(format!("cannot redact event: {e}")))?;
         let json = serde_json::to_vec(&redacted).map_err(Error::internal)?;
+        // Looked up first: nothing may fail between the write and dropping the cached form.
+        let shorteventid = self.shorteventid(target)?;
         self.pduid_pdu.insert(&pduid, &json)?;
-        self.forget_cached_event(target)?;
+        self.forget_cached_event(shorteventid);
         // Cached state snapshots only hold IDs, and the event cache has just dropped it, so
         // nothing else keeps the old content.
         self.engine.purge_old_versions(&self.pduid_pdu, &pduid)
