@@ -699,6 +699,74 @@ async fn redacted_state_event_is_read_redacted() {
     ts.shutdown().await;
 }
 
+/// A state event's content is also copied into the `unsigned.prev_content` of the event that
+/// replaced it: redacting the first must redact that copy, in answers and on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redacting_replaced_state_redacts_its_copy_in_prev_content() {
+    let mut ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let room_id = create_room(&ts, &alice, json!({ "preset": "private_chat" })).await;
+    let secret = format!("OKAPI{}x7Rq2Lm9Vt4", std::process::id());
+    let topic_path = room_path(&room_id, "/state/m.room.topic/");
+    let first = expect_ok(
+        ts.put(&topic_path, alice.bearer(), &json!({ "topic": secret }))
+            .await,
+    );
+    let first_id = first["event_id"].as_str().unwrap().to_owned();
+    let second = expect_ok(
+        ts.put(
+            &topic_path,
+            alice.bearer(),
+            &json!({ "topic": "public plans" }),
+        )
+        .await,
+    );
+    let second_id = second["event_id"].as_str().unwrap().to_owned();
+    let second_path = room_path(&room_id, &format!("/event/{}", enc(&second_id)));
+    let before = expect_ok(ts.get(&second_path, alice.bearer()).await);
+    assert_eq!(before["unsigned"]["prev_content"]["topic"], json!(secret));
+    ts.stop().await;
+    assert!(files_contain(&ts.config().database_path, secret.as_bytes()));
+    ts.restart().await;
+
+    expect_ok(
+        ts.put(
+            &room_path(&room_id, &format!("/redact/{}/r1", enc(&first_id))),
+            alice.bearer(),
+            &json!({}),
+        )
+        .await,
+    );
+    let after = expect_ok(ts.get(&second_path, alice.bearer()).await);
+    assert_eq!(after["content"]["topic"], "public plans");
+    assert_eq!(after["unsigned"]["prev_content"], json!({}), "{after}");
+    assert_eq!(after["unsigned"]["replaces_state"], json!(first_id));
+    let filter = enc(r#"{"room":{"timeline":{"limit":50}}}"#);
+    let synced = expect_ok(
+        ts.get(
+            &format!("/_matrix/client/v3/sync?filter={filter}"),
+            alice.bearer(),
+        )
+        .await,
+    );
+    assert!(
+        synced["rooms"]["join"][&room_id]["timeline"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event_id"] == json!(second_id)),
+        "{synced}"
+    );
+    assert!(!synced.to_string().contains(&secret), "{synced}");
+    ts.stop().await;
+    assert!(
+        !files_contain(&ts.config().database_path, secret.as_bytes()),
+        "the redacted topic is still in the database files"
+    );
+    ts.restart().await;
+    ts.shutdown().await;
+}
+
 /// Room version 12: additional creators have unlimited power without being listed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v12_additional_creators_are_privileged() {

@@ -302,12 +302,14 @@ impl Engine {
     /// write-ahead logs holding the old value become obsolete and are deleted) and compacts
     /// the key's range (so SST files holding it are rewritten without it). Expensive; meant for
     /// redactions, where erased content must really be gone.
-    pub fn purge_old_versions(&self, tree: &Tree, key: &[u8]) -> Result<()> {
+    pub fn purge_old_versions(&self, tree: &Tree, keys: &[Vec<u8>]) -> Result<()> {
         self.flush()?;
-        let mut end = key.to_vec();
-        end.push(0);
-        self.db
-            .compact_range_cf(self.cf(tree.name)?, Some(key), Some(&end));
+        for key in keys {
+            let mut end = key.clone();
+            end.push(0);
+            self.db
+                .compact_range_cf(self.cf(tree.name)?, Some(key), Some(&end));
+        }
         Ok(())
     }
 

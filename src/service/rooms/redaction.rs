@@ -1,8 +1,10 @@
 //! Applying a redaction: the redacted event's stored JSON is replaced by its redacted form
-//! (per the room version's algorithm) and the old bytes are purged from disk.
+//! (per the room version's algorithm) and the old bytes are purged from disk. A state event's
+//! content is also copied into the `unsigned.prev_content` of the event that replaced it; that
+//! copy is redacted too.
 
 use ruma::canonical_json::{RedactedBecause, redact};
-use ruma::{CanonicalJsonObject, EventId, RoomId};
+use ruma::{CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, RoomId};
 
 use super::Service;
 use crate::error::{Error, Result};
@@ -39,13 +41,82 @@ impl Service {
             Some(RedactedBecause::from_json(because)),
         )
         .map_err(|e| Error::internal(format!("cannot redact event: {e}")))?;
+        let redacted_content = redacted.get("content").cloned();
         let json = serde_json::to_vec(&redacted).map_err(Error::internal)?;
         // Looked up first: nothing may fail between the write and dropping the cached form.
         let shorteventid = self.shorteventid(target)?;
         self.pduid_pdu.insert(&pduid, &json)?;
         self.forget_cached_event(shorteventid);
+        let mut purged = vec![pduid];
+        if let (Some(state_key), Some(content)) = (original.state_key.as_deref(), redacted_content)
+            && let Some(replacing) = self.rewrite_prev_content(
+                room_id,
+                &original.kind.to_string(),
+                state_key,
+                target,
+                content,
+            )?
+        {
+            purged.push(replacing);
+        }
         // Cached state snapshots only hold IDs, and the event cache has just dropped it, so
         // nothing else keeps the old content.
-        self.engine.purge_old_versions(&self.pduid_pdu, &pduid)
+        self.engine.purge_old_versions(&self.pduid_pdu, &purged)
+    }
+
+    /// Finds the state event that replaced `target` (walking back from the current holder of
+    /// the same type and state key along `unsigned.replaces_state`) and sets its stored
+    /// `prev_content` to the redacted content. Returns its key in `pduid_pdu` if rewritten.
+    fn rewrite_prev_content(
+        &self,
+        room_id: &RoomId,
+        kind: &str,
+        state_key: &str,
+        target: &EventId,
+        redacted_content: CanonicalJsonValue,
+    ) -> Result<Option<Vec<u8>>> {
+        let Some(mut holder) = self
+            .current_state_event(room_id, kind, state_key)?
+            .map(|pdu| pdu.event_id.clone())
+        else {
+            return Ok(None);
+        };
+        // Each step goes one change back; a room's history bounds the walk, and a cycle is
+        // impossible (each event names an older one), but stop at a generous limit anyway.
+        for _ in 0..100_000 {
+            if holder == target {
+                return Ok(None);
+            }
+            let Some(pduid) = self.eventid_pduid.get(holder.as_bytes())? else {
+                return Ok(None);
+            };
+            let Some(json) = self.pduid_pdu.get(&pduid)? else {
+                return Ok(None);
+            };
+            let mut object: CanonicalJsonObject = serde_json::from_slice(&json)
+                .map_err(|e| Error::Database(format!("stored PDU unreadable: {e}")))?;
+            let Some(CanonicalJsonValue::Object(unsigned)) = object.get_mut("unsigned") else {
+                return Ok(None);
+            };
+            let replaces: Option<OwnedEventId> = match unsigned.get("replaces_state") {
+                Some(CanonicalJsonValue::String(id)) => EventId::parse(id.as_str()).ok(),
+                _ => None,
+            };
+            let Some(replaces) = replaces else {
+                return Ok(None);
+            };
+            if replaces != target {
+                holder = replaces;
+                continue;
+            }
+            if unsigned.contains_key("prev_content") {
+                unsigned.insert("prev_content".to_owned(), redacted_content);
+                let json = serde_json::to_vec(&object).map_err(Error::internal)?;
+                self.pduid_pdu.insert(&pduid, &json)?;
+                return Ok(Some(pduid));
+            }
+            return Ok(None);
+        }
+        Ok(None)
     }
 }
