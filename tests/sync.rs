@@ -795,6 +795,44 @@ async fn initial_sync_presence_is_limited_to_room_mates_among_many() {
     ts.shutdown().await;
 }
 
+/// A redaction sent with a transaction ID comes back to its device with that ID (for the
+/// client's local echo), and a retry returns the same redaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redaction_carries_its_transaction_id_back_to_its_device() {
+    let ts = TestServer::start_open().await;
+    let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
+    let sent = expect_ok(send_text(&ts, &alice, &room_id, "m1", "typo").await);
+    let since = sync(&ts, &alice, "").await["next_batch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = room_path(
+        &room_id,
+        &format!("/redact/{}/undo1", enc(sent["event_id"].as_str().unwrap())),
+    );
+    let redaction = expect_ok(ts.put(&path, alice.bearer(), &json!({})).await);
+    let again = expect_ok(ts.put(&path, alice.bearer(), &json!({})).await);
+    assert_eq!(again["event_id"], redaction["event_id"]);
+
+    let find = |answer: &Value| {
+        answer["rooms"]["join"][&room_id]["timeline"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["event_id"] == redaction["event_id"])
+            .cloned()
+            .unwrap_or_else(|| panic!("no redaction in {answer}"))
+    };
+    let mine = find(&sync(&ts, &alice, &format!("since={since}&timeout=0")).await);
+    assert_eq!(mine["unsigned"]["transaction_id"], "undo1", "{mine}");
+    let theirs = find(&sync(&ts, &bob, "").await);
+    assert!(
+        theirs["unsigned"].get("transaction_id").is_none(),
+        "{theirs}"
+    );
+    ts.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thread_unread_counts_and_threaded_receipts() {
     let ts = TestServer::start_open().await;

@@ -71,6 +71,12 @@ pub async fn redact(
     }
 
     let guard = rooms.lock_room(room_id).await;
+    // Checked again under the lock: a concurrent retry may have finished meanwhile. (The
+    // transaction is recorded only once the target is redacted, so a crash in between makes a
+    // retry redact again rather than report a redaction that was never applied.)
+    if let Some(event_id) = rooms.txn_event(sender, device.as_str(), &txn_key)? {
+        return Ok(redact_event::v3::Response::new(event_id));
+    }
     let event_id = rooms.build_and_append(builder, sender, room_id, &guard)?;
     // The purge below can take a while: write the members' indexes now, so the redaction's
     // write floor does not hold back every /sync meanwhile.
@@ -92,7 +98,14 @@ pub async fn redact(
     })
     .await
     .map_err(Error::internal)??;
+    // Still under the lock, so a retry waiting for it finds the transaction.
+    rooms.set_txn_event(
+        sender,
+        device.as_str(),
+        &txn_key,
+        body.txn_id.as_str(),
+        &event_id,
+    )?;
     drop(guard);
-    rooms.set_txn_event(sender, device.as_str(), &txn_key, &event_id)?;
     Ok(redact_event::v3::Response::new(event_id))
 }

@@ -295,7 +295,14 @@ impl Service {
             &mut batch,
         )?;
         if let Some((device, txn_id)) = &builder.transaction {
-            self.put_txn_event(sender, device.as_str(), txn_id, &event_id, &mut batch)?;
+            self.put_txn_event(
+                sender,
+                device.as_str(),
+                txn_id,
+                txn_id,
+                &event_id,
+                &mut batch,
+            )?;
         }
         self.engine.write(batch)?;
         self.after_write(room_id, &pdu, appended, writing, guard);

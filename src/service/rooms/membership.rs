@@ -162,15 +162,20 @@ impl Service {
         value.map(|v| decode_id(&v)).transpose()
     }
 
+    /// Records that a device's transaction produced `event_id`. `key` is what [`Self::txn_event`]
+    /// finds it by (an endpoint other than `/send` puts its own prefix on it, so the same ID
+    /// used on two endpoints is two transactions); `txn_id` is what the device gets back in
+    /// `unsigned.transaction_id`, as it sent it.
     pub fn set_txn_event(
         &self,
         user_id: &UserId,
         device_id: &str,
+        key: &str,
         txn_id: &str,
         event_id: &ruma::EventId,
     ) -> Result<()> {
         let mut batch = Batch::default();
-        self.put_txn_event(user_id, device_id, txn_id, event_id, &mut batch)?;
+        self.put_txn_event(user_id, device_id, key, txn_id, event_id, &mut batch)?;
         self.engine.write(batch)
     }
 
@@ -179,13 +184,14 @@ impl Service {
         &self,
         user_id: &UserId,
         device_id: &str,
+        key: &str,
         txn_id: &str,
         event_id: &ruma::EventId,
         batch: &mut Batch,
     ) -> Result<()> {
         batch.put(
             &self.userdevicetxnid_eventid,
-            &(user_id.as_str(), device_id, txn_id).encode(),
+            &(user_id.as_str(), device_id, key).encode(),
             event_id.as_bytes(),
         )?;
         batch.put(
