@@ -9,6 +9,14 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+/// The `next_batch` of an initial sync: where an incremental sync picks up from now.
+async fn since_now(ts: &TestServer, who: &Session) -> String {
+    sync(ts, who, "").await["next_batch"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 async fn sync(ts: &TestServer, who: &Session, query: &str) -> Value {
     expect_ok(
         ts.get(&format!("/_matrix/client/v3/sync?{query}"), who.bearer())
@@ -148,10 +156,7 @@ async fn initial_and_incremental_sync() {
 async fn long_poll_wakes_on_a_new_message() {
     let ts = TestServer::start_open().await;
     let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
-    let since = sync(&ts, &bob, "").await["next_batch"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let since = since_now(&ts, &bob).await;
 
     let url = ts.url(&format!(
         "/_matrix/client/v3/sync?since={since}&timeout=60000"
@@ -179,10 +184,7 @@ async fn typing_and_receipts_are_ephemeral_events() {
     let ts = TestServer::start_open().await;
     let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
     let event_id = send_text_id(&ts, &alice, &room_id, "t1", "read me").await;
-    let since = sync(&ts, &bob, "").await["next_batch"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let since = since_now(&ts, &bob).await;
 
     let typing = room_path(&room_id, &format!("/typing/{}", enc(&alice.user_id)));
     expect_ok(
@@ -295,10 +297,7 @@ async fn invites_and_leaves_have_their_sections() {
     let ts = TestServer::start_open().await;
     let alice = ts.register_open("alice", "alice-password").await;
     let bob = ts.register_open("bob", "bob-password").await;
-    let since = sync(&ts, &bob, "").await["next_batch"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let since = since_now(&ts, &bob).await;
     let room_id = create_room(
         &ts,
         &alice,
@@ -357,10 +356,7 @@ async fn invites_and_leaves_have_their_sections() {
 async fn limited_timeline_gap_is_filled_by_messages() {
     let ts = TestServer::start_open().await;
     let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
-    let since = sync(&ts, &bob, "").await["next_batch"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let since = since_now(&ts, &bob).await;
     for i in 0..8 {
         send_text_id(
             &ts,
@@ -585,10 +581,7 @@ async fn state_before_a_limited_timeline_is_in_the_state_section() {
 async fn unread_counts_mentions_and_notifications() {
     let ts = TestServer::start_open().await;
     let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
-    let since = sync(&ts, &bob, "").await["next_batch"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let since = since_now(&ts, &bob).await;
     send_text_id(&ts, &alice, &room_id, "t1", "hello everyone").await;
     let path = room_path(&room_id, "/send/m.room.message/t2");
     let mention = json!({ "msgtype": "m.text", "body": "bob, look", "m.mentions": { "user_ids": [bob.user_id] } });
@@ -645,10 +638,7 @@ async fn presence_is_shared_with_room_members() {
     let ts = TestServer::start_open().await;
     let (alice, bob, _room_id) = two_users_in_a_room(&ts).await;
     let carol = ts.register_open("carol", "carol-password").await;
-    let since = sync(&ts, &bob, "").await["next_batch"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let since = since_now(&ts, &bob).await;
 
     let path = format!("/_matrix/client/v3/presence/{}/status", enc(&alice.user_id));
     expect_ok(
@@ -714,10 +704,7 @@ async fn presence_is_shared_with_room_members() {
 async fn initial_sync_presence_is_limited_to_room_mates_among_many() {
     let ts = TestServer::start_open().await;
     let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
-    let since = sync(&ts, &bob, "").await["next_batch"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let since = since_now(&ts, &bob).await;
     let status = |who: &str| format!("/_matrix/client/v3/presence/{}/status", enc(who));
     let mut strangers = Vec::new();
     for i in 0..20 {
@@ -802,10 +789,7 @@ async fn redaction_carries_its_transaction_id_back_to_its_device() {
     let ts = TestServer::start_open().await;
     let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
     let sent = expect_ok(send_text(&ts, &alice, &room_id, "m1", "typo").await);
-    let since = sync(&ts, &alice, "").await["next_batch"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let since = since_now(&ts, &alice).await;
     let path = room_path(
         &room_id,
         &format!("/redact/{}/undo1", enc(sent["event_id"].as_str().unwrap())),
@@ -891,10 +875,7 @@ async fn thread_unread_counts_and_threaded_receipts() {
 async fn events_below_next_batch_are_sent_even_when_the_room_changed_again() {
     let ts = TestServer::start_open().await;
     let (alice, bob, room_id) = two_users_in_a_room(&ts).await;
-    let since = sync(&ts, &bob, "").await["next_batch"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let since = since_now(&ts, &bob).await;
     send_text_id(&ts, &alice, &room_id, "e1", "first").await;
     // A slow writer elsewhere holds the reportable position at "first"; meanwhile the room
     // changes again beyond it.

@@ -163,9 +163,9 @@ impl Service {
     }
 
     /// Records that a device's transaction produced `event_id`. `key` is what [`Self::txn_event`]
-    /// finds it by (an endpoint other than `/send` puts its own prefix on it, so the same ID
-    /// used on two endpoints is two transactions); `txn_id` is what the device gets back in
-    /// `unsigned.transaction_id`, as it sent it.
+    /// finds it by (`/redact` prefixes its transaction IDs, so they do not answer a `/send`
+    /// with the same ID); `txn_id` is what the device gets back in `unsigned.transaction_id`,
+    /// as it sent it.
     pub fn set_txn_event(
         &self,
         user_id: &UserId,

@@ -94,15 +94,17 @@ const FEDERATION_ONLY: &[&str] = &[
 /// Turns stored PDU JSON into the client-server event format: federation fields dropped,
 /// `room_id` present, `unsigned.age` computed.
 pub fn client_event(json: &[u8], room_id: &RoomId) -> Result<Raw<ruma::events::AnyTimelineEvent>> {
-    Ok(Raw::from_json(
-        ClientParts::parse(json)?.render(room_id, Map::new())?,
-    ))
+    Ok(Raw::from_json(client_event_text(json, room_id)?))
+}
+
+/// [`client_event`] as rendered JSON text, for answers assembled from rendered parts.
+pub fn client_event_text(json: &[u8], room_id: &RoomId) -> Result<Box<RawJsonValue>> {
+    ClientParts::parse(json)?.render(room_id, Map::new())
 }
 
 /// [`client_event`] as a JSON value, for answers assembled as values.
 pub fn client_event_value(json: &[u8], room_id: &RoomId) -> Result<Value> {
-    let rendered = ClientParts::parse(json)?.render(room_id, Map::new())?;
-    serde_json::from_str(rendered.get()).map_err(Error::internal)
+    serde_json::from_str(client_event_text(json, room_id)?.get()).map_err(Error::internal)
 }
 
 /// A stored PDU's top-level fields in stored order, the federation-only ones skipped and the
@@ -121,8 +123,7 @@ impl<'a> ClientParts<'a> {
     /// A top-level string field (`event_id`, `sender`, `type`).
     pub fn str_field(&self, key: &str) -> Option<Cow<'a, str>> {
         let (_, value) = self.fields.iter().find(|(k, _)| k == key)?;
-        let value: &'a RawJsonValue = value;
-        serde_json::from_str::<Cow<'a, str>>(value.get()).ok()
+        serde_json::from_str(value.get()).ok()
     }
 
     /// The client event: the fields as stored, `room_id` added if absent (room version 12's

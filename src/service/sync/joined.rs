@@ -8,13 +8,13 @@ use ruma::{OwnedUserId, RoomId, UserId};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::json::{Json, events as events_object, object, raw_events};
+use super::json::{Json, events as events_object, object, raw_array, raw_events};
 use super::{DEFAULT_TIMELINE_LIMIT, SyncRequest, value_object};
 use crate::error::Result;
 use crate::service::Services;
 use crate::service::push::UnreadCounts;
 use crate::service::rooms::StoredEvent;
-use crate::service::rooms::pdu::{ClientParts, EventHead, PduEvent};
+use crate::service::rooms::pdu::{EventHead, PduEvent, client_event_text};
 use crate::service::rooms::state::StateMap;
 
 /// A timeline window, and what precedes it in the room.
@@ -120,7 +120,7 @@ pub(crate) fn state_at(services: &Services, room_id: &RoomId, count: u64) -> Res
     else {
         return Ok(Arc::new(StateMap::new()));
     };
-    state_after(services, &PduEvent::from_json(&json)?.event_id)
+    state_after(services, &EventHead::parse(&json)?.event_id()?)
 }
 
 /// The room state after an event (empty for an event without stored state).
@@ -167,7 +167,7 @@ fn render_state(
     for (_, shorteventid) in picked {
         let event_id = rooms.event_id_of_short(*shorteventid)?;
         if let Some(json) = rooms.get_pdu_json(&event_id)? {
-            events.push(ClientParts::parse(&json)?.render(room_id, Default::default())?);
+            events.push(client_event_text(&json, room_id)?);
         }
     }
     Ok(events)
@@ -375,10 +375,7 @@ pub fn joined_room(
 /// A room section's `timeline`.
 fn timeline(events: Vec<Box<RawValue>>, limited: bool, prev_batch: u64) -> Json {
     object([
-        (
-            "events",
-            Json::Array(events.into_iter().map(Json::Raw).collect()),
-        ),
+        ("events", raw_array(events)),
         ("limited", Value::Bool(limited).into()),
         ("prev_batch", Value::String(format!("t{prev_batch}")).into()),
     ])
@@ -530,7 +527,7 @@ pub fn left_room(
     )?;
     let mut timeline_events = Vec::with_capacity(events.len());
     for (_, json) in &events {
-        timeline_events.push(ClientParts::parse(json)?.render(room_id, Default::default())?);
+        timeline_events.push(client_event_text(json, room_id)?);
     }
     let prev_batch = events
         .first()

@@ -76,12 +76,14 @@ pub fn events(events: Vec<Value>) -> Json {
     object([("events", Json::Value(Value::Array(events)))])
 }
 
+/// An array of rendered events.
+pub fn raw_array(events: Vec<Box<RawValue>>) -> Json {
+    Json::Array(events.into_iter().map(Json::Raw).collect())
+}
+
 /// `{"events": [...]}` of rendered events.
 pub fn raw_events(events: Vec<Box<RawValue>>) -> Json {
-    object([(
-        "events",
-        Json::Array(events.into_iter().map(Json::Raw).collect()),
-    )])
+    object([("events", raw_array(events))])
 }
 
 #[cfg(test)]
