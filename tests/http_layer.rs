@@ -331,3 +331,236 @@ async fn undecodable_path_parameter_is_invalid_param() {
     assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
     ts.shutdown().await;
 }
+
+/// Sends `body` as raw bytes (no body at all when empty) with a JSON content type.
+async fn raw(
+    ts: &TestServer,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> Resp {
+    ts.request_raw(method, path, token, "application/json", body.to_vec())
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_endpoints_read_no_body_as_an_empty_object() {
+    // matrix-nio joins (`POST /join/{room}`) and leaves without a body; Synapse reads that as
+    // `{}` on its membership endpoints.
+    let ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let room = create_room(&ts, &alice, json!({ "preset": "public_chat" })).await;
+    let members = room_path(&room, "/joined_members");
+
+    let resp = raw(
+        &ts,
+        Method::POST,
+        &format!("/_matrix/client/v3/join/{}", enc(&room)),
+        bob.bearer(),
+        b"",
+    )
+    .await;
+    assert_eq!(expect_ok(resp)["room_id"], room.as_str());
+    expect_ok(ts.get(&members, bob.bearer()).await);
+    let resp = raw(
+        &ts,
+        Method::POST,
+        &room_path(&room, "/leave"),
+        bob.bearer(),
+        b"",
+    )
+    .await;
+    expect_ok(resp);
+    let resp = raw(
+        &ts,
+        Method::POST,
+        &room_path(&room, "/join"),
+        bob.bearer(),
+        b"",
+    )
+    .await;
+    expect_ok(resp);
+    expect_ok(ts.get(&members, bob.bearer()).await);
+    // `{}` is the body: invite still needs its `user_id`.
+    let resp = raw(
+        &ts,
+        Method::POST,
+        &room_path(&room, "/invite"),
+        alice.bearer(),
+        b"",
+    )
+    .await;
+    assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_BAD_JSON");
+    // Deleting a device without a body asks for authentication, as for `{}`.
+    let path = format!("{DEVICES}/{}", enc(&bob.device_id));
+    let resp = raw(&ts, Method::DELETE, &path, bob.bearer(), b"").await;
+    assert_eq!(resp.0, StatusCode::UNAUTHORIZED, "{}", resp.1);
+    assert!(resp.1["flows"].is_array(), "{}", resp.1);
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_that_take_a_body_need_a_json_object() {
+    let ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let room = create_room(&ts, &alice, json!({})).await;
+    let create = "/_matrix/client/v3/createRoom";
+    let send = room_path(&room, "/send/m.room.message/t1");
+    let account_data = format!(
+        "/_matrix/client/v3/user/{}/account_data/org.example.x",
+        enc(&alice.user_id)
+    );
+    for (method, path) in [
+        (Method::POST, create),
+        (Method::PUT, send.as_str()),
+        (Method::PUT, account_data.as_str()),
+    ] {
+        // As Synapse: nothing or not JSON is M_NOT_JSON; JSON that is not an object M_BAD_JSON.
+        for body in [&b""[..], b"   ", b"{", b"{}{}", b"\xff"] {
+            let resp = raw(&ts, method.clone(), path, alice.bearer(), body).await;
+            assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_NOT_JSON");
+        }
+        for body in [&b"[]"[..], b"null", b"\"str\"", b"12", b"true"] {
+            let resp = raw(&ts, method.clone(), path, alice.bearer(), body).await;
+            assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_BAD_JSON");
+        }
+    }
+    // None of them did anything: alice is in the one room she made, nothing was sent.
+    let rooms = expect_ok(
+        ts.get("/_matrix/client/v3/joined_rooms", alice.bearer())
+            .await,
+    );
+    assert_eq!(rooms["joined_rooms"], json!([room]));
+    let resp = ts.get(&account_data, alice.bearer()).await;
+    assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_without_a_body_ignore_what_is_sent() {
+    let ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let room = create_room(&ts, &alice, json!({})).await;
+    expect_ok(
+        ts.post(&room_path(&room, "/leave"), alice.bearer(), &json!({}))
+            .await,
+    );
+    let resp = raw(
+        &ts,
+        Method::POST,
+        &room_path(&room, "/forget"),
+        alice.bearer(),
+        b"garbage{",
+    )
+    .await;
+    expect_ok(resp);
+    let second = ts.login("alice", "alice-password").await;
+    let resp = raw(
+        &ts,
+        Method::POST,
+        "/_matrix/client/v3/logout",
+        second.bearer(),
+        b"[1, 2",
+    )
+    .await;
+    expect_ok(resp);
+    ts.assert_token_rejected(&second.access_token).await;
+    ts.assert_token_valid(&alice.access_token).await;
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_without_a_type_is_an_error_not_a_dropped_connection() {
+    // ruma's login parser indexes `type` without checking: this used to panic and drop the
+    // connection.
+    let ts = TestServer::start().await;
+    ts.register_first_admin("admin", "admin-password").await;
+    let resp = raw(&ts, Method::POST, LOGIN, None, b"").await;
+    assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_NOT_JSON");
+    for body in [
+        json!({}),
+        json!({ "type": 1 }),
+        json!({ "identifier": {}, "password": "x" }),
+    ] {
+        let resp = ts.post(LOGIN, None, &body).await;
+        assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_BAD_JSON");
+        assert!(
+            resp.1["error"].as_str().unwrap().contains("`type`"),
+            "{}",
+            resp.1
+        );
+    }
+    // The server is still there, and logs in a well-formed request.
+    ts.login("admin", "admin-password").await;
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_that_only_looks_well_formed_is_not_json() {
+    // ruma skips unknown fields without decoding them; these used to reach /register's
+    // handler (which answered with its UIA flows) and could be stored inside event content.
+    let ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let room = create_room(&ts, &alice, json!({})).await;
+    let deep = format!("{{\"x\":{}{}}}", "[".repeat(2000), "]".repeat(2000));
+    let bad: [&[u8]; 4] = [
+        deep.as_bytes(),
+        br#"{"\u0000": "\ud800"}"#,
+        br#"{"username": "x", "x": "\udfff"}"#,
+        b"{\"x\": \"\xc3\x28\"}",
+    ];
+    for body in bad {
+        let resp = raw(&ts, Method::POST, REGISTER, None, body).await;
+        assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_NOT_JSON");
+        let path = room_path(&room, &format!("/send/m.room.message/{}", body.len()));
+        let resp = raw(&ts, Method::PUT, &path, alice.bearer(), body).await;
+        assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_NOT_JSON");
+    }
+    let messages = expect_ok(
+        ts.get(
+            &room_path(&room, "/messages?dir=b&limit=50"),
+            alice.bearer(),
+        )
+        .await,
+    );
+    let sent = messages["chunk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "m.room.message")
+        .count();
+    assert_eq!(sent, 0, "{messages}");
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_panic_is_answered_with_a_matrix_error() {
+    // The server's own layers around a route that panics, served over real HTTP.
+    let app = conclave::api::router::layers(axum::Router::new().route(
+        "/panic",
+        axum::routing::get(|| async {
+            if true {
+                panic!("deliberate test panic");
+            }
+            "unreachable"
+        }),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    for _ in 0..2 {
+        let resp = client
+            .get(format!("http://{addr}/panic"))
+            .send()
+            .await
+            .expect("the panic must be answered, not the connection dropped");
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body: serde_json::Value = resp.json().await.expect("a JSON body");
+        assert_eq!(body["errcode"], "M_UNKNOWN", "{body}");
+        assert!(body["error"].is_string(), "{body}");
+    }
+    server.abort();
+}

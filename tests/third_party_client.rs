@@ -1,16 +1,34 @@
-//! A client we did not write — matrix-nio, a Python Matrix SDK — logs in to Conclave, reads
-//! its identity, sets and reads a display name, lists devices and logs out. This proves a
-//! real client accepts our responses.
+//! A client we did not write — matrix-nio, a Python Matrix SDK most enterprise bots are built
+//! on — logs in to Conclave and manages its session; two nio clients create, join and chat in
+//! rooms, one of them end-to-end encrypted. This proves a real client accepts our responses.
 //!
-//! Needs a Python with `matrix-nio` installed: `CONCLAVE_TEST_PYTHON` names it (`.ci/run`
+//! Needs a Python with `matrix-nio[e2e]` installed: `CONCLAVE_TEST_PYTHON` names it (`.ci/run`
 //! sets it up), else `python3` is tried.
 
 mod common;
 
 use std::process::Stdio;
 
-use common::{TestServer, expect_ok};
+use common::{TestServer, expect_ok, room_path};
 use serde_json::Value;
+
+/// Runs `script` (in tests/clients/) with `args`; returns the JSON line it prints.
+async fn run_nio(script: &str, args: &[&str]) -> Value {
+    let python = std::env::var("CONCLAVE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let output = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e} (install matrix-nio; see README)"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{script} failed:\n{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("unexpected output from {script} ({e}): {stdout}\n{stderr}"))
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matrix_nio_logs_in_and_manages_its_session() {
@@ -19,27 +37,11 @@ async fn matrix_nio_logs_in_and_manages_its_session() {
         .register_first_admin("nio", "correct horse battery")
         .await;
 
-    let python = std::env::var("CONCLAVE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/nio_session.py");
-    let output = tokio::process::Command::new(&python)
-        .arg(script)
-        .arg(server.url(""))
-        .arg(&admin.user_id)
-        .arg("correct horse battery")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e} (install matrix-nio; see README)"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "matrix-nio session failed:\n{stderr}"
-    );
-
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let seen: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!("unexpected output from the nio script ({e}): {stdout}\n{stderr}")
-    });
+    let seen = run_nio(
+        "nio_session.py",
+        &[&server.url(""), &admin.user_id, "correct horse battery"],
+    )
+    .await;
     assert_eq!(seen["user_id"], admin.user_id.as_str());
     assert_eq!(seen["whoami"], admin.user_id.as_str());
     assert_eq!(seen["displayname"], "Nio Tester");
@@ -61,4 +63,53 @@ async fn matrix_nio_logs_in_and_manages_its_session() {
         !devices.iter().any(|d| d == nio_device),
         "nio's device survived its logout: {devices:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matrix_nio_clients_create_join_and_chat_encrypted() {
+    let server = TestServer::start_open().await;
+    let password = "nio chat password";
+    let alice = server.register_open("alice", password).await;
+    let bob = server.register_open("bob", password).await;
+    let store = tempfile::tempdir().unwrap();
+
+    let seen = run_nio(
+        "nio_chat.py",
+        &[
+            &server.url(""),
+            &alice.user_id,
+            &bob.user_id,
+            password,
+            store.path().to_str().unwrap(),
+        ],
+    )
+    .await;
+    let plain = seen["plain"].as_str().expect("plain room");
+    let secret = seen["secret"].as_str().expect("secret room");
+    assert_eq!(seen["joined"], serde_json::json!([plain, secret]), "{seen}");
+    assert_eq!(seen["secret_encrypted"], true, "{seen}");
+    // Each read the other's messages, the encrypted ones decrypted by nio.
+    for (saw, sender, texts) in [
+        ("bob_saw", &alice, ["hello from alice", "secret from alice"]),
+        ("alice_saw", &bob, ["hello from bob", "secret from bob"]),
+    ] {
+        for (room, text) in [plain, secret].into_iter().zip(texts) {
+            let found = seen[saw].as_array().unwrap().iter().any(|m| {
+                m["room"] == room && m["sender"] == sender.user_id.as_str() && m["body"] == text
+            });
+            assert!(found, "{saw} lacks {text:?} in {room}: {seen}");
+        }
+    }
+
+    // The server holds the encrypted room's messages as ciphertext only.
+    let history = |room: &str| room_path(room, "/messages?dir=b&limit=50");
+    let secret_events = expect_ok(server.get(&history(secret), alice.bearer()).await).to_string();
+    assert!(
+        secret_events.contains("m.room.encrypted"),
+        "{secret_events}"
+    );
+    assert!(!secret_events.contains("secret from"), "{secret_events}");
+    let plain_events = expect_ok(server.get(&history(plain), bob.bearer()).await).to_string();
+    assert!(plain_events.contains("hello from bob"), "{plain_events}");
+    server.shutdown().await;
 }

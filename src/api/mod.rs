@@ -1,5 +1,6 @@
 //! The HTTP API: the typed request extractor, the router, and the endpoint handlers.
 
+pub mod body;
 pub mod client;
 pub mod router;
 pub mod ruma_wrapper;

@@ -1,6 +1,8 @@
 //! The router: every endpoint registered under all paths its ruma metadata lists, plus the
-//! layers every request passes (CORS, tracing span) and the spec's answers for unknown routes.
+//! layers every request passes (catch-panic, tracing span, CORS) and the spec's answers for
+//! unknown routes. [`table`] lists what is registered, so tests can walk every route.
 
+use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,35 +10,36 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Router;
 use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, State};
+use axum::handler::Handler;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodFilter, on};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use bytes::BytesMut;
 use http::{Method, StatusCode, header};
 use ruma::api::{
-    IncomingRequest, IncomingRequestExt, OutgoingResponse, OutgoingResponseExt,
-    path_builder::PathBuilder,
+    IncomingRequest, OutgoingResponse, OutgoingResponseExt, path_builder::PathBuilder,
 };
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{self, CorsLayer};
 use tower_http::trace::TraceLayer;
 
+use super::body;
 use super::client;
-use super::ruma_wrapper::{AuthSchemeKind, Ruma, parse_error, prepare};
+use super::ruma_wrapper::{AuthSchemeKind, Ruma, parse, prepare};
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
 
-pub type AppRouter = Router<Arc<Services>>;
+/// The router under construction, with the table of what it serves.
+pub struct Routes {
+    router: Router<Arc<Services>>,
+    table: Vec<Route>,
+}
 
-/// Registration of ruma-typed handlers.
-pub trait RumaRouter {
-    /// Registers `handler` under every path of `Req`. Handlers return ruma's typed response,
-    /// or [`RawJson`] where ruma's serialisation omits something clients rely on.
-    fn ruma<Req, Out, F, Fut>(self, handler: F) -> Self
-    where
-        Req: IncomingRequest + Send + 'static,
-        Req::Authentication: AuthSchemeKind,
-        Out: HandlerOutput + 'static,
-        F: Fn(Arc<Services>, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
-        Fut: Future<Output = Result<Out>> + Send + 'static;
+/// One method on one path, as registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub method: Method,
+    /// axum's template: `{name}` for a segment.
+    pub path: String,
 }
 
 /// What a handler may return.
@@ -74,8 +77,18 @@ impl<T: serde::Serialize> HandlerOutput for JsonBody<T> {
     }
 }
 
-impl RumaRouter for AppRouter {
-    fn ruma<Req, Out, F, Fut>(mut self, handler: F) -> Self
+impl Routes {
+    fn new() -> Self {
+        Self {
+            router: Router::new(),
+            table: Vec::new(),
+        }
+    }
+
+    /// Registers a ruma-typed `handler` under every path of `Req`. Handlers return ruma's
+    /// typed response, or [`RawJson`] where ruma's serialisation omits something clients
+    /// rely on.
+    pub fn ruma<Req, Out, F, Fut>(mut self, handler: F) -> Self
     where
         Req: IncomingRequest + Send + 'static,
         Req::Authentication: AuthSchemeKind,
@@ -83,41 +96,63 @@ impl RumaRouter for AppRouter {
         F: Fn(Arc<Services>, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<Out>> + Send + 'static,
     {
-        let filter = method_filter(&Req::METHOD);
-        let mut routes: Vec<(String, bool)> = Vec::new();
+        let rule = body::Rule::of::<Req>();
+        let mut paths: Vec<(String, bool)> = Vec::new();
         for path in Req::PATH_BUILDER.all_paths() {
             // An empty trailing state key has no segment of its own: `/state/m.room.name/` and
             // `/state/m.room.name` mean state key "". Route both to the same handler.
             if let Some(prefix) = path.strip_suffix("/{state_key}") {
-                routes.push((prefix.to_owned(), true));
-                routes.push((format!("{prefix}/"), true));
+                paths.push((prefix.to_owned(), true));
+                paths.push((format!("{prefix}/"), true));
             }
-            routes.push((path.to_owned(), false));
+            paths.push((path.to_owned(), false));
         }
-        routes.dedup();
-        for (path, empty_state_key) in routes {
+        paths.dedup();
+        for (path, empty_state_key) in paths {
             let handler = handler.clone();
-            self = self.route(
-                &path,
-                on(
-                    filter,
-                    move |State(services): State<Arc<Services>>,
-                          params: Result<RawPathParams, RawPathParamsRejection>,
-                          request: axum::extract::Request| {
-                        // Path segments that are not valid percent-encoded UTF-8 fail here.
-                        let args: Option<Vec<String>> = params.ok().map(|params| {
-                            let mut args: Vec<String> =
-                                params.iter().map(|(_, value)| value.to_owned()).collect();
-                            if empty_state_key {
-                                args.push(String::new());
-                            }
-                            args
-                        });
-                        call::<Req, Out, F, Fut>(handler.clone(), services, args, request)
-                    },
-                ),
+            let method_router = on(
+                method_filter(&Req::METHOD),
+                move |State(services): State<Arc<Services>>,
+                      params: Result<RawPathParams, RawPathParamsRejection>,
+                      request: axum::extract::Request| {
+                    // Path segments that are not valid percent-encoded UTF-8 fail here.
+                    let args: Option<Vec<String>> = params.ok().map(|params| {
+                        let mut args: Vec<String> =
+                            params.iter().map(|(_, value)| value.to_owned()).collect();
+                        if empty_state_key {
+                            args.push(String::new());
+                        }
+                        args
+                    });
+                    call::<Req, Out, F, Fut>(handler.clone(), services, args, request, rule)
+                },
             );
+            self = self.route(Req::METHOD, &path, method_router);
         }
+        self
+    }
+
+    /// Registers a plain axum handler (streamed media, `.well-known`).
+    pub fn on<H, T>(self, method: Method, path: &str, handler: H) -> Self
+    where
+        H: Handler<T, Arc<Services>>,
+        T: 'static,
+    {
+        let method_router = on(method_filter(&method), handler);
+        self.route(method, path, method_router)
+    }
+
+    fn route(
+        mut self,
+        method: Method,
+        path: &str,
+        method_router: MethodRouter<Arc<Services>>,
+    ) -> Self {
+        self.router = self.router.route(path, method_router);
+        self.table.push(Route {
+            method,
+            path: path.to_owned(),
+        });
         self
     }
 }
@@ -127,6 +162,7 @@ async fn call<Req, Out, F, Fut>(
     services: Arc<Services>,
     args: Option<Vec<String>>,
     request: axum::extract::Request,
+    rule: body::Rule,
 ) -> Response
 where
     Req: IncomingRequest,
@@ -149,10 +185,9 @@ where
         return Error::invalid_param("Invalid path parameter").into_response();
     };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let http_request = http::Request::from_parts(prepared.parts, prepared.body.as_ref());
-    let body = match Req::try_from_http_request(http_request, &args) {
+    let body = match parse::<Req>(prepared.parts, &prepared.body, &args, rule) {
         Ok(body) => body,
-        Err(error) => return parse_error(error, &prepared.body).into_response(),
+        Err(error) => return error.into_response(),
     };
     let request = Ruma {
         body,
@@ -180,12 +215,26 @@ fn method_filter(method: &Method) -> MethodFilter {
 
 /// The whole application: routes, fallbacks and layers.
 pub fn build(services: Arc<Services>) -> Router {
-    let request_ids = Arc::new(AtomicU64::new(0));
-    let router = client::routes(Router::new())
+    let router = client::routes(Routes::new())
+        .router
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(services);
+    layers(router)
+}
+
+/// Every method and path the application serves, for tests that walk all of them.
+pub fn table() -> Vec<Route> {
+    client::routes(Routes::new()).table
+}
+
+/// The layers every request passes, outermost last: every failure answered with a Matrix
+/// error body, a panic answered as a 500 inside the request's span, the span itself, CORS.
+pub fn layers(router: Router) -> Router {
+    let request_ids = Arc::new(AtomicU64::new(0));
     router
+        .layer(axum::middleware::map_response(matrix_error_body))
+        .layer(CatchPanicLayer::custom(answer_panic))
         .layer(
             TraceLayer::new_for_http().make_span_with(move |request: &http::Request<_>| {
                 let id = request_ids.fetch_add(1, Ordering::Relaxed);
@@ -196,10 +245,56 @@ pub fn build(services: Arc<Services>) -> Router {
         .layer(cors())
 }
 
+/// Turns a failure answered in plain text into the spec's error body. Only axum's own
+/// rejections answer so (a path segment of the plain routes that is not UTF-8, say); clients
+/// read `errcode` from every failure.
+async fn matrix_error_body(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::Unrecognized,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::TooLarge,
+        status if status.is_server_error() => ErrorCode::Unknown,
+        _ => ErrorCode::InvalidParam,
+    };
+    let text = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("Request failed")
+            .to_owned()
+    } else {
+        text
+    };
+    Error::with_status(code, status, message).into_response()
+}
+
+/// A handler that panicked: logged, and answered as the spec's internal error instead of a
+/// dropped connection.
+fn answer_panic(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned());
+    // Logged (in the request's span) by the internal error's answer.
+    Error::internal(format!("request handler panicked: {message}")).into_response()
+}
+
 /// Element Web calls from another origin; the spec asks for these headers on every response.
 fn cors() -> CorsLayer {
     CorsLayer::new()
-        .allow_origin(Any)
+        .allow_origin(cors::Any)
         .allow_methods([
             Method::GET,
             Method::POST,

@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
+use http::Method;
 use http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use ruma::api::auth_scheme::{
@@ -16,8 +17,10 @@ use ruma::api::auth_scheme::{
     NoAuthentication,
 };
 use ruma::api::error::{DeserializationError, FromHttpRequestError};
+use ruma::api::{IncomingRequest, IncomingRequestExt};
 use ruma::{DeviceId, OwnedDeviceId, OwnedUserId, UserId};
 
+use super::body::{self, Shape};
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
 use crate::service::users::TokenLookup;
@@ -221,18 +224,119 @@ fn client_ip(services: &Services, parts: &Parts) -> IpAddr {
         .map_or(IpAddr::from([127, 0, 0, 1]), |info| info.0.ip())
 }
 
-/// Maps ruma's parse failure to the spec's error: unparseable JSON is `M_NOT_JSON`, JSON of the
-/// wrong shape `M_BAD_JSON`, a bad path or query parameter `M_INVALID_PARAM`.
-pub fn parse_error(error: FromHttpRequestError, body: &[u8]) -> Error {
-    match error {
-        FromHttpRequestError::Deserialization(DeserializationError::Json(e)) => {
-            if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
-                Error::new(ErrorCode::NotJson, "Request body is not valid JSON")
-            } else {
-                Error::bad_json(format!("Request body has the wrong shape: {e}"))
-            }
-        }
-        FromHttpRequestError::Deserialization(e) => Error::invalid_param(e.to_string()),
-        other => Error::invalid_param(other.to_string()),
+/// Parses `Req` from the prepared request under the shared body rule ([`body`]).
+///
+/// `rule`: what the endpoint adds to the shared rule ([`body::Rule`]).
+pub fn parse<Req: IncomingRequest>(
+    parts: Parts,
+    body: &[u8],
+    path_args: &[&str],
+    rule: body::Rule,
+) -> Result<Req> {
+    // Ruma reads no body for these; nothing to check.
+    if parts.method == Method::GET || parts.method == Method::HEAD {
+        return Ok(try_parse(
+            http::Request::from_parts(parts, body),
+            path_args,
+        )?);
     }
+    let shape = body::shape(body);
+    if shape == Shape::Object {
+        if let Some(field) = rule.missing_string_field(body) {
+            return Err(Error::bad_json(format!(
+                "Request body lacks the string field `{field}`"
+            )));
+        }
+        return Ok(try_parse(
+            http::Request::from_parts(parts, body),
+            path_args,
+        )?);
+    }
+    // Does this endpoint take a body at all? Ask its parser with one that cannot be JSON: an
+    // endpoint without body fields never looks at it and parses fine.
+    let probe = http::Request::from_parts(copy_parts(&parts), NOT_JSON.as_slice());
+    match try_parse::<Req>(probe, path_args) {
+        Ok(request) => return Ok(request),
+        Err(Parsing::Other(error)) => return Err(error),
+        Err(Parsing::Body(_)) => {}
+    }
+    let body: &[u8] = match shape {
+        Shape::Empty if rule.empty_is_object => b"{}",
+        Shape::Empty => {
+            return Err(Error::new(
+                ErrorCode::NotJson,
+                "Request body is empty; this endpoint expects a JSON object",
+            ));
+        }
+        Shape::NotJson => {
+            return Err(Error::new(
+                ErrorCode::NotJson,
+                "Request body is not valid JSON",
+            ));
+        }
+        Shape::NotObject | Shape::Object => {
+            return Err(Error::bad_json("Request body must be a JSON object"));
+        }
+    };
+    Ok(try_parse(
+        http::Request::from_parts(parts, body),
+        path_args,
+    )?)
+}
+
+/// A body no JSON parser accepts.
+const NOT_JSON: [u8; 1] = [0xff];
+
+/// Why ruma could not parse a request.
+enum Parsing {
+    /// The body has the wrong shape: `M_BAD_JSON`.
+    Body(Error),
+    /// A path segment, query parameter or header: `M_INVALID_PARAM`.
+    Other(Error),
+}
+
+impl From<Parsing> for Error {
+    fn from(parsing: Parsing) -> Self {
+        match parsing {
+            Parsing::Body(error) | Parsing::Other(error) => error,
+        }
+    }
+}
+
+/// Runs ruma's parser; a panic in it (some of its deserialisers index maps without checking)
+/// is a malformed body, not a dropped connection.
+fn try_parse<Req: IncomingRequest>(
+    request: http::Request<&[u8]>,
+    path_args: &[&str],
+) -> std::result::Result<Req, Parsing> {
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Req::try_from_http_request(request, path_args)
+    }));
+    match parsed {
+        Ok(Ok(request)) => Ok(request),
+        Ok(Err(FromHttpRequestError::Deserialization(DeserializationError::Json(e)))) => {
+            Err(Parsing::Body(Error::bad_json(format!(
+                "Request body has the wrong shape: {e}"
+            ))))
+        }
+        Ok(Err(FromHttpRequestError::Deserialization(e))) => {
+            Err(Parsing::Other(Error::invalid_param(e.to_string())))
+        }
+        Ok(Err(other)) => Err(Parsing::Other(Error::invalid_param(other.to_string()))),
+        Err(_) => {
+            tracing::warn!("the request parser panicked; answering M_BAD_JSON");
+            Err(Parsing::Body(Error::bad_json(
+                "Request body has the wrong shape: a required field is missing or has the wrong type",
+            )))
+        }
+    }
+}
+
+/// Method, URI and headers of `parts`, for a second parse of the same request.
+fn copy_parts(parts: &Parts) -> Parts {
+    let mut request = http::Request::new(());
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.headers_mut() = parts.headers.clone();
+    request.into_parts().0
 }

@@ -6,22 +6,22 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use http::Method;
 use ruma::RoomVersionId;
 use ruma::api::client::discovery::{get_capabilities, get_supported_versions};
 use serde_json::json;
 
 use crate::api::Ruma;
-use crate::api::router::{AppRouter, RawJson, RumaRouter};
+use crate::api::router::{RawJson, Routes};
 use crate::error::{Error, Result};
 use crate::service::Services;
 
-pub fn routes(router: AppRouter) -> AppRouter {
+pub fn routes(router: Routes) -> Routes {
     router
         .ruma(versions)
         .ruma(capabilities)
-        .route("/.well-known/matrix/client", get(well_known_client))
-        .route("/.well-known/matrix/server", get(well_known_server))
+        .on(Method::GET, "/.well-known/matrix/client", well_known_client)
+        .on(Method::GET, "/.well-known/matrix/server", well_known_server)
 }
 
 /// Spec versions whose account and session APIs Conclave serves. Clients refuse servers that

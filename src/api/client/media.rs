@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use http::Method as HttpMethod;
 use ruma::api::client::authenticated_media::{get_media_config, get_media_preview};
 use ruma::api::client::media::create_mxc_uri;
 use ruma::{MilliSecondsSinceUnixEpoch, OwnedMxcUri, ServerName, UInt};
@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::media_serve::{Served, serve};
 use crate::api::Ruma;
-use crate::api::router::{AppRouter, RawJson, RumaRouter};
+use crate::api::router::{RawJson, Routes};
 use crate::api::ruma_wrapper::authenticate;
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
@@ -26,7 +26,7 @@ use crate::service::media::{MediaMeta, valid_media_id};
 const MAX_WAIT: Duration = Duration::from_secs(120);
 const DEFAULT_WAIT: Duration = Duration::from_secs(20);
 
-pub fn routes(router: AppRouter) -> AppRouter {
+pub fn routes(router: Routes) -> Routes {
     let router = router
         .ruma(create)
         .ruma(config)
@@ -36,36 +36,43 @@ pub fn routes(router: AppRouter) -> AppRouter {
     let mut router = router;
     for prefix in ["/_matrix/media/v3", "/_matrix/media/r0"] {
         router = router
-            .route(&format!("{prefix}/upload"), post(upload))
-            .route(
+            .on(HttpMethod::POST, &format!("{prefix}/upload"), upload)
+            .on(
+                HttpMethod::PUT,
                 &format!("{prefix}/upload/{{server}}/{{media_id}}"),
-                put(upload_to),
+                upload_to,
             )
-            .route(
+            .on(
+                HttpMethod::GET,
                 &format!("{prefix}/download/{{server}}/{{media_id}}"),
-                get(legacy_download),
+                legacy_download,
             )
-            .route(
+            .on(
+                HttpMethod::GET,
                 &format!("{prefix}/download/{{server}}/{{media_id}}/{{filename}}"),
-                get(legacy_download_named),
+                legacy_download_named,
             )
-            .route(
+            .on(
+                HttpMethod::GET,
                 &format!("{prefix}/thumbnail/{{server}}/{{media_id}}"),
-                get(legacy_thumbnail),
+                legacy_thumbnail,
             );
     }
     router
-        .route(
+        .on(
+            HttpMethod::GET,
             "/_matrix/client/v1/media/download/{server}/{media_id}",
-            get(download),
+            download,
         )
-        .route(
+        .on(
+            HttpMethod::GET,
             "/_matrix/client/v1/media/download/{server}/{media_id}/{filename}",
-            get(download_named),
+            download_named,
         )
-        .route(
+        .on(
+            HttpMethod::GET,
             "/_matrix/client/v1/media/thumbnail/{server}/{media_id}",
-            get(thumbnail_handler),
+            thumbnail_handler,
         )
 }
 

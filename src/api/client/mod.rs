@@ -27,9 +27,9 @@ mod to_device;
 mod upgrade;
 mod user_directory;
 
-use super::router::{AppRouter, RumaRouter};
+use super::router::Routes;
 
-pub fn routes(router: AppRouter) -> AppRouter {
+pub fn routes(router: Routes) -> Routes {
     let router = discovery::routes(router);
     let router = media::routes(router);
     router

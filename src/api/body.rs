@@ -1,0 +1,197 @@
+//! What a request body must be before an endpoint's parser sees it: the one rule every
+//! endpoint shares, as Synapse applies it (`parse_json_object_from_request`).
+//!
+//! - An endpoint that takes a body needs a JSON object. No body at all is `M_NOT_JSON`, except
+//!   on the endpoints where Synapse reads it as `{}` (membership changes, as matrix-nio sends
+//!   them, and device deletion); text that is not JSON is `M_NOT_JSON`; JSON that is not an object is `M_BAD_JSON`.
+//! - An endpoint that takes no body ignores whatever is sent.
+//!
+//! The check is strict where ruma's parser is lenient: ruma skips the fields it does not know
+//! without decoding them, so a lone UTF-16 surrogate, invalid UTF-8 or nesting thousands of
+//! levels deep inside an unknown field would otherwise be accepted and, in a stored event,
+//! served back to other clients.
+
+use std::any::TypeId;
+use std::fmt;
+
+use serde::Deserializer;
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+/// What an endpoint adds to the rule, fixed when it is registered.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rule {
+    /// No body reads as `{}`.
+    pub empty_is_object: bool,
+    /// Fields that must be present as strings, checked before ruma's parser, which panics
+    /// without them (`LoginInfo` indexes `type`).
+    pub string_fields: &'static [&'static str],
+}
+
+impl Rule {
+    pub fn of<Req: 'static>() -> Rule {
+        use ruma::api::client::device::{delete_device, delete_devices};
+        use ruma::api::client::membership::{
+            ban_user, invite_user, join_room_by_id, join_room_by_id_or_alias, kick_user,
+            leave_room, unban_user,
+        };
+        use ruma::api::client::session::login;
+        let id = TypeId::of::<Req>();
+        // Synapse's `allow_empty_body` (membership), and its fallback for older clients that
+        // delete devices without a body: matrix-nio joins and leaves rooms without one.
+        let empty_is_object = [
+            TypeId::of::<join_room_by_id::v3::Request>(),
+            TypeId::of::<join_room_by_id_or_alias::v3::Request>(),
+            TypeId::of::<leave_room::v3::Request>(),
+            TypeId::of::<invite_user::v3::Request>(),
+            TypeId::of::<kick_user::v3::Request>(),
+            TypeId::of::<ban_user::v3::Request>(),
+            TypeId::of::<unban_user::v3::Request>(),
+            TypeId::of::<delete_device::v3::Request>(),
+            TypeId::of::<delete_devices::v3::Request>(),
+        ]
+        .contains(&id);
+        let string_fields: &[&str] = if id == TypeId::of::<login::v3::Request>() {
+            &["type"]
+        } else {
+            &[]
+        };
+        Rule {
+            empty_is_object,
+            string_fields,
+        }
+    }
+
+    /// The first of [`Rule::string_fields`] that `body` (a JSON object) lacks as a string.
+    pub fn missing_string_field(&self, body: &[u8]) -> Option<&'static str> {
+        if self.string_fields.is_empty() {
+            return None;
+        }
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(body).unwrap_or_default();
+        self.string_fields
+            .iter()
+            .find(|field| {
+                !object
+                    .get(**field)
+                    .is_some_and(serde_json::Value::is_string)
+            })
+            .copied()
+    }
+}
+
+/// What a request body is, by the rule above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A well-formed JSON object.
+    Object,
+    /// Nothing at all (whitespace included).
+    Empty,
+    /// Not well-formed JSON (or nested deeper than serde_json's limit of 128).
+    NotJson,
+    /// Well-formed JSON, but an array, string, number, `true`, `false` or `null`.
+    NotObject,
+}
+
+/// Classifies `body`, decoding every string and number in it.
+pub fn shape(body: &[u8]) -> Shape {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let Some(first) = first else {
+        return Shape::Empty;
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    if Strict.deserialize(&mut deserializer).is_err() || deserializer.end().is_err() {
+        return Shape::NotJson;
+    }
+    if *first == b'{' {
+        Shape::Object
+    } else {
+        Shape::NotObject
+    }
+}
+
+/// Walks a JSON value, making serde_json decode (and so validate) everything in it.
+#[derive(Clone, Copy)]
+struct Strict;
+
+impl<'de> DeserializeSeed<'de> for Strict {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Keys are strings in JSON; deserialising them as `Strict` decodes them too.
+        while map.next_key_seed(self)?.is_some() {
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Shape, shape};
+
+    #[test]
+    fn shapes() {
+        assert_eq!(shape(b""), Shape::Empty);
+        assert_eq!(shape(b" \n"), Shape::Empty);
+        assert_eq!(shape(b"{}"), Shape::Object);
+        assert_eq!(shape(br#" {"a": [1, "b", null]} "#), Shape::Object);
+        assert_eq!(shape(b"[]"), Shape::NotObject);
+        assert_eq!(shape(b"null"), Shape::NotObject);
+        assert_eq!(shape(b"\"str\""), Shape::NotObject);
+        assert_eq!(shape(b"12"), Shape::NotObject);
+        assert_eq!(shape(b"{"), Shape::NotJson);
+        assert_eq!(shape(b"{} {}"), Shape::NotJson);
+        assert_eq!(shape(b"{\"a\": \xff}"), Shape::NotJson);
+        assert_eq!(shape(b"{\"a\": \"\xff\"}"), Shape::NotJson);
+        // A lone surrogate, in a value and in a key.
+        assert_eq!(shape(br#"{"\u0000": "\ud800"}"#), Shape::NotJson);
+        assert_eq!(shape(br#"{"\udc00": 1}"#), Shape::NotJson);
+        // A NUL in a key is legal JSON.
+        assert_eq!(shape(br#"{"\u0000": "x"}"#), Shape::Object);
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(2000), "]".repeat(2000));
+        assert_eq!(shape(deep.as_bytes()), Shape::NotJson);
+        let fine = format!("{{\"a\":{}{}}}", "[".repeat(100), "]".repeat(100));
+        assert_eq!(shape(fine.as_bytes()), Shape::Object);
+    }
+}
