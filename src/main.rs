@@ -58,6 +58,9 @@ fn main() -> ExitCode {
     for warning in warnings {
         tracing::warn!("{warning}");
     }
+    // A panic (in a request handler, answered with a 500 by the router, or in a background
+    // task) goes to the log, inside the span it happened in, rather than only to stderr.
+    std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
 
     return_large_allocations_to_the_system();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

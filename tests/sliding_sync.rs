@@ -505,3 +505,67 @@ async fn crowded_room_indexes_stay_exact_under_concurrent_senders() {
         }
     }
 }
+
+/// Who is typing and who read what belong to members: an invited user's extensions carry none
+/// of it for the room, until they join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_shows_no_typing_or_receipts() {
+    let ts = TestServer::start_open().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let room = create_room(
+        &ts,
+        &alice,
+        json!({ "name": "Private", "invite": [bob.user_id] }),
+    )
+    .await;
+    let event = send_text_id(&ts, &alice, &room, "t1", "not for invitees").await;
+    expect_ok(
+        ts.post(
+            &room_path(&room, &format!("/receipt/m.read/{}", enc(&event))),
+            alice.bearer(),
+            &json!({}),
+        )
+        .await,
+    );
+    expect_ok(
+        ts.put(
+            &room_path(&room, &format!("/typing/{}", enc(&alice.user_id))),
+            alice.bearer(),
+            &json!({ "typing": true, "timeout": 30000 }),
+        )
+        .await,
+    );
+    let mut request = list_request("leak", 5);
+    request["extensions"] =
+        json!({ "typing": { "enabled": true }, "receipts": { "enabled": true } });
+    let first = expect_ok(slide(&ts, &bob, None, &request).await);
+    assert!(first["rooms"][&room]["invite_state"].is_array(), "{first}");
+    assert!(
+        first["extensions"]["typing"]["rooms"].get(&room).is_none(),
+        "{first}"
+    );
+    assert!(
+        first["extensions"]["receipts"]["rooms"]
+            .get(&room)
+            .is_none(),
+        "{first}"
+    );
+
+    // Once joined, both arrive.
+    expect_ok(
+        ts.post(&room_path(&room, "/join"), bob.bearer(), &json!({}))
+            .await,
+    );
+    let joined = expect_ok(slide(&ts, &bob, Some(&pos(&first)), &request).await);
+    assert_eq!(
+        joined["extensions"]["typing"]["rooms"][&room]["content"]["user_ids"],
+        json!([alice.user_id]),
+        "{joined}"
+    );
+    assert!(
+        joined["extensions"]["receipts"]["rooms"][&room]["content"][&event].is_object(),
+        "{joined}"
+    );
+    ts.shutdown().await;
+}

@@ -19,10 +19,12 @@ pub struct Extensions {
     pub has_updates: bool,
 }
 
-/// Rooms of this answer: all of them, and those the client sees for the first time.
+/// Rooms of this answer: all of them, those the client sees for the first time, and those the
+/// user is joined to.
 pub struct RoomsInView<'a> {
     pub all: &'a BTreeSet<OwnedRoomId>,
     pub new: &'a BTreeSet<OwnedRoomId>,
+    pub joined: &'a BTreeSet<OwnedRoomId>,
 }
 
 pub fn extensions(
@@ -101,7 +103,7 @@ pub fn extensions(
             room_account_data(services, user_id, 0, true)?
         };
         let mut by_room = Map::new();
-        for room_id in rooms.all {
+        for room_id in rooms.joined {
             let source = if rooms.new.contains(room_id) && since.is_some() {
                 &all
             } else {
@@ -124,7 +126,9 @@ pub fn extensions(
     if want_receipts || want_typing {
         let mut receipts = Map::new();
         let mut typing = Map::new();
-        for room_id in rooms.all {
+        // Only members see who is typing and reading: an invite, or a room the user left, shows
+        // none of it.
+        for room_id in rooms.joined {
             let from = if rooms.new.contains(room_id) {
                 0
             } else {

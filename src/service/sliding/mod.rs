@@ -210,17 +210,35 @@ pub fn sync(
     let mut has_updates = previous.is_none();
     let mut rooms_out = Map::new();
     let mut new_rooms = BTreeSet::new();
+    let mut joined_rooms = BTreeSet::new();
     for (room_id, settings) in &wanted {
         let sent_up_to = previous
             .as_ref()
             .and_then(|s| s.rooms.get(room_id).copied());
-        if sent_up_to.is_none() {
-            new_rooms.insert(room_id.clone());
+        let membership = context
+            .membership(services, room_id)?
+            .unwrap_or_else(|| "leave".to_owned());
+        if membership == "join" {
+            joined_rooms.insert(room_id.clone());
         }
         let out = room::room(
-            services, &context, user_id, device_id, room_id, settings, sent_up_to, since, next,
+            services,
+            &context,
+            user_id,
+            device_id,
+            room_id,
+            &membership,
+            settings,
+            sent_up_to,
+            since,
+            next,
         )?;
         if let Some(out) = out {
+            // New to the client (first sight, or an invite it has now joined): its extension
+            // data is sent whole too.
+            if out["initial"] == true {
+                new_rooms.insert(room_id.clone());
+            }
             rooms_out.insert(room_id.to_string(), out);
             has_updates = true;
         }
@@ -236,6 +254,7 @@ pub fn sync(
         &extensions::RoomsInView {
             all: &all_rooms,
             new: &new_rooms,
+            joined: &joined_rooms,
         },
         since,
         next,

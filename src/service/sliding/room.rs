@@ -58,14 +58,12 @@ pub fn room(
     user_id: &UserId,
     device_id: &DeviceId,
     room_id: &RoomId,
+    membership: &str,
     settings: &Settings,
     sent_up_to: Option<u64>,
     since: Option<u64>,
     next: u64,
 ) -> Result<Option<Value>> {
-    let membership = context
-        .membership(services, room_id)?
-        .unwrap_or_else(|| "leave".to_owned());
     let rooms = &services.rooms;
     let stamp = lists::bump_stamp(services, room_id, user_id)?;
     if membership == "invite" || membership == "knock" {
