@@ -3,11 +3,16 @@
 //! sync / MSC4186), and checks invites, room-list ordering, unread counts and E2EE.
 //!
 //! Usage: sdk-check <homeserver_base_url>      (e.g. http://127.0.0.1:8008)
+//!        sdk-check <homeserver_base_url> invites <iterations> [computed-names]
+//!                                              (the invite stress; see COMPUTE_NAMES)
 //! Env:   SDK_CHECK_WAIT_SECS (per-wait timeout, default 20), RUST_LOG (default "error").
 //! Prints one JSON line on stdout; exit 0 = pass, 1 = fail (reason on stderr).
 
 use std::{
-    sync::{Arc, Mutex, OnceLock},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -54,11 +59,24 @@ async fn main() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
-    let Some(hs) = std::env::args().nth(1) else {
-        eprintln!("usage: sdk-check <homeserver_base_url>");
-        std::process::exit(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (hs, scenario) = match args.as_slice() {
+        [hs] => (hs.trim_end_matches('/').to_owned(), None),
+        [hs, mode, n, rest @ ..] if mode == "invites" => match (n.parse::<usize>(), rest) {
+            (Ok(n), []) => (hs.trim_end_matches('/').to_owned(), Some(n)),
+            (Ok(n), [names]) if names == "computed-names" => {
+                COMPUTE_NAMES.store(true, Ordering::Relaxed);
+                (hs.trim_end_matches('/').to_owned(), Some(n))
+            }
+            _ => usage(),
+        },
+        _ => usage(),
     };
-    let outcome = tokio::time::timeout(OVERALL, run(hs.trim_end_matches('/').to_owned())).await;
+    let limit = if scenario.is_some() { OVERALL * 5 } else { OVERALL };
+    let outcome = match scenario {
+        None => tokio::time::timeout(limit, run(hs)).await,
+        Some(iterations) => tokio::time::timeout(limit, invite_stress(hs, iterations)).await,
+    };
     match outcome {
         Ok(Ok(summary)) => {
             println!("{summary}");
@@ -72,10 +90,102 @@ async fn main() {
         }
         Ok(Err(e)) => eprintln!("FAIL: {e:#}"),
         Err(_) => {
-            eprintln!("FAIL: overall timeout of {}s exceeded (see the last step above)", OVERALL.as_secs())
+            eprintln!("FAIL: overall timeout of {}s exceeded (see the last step above)", limit.as_secs())
         }
     }
     std::process::exit(1);
+}
+
+/// Read room names with `Room::display_name()`, which computes and caches a name when none is
+/// cached, instead of the cached name Element X shows. matrix-sdk 0.18 writes that cache
+/// without synchronising with its sync processing: a name computed from a new invite before
+/// its stripped state is applied can overwrite the right one, for good. This mode shows it.
+static COMPUTE_NAMES: AtomicBool = AtomicBool::new(false);
+
+fn usage() -> ! {
+    eprintln!("usage: sdk-check <homeserver_base_url> [invites <iterations> [computed-names]]");
+    std::process::exit(2);
+}
+
+/// Rooms alice creates per iteration of the invite stress: half back to back, half at once.
+const STRESS_ROOMS: usize = 4;
+
+/// The invite stress: while bob's room list runs, alice creates rooms inviting him, some back
+/// to back and some concurrently, `iterations` times over; every invite must show in bob's
+/// list under its room's name. Reports every iteration that failed (the run fails if any did).
+async fn invite_stress(hs: String, iterations: usize) -> Result<Value> {
+    let http = reqwest::Client::new();
+    let suffix = format!(
+        "{:x}",
+        SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64 ^ u64::from(std::process::id())
+    );
+    let (alice_name, bob_name) = (format!("alice_{suffix}"), format!("bob_{suffix}"));
+    register(&http, &hs, &alice_name).await?;
+    register(&http, &hs, &bob_name).await?;
+    let alice = login(&hs, &alice_name).await?;
+    let bob = login(&hs, &bob_name).await?;
+    let bob_id = bob.user_id().context("bob has no user id")?.to_owned();
+
+    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let bob_sync = Arc::new(SyncService::builder(bob.clone()).with_offline_mode().build().await?);
+    let watcher = watch_sync("bob", bob_sync.clone(), errors.clone());
+    bob_sync.start().await;
+    let room_list = bob_sync.room_list_service().all_rooms().await?;
+    wait_loaded(&room_list).await?;
+    let (stream, controller) = room_list.entries_with_dynamic_adapters(1000);
+    controller.set_filter(Box::new(new_filter_non_left()));
+    let mut list = BobList { stream: Box::pin(stream), items: Vector::new() };
+
+    let mut failures = Vec::new();
+    for iteration in 0..iterations {
+        let names: Vec<String> = (0..STRESS_ROOMS).map(|k| format!("Stress {iteration}.{k}")).collect();
+        let (sequential, concurrent) = names.split_at(STRESS_ROOMS / 2);
+        let mut ids = Vec::new();
+        for name in sequential {
+            ids.push(create_room(&alice, name, &bob_id, false).await?.room_id().to_owned());
+        }
+        let created = futures_util::future::join_all(
+            concurrent.iter().map(|name| create_room(&alice, name, &bob_id, false)),
+        )
+        .await;
+        for room in created {
+            ids.push(room?.room_id().to_owned());
+        }
+        let expected: Vec<(OwnedRoomId, String)> = ids.into_iter().zip(names).collect();
+        let outcome = list
+            .wait_for(&format!("iteration {iteration}: {STRESS_ROOMS} invites under their names"), |l| {
+                expected
+                    .iter()
+                    .all(|(id, name)| is(l, id, |e| e.state == RoomState::Invited && &e.name == name))
+            })
+            .await;
+        if let Err(error) = outcome {
+            // The whole list is in the error; the rooms of this iteration are what matter.
+            let error: String = format!("{error:#}").chars().take(200).collect();
+            let mut rooms = Vec::new();
+            for (id, name) in &expected {
+                let room = bob.get_room(id);
+                rooms.push(json!({
+                    "room_id": id.to_string(),
+                    "expected": name,
+                    "known": room.is_some(),
+                    "state": room.as_ref().map(|r| format!("{:?}", r.state())),
+                    "m.room.name": room.as_ref().and_then(|r| r.name()),
+                    "cached_display_name": room.as_ref().and_then(|r| r.cached_display_name()).map(|n| n.to_string()),
+                }));
+            }
+            log!("FAILED iteration {iteration}: {error}…\n{}", Value::from(rooms.clone()));
+            failures.push(json!({ "iteration": iteration, "error": error, "rooms": rooms }));
+        }
+    }
+    bob_sync.stop().await;
+    watcher.abort();
+    drop(controller);
+    let sync_errors = errors.lock().unwrap().clone();
+    if !failures.is_empty() {
+        bail!("{} of {iterations} iterations failed: {}", failures.len(), Value::from(failures));
+    }
+    Ok(json!({ "iterations": iterations, "failures": [], "sync_errors": sync_errors }))
 }
 
 async fn run(hs: String) -> Result<Value> {
@@ -429,9 +539,15 @@ impl<S: Stream<Item = Vec<VectorDiff<RoomListItem>>> + Unpin> BobList<S> {
         let mut out = Vec::new();
         for item in self.items.iter() {
             let room: Room = item.clone().into_inner();
-            let name = match room.display_name().await {
-                Ok(n) => n.to_string(),
-                Err(e) => format!("<{e}>"),
+            let name = if COMPUTE_NAMES.load(Ordering::Relaxed) {
+                match room.display_name().await {
+                    Ok(n) => n.to_string(),
+                    Err(e) => format!("<{e}>"),
+                }
+            } else {
+                // What Element X shows: the name the SDK computed while processing the sync
+                // answer (matrix-sdk-ffi reads `cached_display_name`, never computes one).
+                room.cached_display_name().map_or_else(|| "<no name yet>".to_owned(), |n| n.to_string())
             };
             out.push(Entry {
                 id: room.room_id().to_owned(),
