@@ -233,49 +233,48 @@ pub fn parse<Req: IncomingRequest>(
     path_args: &[&str],
     rule: body::Rule,
 ) -> Result<Req> {
-    // Ruma reads no body for these; nothing to check.
-    if parts.method == Method::GET || parts.method == Method::HEAD {
-        return Ok(try_parse(
-            http::Request::from_parts(parts, body),
-            path_args,
-        )?);
-    }
-    let shape = body::shape(body);
-    if shape == Shape::Object {
-        if let Some(field) = rule.missing_string_field(body) {
-            return Err(Error::bad_json(format!(
-                "Request body lacks the string field `{field}`"
-            )));
-        }
-        return Ok(try_parse(
-            http::Request::from_parts(parts, body),
-            path_args,
-        )?);
-    }
-    // Does this endpoint take a body at all? Ask its parser with one that cannot be JSON: an
-    // endpoint without body fields never looks at it and parses fine.
-    let probe = http::Request::from_parts(copy_parts(&parts), NOT_JSON.as_slice());
-    match try_parse::<Req>(probe, path_args) {
-        Ok(request) => return Ok(request),
-        Err(Parsing::Other(error)) => return Err(error),
-        Err(Parsing::Body(_)) => {}
-    }
+    // Ruma reads no body for GET and HEAD: nothing to check.
+    let shape = if parts.method == Method::GET || parts.method == Method::HEAD {
+        Shape::Object
+    } else {
+        body::shape(body)
+    };
     let body: &[u8] = match shape {
-        Shape::Empty if rule.empty_is_object => b"{}",
-        Shape::Empty => {
-            return Err(Error::new(
-                ErrorCode::NotJson,
-                "Request body is empty; this endpoint expects a JSON object",
-            ));
+        Shape::Object => {
+            if let Some(field) = rule.missing_string_field(body) {
+                return Err(Error::bad_json(format!(
+                    "Request body lacks the string field `{field}`"
+                )));
+            }
+            body
         }
-        Shape::NotJson => {
-            return Err(Error::new(
-                ErrorCode::NotJson,
-                "Request body is not valid JSON",
-            ));
-        }
-        Shape::NotObject | Shape::Object => {
-            return Err(Error::bad_json("Request body must be a JSON object"));
+        irregular => {
+            // Does this endpoint take a body at all? Ask its parser with one that cannot be
+            // JSON: an endpoint without body fields never looks at it and parses fine.
+            let probe = http::Request::from_parts(copy_parts(&parts), NOT_JSON.as_slice());
+            match try_parse::<Req>(probe, path_args) {
+                Ok(request) => return Ok(request),
+                Err(Parsing::Other(error)) => return Err(error),
+                Err(Parsing::Body(_)) => {}
+            }
+            match irregular {
+                Shape::Empty if rule.empty_is_object => b"{}",
+                Shape::Empty => {
+                    return Err(Error::new(
+                        ErrorCode::NotJson,
+                        "Request body is empty; this endpoint expects a JSON object",
+                    ));
+                }
+                Shape::NotJson => {
+                    return Err(Error::new(
+                        ErrorCode::NotJson,
+                        "Request body is not valid JSON",
+                    ));
+                }
+                Shape::NotObject | Shape::Object => {
+                    return Err(Error::bad_json("Request body must be a JSON object"));
+                }
+            }
         }
     };
     Ok(try_parse(
