@@ -103,7 +103,7 @@ pub fn extensions(
             room_account_data(services, user_id, 0, true)?
         };
         let mut by_room = Map::new();
-        for room_id in rooms.joined {
+        for room_id in rooms.all {
             let source = if rooms.new.contains(room_id) && since.is_some() {
                 &all
             } else {
