@@ -507,7 +507,7 @@ async fn crowded_room_indexes_stay_exact_under_concurrent_senders() {
 }
 
 /// Who is typing and who read what belong to members: an invited user's extensions carry none
-/// of it for the room, until they join.
+/// of it for the room, until they join (their own account data for the room they do get).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invite_shows_no_typing_or_receipts() {
     let ts = TestServer::start_open().await;
@@ -536,10 +536,23 @@ async fn an_invite_shows_no_typing_or_receipts() {
         )
         .await,
     );
+    // The invitee's own data about the room is theirs to see.
+    let tag = format!(
+        "/_matrix/client/v3/user/{}/rooms/{}/tags/u.later",
+        enc(&bob.user_id),
+        enc(&room)
+    );
+    expect_ok(ts.put(&tag, bob.bearer(), &json!({})).await);
     let mut request = list_request("leak", 5);
-    request["extensions"] =
-        json!({ "typing": { "enabled": true }, "receipts": { "enabled": true } });
+    request["extensions"] = json!({
+        "typing": { "enabled": true },
+        "receipts": { "enabled": true },
+        "account_data": { "enabled": true },
+    });
     let first = expect_ok(slide(&ts, &bob, None, &request).await);
+    let tags = &first["extensions"]["account_data"]["rooms"][&room][0];
+    assert_eq!(tags["type"], "m.tag", "{first}");
+    assert!(tags["content"]["tags"]["u.later"].is_object(), "{first}");
     assert!(first["rooms"][&room]["invite_state"].is_array(), "{first}");
     assert!(
         first["extensions"]["typing"]["rooms"].get(&room).is_none(),
