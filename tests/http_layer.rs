@@ -215,6 +215,25 @@ async fn wrongly_shaped_json_is_bad_json() {
         .put(&path, admin.bearer(), &json!({ "display_name": 42 }))
         .await;
     assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_BAD_JSON");
+    // The error names the field, nested ones by their path.
+    assert!(
+        resp.1["error"].as_str().unwrap().contains("`display_name`"),
+        "{}",
+        resp.1
+    );
+    let resp = ts
+        .post(
+            "/_matrix/client/v3/createRoom",
+            admin.bearer(),
+            &json!({ "name": "ok", "invite": ["@someone:localhost", 7] }),
+        )
+        .await;
+    assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_BAD_JSON");
+    assert!(
+        resp.1["error"].as_str().unwrap().contains("`invite[1]`"),
+        "{}",
+        resp.1
+    );
     ts.shutdown().await;
 }
 

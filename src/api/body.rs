@@ -166,9 +166,137 @@ impl<'de> Visitor<'de> for Strict {
     }
 }
 
+/// Where in `body` (a well-formed JSON object) serde_json stopped with an error at
+/// `line`/`column`: the path of the value it was reading, as `auth.identifier.type` or
+/// `devices[2]`. `None` at the top level. Ruma's errors name the field only when it is missing;
+/// this names the one of the wrong type.
+pub fn path_at(body: &[u8], line: usize, column: usize) -> Option<String> {
+    let line_start = if line <= 1 {
+        0
+    } else {
+        body.iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(line - 2)
+            .map(|(i, _)| i + 1)?
+    };
+    let offset = (line_start + column.saturating_sub(1)).min(body.len());
+
+    enum Frame {
+        Object(Option<String>),
+        Array(usize),
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut expecting_key = false;
+    let mut i = 0;
+    while i < offset {
+        match body[i] {
+            b'{' => {
+                stack.push(Frame::Object(None));
+                expecting_key = true;
+            }
+            b'[' => {
+                stack.push(Frame::Array(0));
+                expecting_key = false;
+            }
+            b'}' | b']' => {
+                stack.pop();
+                expecting_key = false;
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Array(index)) => *index += 1,
+                Some(Frame::Object(key)) => {
+                    *key = None;
+                    expecting_key = true;
+                }
+                None => {}
+            },
+            b'"' => {
+                let end = string_end(body, i)?;
+                if expecting_key && let Some(Frame::Object(key)) = stack.last_mut() {
+                    *key = serde_json::from_slice::<String>(&body[i..=end]).ok();
+                    expecting_key = false;
+                }
+                i = end;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut path = String::new();
+    for frame in &stack {
+        match frame {
+            Frame::Object(Some(key)) => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+            }
+            Frame::Object(None) => break,
+            Frame::Array(index) => path.push_str(&format!("[{index}]")),
+        }
+    }
+    (!path.is_empty()).then_some(path)
+}
+
+/// The index of the quote closing the JSON string that opens at `start`.
+fn string_end(body: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while i < body.len() {
+        match body[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Shape, shape};
+    use super::{Shape, path_at, shape};
+
+    /// The path serde_json's error for `body` parsed as `T` points at.
+    fn error_path<T: serde::de::DeserializeOwned + std::fmt::Debug>(body: &str) -> Option<String> {
+        let error = serde_json::from_str::<T>(body).unwrap_err();
+        path_at(body.as_bytes(), error.line(), error.column())
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        kind: String,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: Option<String>,
+        auth: Option<Inner>,
+        list: Option<Vec<Inner>>,
+    }
+
+    #[test]
+    fn paths_of_errors() {
+        assert_eq!(
+            error_path::<Outer>(r#"{"name": 42}"#).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            error_path::<Outer>(r#"{"x": "a,\"b", "auth": {"kind": []}}"#).as_deref(),
+            Some("auth.kind")
+        );
+        assert_eq!(
+            error_path::<Outer>("{\n \"list\": [{\"kind\": \"a\"},\n {\"kind\": 1}]}").as_deref(),
+            Some("list[1].kind")
+        );
+        // A missing field: the message names it; the path is the object that lacks it.
+        assert_eq!(
+            error_path::<Outer>(r#"{"auth": {}}"#).as_deref(),
+            Some("auth")
+        );
+        assert_eq!(error_path::<Inner>(r#"{}"#), None);
+    }
 
     #[test]
     fn shapes() {

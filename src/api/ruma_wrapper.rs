@@ -308,15 +308,18 @@ fn try_parse<Req: IncomingRequest>(
     request: http::Request<&[u8]>,
     path_args: &[&str],
 ) -> std::result::Result<Req, Parsing> {
+    let body = *request.body();
     let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         Req::try_from_http_request(request, path_args)
     }));
     match parsed {
         Ok(Ok(request)) => Ok(request),
         Ok(Err(FromHttpRequestError::Deserialization(DeserializationError::Json(e)))) => {
-            Err(Parsing::Body(Error::bad_json(format!(
-                "Request body has the wrong shape: {e}"
-            ))))
+            let message = match body::path_at(body, e.line(), e.column()) {
+                Some(path) => format!("Request body has the wrong shape at `{path}`: {e}"),
+                None => format!("Request body has the wrong shape: {e}"),
+            };
+            Err(Parsing::Body(Error::bad_json(message)))
         }
         Ok(Err(FromHttpRequestError::Deserialization(e))) => {
             Err(Parsing::Other(Error::invalid_param(e.to_string())))
