@@ -194,7 +194,9 @@ impl Default for Config {
             registration_token: None,
             allow_federation: false,
             trusted_servers: Vec::new(),
-            log: "info".to_owned(),
+            // ruma's authorization checks log every event they pass at INFO: several lines
+            // per message sent, on the hot path.
+            log: "info,ruma_state_res=warn".to_owned(),
             trust_forwarded_for: false,
             refreshable_access_token_lifetime_secs: 300,
             login_rate_limit: RateLimit {
