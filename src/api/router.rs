@@ -1,6 +1,6 @@
 //! The router: every endpoint registered under all paths its ruma metadata lists, plus the
-//! layers every request passes (catch-panic, tracing span, CORS) and the spec's answers for
-//! unknown routes. [`table`] lists what is registered, so tests can walk every route.
+//! layers every request passes (Matrix error bodies, catch-panic, tracing span, CORS) and the
+//! spec's answers for unknown routes. [`table`] lists what is registered, so tests can walk every route.
 
 use std::any::Any;
 use std::future::Future;
@@ -22,9 +22,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{self, CorsLayer};
 use tower_http::trace::TraceLayer;
 
-use super::body;
-use super::client;
 use super::ruma_wrapper::{AuthSchemeKind, Ruma, parse, prepare};
+use super::{body, client};
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
 
