@@ -8,12 +8,12 @@ use ruma::events::TimelineEventType;
 use ruma::{RoomVersionId, UserId};
 use serde_json::{Map, Value, json};
 
-use super::create_room::member_content;
 use super::membership::ensure_joined;
 use crate::api::Ruma;
 use crate::error::{Error, Result};
 use crate::service::Services;
 use crate::service::rooms::PduBuilder;
+use crate::service::rooms::creation::member_content;
 
 /// State copied to the replacement room.
 const CARRIED_STATE: &[&str] = &[

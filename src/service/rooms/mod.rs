@@ -4,8 +4,10 @@
 mod alias;
 mod builder;
 pub mod changes;
+pub mod creation;
 mod event_cache;
 mod fanout;
+pub mod member_change;
 mod membership;
 pub mod pdu;
 pub mod power;
