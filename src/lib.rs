@@ -1,5 +1,6 @@
 //! Conclave: a Matrix homeserver for private, on-premise deployment.
 
+pub mod admin;
 pub mod api;
 pub mod config;
 pub mod error;

@@ -42,6 +42,7 @@ impl Server {
         })?;
         let listen = config.listen_addr();
         let services = Services::build(config, Arc::clone(&engine))?;
+        crate::admin::start(&services).await?;
         let bootstrap_token = services.users.bootstrap_registration_token()?;
 
         let listener = TcpListener::bind(listen)

@@ -423,6 +423,8 @@ async fn crowded_room_indexes_stay_exact_under_concurrent_senders() {
     const SENDERS: usize = 6;
     const EACH: usize = 15;
     let ts = TestServer::start_open().await;
+    // The first account is an administrator, invited to the admin room: not one of these.
+    ts.register_open("admin", "admin-password").await;
     let mut users = Vec::new();
     for i in 0..SENDERS {
         users.push(

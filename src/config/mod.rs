@@ -50,6 +50,9 @@ pub struct Config {
     /// Shared secret required to register (`m.login.registration_token`).
     /// Masked when the configuration is printed.
     pub registration_token: Option<String>,
+    /// Localpart of the server's bot account, which owns the admin room and answers admin
+    /// commands (`@conclave:<server_name>`).
+    pub admin_bot_localpart: String,
     /// Off until federation exists; private deployments rarely want it.
     pub allow_federation: bool,
     /// Servers trusted for key notarisation once federation exists.
@@ -192,6 +195,7 @@ impl Default for Config {
             max_request_size: 20 * 1024 * 1024,
             allow_registration: false,
             registration_token: None,
+            admin_bot_localpart: "conclave".to_owned(),
             allow_federation: false,
             trusted_servers: Vec::new(),
             // ruma's authorization checks log every event they pass at INFO: several lines

@@ -45,6 +45,8 @@ pub struct Services {
     pub key_backup: key_backup::Service,
     pub media: media::Service,
     pub sliding: sliding::Service,
+    /// The admin room, its bot and the audit log.
+    pub admin: crate::admin::Service,
     /// The HTTP client of URL previews, when they are switched on.
     pub preview_fetcher: Option<media::preview::Fetcher>,
     /// Set when the server stops, so long-polling requests return at once.
@@ -54,6 +56,16 @@ pub struct Services {
 impl Services {
     pub fn build(config: Config, engine: Arc<Engine>) -> Result<Arc<Self>> {
         let server_keys = Arc::new(server_keys::Service::load_or_create(&engine)?);
+        let bot = ruma::UserId::parse(format!(
+            "@{}:{}",
+            config.admin_bot_localpart, config.server_name
+        ))
+        .map_err(|e| {
+            crate::error::Error::internal(format!(
+                "admin_bot_localpart {:?} does not make a valid user ID: {e}",
+                config.admin_bot_localpart
+            ))
+        })?;
         let services = Arc::new(Self {
             rooms: rooms::Service::new(
                 &engine,
@@ -77,7 +89,8 @@ impl Services {
                 .then(|| media::preview::Fetcher::new(&config.media))
                 .transpose()?,
             shutdown: tokio::sync::watch::channel(false).0,
-            users: users::Service::new(&engine, &config),
+            users: users::Service::new(&engine, &config, bot.clone()),
+            admin: crate::admin::Service::new(&engine, bot)?,
             uiaa: uiaa::Service::default(),
             account_data: account_data::Service::new(&engine),
             rate_limit: rate_limit::Service::default(),
@@ -105,6 +118,23 @@ impl Services {
         if had_keys {
             keys::announce_change(self, user_id)?;
         }
+        Ok(())
+    }
+
+    /// Deactivates an account for good: the user leaves every room (and declines every
+    /// invite), loses every device and token, and the account can never log in again.
+    pub async fn deactivate_account(&self, user_id: &UserId) -> Result<()> {
+        for (room_id, membership) in self.rooms.memberships_of(user_id)? {
+            if matches!(membership.as_str(), "join" | "invite" | "knock") {
+                rooms::member_change::set_membership(
+                    self, user_id, &room_id, user_id, "leave", None,
+                )
+                .await?;
+            }
+        }
+        self.remove_all_devices(user_id, None)?;
+        self.users.deactivate(user_id)?;
+        tracing::info!(%user_id, "account deactivated");
         Ok(())
     }
 

@@ -38,6 +38,9 @@ pub const TREES: &[TreeSpec] = &[
     tree("userid_password", true),
     // Key: UserId. Value: empty. Presence means the user is a server administrator.
     tree("userid_admin", true),
+    // Key: u64 entry ID (big-endian, counting from 1). Value: JSON `admin::audit::Entry`.
+    // Append-only: the audit log of administrative actions.
+    tree("auditid_entry", false),
     // Key: UserId, profile key (`displayname`, `avatar_url`, custom fields). Value: JSON value.
     tree("useridprofilekey_value", false),
     // Key: UserId, DeviceId. Value: JSON `StoredDevice` (display name, last seen).

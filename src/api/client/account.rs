@@ -56,9 +56,7 @@ pub async fn deactivate(
             request.body.auth.as_ref(),
         )
         .await?;
-    services.remove_all_devices(user_id, None)?;
-    services.users.deactivate(user_id)?;
-    tracing::info!(%user_id, "account deactivated");
+    services.deactivate_account(user_id).await?;
     // No identity server was ever bound, so unbinding trivially succeeded (as Synapse says).
     Ok(deactivate::v3::Response::new(
         ThirdPartyIdRemovalStatus::Success,

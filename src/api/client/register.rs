@@ -112,10 +112,14 @@ pub async fn register(
         .await?;
 
     let hash = services.users.hash_password(password).await?;
-    services
-        .users
-        .create_account(&user_id, &hash, completed.registration_token.as_deref())?;
+    let first =
+        services
+            .users
+            .create_account(&user_id, &hash, completed.registration_token.as_deref())?;
     tracing::info!(%user_id, "account registered");
+    if first {
+        crate::admin::welcome_first_admin(&services, &user_id).await?;
+    }
 
     let mut response = register::v3::Response::new(user_id.clone());
     if body.inhibit_login {

@@ -334,6 +334,7 @@ impl Service {
         self.queue_fanout(room_id, appended);
         match self.services.get().and_then(std::sync::Weak::upgrade) {
             Some(services) => {
+                services.admin.observe(room_id, pdu);
                 let room_id = room_id.to_owned();
                 guard.defer(move || services.rooms.flush_fanout(&room_id));
             }

@@ -257,6 +257,20 @@ impl Service {
         self.roomid_roomversion.contains(room_id.as_bytes())
     }
 
+    /// How many rooms this server knows (a scan of the room index: for admin status, not for
+    /// hot paths).
+    pub fn room_count(&self) -> Result<usize> {
+        let mut count = 0;
+        for entry in self
+            .roomid_roomversion
+            .iter_from(&[], rocksdb::Direction::Forward)
+        {
+            entry?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
     pub fn room_version(&self, room_id: &RoomId) -> Result<RoomVersionId> {
         let bytes = self
             .roomid_roomversion

@@ -42,6 +42,8 @@ pub struct Service {
     /// When each access token (by hash) last refreshed its device's last-seen record.
     last_touched: Mutex<HashMap<Vec<u8>, Instant>>,
     refreshable_token_lifetime_ms: u64,
+    /// The server's bot account: not a person, so it is never the "first account".
+    bot: OwnedUserId,
     config_registration_token: Option<String>,
 }
 
@@ -53,7 +55,7 @@ pub enum Availability {
 }
 
 impl Service {
-    pub fn new(engine: &Arc<Engine>, config: &Config) -> Self {
+    pub fn new(engine: &Arc<Engine>, config: &Config, bot: OwnedUserId) -> Self {
         Self {
             engine: Arc::clone(engine),
             userid_password: engine.tree("userid_password"),
@@ -76,17 +78,71 @@ impl Service {
                 .refreshable_access_token_lifetime_secs
                 .saturating_mul(1000),
             config_registration_token: config.registration_token.clone(),
+            bot,
         }
     }
 
-    /// Whether any account (even a deactivated one) exists.
+    /// Whether any account of a person (even a deactivated one) exists: the server's bot
+    /// does not count.
     pub fn has_any_user(&self) -> Result<bool> {
-        Ok(self
+        for entry in self
             .userid_password
             .iter_from(&[], rocksdb::Direction::Forward)
-            .next()
-            .transpose()?
-            .is_some())
+            .take(2)
+        {
+            let (key, _) = entry?;
+            if *key != *self.bot.as_bytes() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Every account: user ID, and whether it is deactivated.
+    pub fn all_accounts(&self) -> Result<Vec<(OwnedUserId, bool)>> {
+        self.userid_password
+            .iter_from(&[], rocksdb::Direction::Forward)
+            .map(|entry| {
+                let (key, hash) = entry?;
+                Ok((crate::storage::decode_id(&key)?, hash.is_empty()))
+            })
+            .collect()
+    }
+
+    /// Server administrators.
+    pub fn admins(&self) -> Result<Vec<OwnedUserId>> {
+        self.userid_admin
+            .iter_from(&[], rocksdb::Direction::Forward)
+            .map(|entry| crate::storage::decode_id(&entry?.0))
+            .collect()
+    }
+
+    pub fn set_admin(&self, user_id: &UserId, admin: bool) -> Result<()> {
+        if admin {
+            self.userid_admin.insert(user_id.as_bytes(), &[])
+        } else {
+            self.userid_admin.remove(user_id.as_bytes())
+        }
+    }
+
+    /// Creates an account for the server itself (its bot): nobody can log in to it (its
+    /// password entry is no password hash) and it is never an administrator.
+    pub fn create_server_account(&self, user_id: &UserId, displayname: &str) -> Result<()> {
+        let _guard = self.create_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut batch = Batch::default();
+        batch.put(
+            &self.userid_password,
+            user_id.as_bytes(),
+            b"!server-account",
+        )?;
+        batch.put(
+            &self.useridprofilekey_value,
+            &(user_id.as_str(), "displayname").encode(),
+            serde_json::Value::String(displayname.to_owned())
+                .to_string()
+                .as_bytes(),
+        )?;
+        self.engine.write(batch)
     }
 
     /// All active (not deactivated) local accounts.

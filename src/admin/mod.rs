@@ -1,0 +1,210 @@
+//! IT's tools for running the server from the chat client it already has open: commands in
+//! the admin room (`!admin …`) from server administrators, answered by the server's bot, and
+//! the audit log of every administrative action.
+//!
+//! The admin room and the bot account are created on the first start. A message in the room is
+//! handed to a worker task by the event pipeline (after the event is stored), so a command
+//! never runs under the room's lock and its answer is an ordinary event from the bot.
+
+pub mod answer;
+pub mod audit;
+pub mod command;
+mod room;
+mod server;
+mod users;
+
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use clap::Parser;
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
+use tokio::sync::mpsc;
+
+pub use room::{set_admin, start, welcome_first_admin};
+
+use self::answer::Answer;
+use self::command::{AdminCommand, Group};
+use crate::error::Result;
+use crate::service::Services;
+use crate::service::now_millis;
+use crate::service::rooms::pdu::PduEvent;
+use crate::storage::Engine;
+
+/// A message in the admin room that starts with `!admin`.
+#[derive(Debug)]
+struct Job {
+    event_id: OwnedEventId,
+    sender: OwnedUserId,
+    line: String,
+}
+
+/// Who runs a command, for the permission check and the audit log.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    /// A user, through the admin room.
+    User(OwnedUserId),
+    /// The local console (the server's unix socket).
+    Console,
+}
+
+impl Actor {
+    fn name(&self) -> String {
+        match self {
+            Actor::User(user) => user.to_string(),
+            Actor::Console => "console".to_owned(),
+        }
+    }
+
+    fn origin(&self) -> &'static str {
+        match self {
+            Actor::User(_) => "admin room",
+            Actor::Console => "console",
+        }
+    }
+}
+
+pub struct Service {
+    /// The server's bot: owns the admin room, answers commands.
+    pub bot: OwnedUserId,
+    room: OnceLock<OwnedRoomId>,
+    jobs: mpsc::UnboundedSender<Job>,
+    inbox: Mutex<Option<mpsc::UnboundedReceiver<Job>>>,
+    pub audit: audit::Log,
+    started: Instant,
+}
+
+impl Service {
+    pub fn new(engine: &std::sync::Arc<Engine>, bot: OwnedUserId) -> Result<Self> {
+        let (jobs, inbox) = mpsc::unbounded_channel();
+        Ok(Self {
+            bot,
+            room: OnceLock::new(),
+            jobs,
+            inbox: Mutex::new(Some(inbox)),
+            audit: audit::Log::open(engine)?,
+            started: Instant::now(),
+        })
+    }
+
+    /// The admin room, once it exists.
+    pub fn room(&self) -> Option<&RoomId> {
+        self.room.get().map(|room| &**room)
+    }
+
+    /// Called by the event pipeline for every stored event: queues the admin room's commands.
+    /// One comparison for any other room.
+    pub fn observe(&self, room_id: &RoomId, pdu: &PduEvent) {
+        if self.room() != Some(room_id)
+            || pdu.sender == self.bot
+            || pdu.kind != ruma::events::TimelineEventType::RoomMessage
+        {
+            return;
+        }
+        let content = pdu.content_value();
+        // An edit repeats the command; only the original runs.
+        if content["m.relates_to"]["rel_type"] == "m.replace" {
+            return;
+        }
+        let Some(body) = content["body"].as_str() else {
+            return;
+        };
+        let Some(line) = command_line(body) else {
+            return;
+        };
+        let _ = self.jobs.send(Job {
+            event_id: pdu.event_id.clone(),
+            sender: pdu.sender.clone(),
+            line: line.to_owned(),
+        });
+    }
+}
+
+/// The command after `!admin`, if `body` is one.
+fn command_line(body: &str) -> Option<&str> {
+    let rest = body.trim_start().strip_prefix("!admin")?;
+    (rest.is_empty() || rest.starts_with(char::is_whitespace)).then(|| rest.trim())
+}
+
+/// Parses and runs one command line for `actor` (already known to be an administrator),
+/// recording it in the audit log.
+pub async fn run(services: &Services, actor: &Actor, line: &str) -> Answer {
+    let Some(words) = command::split_words(line) else {
+        return Answer::error(
+            "A quote is not closed. Quote values with spaces: `--displayname \"Bob B\"`.",
+        );
+    };
+    let parsed = AdminCommand::try_parse_from(
+        std::iter::once("!admin".to_owned()).chain(words.iter().cloned()),
+    );
+    let command = match parsed {
+        Ok(command) => command,
+        // `help` and `--help` arrive here too, as clap's text.
+        Err(error) => {
+            let text = answer::Block::Code(error.render().to_string());
+            return match error.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => Answer {
+                    ok: true,
+                    blocks: vec![text],
+                },
+                _ => Answer::error("The command could not be read:").with(text),
+            };
+        }
+    };
+    let answer = match execute(services, actor, command).await {
+        Ok(answer) => answer,
+        Err(error) => Answer::error(format!("Failed: {}", describe(&error))),
+    };
+    let entry = audit::Entry {
+        ts: now_millis(),
+        actor: actor.name(),
+        origin: actor.origin().to_owned(),
+        action: command::masked(&words),
+        outcome: if answer.ok {
+            "ok".to_owned()
+        } else {
+            answer.plain().lines().next().unwrap_or("failed").to_owned()
+        },
+    };
+    if let Err(error) = services.admin.audit.append(&entry) {
+        tracing::error!(%error, "cannot write the audit log");
+    }
+    answer
+}
+
+async fn execute(services: &Services, actor: &Actor, command: AdminCommand) -> Result<Answer> {
+    match command.group {
+        Group::Users(command) => users::run(services, command).await,
+        Group::Server(command) => server::run(services, command),
+        Group::Audit(command) => server::audit(services, actor, command),
+    }
+}
+
+/// An error as an admin should read it: the Matrix message for client errors.
+fn describe(error: &crate::error::Error) -> String {
+    match error {
+        crate::error::Error::Matrix { message, .. } => message.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Resolves a command's user argument: a full user ID, or a localpart of this server.
+fn local_user(services: &Services, user: &str) -> Result<OwnedUserId> {
+    let text = if user.starts_with('@') {
+        user.to_owned()
+    } else {
+        format!("@{user}:{}", services.server_name())
+    };
+    let user_id = UserId::parse(&text).map_err(|_| {
+        crate::error::Error::invalid_param(format!(
+            "`{user}` is not a user ID (write `@bob:{}` or just `bob`)",
+            services.server_name()
+        ))
+    })?;
+    if user_id.server_name() != services.server_name() || !services.users.exists(&user_id)? {
+        return Err(crate::error::Error::not_found(format!(
+            "There is no account `{user_id}` on this server"
+        )));
+    }
+    Ok(user_id)
+}

@@ -1,0 +1,344 @@
+//! `users` commands.
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde_json::Value;
+
+use super::answer::{Answer, Block};
+use super::command::{ListUsers, UsersCommand};
+use super::local_user;
+use super::room::set_admin;
+use crate::error::{Error, ErrorCode, Result};
+use crate::service::Services;
+use crate::service::users::Availability;
+
+pub async fn run(services: &Services, command: UsersCommand) -> Result<Answer> {
+    match command {
+        UsersCommand::Create {
+            localpart,
+            password,
+            admin,
+            displayname,
+        } => create(services, &localpart, password, admin, displayname).await,
+        UsersCommand::ResetPassword {
+            user,
+            password,
+            keep_sessions,
+        } => {
+            let user_id = local_user(services, &user)?;
+            refuse_bot(services, &user_id)?;
+            if services.users.is_deactivated(&user_id)? {
+                return Ok(Answer::error(format!(
+                    "`{user_id}` is deactivated; its password cannot be set"
+                )));
+            }
+            let (password, generated) = password_or_generated(password);
+            let hash = services.users.hash_password(password.clone()).await?;
+            services.users.set_password_hash(&user_id, &hash)?;
+            if !keep_sessions {
+                services.remove_all_devices(&user_id, None)?;
+            }
+            let sessions = if keep_sessions {
+                "Their devices stay logged in."
+            } else {
+                "They were logged out everywhere."
+            };
+            Ok(with_password(
+                Answer::ok(format!("New password set for `{user_id}`. {sessions}")),
+                &password,
+                generated,
+            ))
+        }
+        UsersCommand::Deactivate { user } => {
+            let user_id = local_user(services, &user)?;
+            refuse_bot(services, &user_id)?;
+            if services.users.is_deactivated(&user_id)? {
+                return Ok(Answer::error(format!("`{user_id}` is already deactivated")));
+            }
+            let rooms = services.rooms.memberships_of(&user_id)?.len();
+            services.deactivate_account(&user_id).await?;
+            Ok(Answer::ok(format!(
+                "Deactivated `{user_id}`: left {rooms} room(s), logged out everywhere; the ID \
+                 stays reserved."
+            )))
+        }
+        UsersCommand::List(filters) => list(services, &filters),
+        UsersCommand::Info { user } => info(services, &local_user(services, &user)?),
+        UsersCommand::MakeAdmin { user } => {
+            let user_id = local_user(services, &user)?;
+            refuse_bot(services, &user_id)?;
+            if services.users.is_deactivated(&user_id)? {
+                return Ok(Answer::error(format!("`{user_id}` is deactivated")));
+            }
+            set_admin(services, &user_id, true).await?;
+            Ok(Answer::ok(format!(
+                "`{user_id}` is now a server administrator and was invited to this room."
+            )))
+        }
+        UsersCommand::RevokeAdmin { user } => {
+            let user_id = local_user(services, &user)?;
+            if !services.users.is_admin(&user_id)? {
+                return Ok(Answer::error(format!(
+                    "`{user_id}` is not a server administrator"
+                )));
+            }
+            if services.users.admins()?.len() == 1 {
+                return Ok(Answer::error(
+                    "That is the last server administrator; make another one first.",
+                ));
+            }
+            set_admin(services, &user_id, false).await?;
+            Ok(Answer::ok(format!(
+                "`{user_id}` is no longer a server administrator and was removed from this room."
+            )))
+        }
+        UsersCommand::Devices { user } => {
+            let user_id = local_user(services, &user)?;
+            Ok(Answer::ok(format!("Devices of `{user_id}`:")).with(devices(services, &user_id)?))
+        }
+        UsersCommand::Logout { user, device } => {
+            let user_id = local_user(services, &user)?;
+            match device {
+                Some(device) => {
+                    let device_id: ruma::OwnedDeviceId = device.as_str().into();
+                    if !services
+                        .users
+                        .devices(&user_id)?
+                        .iter()
+                        .any(|(id, _)| *id == device_id)
+                    {
+                        return Ok(Answer::error(format!(
+                            "`{user_id}` has no device `{device_id}`"
+                        )));
+                    }
+                    services.remove_device(&user_id, &device_id)?;
+                    Ok(Answer::ok(format!(
+                        "Logged `{user_id}` out of `{device_id}`."
+                    )))
+                }
+                None => {
+                    let count = services.users.devices(&user_id)?.len();
+                    services.remove_all_devices(&user_id, None)?;
+                    Ok(Answer::ok(format!(
+                        "Logged `{user_id}` out of {count} device(s)."
+                    )))
+                }
+            }
+        }
+    }
+}
+
+async fn create(
+    services: &Services,
+    localpart: &str,
+    password: Option<String>,
+    admin: bool,
+    displayname: Option<String>,
+) -> Result<Answer> {
+    let user_id = match services
+        .users
+        .availability(localpart, services.server_name())?
+    {
+        Availability::Available(user_id) => user_id,
+        Availability::Taken => {
+            return Ok(Answer::error(format!(
+                "`@{localpart}:{}` is taken",
+                services.server_name()
+            )));
+        }
+        Availability::Invalid(reason) => {
+            return Ok(Answer::error(format!("`{localpart}`: {reason}")));
+        }
+    };
+    let (password, generated) = password_or_generated(password);
+    let hash = services.users.hash_password(password.clone()).await?;
+    let first = services.users.create_account(&user_id, &hash, None)?;
+    if let Some(name) = &displayname {
+        services.users.set_profile_field(
+            &user_id,
+            "displayname",
+            Some(&Value::String(name.clone())),
+        )?;
+    }
+    if admin || first {
+        set_admin(services, &user_id, true).await?;
+    }
+    let role = if admin || first {
+        " as a server administrator (invited to this room)"
+    } else {
+        ""
+    };
+    Ok(with_password(
+        Answer::ok(format!("Created `{user_id}`{role}.")),
+        &password,
+        generated,
+    ))
+}
+
+/// The given password, or a new random one (and whether it was generated).
+fn password_or_generated(password: Option<String>) -> (String, bool) {
+    match password {
+        Some(password) => (password, false),
+        None => (
+            rand::rng()
+                .sample_iter(Alphanumeric)
+                .take(20)
+                .map(char::from)
+                .collect(),
+            true,
+        ),
+    }
+}
+
+/// Shows a generated password once; a given one is never repeated back.
+fn with_password(answer: Answer, password: &str, generated: bool) -> Answer {
+    if generated {
+        answer.with(Block::Text(format!(
+            "Generated password (shown once): `{password}`"
+        )))
+    } else {
+        answer
+    }
+}
+
+fn refuse_bot(services: &Services, user_id: &ruma::UserId) -> Result<()> {
+    if *user_id == *services.admin.bot {
+        return Err(Error::new(
+            ErrorCode::Forbidden,
+            "That is the server's own bot account",
+        ));
+    }
+    Ok(())
+}
+
+fn displayname(services: &Services, user_id: &ruma::UserId) -> Result<String> {
+    Ok(services
+        .users
+        .profile_field(user_id, "displayname")?
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default())
+}
+
+fn yes(flag: bool) -> String {
+    if flag { "yes" } else { "no" }.to_owned()
+}
+
+fn list(services: &Services, filters: &ListUsers) -> Result<Answer> {
+    let needle = filters.filter.as_deref().map(str::to_lowercase);
+    let mut rows = Vec::new();
+    for (user_id, deactivated) in services.users.all_accounts()? {
+        if user_id == services.admin.bot || (deactivated && !filters.deactivated) {
+            continue;
+        }
+        let admin = services.users.is_admin(&user_id)?;
+        if filters.admins && !admin {
+            continue;
+        }
+        let name = displayname(services, &user_id)?;
+        if let Some(needle) = &needle
+            && !user_id.as_str().to_lowercase().contains(needle)
+            && !name.to_lowercase().contains(needle)
+        {
+            continue;
+        }
+        rows.push(vec![
+            user_id.to_string(),
+            name,
+            yes(admin),
+            yes(deactivated),
+        ]);
+    }
+    let count = rows.len();
+    Ok(
+        Answer::ok(format!("{count} account(s):")).with(Block::Table {
+            head: ["user", "display name", "admin", "deactivated"]
+                .map(String::from)
+                .to_vec(),
+            rows,
+        }),
+    )
+}
+
+fn info(services: &Services, user_id: &ruma::UserId) -> Result<Answer> {
+    let rooms = services.rooms.memberships_of(user_id)?;
+    let joined: Vec<String> = rooms
+        .iter()
+        .filter(|(_, membership)| membership == "join")
+        .map(|(room, _)| room.to_string())
+        .collect();
+    let facts = vec![
+        vec!["display name".to_owned(), displayname(services, user_id)?],
+        vec![
+            "administrator".to_owned(),
+            yes(services.users.is_admin(user_id)?),
+        ],
+        vec![
+            "deactivated".to_owned(),
+            yes(services.users.is_deactivated(user_id)?),
+        ],
+        vec!["rooms joined".to_owned(), joined.len().to_string()],
+    ];
+    let mut answer = Answer::ok(format!("`{user_id}`")).with(Block::Table {
+        head: vec!["".to_owned(), "".to_owned()],
+        rows: facts,
+    });
+    answer = answer
+        .with(Block::Text("Devices:".to_owned()))
+        .with(devices(services, user_id)?);
+    if !joined.is_empty() {
+        answer = answer
+            .with(Block::Text("Rooms:".to_owned()))
+            .with(Block::Code(joined.join("\n")));
+    }
+    Ok(answer)
+}
+
+fn devices(services: &Services, user_id: &ruma::UserId) -> Result<Block> {
+    let rows = services
+        .users
+        .devices(user_id)?
+        .into_iter()
+        .map(|(device_id, device)| {
+            vec![
+                device_id.to_string(),
+                device.display_name.unwrap_or_default(),
+                device.last_seen_ip.unwrap_or_default(),
+                device.last_seen_ts.map(format_ts).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    Ok(Block::Table {
+        head: ["device", "name", "last seen from", "last seen"]
+            .map(String::from)
+            .to_vec(),
+        rows,
+    })
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM UTC`.
+pub fn format_ts(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let (hour, minute) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps() {
+        assert_eq!(super::format_ts(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::format_ts(1_796_620_835_430), "2026-12-07 05:20 UTC");
+        assert_eq!(super::format_ts(951_782_400_000), "2000-02-29 00:00 UTC");
+    }
+}

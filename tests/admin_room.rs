@@ -1,0 +1,312 @@
+//! The admin room, driven over the client API as an administrator would: the first account is
+//! invited to `#admins:<server>`, commands sent there as messages are answered by the server's
+//! bot as replies, a non-administrator's commands are refused and not run, and every action
+//! lands in the audit log with its secrets masked.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const BOT: &str = "@conclave:localhost";
+
+/// Resolves `#admins:localhost`.
+async fn admin_room(ts: &TestServer) -> String {
+    let alias = expect_ok(
+        ts.get(
+            &format!(
+                "/_matrix/client/v3/directory/room/{}",
+                enc("#admins:localhost")
+            ),
+            None,
+        )
+        .await,
+    );
+    alias["room_id"].as_str().expect("room_id").to_owned()
+}
+
+/// Sends `text` to the room and waits for the bot's reply to it; returns the reply's content.
+async fn command(ts: &TestServer, who: &Session, room: &str, text: &str) -> Value {
+    let txn = format!("cmd{}", rand_suffix());
+    let event_id = send_text_id(ts, who, room, &txn, text).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let history = expect_ok(
+            ts.get(&room_path(room, "/messages?dir=b&limit=30"), who.bearer())
+                .await,
+        );
+        let reply = history["chunk"].as_array().unwrap().iter().find(|event| {
+            event["sender"] == BOT
+                && event["content"]["m.relates_to"]["m.in_reply_to"]["event_id"]
+                    == event_id.as_str()
+        });
+        if let Some(reply) = reply {
+            return reply["content"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer to {text:?}: {history}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn body(reply: &Value) -> &str {
+    reply["body"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_admin_runs_users_commands_in_the_admin_room() {
+    let mut ts = TestServer::start().await;
+    let admin = ts.register_first_admin("boss", "boss-password").await;
+    let room = admin_room(&ts).await;
+
+    // The first account was invited; the room cannot be encrypted by an admin.
+    let sync = expect_ok(
+        ts.get("/_matrix/client/v3/sync?timeout=0", admin.bearer())
+            .await,
+    );
+    assert!(sync["rooms"]["invite"][&room].is_object(), "{sync}");
+    expect_ok(
+        ts.post(&room_path(&room, "/join"), admin.bearer(), &json!({}))
+            .await,
+    );
+    let levels = expect_ok(
+        ts.get(
+            &room_path(&room, "/state/m.room.power_levels/"),
+            admin.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(levels["events"]["m.room.encryption"], 1000, "{levels}");
+    let topic = expect_ok(
+        ts.get(&room_path(&room, "/state/m.room.topic/"), admin.bearer())
+            .await,
+    );
+    assert!(
+        topic["topic"].as_str().unwrap().contains("!admin help"),
+        "{topic}"
+    );
+
+    // help, group help, and a malformed command: clap's text, as code.
+    let help = command(&ts, &admin, &room, "!admin help").await;
+    assert!(
+        body(&help).contains("users") && body(&help).contains("audit"),
+        "{help}"
+    );
+    assert!(
+        help["formatted_body"]
+            .as_str()
+            .unwrap()
+            .contains("<pre><code>"),
+        "{help}"
+    );
+    let group = command(&ts, &admin, &room, "!admin users --help").await;
+    assert!(body(&group).contains("reset-password"), "{group}");
+    let wrong = command(&ts, &admin, &room, "!admin users create").await;
+    assert!(body(&wrong).contains("could not be read"), "{wrong}");
+    assert!(body(&wrong).contains("<LOCALPART>"), "{wrong}");
+
+    // Create an account, then log in with it.
+    let created = command(
+        &ts,
+        &admin,
+        &room,
+        "!admin users create bob --password 'bob secret 1' --displayname 'Bob B'",
+    )
+    .await;
+    assert!(
+        body(&created).contains("Created `@bob:localhost`"),
+        "{created}"
+    );
+    assert_eq!(created["msgtype"], "m.notice");
+    assert_eq!(created["format"], "org.matrix.custom.html");
+    let bob = ts.login("bob", "bob secret 1").await;
+    let profile = expect_ok(
+        ts.get("/_matrix/client/v3/profile/@bob:localhost", None)
+            .await,
+    );
+    assert_eq!(profile["displayname"], "Bob B");
+
+    // Without --password one is generated and shown once.
+    let generated = command(&ts, &admin, &room, "!admin users create carol").await;
+    let password = body(&generated)
+        .split("shown once): `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .expect("a generated password")
+        .to_owned();
+    ts.login("carol", &password).await;
+
+    // Lists and info render as tables.
+    let list = command(&ts, &admin, &room, "!admin users list").await;
+    assert!(
+        body(&list).contains("| @bob:localhost | Bob B | no | no |"),
+        "{list}"
+    );
+    assert!(!body(&list).contains(BOT), "the bot is not listed: {list}");
+    assert!(
+        list["formatted_body"].as_str().unwrap().contains("<table>"),
+        "{list}"
+    );
+    let admins = command(&ts, &admin, &room, "!admin users list --admins").await;
+    assert!(
+        body(&admins).contains("@boss:localhost") && !body(&admins).contains("@bob:"),
+        "{admins}"
+    );
+    let info = command(&ts, &admin, &room, "!admin users info bob").await;
+    assert!(body(&info).contains(&bob.device_id), "{info}");
+
+    // A password reset logs the user out unless told otherwise.
+    let reset = command(
+        &ts,
+        &admin,
+        &room,
+        "!admin users reset-password @bob:localhost --password bob-2",
+    )
+    .await;
+    assert!(body(&reset).contains("logged out everywhere"), "{reset}");
+    ts.assert_token_rejected(&bob.access_token).await;
+    let bob = ts.login("bob", "bob-2").await;
+
+    // make-admin invites to this room; revoke-admin removes.
+    let made = command(&ts, &admin, &room, "!admin users make-admin bob").await;
+    assert!(body(&made).contains("now a server administrator"), "{made}");
+    let sync = expect_ok(
+        ts.get("/_matrix/client/v3/sync?timeout=0", bob.bearer())
+            .await,
+    );
+    assert!(sync["rooms"]["invite"][&room].is_object(), "{sync}");
+    let revoked = command(&ts, &admin, &room, "!admin users revoke-admin bob").await;
+    assert!(body(&revoked).contains("no longer"), "{revoked}");
+    let membership = expect_ok(
+        ts.get(
+            &room_path(&room, "/state/m.room.member/@bob:localhost"),
+            admin.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(membership["membership"], "leave");
+    let last = command(&ts, &admin, &room, "!admin users revoke-admin boss").await;
+    assert!(body(&last).contains("last server administrator"), "{last}");
+
+    // Deactivation leaves rooms and ends every session.
+    let shared = create_room(&ts, &bob, json!({ "invite": [admin.user_id] })).await;
+    expect_ok(
+        ts.post(&room_path(&shared, "/join"), admin.bearer(), &json!({}))
+            .await,
+    );
+    let deactivated = command(&ts, &admin, &room, "!admin users deactivate bob").await;
+    assert!(
+        body(&deactivated).contains("Deactivated `@bob:localhost`"),
+        "{deactivated}"
+    );
+    ts.assert_token_rejected(&bob.access_token).await;
+    let resp = ts.login_raw("bob", "bob-2", json!({})).await;
+    assert_eq!(resp.0, StatusCode::FORBIDDEN, "{}", resp.1);
+    let left = expect_ok(
+        ts.get(
+            &room_path(&shared, "/state/m.room.member/@bob:localhost"),
+            admin.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(left["membership"], "leave", "{left}");
+    let unknown = command(&ts, &admin, &room, "!admin users info nobody").await;
+    assert!(
+        body(&unknown).contains("no account `@nobody:localhost`"),
+        "{unknown}"
+    );
+
+    // server status; the audit log holds each action, passwords masked.
+    let status = command(&ts, &admin, &room, "!admin server status").await;
+    assert!(
+        body(&status).contains(env!("CARGO_PKG_VERSION")),
+        "{status}"
+    );
+    let audit = command(&ts, &admin, &room, "!admin audit list --limit 50").await;
+    let audit_body = body(&audit);
+    assert!(
+        audit_body.contains("users create bob --password <redacted>"),
+        "{audit}"
+    );
+    assert!(
+        !audit_body.contains("bob secret") && !audit_body.contains("bob-2"),
+        "{audit}"
+    );
+    assert!(audit_body.contains("users deactivate bob | ok"), "{audit}");
+
+    // After a restart the same room serves; no second room or bot appears.
+    ts.restart().await;
+    assert_eq!(admin_room(&ts).await, room);
+    let again = command(&ts, &admin, &room, "!admin users list").await;
+    assert!(body(&again).contains("@carol:localhost"), "{again}");
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_admin_is_refused_and_nothing_runs() {
+    let ts = TestServer::start_open().await;
+    let admin = ts.register_open("boss", "boss-password").await;
+    let eve = ts.register_open("eve", "eve-password").await;
+    let room = admin_room(&ts).await;
+    expect_ok(
+        ts.post(&room_path(&room, "/join"), admin.bearer(), &json!({}))
+            .await,
+    );
+    // An admin lets eve in (say, by mistake): her commands still do nothing.
+    expect_ok(
+        ts.post(
+            &room_path(&room, "/invite"),
+            admin.bearer(),
+            &json!({ "user_id": eve.user_id }),
+        )
+        .await,
+    );
+    expect_ok(
+        ts.post(&room_path(&room, "/join"), eve.bearer(), &json!({}))
+            .await,
+    );
+    let refused = command(
+        &ts,
+        &eve,
+        &room,
+        "!admin users create mallory --password m-1",
+    )
+    .await;
+    assert!(
+        body(&refused).contains("only server administrators"),
+        "{refused}"
+    );
+    let available = ts.username_available("mallory").await;
+    assert_eq!(expect_ok(available)["available"], true);
+    let revoke = command(&ts, &eve, &room, "!admin users make-admin eve").await;
+    assert!(
+        body(&revoke).contains("only server administrators"),
+        "{revoke}"
+    );
+    let list = command(&ts, &admin, &room, "!admin users list --admins").await;
+    assert!(!body(&list).contains("@eve:"), "{list}");
+    // The refusals are on record.
+    let audit = command(
+        &ts,
+        &admin,
+        &room,
+        "!admin audit list --actor @eve:localhost",
+    )
+    .await;
+    assert!(body(&audit).contains("refused"), "{audit}");
+    assert!(body(&audit).contains("The last 2 action(s)"), "{audit}");
+    // Ordinary chat in the room is not a command.
+    send_text_id(&ts, &admin, &room, "chat", "hello admins").await;
+    ts.shutdown().await;
+}
