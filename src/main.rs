@@ -20,6 +20,24 @@ struct Cli {
     /// Print the effective configuration (secrets masked) and exit.
     #[arg(long)]
     show_config: bool,
+
+    #[command(subcommand)]
+    command: Option<CliCommand>,
+}
+
+#[derive(clap::Subcommand)]
+enum CliCommand {
+    /// Runs an admin command against the running server, as `!admin` does in the admin room
+    /// (`conclave admin help`, `conclave admin users list`). Exits non-zero on failure.
+    Admin {
+        /// The console's socket (default: from the configuration, `admin.sock` in the
+        /// database directory).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// The command, e.g. `users create bob --admin`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        words: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +58,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(CliCommand::Admin { socket, words }) = cli.command {
+        let socket = socket.unwrap_or_else(|| config.admin_socket_path());
+        return admin_console(&socket, words);
+    }
     if cli.show_config {
         for warning in &warnings {
             eprintln!("conclave: warning: {warning}");
@@ -93,6 +115,28 @@ fn main() -> ExitCode {
         server.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// `conclave admin …`: sends the command to the server's console socket, prints the answer.
+fn admin_console(socket: &std::path::Path, words: Vec<String>) -> ExitCode {
+    match conclave::admin::console::call(socket, words) {
+        Ok(reply) if reply.ok => {
+            println!("{}", reply.text);
+            ExitCode::SUCCESS
+        }
+        Ok(reply) => {
+            eprintln!("{}", reply.text);
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!(
+                "conclave: cannot reach the admin console at {}: {error} (is the server \
+                 running, and are you its OS user?)",
+                socket.display()
+            );
+            ExitCode::from(2)
+        }
+    }
 }
 
 async fn shutdown_signal() {

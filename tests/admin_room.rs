@@ -1,7 +1,8 @@
 //! The admin room, driven over the client API as an administrator would: the first account is
 //! invited to `#admins:<server>`, commands sent there as messages are answered by the server's
 //! bot as replies, a non-administrator's commands are refused and not run, and every action
-//! lands in the audit log with its secrets masked.
+//! lands in the audit log with its secrets masked. The console (`conclave admin …`) runs the
+//! same commands through the server's unix socket.
 
 mod common;
 
@@ -309,4 +310,99 @@ async fn a_non_admin_is_refused_and_nothing_runs() {
     // Ordinary chat in the room is not a command.
     send_text_id(&ts, &admin, &room, "chat", "hello admins").await;
     ts.shutdown().await;
+}
+
+/// Runs `conclave admin --socket <socket> <words>`; returns exit code, stdout, stderr.
+async fn console(socket: &std::path::Path, words: &[&str]) -> (i32, String, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .arg("admin")
+        .arg("--socket")
+        .arg(socket)
+        .args(words)
+        .env_remove("CONCLAVE_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run conclave admin");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_runs_the_same_commands_through_the_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    let ts = TestServer::start().await;
+    let socket = ts.config().database_path.join("admin.sock");
+    let mode = std::fs::metadata(&socket)
+        .expect("the socket exists")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "only the server's OS user may connect");
+
+    // The first administrator, made from the shell: no token, no client needed.
+    let (code, out, err) = console(
+        &socket,
+        &[
+            "users",
+            "create",
+            "root-admin",
+            "--password",
+            "console pw",
+            "--admin",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Created @root-admin:localhost as a server administrator"),
+        "{out}"
+    );
+    let admin = ts.login("root-admin", "console pw").await;
+    let sync = expect_ok(
+        ts.get("/_matrix/client/v3/sync?timeout=0", admin.bearer())
+            .await,
+    );
+    assert!(
+        sync["rooms"]["invite"][&admin_room(&ts).await].is_object(),
+        "{sync}"
+    );
+
+    // Tables come as aligned columns.
+    let (code, out, _) = console(&socket, &["users", "list"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("user ") && l.contains("display name")),
+        "{out}"
+    );
+    assert!(out.contains("@root-admin:localhost"), "{out}");
+
+    // Failures exit non-zero with the reason on stderr.
+    let (code, out, err) = console(&socket, &["users", "info", "nobody"]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("no account @nobody:localhost"), "{err}");
+    let (code, _, err) = console(&socket, &["users", "frobnicate"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("unrecognized subcommand"), "{err}");
+    let (code, out, _) = console(&socket, &["help"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("Usage: !admin"), "{out}");
+
+    // The audit log names the console and the caller's uid.
+    let (_, out, _) = console(&socket, &["audit", "list"]).await;
+    assert!(out.contains("console (uid "), "{out}");
+    assert!(
+        out.contains("users create root-admin --password <redacted> --admin"),
+        "{out}"
+    );
+
+    // Once the server stops, the socket is gone and the command says so.
+    ts.shutdown().await;
+    assert!(!socket.exists(), "the socket was removed");
+    let (code, _, err) = console(&socket, &["users", "list"]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot reach the admin console"), "{err}");
 }

@@ -9,6 +9,7 @@
 pub mod answer;
 pub mod audit;
 pub mod command;
+pub mod console;
 mod room;
 mod server;
 mod users;
@@ -43,22 +44,23 @@ struct Job {
 pub enum Actor {
     /// A user, through the admin room.
     User(OwnedUserId),
-    /// The local console (the server's unix socket).
-    Console,
+    /// The local console (the server's unix socket), with the caller's OS user ID.
+    Console { uid: Option<u32> },
 }
 
 impl Actor {
     fn name(&self) -> String {
         match self {
             Actor::User(user) => user.to_string(),
-            Actor::Console => "console".to_owned(),
+            Actor::Console { .. } => "console".to_owned(),
         }
     }
 
-    fn origin(&self) -> &'static str {
+    fn origin(&self) -> String {
         match self {
-            Actor::User(_) => "admin room",
-            Actor::Console => "console",
+            Actor::User(_) => "admin room".to_owned(),
+            Actor::Console { uid: Some(uid) } => format!("console (uid {uid})"),
+            Actor::Console { uid: None } => "console".to_owned(),
         }
     }
 }
@@ -128,11 +130,16 @@ fn command_line(body: &str) -> Option<&str> {
 /// Parses and runs one command line for `actor` (already known to be an administrator),
 /// recording it in the audit log.
 pub async fn run(services: &Services, actor: &Actor, line: &str) -> Answer {
-    let Some(words) = command::split_words(line) else {
-        return Answer::error(
+    match command::split_words(line) {
+        Some(words) => run_words(services, actor, words).await,
+        None => Answer::error(
             "A quote is not closed. Quote values with spaces: `--displayname \"Bob B\"`.",
-        );
-    };
+        ),
+    }
+}
+
+/// Runs a command given as words (the console sends them split already).
+pub async fn run_words(services: &Services, actor: &Actor, words: Vec<String>) -> Answer {
     let parsed = AdminCommand::try_parse_from(
         std::iter::once("!admin".to_owned()).chain(words.iter().cloned()),
     );
@@ -158,7 +165,7 @@ pub async fn run(services: &Services, actor: &Actor, line: &str) -> Answer {
     let entry = audit::Entry {
         ts: now_millis(),
         actor: actor.name(),
-        origin: actor.origin().to_owned(),
+        origin: actor.origin(),
         action: command::masked(&words),
         outcome: if answer.ok {
             "ok".to_owned()

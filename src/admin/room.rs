@@ -36,6 +36,7 @@ pub async fn start(services: &Arc<Services>) -> Result<()> {
         }
     }
     spawn_worker(services);
+    super::console::listen(services);
     Ok(())
 }
 

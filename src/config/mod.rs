@@ -53,6 +53,9 @@ pub struct Config {
     /// Localpart of the server's bot account, which owns the admin room and answers admin
     /// commands (`@conclave:<server_name>`).
     pub admin_bot_localpart: String,
+    /// Unix socket of the admin console (`conclave admin …`); `admin.sock` in the database
+    /// directory when unset. Created with mode 0600.
+    pub admin_socket: Option<PathBuf>,
     /// Off until federation exists; private deployments rarely want it.
     pub allow_federation: bool,
     /// Servers trusted for key notarisation once federation exists.
@@ -196,6 +199,7 @@ impl Default for Config {
             allow_registration: false,
             registration_token: None,
             admin_bot_localpart: "conclave".to_owned(),
+            admin_socket: None,
             allow_federation: false,
             trusted_servers: Vec::new(),
             // ruma's authorization checks log every event they pass at INFO: several lines
@@ -314,6 +318,13 @@ impl Config {
     }
 
     /// The socket address to listen on.
+    /// Where the admin console listens.
+    pub fn admin_socket_path(&self) -> PathBuf {
+        self.admin_socket
+            .clone()
+            .unwrap_or_else(|| self.database_path.join("admin.sock"))
+    }
+
     pub fn listen_addr(&self) -> SocketAddr {
         SocketAddr::new(self.address, self.port)
     }
