@@ -126,6 +126,31 @@ pub enum AuditCommand {
     },
 }
 
+/// The command reference in Markdown, from these definitions: `docs/admin.md` holds a copy
+/// that a test keeps current.
+pub fn reference() -> String {
+    use clap::CommandFactory;
+    let mut root = AdminCommand::command();
+    root.build();
+    let mut out = String::new();
+    describe(&mut root, &mut out);
+    out
+}
+
+fn describe(command: &mut clap::Command, out: &mut String) {
+    let name = command
+        .get_bin_name()
+        .unwrap_or(command.get_name())
+        .to_owned();
+    let help = command.render_long_help().to_string();
+    out.push_str(&format!("### `{name}`\n\n```text\n{}\n```\n\n", help.trim_end()));
+    for sub in command.get_subcommands_mut() {
+        if sub.get_name() != "help" {
+            describe(sub, out);
+        }
+    }
+}
+
 /// Splits a command line into words: whitespace separates, single or double quotes group, a
 /// backslash escapes the next character. `None` for an unterminated quote.
 pub fn split_words(line: &str) -> Option<Vec<String>> {
@@ -224,5 +249,29 @@ mod tests {
         );
         assert_eq!(split_words("a 'b"), None);
         assert_eq!(split_words("  "), Some(vec![]));
+    }
+}
+
+#[cfg(test)]
+mod reference_tests {
+    /// docs/admin.md carries the generated reference; `CONCLAVE_UPDATE_DOCS=1 cargo test`
+    /// rewrites it after a change to the commands.
+    #[test]
+    fn docs_hold_the_current_reference() {
+        const BEGIN: &str = "<!-- generated from src/admin/command.rs: begin -->\n";
+        const END: &str = "<!-- generated: end -->";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/admin.md");
+        let docs = std::fs::read_to_string(path).expect("docs/admin.md");
+        let (head, rest) = docs.split_once(BEGIN).expect("begin marker");
+        let (_, tail) = rest.split_once(END).expect("end marker");
+        let current = format!("{head}{BEGIN}{}{END}{tail}", super::reference());
+        if std::env::var_os("CONCLAVE_UPDATE_DOCS").is_some() {
+            std::fs::write(path, &current).unwrap();
+        } else {
+            assert!(
+                docs == current,
+                "docs/admin.md is out of date: run CONCLAVE_UPDATE_DOCS=1 cargo test --lib reference"
+            );
+        }
     }
 }

@@ -31,7 +31,8 @@ const fn counter_tree(name: &'static str) -> TreeSpec {
 
 /// Every column family the server opens.
 pub const TREES: &[TreeSpec] = &[
-    // Named singletons: `schema_version` (u64), `counter` (u64, the global stream ordering).
+    // Named singletons: `schema_version` (u64), `counter` (u64, the global stream ordering),
+    // `admin_bot` (UserId of the bot this server created), `admin_room` (RoomId).
     tree("global", true),
     // Key: UserId. Value: argon2id PHC string, or empty once the account is deactivated (the
     // entry stays so the user ID is never handed out again).
