@@ -406,3 +406,115 @@ async fn the_console_runs_the_same_commands_through_the_socket() {
     assert_eq!(code, 2);
     assert!(err.contains("cannot reach the admin console"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_tokens_let_staff_register_while_registration_is_closed() {
+    let ts = TestServer::start().await;
+    let socket = ts.config().database_path.join("admin.sock");
+    let bootstrap = ts.bootstrap_token().expect("a first-start token");
+    // The first administrator made from the console retires the first-start token: it must
+    // not open registration afterwards.
+    let (code, out, err) = console(
+        &socket,
+        &["users", "create", "it", "--password", "it-pw", "--admin"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let resp = ts
+        .register(
+            json!({ "username": "sneaky", "password": "sneaky-pw" }),
+            registration_token_auth(&bootstrap),
+        )
+        .await;
+    assert_eq!(resp.0, StatusCode::FORBIDDEN, "{}", resp.1);
+
+    let (code, out, _) = console(
+        &socket,
+        &[
+            "tokens",
+            "issue",
+            "--uses",
+            "1",
+            "--token",
+            "staff-2027",
+            "--expires",
+            "7d",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("staff-2027") && out.contains("creates 1 account(s), until 20"),
+        "{out}"
+    );
+    let (code, _, _) = console(
+        &socket,
+        &[
+            "tokens",
+            "issue",
+            "--token",
+            "expired",
+            "--expires",
+            "2001-01-01",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0);
+    let (code, _, err) = console(&socket, &["tokens", "issue", "--expires", "soon"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("neither a date"), "{err}");
+
+    // Closed registration offers the token stage while a token is usable.
+    let flows = ts
+        .post(REGISTER, None, &json!({ "username": "dora" }))
+        .await;
+    assert_eq!(flows.0, StatusCode::UNAUTHORIZED, "{}", flows.1);
+    assert!(
+        has_flow(&flows.1, &["m.login.registration_token"]),
+        "{}",
+        flows.1
+    );
+    ts.register_with_token("dora", "dora-pw", "staff-2027")
+        .await;
+    let again = ts
+        .register(
+            json!({ "username": "eric", "password": "eric-pw" }),
+            registration_token_auth("staff-2027"),
+        )
+        .await;
+    assert_eq!(again.0, StatusCode::FORBIDDEN, "one use only: {}", again.1);
+    let expired = ts
+        .register(
+            json!({ "username": "eric", "password": "eric-pw" }),
+            registration_token_auth("expired"),
+        )
+        .await;
+    assert_eq!(expired.0, StatusCode::FORBIDDEN, "{}", expired.1);
+
+    let (_, list, _) = console(&socket, &["tokens", "list"]).await;
+    let row = |token: &str| {
+        list.lines()
+            .find(|line| line.starts_with(token))
+            .unwrap_or_else(|| panic!("{token} not listed: {list}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(row("staff-2027")[1..3], ["1", "1"], "{list}");
+    assert_eq!(row("staff-2027").last(), Some(&"no"), "{list}");
+    assert_eq!(row("expired").last(), Some(&"no"), "{list}");
+    let (code, out, _) = console(&socket, &["tokens", "revoke", "expired"]).await;
+    assert_eq!(code, 0, "{out}");
+    let (code, _, err) = console(&socket, &["tokens", "revoke", "expired"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("no registration token"), "{err}");
+    // With no usable token left, closed registration is closed.
+    let flows = ts.post(REGISTER, None, &json!({ "username": "fay" })).await;
+    assert_eq!(flows.0, StatusCode::FORBIDDEN, "{}", flows.1);
+    // The audit log hides chosen tokens like passwords.
+    let (_, audit, _) = console(&socket, &["audit", "list"]).await;
+    assert!(
+        audit.contains("tokens issue --uses 1 --token <redacted>"),
+        "{audit}"
+    );
+    ts.shutdown().await;
+}

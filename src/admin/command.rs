@@ -22,6 +22,9 @@ pub enum Group {
     /// Accounts: create, reset passwords, deactivate, administrators, sessions.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Registration tokens: hand one to new staff so they can create their own account.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// The server itself.
     #[command(subcommand)]
     Server(ServerCommand),
@@ -108,6 +111,30 @@ pub struct ListUsers {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Issues a registration token (works while registration is otherwise closed).
+    Issue {
+        /// How many accounts it may create (unlimited without).
+        #[arg(long)]
+        uses: Option<u32>,
+        /// When it stops working: a date (2027-01-31, 2027-01-31T17:00:00Z) or a duration
+        /// from now (12h, 7d, 2w).
+        #[arg(long)]
+        expires: Option<String>,
+        /// The token itself (random without): 1-64 characters of A-Z a-z 0-9 . _ ~ -
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// Lists the registration tokens with their uses and expiry.
+    List,
+    /// Revokes a registration token.
+    Revoke {
+        /// The token.
+        token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ServerCommand {
     /// Version, uptime, accounts, rooms, database size and memory.
     Status,
@@ -143,7 +170,10 @@ fn describe(command: &mut clap::Command, out: &mut String) {
         .unwrap_or(command.get_name())
         .to_owned();
     let help = command.render_long_help().to_string();
-    out.push_str(&format!("### `{name}`\n\n```text\n{}\n```\n\n", help.trim_end()));
+    out.push_str(&format!(
+        "### `{name}`\n\n```text\n{}\n```\n\n",
+        help.trim_end()
+    ));
     for sub in command.get_subcommands_mut() {
         if sub.get_name() != "help" {
             describe(sub, out);
@@ -200,11 +230,14 @@ pub fn masked(words: &[String]) -> String {
         if hide_next {
             out.push("<redacted>".to_owned());
             hide_next = false;
-        } else if word == "--password" {
+        } else if word == "--password" || word == "--token" {
             out.push(word.clone());
             hide_next = true;
-        } else if word.starts_with("--password=") {
-            out.push("--password=<redacted>".to_owned());
+        } else if let Some((flag, _)) = word
+            .split_once('=')
+            .filter(|(flag, _)| matches!(*flag, "--password" | "--token"))
+        {
+            out.push(format!("{flag}=<redacted>"));
         } else {
             out.push(word.clone());
         }

@@ -12,6 +12,8 @@ pub mod command;
 pub mod console;
 mod room;
 mod server;
+mod time;
+mod tokens;
 mod users;
 
 use std::sync::{Mutex, OnceLock};
@@ -182,6 +184,7 @@ pub async fn run_words(services: &Services, actor: &Actor, words: Vec<String>) -
 async fn execute(services: &Services, actor: &Actor, command: AdminCommand) -> Result<Answer> {
     match command.group {
         Group::Users(command) => users::run(services, command).await,
+        Group::Tokens(command) => tokens::run(services, command),
         Group::Server(command) => server::run(services, command),
         Group::Audit(command) => server::audit(services, actor, command),
     }

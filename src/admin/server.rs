@@ -3,7 +3,7 @@
 use super::Actor;
 use super::answer::{Answer, Block};
 use super::command::{AuditCommand, ServerCommand};
-use super::users::format_ts;
+use super::time::format_ts;
 use crate::error::Result;
 use crate::service::Services;
 

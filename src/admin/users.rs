@@ -8,6 +8,7 @@ use super::answer::{Answer, Block};
 use super::command::{ListUsers, UsersCommand};
 use super::local_user;
 use super::room::set_admin;
+use super::time::format_ts;
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
 use crate::service::users::Availability;
@@ -313,32 +314,4 @@ fn devices(services: &Services, user_id: &ruma::UserId) -> Result<Block> {
             .to_vec(),
         rows,
     })
-}
-
-/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM UTC`.
-pub fn format_ts(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = secs / 86_400;
-    let (hour, minute) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn timestamps() {
-        assert_eq!(super::format_ts(0), "1970-01-01 00:00 UTC");
-        assert_eq!(super::format_ts(1_796_620_835_430), "2026-12-07 05:20 UTC");
-        assert_eq!(super::format_ts(951_782_400_000), "2000-02-29 00:00 UTC");
-    }
 }

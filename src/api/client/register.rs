@@ -35,7 +35,7 @@ fn registration_flows(services: &Services) -> Result<Option<Vec<AuthFlow>>> {
             .iter()
             .any(|flow| flow.stages == [AuthType::RegistrationToken])
     };
-    if !offers_token(&flows) && services.users.bootstrap_pending()? {
+    if !offers_token(&flows) && services.users.stored_token_usable()? {
         flows.push(AuthFlow::new(vec![AuthType::RegistrationToken]));
     }
     Ok((!flows.is_empty()).then_some(flows))

@@ -241,6 +241,7 @@ impl Service {
         )?;
         if first {
             batch.put(&self.userid_admin, user_id.as_bytes(), &[])?;
+            self.retire_bootstrap_token(&mut batch)?;
         }
         let displayname = serde_json::Value::String(user_id.localpart().to_owned());
         batch.put(

@@ -21,7 +21,7 @@ pub struct RegistrationTokenInfo {
 }
 
 impl RegistrationTokenInfo {
-    fn usable(&self) -> bool {
+    pub fn usable(&self) -> bool {
         self.uses_allowed
             .is_none_or(|allowed| self.completed < allowed)
             && self
@@ -30,7 +30,7 @@ impl RegistrationTokenInfo {
     }
 }
 
-const BOOTSTRAP_KEY: &[u8] = b"bootstrap_registration_token";
+pub(super) const BOOTSTRAP_KEY: &[u8] = b"bootstrap_registration_token";
 
 impl Service {
     /// Whether `token` would currently be accepted for registration.
@@ -74,6 +74,16 @@ impl Service {
         Ok(())
     }
 
+    /// Retires the first-start token once the first account exists however it was made (say,
+    /// from the console), in the caller's batch: it must not open registration later.
+    pub(super) fn retire_bootstrap_token(&self, batch: &mut Batch) -> Result<()> {
+        if let Some(token) = self.global.get(BOOTSTRAP_KEY)? {
+            batch.delete(&self.registrationtoken_info, &token)?;
+            batch.delete(&self.global, BOOTSTRAP_KEY)?;
+        }
+        Ok(())
+    }
+
     /// Creates a stored registration token.
     pub fn create_registration_token(&self, uses_allowed: Option<u32>) -> Result<String> {
         let token: String = rand::rng()
@@ -81,14 +91,78 @@ impl Service {
             .take(24)
             .map(char::from)
             .collect();
+        self.put_registration_token(&token, uses_allowed, None)?;
+        Ok(token)
+    }
+
+    /// Stores a registration token an administrator issued (or chose): `uses_allowed` `None`
+    /// for unlimited, `expiry_time_ms` `None` for never. The spec's grammar is checked.
+    pub fn put_registration_token(
+        &self,
+        token: &str,
+        uses_allowed: Option<u32>,
+        expiry_time_ms: Option<u64>,
+    ) -> Result<()> {
+        if token.is_empty()
+            || token.len() > 64
+            || !token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
+        {
+            return Err(Error::invalid_param(
+                "A registration token is 1-64 characters of A-Z a-z 0-9 . _ ~ -",
+            ));
+        }
+        if self.registrationtoken_info.contains(token.as_bytes())? {
+            return Err(Error::invalid_param(
+                "That registration token exists already",
+            ));
+        }
         let info = RegistrationTokenInfo {
             uses_allowed,
             completed: 0,
-            expiry_time_ms: None,
+            expiry_time_ms,
         };
         self.registrationtoken_info
-            .insert(token.as_bytes(), &serde_json::to_vec(&info)?)?;
-        Ok(token)
+            .insert(token.as_bytes(), &serde_json::to_vec(&info)?)
+    }
+
+    /// Every stored registration token.
+    pub fn registration_tokens(&self) -> Result<Vec<(String, RegistrationTokenInfo)>> {
+        self.registrationtoken_info
+            .iter_from(&[], rocksdb::Direction::Forward)
+            .map(|entry| {
+                let (key, value) = entry?;
+                Ok((
+                    String::from_utf8_lossy(&key).into_owned(),
+                    serde_json::from_slice(&value)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Deletes a stored registration token; false if there was none.
+    pub fn revoke_registration_token(&self, token: &str) -> Result<bool> {
+        if !self.registrationtoken_info.contains(token.as_bytes())? {
+            return Ok(false);
+        }
+        self.registrationtoken_info.remove(token.as_bytes())?;
+        Ok(true)
+    }
+
+    /// Whether some stored token still admits a registration: then closed registration still
+    /// offers the token stage (the first-start token, and those administrators issue).
+    pub fn stored_token_usable(&self) -> Result<bool> {
+        for entry in self
+            .registrationtoken_info
+            .iter_from(&[], rocksdb::Direction::Forward)
+        {
+            let (_, value) = entry?;
+            if serde_json::from_slice::<RegistrationTokenInfo>(&value)?.usable() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// On a server without accounts, the one-time token that lets the operator create the first
@@ -108,11 +182,6 @@ impl Service {
         let token = self.create_registration_token(Some(1))?;
         self.global.insert(BOOTSTRAP_KEY, token.as_bytes())?;
         Ok(Some(token))
-    }
-
-    /// Whether the one-time bootstrap token is still waiting to be used.
-    pub fn bootstrap_pending(&self) -> Result<bool> {
-        Ok(self.pending_bootstrap_token()?.is_some())
     }
 
     /// The bootstrap token, if it exists and no account has been created yet.
