@@ -19,6 +19,8 @@ pub enum ErrorCode {
         soft_logout: bool,
     },
     MissingToken,
+    /// An administrator locked the account: every request but logout fails until unlocked.
+    UserLocked,
     BadJson,
     NotJson,
     NotFound,
@@ -60,6 +62,7 @@ impl ErrorCode {
             Self::Forbidden => "M_FORBIDDEN",
             Self::UnknownToken { .. } => "M_UNKNOWN_TOKEN",
             Self::MissingToken => "M_MISSING_TOKEN",
+            Self::UserLocked => "M_USER_LOCKED",
             Self::BadJson => "M_BAD_JSON",
             Self::NotJson => "M_NOT_JSON",
             Self::NotFound => "M_NOT_FOUND",
@@ -94,9 +97,10 @@ impl ErrorCode {
             Self::Forbidden | Self::UserDeactivated | Self::WrongRoomKeysVersion { .. } => {
                 StatusCode::FORBIDDEN
             }
-            Self::UnknownToken { .. } | Self::MissingToken | Self::Unauthorized => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::UnknownToken { .. }
+            | Self::MissingToken
+            | Self::Unauthorized
+            | Self::UserLocked => StatusCode::UNAUTHORIZED,
             Self::NotFound | Self::Unrecognized => StatusCode::NOT_FOUND,
             Self::LimitExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -241,6 +245,10 @@ impl IntoResponse for Error {
                 match code {
                     ErrorCode::UnknownToken { soft_logout } => {
                         body["soft_logout"] = soft_logout.into();
+                    }
+                    // The client keeps its session and offers to log out (MSC3939).
+                    ErrorCode::UserLocked => {
+                        body["soft_logout"] = true.into();
                     }
                     ErrorCode::LimitExceeded { retry_after_ms } => {
                         body["retry_after_ms"] = retry_after_ms.into();

@@ -518,3 +518,92 @@ async fn registration_tokens_let_staff_register_while_registration_is_closed() {
     );
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_reactivate_and_force_membership() {
+    let ts = TestServer::start_open().await;
+    let socket = ts.config().database_path.join("admin.sock");
+    let admin = ts.register_open("it", "it-password").await;
+    let gus = ts.register_open("gus", "gus-password").await;
+    let run = |words: &'static [&'static str]| console(&socket, words);
+
+    // Locked: every request but logout is refused with M_USER_LOCKED (soft logout), and a
+    // login with the right password is refused too.
+    let (code, out, err) = run(&["users", "lock", "gus"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let resp = ts.whoami(&gus.access_token).await;
+    assert_errcode(&resp, StatusCode::UNAUTHORIZED, "M_USER_LOCKED");
+    assert_eq!(resp.1["soft_logout"], true);
+    let resp = ts.login_raw("gus", "gus-password", json!({})).await;
+    assert_errcode(&resp, StatusCode::UNAUTHORIZED, "M_USER_LOCKED");
+    let resp = ts.login_raw("gus", "wrong", json!({})).await;
+    assert_errcode(&resp, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+    let (_, info, _) = run(&["users", "info", "gus"]).await;
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("locked") && l.ends_with("yes")),
+        "{info}"
+    );
+    let (code, _, _) = run(&["users", "unlock", "gus"]).await;
+    assert_eq!(code, 0);
+    ts.assert_token_valid(&gus.access_token).await;
+    // A lock survives a restart; logging out stays possible.
+    let (code, _, _) = run(&["users", "lock", "gus"]).await;
+    assert_eq!(code, 0);
+    let mut ts = ts;
+    ts.restart().await;
+    let resp = ts.whoami(&gus.access_token).await;
+    assert_errcode(&resp, StatusCode::UNAUTHORIZED, "M_USER_LOCKED");
+    expect_ok(
+        ts.post("/_matrix/client/v3/logout", gus.bearer(), &json!({}))
+            .await,
+    );
+    ts.assert_token_rejected(&gus.access_token).await;
+    let (code, _, _) = console(&socket, &["users", "unlock", "gus"]).await;
+    assert_eq!(code, 0);
+
+    // force-join into an invite-only room: a member who may invite lets gus in.
+    let room = create_room(
+        &ts,
+        &admin,
+        json!({ "preset": "private_chat", "room_alias_name": "ops" }),
+    )
+    .await;
+    let (code, out, err) =
+        console(&socket, &["users", "force-join", "gus", "#ops:localhost"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let members = expect_ok(
+        ts.get(&room_path(&room, "/joined_members"), admin.bearer())
+            .await,
+    );
+    assert!(members["joined"]["@gus:localhost"].is_object(), "{members}");
+    let (code, _, _) = console(&socket, &["users", "force-leave", "gus", &room]).await;
+    assert_eq!(code, 0);
+    let members = expect_ok(
+        ts.get(&room_path(&room, "/joined_members"), admin.bearer())
+            .await,
+    );
+    assert!(members["joined"]["@gus:localhost"].is_null(), "{members}");
+    let (code, _, err) = console(
+        &socket,
+        &["users", "force-join", "gus", "#nowhere:localhost"],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("no room"), "{err}");
+
+    // Deactivate, then reactivate with a new password.
+    let (code, _, _) = console(&socket, &["users", "deactivate", "gus"]).await;
+    assert_eq!(code, 0);
+    let (code, out, err) = console(
+        &socket,
+        &["users", "reactivate", "gus", "--password", "gus-again"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    ts.login("gus", "gus-again").await;
+    let (code, _, err) = console(&socket, &["users", "reactivate", "gus", "--password", "x"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("not deactivated"), "{err}");
+    ts.shutdown().await;
+}

@@ -82,6 +82,40 @@ pub enum UsersCommand {
         /// A user ID or a localpart of this server.
         user: String,
     },
+    /// Gives a deactivated account back its use, with a new password.
+    Reactivate {
+        /// A user ID or a localpart of this server.
+        user: String,
+        /// The new password.
+        #[arg(long)]
+        password: String,
+    },
+    /// Locks an account: its sessions stay, but every request except logging out is refused
+    /// (M_USER_LOCKED) until it is unlocked.
+    Lock {
+        /// A user ID or a localpart of this server.
+        user: String,
+    },
+    /// Unlocks an account.
+    Unlock {
+        /// A user ID or a localpart of this server.
+        user: String,
+    },
+    /// Joins a user to a room as if they had joined themselves (inviting them first, as a
+    /// member of the room who may, when the room needs an invite).
+    ForceJoin {
+        /// A user ID or a localpart of this server.
+        user: String,
+        /// A room ID or alias.
+        room: String,
+    },
+    /// Removes a user from a room (they leave it, or decline its invite).
+    ForceLeave {
+        /// A user ID or a localpart of this server.
+        user: String,
+        /// A room ID or alias.
+        room: String,
+    },
     /// Lists a user's devices with where and when they were last seen.
     Devices {
         /// A user ID or a localpart of this server.

@@ -198,6 +198,26 @@ fn describe(error: &crate::error::Error) -> String {
     }
 }
 
+/// Resolves a command's room argument: a room ID, or an alias of this server.
+fn room_arg(services: &Services, room: &str) -> Result<ruma::OwnedRoomId> {
+    let unknown = || crate::error::Error::not_found(format!("There is no room `{room}` here"));
+    if room.starts_with('#') {
+        let alias = ruma::RoomAliasId::parse(room).map_err(|_| {
+            crate::error::Error::invalid_param(format!("`{room}` is not a room alias"))
+        })?;
+        return services.rooms.resolve_alias(&alias)?.ok_or_else(unknown);
+    }
+    let room_id = RoomId::parse(room).map_err(|_| {
+        crate::error::Error::invalid_param(format!(
+            "`{room}` is neither a room ID (!…) nor an alias (#…)"
+        ))
+    })?;
+    if !services.rooms.exists(&room_id)? {
+        return Err(unknown());
+    }
+    Ok(room_id)
+}
+
 /// Resolves a command's user argument: a full user ID, or a localpart of this server.
 fn local_user(services: &Services, user: &str) -> Result<OwnedUserId> {
     let text = if user.starts_with('@') {

@@ -11,6 +11,7 @@ use super::room::set_admin;
 use super::time::format_ts;
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
+use crate::service::rooms::member_change::set_membership;
 use crate::service::users::Availability;
 
 pub async fn run(services: &Services, command: UsersCommand) -> Result<Answer> {
@@ -93,6 +94,53 @@ pub async fn run(services: &Services, command: UsersCommand) -> Result<Answer> {
                 "`{user_id}` is no longer a server administrator and was removed from this room."
             )))
         }
+        UsersCommand::Reactivate { user, password } => {
+            let user_id = local_user(services, &user)?;
+            refuse_bot(services, &user_id)?;
+            if !services.users.is_deactivated(&user_id)? {
+                return Ok(Answer::error(format!("`{user_id}` is not deactivated")));
+            }
+            let hash = services.users.hash_password(password).await?;
+            services.users.reactivate(&user_id, &hash)?;
+            Ok(Answer::ok(format!(
+                "Reactivated `{user_id}`: they can log in with the new password. Their rooms \
+                 were left at deactivation; invite them again."
+            )))
+        }
+        UsersCommand::Lock { user } => {
+            let user_id = local_user(services, &user)?;
+            refuse_bot(services, &user_id)?;
+            services.users.set_locked(&user_id, true)?;
+            Ok(Answer::ok(format!(
+                "Locked `{user_id}`: every request but logging out is refused until `users \
+                 unlock`."
+            )))
+        }
+        UsersCommand::Unlock { user } => {
+            let user_id = local_user(services, &user)?;
+            if !services.users.is_locked(&user_id) {
+                return Ok(Answer::error(format!("`{user_id}` is not locked")));
+            }
+            services.users.set_locked(&user_id, false)?;
+            Ok(Answer::ok(format!("Unlocked `{user_id}`.")))
+        }
+        UsersCommand::ForceJoin { user, room } => {
+            let user_id = local_user(services, &user)?;
+            refuse_bot(services, &user_id)?;
+            let room_id = super::room_arg(services, &room)?;
+            force_join(services, &user_id, &room_id).await?;
+            Ok(Answer::ok(format!("`{user_id}` joined `{room_id}`.")))
+        }
+        UsersCommand::ForceLeave { user, room } => {
+            let user_id = local_user(services, &user)?;
+            let room_id = super::room_arg(services, &room)?;
+            let membership = services.rooms.membership(&user_id, &room_id)?;
+            if !matches!(membership.as_deref(), Some("join" | "invite" | "knock")) {
+                return Ok(Answer::error(format!("`{user_id}` is not in `{room_id}`")));
+            }
+            set_membership(services, &user_id, &room_id, &user_id, "leave", None).await?;
+            Ok(Answer::ok(format!("`{user_id}` left `{room_id}`.")))
+        }
         UsersCommand::Devices { user } => {
             let user_id = local_user(services, &user)?;
             Ok(Answer::ok(format!("Devices of `{user_id}`:")).with(devices(services, &user_id)?))
@@ -174,6 +222,39 @@ async fn create(
         &password,
         generated,
     ))
+}
+
+/// Joins `user` to the room; where the room needs an invite, a local member who may invite
+/// sends it first (as Synapse's admin join does).
+async fn force_join(services: &Services, user: &ruma::UserId, room: &ruma::RoomId) -> Result<()> {
+    if services.rooms.is_joined(user, room)? {
+        return Ok(());
+    }
+    let joined = set_membership(services, user, room, user, "join", None).await;
+    let Err(refused) = joined else {
+        return Ok(());
+    };
+    if services.rooms.membership(user, room)?.as_deref() == Some("invite") {
+        return Err(refused);
+    }
+    let mut inviter = None;
+    for (member, membership) in services.rooms.members(room)? {
+        if membership == "join"
+            && member.server_name() == services.server_name()
+            && services.rooms.has_power(room, &member, "invite", 0)?
+        {
+            inviter = Some(member);
+            break;
+        }
+    }
+    let Some(inviter) = inviter else {
+        return Err(Error::forbidden(format!(
+            "{}; and no member of this server in the room may invite",
+            super::describe(&refused)
+        )));
+    };
+    set_membership(services, &inviter, room, user, "invite", None).await?;
+    set_membership(services, user, room, user, "join", None).await
 }
 
 /// The given password, or a new random one (and whether it was generated).
@@ -277,6 +358,7 @@ fn info(services: &Services, user_id: &ruma::UserId) -> Result<Answer> {
             "deactivated".to_owned(),
             yes(services.users.is_deactivated(user_id)?),
         ],
+        vec!["locked".to_owned(), yes(services.users.is_locked(user_id))],
         vec!["rooms joined".to_owned(), joined.len().to_string()],
     ];
     let mut answer = Answer::ok(format!("`{user_id}`")).with(Block::Table {

@@ -22,7 +22,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{self, CorsLayer};
 use tower_http::trace::TraceLayer;
 
-use super::ruma_wrapper::{AuthSchemeKind, Ruma, parse, prepare};
+use super::ruma_wrapper::{AuthSchemeKind, Ruma, locked_may_call, parse, prepare};
 use super::{body, client};
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
@@ -39,6 +39,14 @@ pub struct Route {
     pub method: Method,
     /// axum's template: `{name}` for a segment.
     pub path: String,
+}
+
+/// What an endpoint's requests are held to beyond its ruma metadata, fixed at registration.
+#[derive(Debug, Clone, Copy)]
+struct Policy {
+    body: body::Rule,
+    /// A locked account may call it (logout).
+    allow_locked: bool,
 }
 
 /// What a handler may return.
@@ -95,7 +103,10 @@ impl Routes {
         F: Fn(Arc<Services>, Ruma<Req>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<Out>> + Send + 'static,
     {
-        let rule = body::Rule::of::<Req>();
+        let policy = Policy {
+            body: body::Rule::of::<Req>(),
+            allow_locked: locked_may_call::<Req>(),
+        };
         let mut paths: Vec<(String, bool)> = Vec::new();
         for path in Req::PATH_BUILDER.all_paths() {
             // An empty trailing state key has no segment of its own: `/state/m.room.name/` and
@@ -123,7 +134,7 @@ impl Routes {
                         }
                         args
                     });
-                    call::<Req, Out, F, Fut>(handler.clone(), services, args, request, rule)
+                    call::<Req, Out, F, Fut>(handler.clone(), services, args, request, policy)
                 },
             );
             self = self.route(Req::METHOD, &path, method_router);
@@ -161,7 +172,7 @@ async fn call<Req, Out, F, Fut>(
     services: Arc<Services>,
     args: Option<Vec<String>>,
     request: axum::extract::Request,
-    rule: body::Rule,
+    policy: Policy,
 ) -> Response
 where
     Req: IncomingRequest,
@@ -174,6 +185,7 @@ where
         &services,
         request,
         <Req::Authentication as AuthSchemeKind>::KIND,
+        policy.allow_locked,
     )
     .await
     {
@@ -184,7 +196,7 @@ where
         return Error::invalid_param("Invalid path parameter").into_response();
     };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let body = match parse::<Req>(prepared.parts, &prepared.body, &args, rule) {
+    let body = match parse::<Req>(prepared.parts, &prepared.body, &args, policy.body) {
         Ok(body) => body,
         Err(error) => return error.into_response(),
     };

@@ -92,11 +92,20 @@ pub struct Prepared {
     pub client_ip: IpAddr,
 }
 
+/// Endpoints a locked account may still call: logging out (MSC3939).
+pub fn locked_may_call<Req: 'static>() -> bool {
+    use ruma::api::client::session::{logout, logout_all};
+    let id = std::any::TypeId::of::<Req>();
+    id == std::any::TypeId::of::<logout::v3::Request>()
+        || id == std::any::TypeId::of::<logout_all::v3::Request>()
+}
+
 /// Reads the body (within `max_request_size`) and authenticates the caller.
 pub async fn prepare(
     services: &Services,
     request: axum::extract::Request,
     auth: AuthKind,
+    allow_locked: bool,
 ) -> Result<Prepared> {
     let (parts, body) = request.into_parts();
     let limit = usize::try_from(services.config.max_request_size).unwrap_or(usize::MAX);
@@ -126,7 +135,7 @@ pub async fn prepare(
         AuthKind::None => (None, None),
         AuthKind::AccessToken | AuthKind::AccessTokenOptional => match access_token(&parts)? {
             Some(token) => {
-                let (user, device) = resolve_token(services, &token, client_ip)?;
+                let (user, device) = resolve_token(services, &token, client_ip, allow_locked)?;
                 (Some(user), Some(device))
             }
             None if auth == AuthKind::AccessTokenOptional => (None, None),
@@ -154,15 +163,24 @@ pub fn authenticate(services: &Services, parts: &Parts) -> Result<(OwnedUserId, 
     let ip = client_ip(services, parts);
     let token = access_token(parts)?
         .ok_or_else(|| Error::new(ErrorCode::MissingToken, "Missing access token"))?;
-    resolve_token(services, &token, ip)
+    resolve_token(services, &token, ip, false)
 }
 
 fn resolve_token(
     services: &Services,
     token: &str,
     ip: IpAddr,
+    allow_locked: bool,
 ) -> Result<(OwnedUserId, OwnedDeviceId)> {
     match services.users.find_access_token(token, ip)? {
+        TokenLookup::Valid { user_id, .. }
+            if !allow_locked && services.users.is_locked(&user_id) =>
+        {
+            Err(Error::new(
+                ErrorCode::UserLocked,
+                "This account has been locked by an administrator",
+            ))
+        }
         TokenLookup::Valid { user_id, device_id } => Ok((user_id, device_id)),
         TokenLookup::Expired => Err(Error::new(
             ErrorCode::UnknownToken { soft_logout: true },

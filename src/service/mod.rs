@@ -98,6 +98,7 @@ impl Services {
             engine,
         });
         services.rooms.attach(&services);
+        services.users.load_locked()?;
         services.rooms.build_room_lists()?;
         services.rooms.build_relation_markers()?;
         Ok(services)

@@ -39,6 +39,8 @@ pub const TREES: &[TreeSpec] = &[
     tree("userid_password", true),
     // Key: UserId. Value: empty. Presence means the user is a server administrator.
     tree("userid_admin", true),
+    // Key: UserId. Value: empty. Presence means an administrator locked the account.
+    tree("userid_locked", true),
     // Key: u64 entry ID (big-endian, counting from 1). Value: JSON `admin::audit::Entry`.
     // Append-only: the audit log of administrative actions.
     tree("auditid_entry", false),

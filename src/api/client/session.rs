@@ -80,6 +80,13 @@ pub async fn login(
             .check(format!("login-failed:{user_id}"), limits)?;
         return Err(wrong());
     }
+    // Only after the password: the lock is not revealed to someone guessing.
+    if services.users.is_locked(&user_id) {
+        return Err(Error::new(
+            ErrorCode::UserLocked,
+            "This account has been locked by an administrator",
+        ));
+    }
 
     let tokens = services.users.login_device(
         &user_id,

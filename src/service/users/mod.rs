@@ -44,6 +44,9 @@ pub struct Service {
     refreshable_token_lifetime_ms: u64,
     /// The server's bot account: not a person, so it is never the "first account".
     bot: OwnedUserId,
+    userid_locked: Tree,
+    /// The locked accounts, checked on every authenticated request: kept in memory.
+    locked: std::sync::RwLock<std::collections::HashSet<OwnedUserId>>,
     config_registration_token: Option<String>,
 }
 
@@ -79,7 +82,41 @@ impl Service {
                 .saturating_mul(1000),
             config_registration_token: config.registration_token.clone(),
             bot,
+            userid_locked: engine.tree("userid_locked"),
+            locked: std::sync::RwLock::default(),
         }
+    }
+
+    /// Reads the locked accounts into memory (at start).
+    pub fn load_locked(&self) -> Result<()> {
+        let mut locked = self.locked.write().unwrap_or_else(|e| e.into_inner());
+        for entry in self
+            .userid_locked
+            .iter_from(&[], rocksdb::Direction::Forward)
+        {
+            locked.insert(crate::storage::decode_id(&entry?.0)?);
+        }
+        Ok(())
+    }
+
+    pub fn is_locked(&self, user_id: &UserId) -> bool {
+        self.locked
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(user_id)
+    }
+
+    /// Locks or unlocks an account: a locked one can only log out.
+    pub fn set_locked(&self, user_id: &UserId, locked: bool) -> Result<()> {
+        let mut set = self.locked.write().unwrap_or_else(|e| e.into_inner());
+        if locked {
+            self.userid_locked.insert(user_id.as_bytes(), &[])?;
+            set.insert(user_id.to_owned());
+        } else {
+            self.userid_locked.remove(user_id.as_bytes())?;
+            set.remove(user_id);
+        }
+        Ok(())
     }
 
     /// Whether any account of a person (even a deactivated one) exists: the server's bot
@@ -308,6 +345,25 @@ impl Service {
     pub fn set_password_hash(&self, user_id: &UserId, password_hash: &str) -> Result<()> {
         self.userid_password
             .insert(user_id.as_bytes(), password_hash.as_bytes())
+    }
+
+    /// Gives a deactivated account its use back: a new password, and its localpart as display
+    /// name (deactivation cleared the profile).
+    pub fn reactivate(&self, user_id: &UserId, password_hash: &str) -> Result<()> {
+        let mut batch = Batch::default();
+        batch.put(
+            &self.userid_password,
+            user_id.as_bytes(),
+            password_hash.as_bytes(),
+        )?;
+        batch.put(
+            &self.useridprofilekey_value,
+            &(user_id.as_str(), "displayname").encode(),
+            serde_json::Value::String(user_id.localpart().to_owned())
+                .to_string()
+                .as_bytes(),
+        )?;
+        self.engine.write(batch)
     }
 
     /// Deactivates an account for good: its devices and tokens go, its password is wiped and
