@@ -607,3 +607,101 @@ async fn lock_reactivate_and_force_membership() {
     assert!(err.contains("not deactivated"), "{err}");
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_are_listed_inspected_aliased_and_published() {
+    let ts = TestServer::start_open().await;
+    let socket = ts.config().database_path.join("admin.sock");
+    let alice = ts.register_open("alice", "alice-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let busy = create_room(
+        &ts,
+        &alice,
+        json!({ "name": "Busy", "preset": "public_chat", "topic": "lots" }),
+    )
+    .await;
+    expect_ok(
+        ts.post(&room_path(&busy, "/join"), bob.bearer(), &json!({}))
+            .await,
+    );
+    let quiet = create_room(
+        &ts,
+        &bob,
+        json!({ "name": "Quiet", "invite": [alice.user_id] }),
+    )
+    .await;
+    send_text_id(&ts, &alice, &busy, "t1", "latest activity").await;
+
+    let (code, out, err) = console(&socket, &["rooms", "list"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let order: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.starts_with('!'))
+        .collect();
+    assert_eq!(order[0], busy, "most recent activity first: {out}");
+    assert!(order.contains(&quiet.as_str()), "{out}");
+    let (_, by_name, _) = console(
+        &socket,
+        &["rooms", "list", "--sort", "name", "--limit", "100"],
+    )
+    .await;
+    let busy_at = by_name.find("Busy").unwrap();
+    let quiet_at = by_name.find("Quiet").unwrap();
+    assert!(busy_at < quiet_at, "{by_name}");
+
+    let (_, info, _) = console(&socket, &["rooms", "info", &busy]).await;
+    assert!(
+        info.contains("creator") && info.contains("@alice:localhost"),
+        "{info}"
+    );
+    assert!(info.contains("2 joined, 0 invited"), "{info}");
+    let (_, members, _) = console(&socket, &["rooms", "members", &quiet]).await;
+    assert!(
+        members.contains("@alice:localhost") && members.contains("invite"),
+        "{members}"
+    );
+
+    // Aliases and the directory.
+    let (code, out, err) = console(
+        &socket,
+        &["rooms", "alias", "set", "#busy:localhost", &busy],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let resolved = expect_ok(
+        ts.get(
+            &format!(
+                "/_matrix/client/v3/directory/room/{}",
+                enc("#busy:localhost")
+            ),
+            None,
+        )
+        .await,
+    );
+    assert_eq!(resolved["room_id"], busy.as_str());
+    let (code, _, _) = console(&socket, &["rooms", "publish", "#busy:localhost"]).await;
+    assert_eq!(code, 0);
+    let directory = expect_ok(ts.get("/_matrix/client/v3/publicRooms", None).await);
+    assert!(directory.to_string().contains(&busy), "{directory}");
+    let (code, _, _) = console(&socket, &["rooms", "unpublish", &busy]).await;
+    assert_eq!(code, 0);
+    let directory = expect_ok(ts.get("/_matrix/client/v3/publicRooms", None).await);
+    assert!(!directory.to_string().contains(&busy), "{directory}");
+    let (code, _, _) = console(&socket, &["rooms", "alias", "remove", "#busy:localhost"]).await;
+    assert_eq!(code, 0);
+    let gone = ts
+        .get(
+            &format!(
+                "/_matrix/client/v3/directory/room/{}",
+                enc("#busy:localhost")
+            ),
+            None,
+        )
+        .await;
+    assert_errcode(&gone, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    let (code, _, err) = console(&socket, &["rooms", "alias", "set", "#x:elsewhere", &busy]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("another server"), "{err}");
+    ts.shutdown().await;
+}

@@ -22,6 +22,9 @@ pub enum Group {
     /// Accounts: create, reset passwords, deactivate, administrators, sessions.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Rooms: list, inspect, aliases, the public directory.
+    #[command(subcommand)]
+    Rooms(RoomsCommand),
     /// Registration tokens: hand one to new staff so they can create their own account.
     #[command(subcommand)]
     Tokens(TokensCommand),
@@ -142,6 +145,65 @@ pub struct ListUsers {
     /// Only users whose ID or display name contains this text.
     #[arg(long)]
     pub filter: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoomsCommand {
+    /// Lists the server's rooms.
+    List {
+        /// The order: most recent activity first, most members first, or by name.
+        #[arg(long, value_enum, default_value_t = RoomOrder::Activity)]
+        sort: RoomOrder,
+        /// How many rooms to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Shows a room: name, creator, version, members, encryption, aliases, published.
+    Info {
+        /// A room ID or alias.
+        room: String,
+    },
+    /// Lists a room's members with their membership.
+    Members {
+        /// A room ID or alias.
+        room: String,
+    },
+    /// Adds or removes a room alias of this server.
+    #[command(subcommand)]
+    Alias(AliasCommand),
+    /// Lists a room in the public room directory.
+    Publish {
+        /// A room ID or alias.
+        room: String,
+    },
+    /// Takes a room off the public room directory.
+    Unpublish {
+        /// A room ID or alias.
+        room: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RoomOrder {
+    Activity,
+    Members,
+    Name,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Points an alias at a room (moving it if it pointed elsewhere).
+    Set {
+        /// The alias, `#name:<server>`.
+        alias: String,
+        /// A room ID or alias.
+        room: String,
+    },
+    /// Removes an alias.
+    Remove {
+        /// The alias, `#name:<server>`.
+        alias: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod command;
 pub mod console;
 mod room;
+mod rooms;
 mod server;
 mod time;
 mod tokens;
@@ -184,6 +185,7 @@ pub async fn run_words(services: &Services, actor: &Actor, words: Vec<String>) -
 async fn execute(services: &Services, actor: &Actor, command: AdminCommand) -> Result<Answer> {
     match command.group {
         Group::Users(command) => users::run(services, command).await,
+        Group::Rooms(command) => rooms::run(services, command),
         Group::Tokens(command) => tokens::run(services, command),
         Group::Server(command) => server::run(services, command),
         Group::Audit(command) => server::audit(services, actor, command),

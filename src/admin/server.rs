@@ -40,7 +40,7 @@ fn status(services: &Services) -> Result<Answer> {
             ),
         ),
         row("administrators", services.users.admins()?.len().to_string()),
-        row("rooms", services.rooms.room_count()?.to_string()),
+        row("rooms", services.rooms.room_ids()?.len().to_string()),
         row(
             "database on disk",
             megabytes(directory_size(&services.config.database_path)),

@@ -257,18 +257,13 @@ impl Service {
         self.roomid_roomversion.contains(room_id.as_bytes())
     }
 
-    /// How many rooms this server knows (a scan of the room index: for admin status, not for
+    /// Every room this server knows (a scan of the room index: for administration, not for
     /// hot paths).
-    pub fn room_count(&self) -> Result<usize> {
-        let mut count = 0;
-        for entry in self
-            .roomid_roomversion
+    pub fn room_ids(&self) -> Result<Vec<OwnedRoomId>> {
+        self.roomid_roomversion
             .iter_from(&[], rocksdb::Direction::Forward)
-        {
-            entry?;
-            count += 1;
-        }
-        Ok(count)
+            .map(|entry| crate::storage::decode_id(&entry?.0))
+            .collect()
     }
 
     pub fn room_version(&self, room_id: &RoomId) -> Result<RoomVersionId> {
