@@ -96,9 +96,9 @@ fn list(services: &Services, order: RoomOrder, limit: usize) -> Result<Answer> {
         found.push((summary, latest));
     }
     match order {
-        RoomOrder::Activity => found.sort_by(|a, b| b.1.cmp(&a.1)),
+        RoomOrder::Activity => found.sort_by_key(|(_, latest)| std::cmp::Reverse(*latest)),
         RoomOrder::Members => {
-            found.sort_by(|a, b| b.0.num_joined_members.cmp(&a.0.num_joined_members))
+            found.sort_by_key(|(summary, _)| std::cmp::Reverse(summary.num_joined_members))
         }
         RoomOrder::Name => found.sort_by(|a, b| a.0.name.cmp(&b.0.name)),
     }
