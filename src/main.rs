@@ -104,8 +104,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let services = std::sync::Arc::clone(server.services());
         let failed = tokio::select! {
             () = shutdown_signal() => false,
+            () = services.admin.stop_requested() => false,
             () = server.wait() => true,
         };
         if failed {

@@ -105,6 +105,8 @@ impl Server {
         if let Err(error) = self.engine.flush() {
             tracing::error!(%error, "flushing the database failed");
         }
+        // The console's socket (its listener also removes it, but may not run again).
+        let _ = std::fs::remove_file(self.services.config.admin_socket_path());
         tracing::info!("server stopped");
     }
 

@@ -705,3 +705,108 @@ async fn rooms_are_listed_inspected_aliased_and_published() {
     assert!(err.contains("another server"), "{err}");
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_while_running_restores_users_rooms_and_media() {
+    let ts = TestServer::start_with(|cfg| {
+        cfg.allow_registration = true;
+        cfg.registration_token = Some("secret-token".into());
+    })
+    .await;
+    let socket = ts.config().database_path.join("admin.sock");
+    let alice = ts
+        .register_with_token("alice", "alice-password", "secret-token")
+        .await;
+    let room = create_room(&ts, &alice, json!({ "name": "Kept" })).await;
+    let event = send_text_id(&ts, &alice, &room, "t1", "before the backup").await;
+    let upload = expect_ok(
+        ts.request_raw(
+            reqwest::Method::POST,
+            "/_matrix/media/v3/upload?filename=a.txt",
+            alice.bearer(),
+            "text/plain",
+            "media bytes",
+        )
+        .await,
+    );
+    let mxc = upload["content_uri"].as_str().unwrap().to_owned();
+
+    // config, clear-caches, then the backup.
+    let (code, out, _) = console(&socket, &["server", "config"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("registration_token") && !out.contains("secret-token"),
+        "{out}"
+    );
+    let (code, out, _) = console(&socket, &["server", "clear-caches"]).await;
+    assert_eq!(code, 0, "{out}");
+    let backup = tempfile::tempdir().unwrap();
+    let target = backup.path().join("copy");
+    let (code, out, err) = console(&socket, &["server", "backup", target.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Backup written"), "{out}");
+    let (code, _, err) = console(&socket, &["server", "backup", target.to_str().unwrap()]).await;
+    assert_eq!(code, 1, "an existing directory is refused");
+    assert!(err.contains("exists already"), "{err}");
+    // What happens after the backup is not in it.
+    send_text_id(&ts, &alice, &room, "t2", "after the backup").await;
+    // The audit log, exported as JSON lines.
+    let export = backup.path().join("audit.jsonl");
+    let (code, _, _) = console(&socket, &["audit", "export", export.to_str().unwrap()]).await;
+    assert_eq!(code, 0);
+    let lines: Vec<Value> = std::fs::read_to_string(&export)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines[0]["action"], "server config");
+    assert!(
+        lines[2]["action"]
+            .as_str()
+            .unwrap()
+            .starts_with("server backup")
+    );
+    assert!(
+        lines[3]["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("exists already")
+    );
+    ts.shutdown().await;
+
+    // A fresh server on the copy has the account, the room up to the backup, and the media.
+    let copy = target.clone();
+    let restored = TestServer::start_with(move |cfg| {
+        cfg.database_path = copy.clone();
+    })
+    .await;
+    let alice = restored.login("alice", "alice-password").await;
+    let messages = expect_ok(
+        restored
+            .get(
+                &room_path(&room, "/messages?dir=b&limit=20"),
+                alice.bearer(),
+            )
+            .await,
+    )
+    .to_string();
+    assert!(
+        messages.contains("before the backup") && messages.contains(&event),
+        "{messages}"
+    );
+    assert!(!messages.contains("after the backup"), "{messages}");
+    let media = restored
+        .client()
+        .get(restored.url(&format!(
+            "/_matrix/client/v1/media/download/{}",
+            mxc.trim_start_matches("mxc://")
+        )))
+        .bearer_auth(&alice.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(media.status(), StatusCode::OK);
+    assert_eq!(media.text().await.unwrap(), "media bytes");
+    restored.shutdown().await;
+}

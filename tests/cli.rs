@@ -258,3 +258,48 @@ fn example_configurations_load_without_warnings() {
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("global.allow_registraton"));
 }
+
+#[test]
+fn admin_console_creates_the_first_admin_and_shuts_the_binary_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = conclave()
+        .current_dir(dir.path())
+        .env("CONCLAVE_PORT", "0")
+        .env("CONCLAVE_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = log_lines(&mut child);
+    let mut seen = Vec::new();
+    wait_for(&lines, "Conclave is listening", &mut seen);
+
+    // Found through the configuration (here the defaults: ./conclave-data/admin.sock).
+    let admin = |words: &[&str]| {
+        conclave()
+            .current_dir(dir.path())
+            .arg("admin")
+            .args(words)
+            .output()
+            .unwrap()
+    };
+    let created = admin(&["users", "create", "root", "--password", "pw", "--admin"]);
+    let stdout = String::from_utf8_lossy(&created.stdout);
+    assert!(
+        created.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(stdout.contains("Created @root:localhost"), "{stdout}");
+
+    let stopped = admin(&["server", "shutdown"]);
+    assert!(stopped.status.success());
+    assert!(String::from_utf8_lossy(&stopped.stdout).contains("Shutting down"));
+    wait_for(&lines, "server stopped", &mut seen);
+    let exit = child.wait().unwrap();
+    assert!(
+        exit.success(),
+        "exit status after `server shutdown`: {exit:?}"
+    );
+    assert!(!dir.path().join("conclave-data/admin.sock").exists());
+}

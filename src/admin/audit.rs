@@ -57,7 +57,17 @@ impl Log {
         Ok(())
     }
 
-    /// Entries newest first, as long as `keep` says so.
+    /// Entries oldest first.
+    pub fn oldest_first(&self) -> impl Iterator<Item = Result<Entry>> + '_ {
+        self.auditid_entry
+            .iter_from(&[], Direction::Forward)
+            .map(|item| {
+                let (_, value) = item?;
+                Ok(serde_json::from_slice(&value)?)
+            })
+    }
+
+    /// Entries newest first.
     pub fn newest_first(&self) -> impl Iterator<Item = Result<Entry>> + '_ {
         self.auditid_entry
             .iter_from(&u64::MAX.to_be_bytes(), Direction::Reverse)

@@ -232,8 +232,20 @@ pub enum TokensCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ServerCommand {
-    /// Version, uptime, accounts, rooms, database size and memory.
+    /// Version, uptime, accounts, rooms, database size, memory and caches.
     Status,
+    /// The effective configuration, secrets masked.
+    Config,
+    /// A consistent copy of the database and the media, taken while the server runs. To
+    /// restore, point `database_path` at the copy.
+    Backup {
+        /// A directory on the server that does not exist yet.
+        dir: String,
+    },
+    /// Empties the in-memory caches (they refill as they are used).
+    ClearCaches,
+    /// Stops the server gracefully, as SIGTERM does.
+    Shutdown,
 }
 
 #[derive(Debug, Subcommand)]
@@ -246,6 +258,14 @@ pub enum AuditCommand {
         /// Only actions by this user (or `console`).
         #[arg(long)]
         actor: Option<String>,
+        /// Only actions since this date (2027-01-31, 2027-01-31T17:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Writes the whole log, oldest first, as JSON lines to a new file on the server.
+    Export {
+        /// A file on the server that does not exist yet.
+        file: String,
     },
 }
 

@@ -90,7 +90,7 @@ async fn serve(services: &Services, stream: UnixStream) -> std::io::Result<()> {
     let reply = match serde_json::from_str::<Request>(&line) {
         Ok(request) => {
             let actor = Actor::Console { uid };
-            let answer = super::run_words(services, &actor, request.words).await;
+            let answer = super::run_words(services, &actor, request.words, None).await;
             Reply {
                 ok: answer.ok,
                 text: answer.plain(),
@@ -104,7 +104,9 @@ async fn serve(services: &Services, stream: UnixStream) -> std::io::Result<()> {
     let mut bytes = serde_json::to_vec(&reply).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     write.write_all(&bytes).await?;
-    write.shutdown().await
+    write.shutdown().await?;
+    services.admin.stop_if_asked();
+    Ok(())
 }
 
 /// The client side, for the `conclave admin` command: sends `words`, returns the reply.

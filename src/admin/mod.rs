@@ -76,6 +76,9 @@ pub struct Service {
     inbox: Mutex<Option<mpsc::UnboundedReceiver<Job>>>,
     pub audit: audit::Log,
     started: Instant,
+    /// Set by `server shutdown`; the stop is requested once its answer is out.
+    stop_after_answer: std::sync::atomic::AtomicBool,
+    stop: tokio::sync::Notify,
 }
 
 impl Service {
@@ -88,7 +91,24 @@ impl Service {
             inbox: Mutex::new(Some(inbox)),
             audit: audit::Log::open(engine)?,
             started: Instant::now(),
+            stop_after_answer: std::sync::atomic::AtomicBool::new(false),
+            stop: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Resolves when an administrator asked the server to stop (`server shutdown`).
+    pub async fn stop_requested(&self) {
+        self.stop.notified().await;
+    }
+
+    /// After an answer went out: requests the stop `server shutdown` asked for.
+    fn stop_if_asked(&self) {
+        if self
+            .stop_after_answer
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.stop.notify_one();
+        }
     }
 
     /// The admin room, once it exists.
@@ -130,11 +150,19 @@ fn command_line(body: &str) -> Option<&str> {
     (rest.is_empty() || rest.starts_with(char::is_whitespace)).then(|| rest.trim())
 }
 
+/// Where a long-running command reports that it started; its final answer comes as usual.
+pub type Progress = tokio::sync::mpsc::UnboundedSender<Answer>;
+
 /// Parses and runs one command line for `actor` (already known to be an administrator),
 /// recording it in the audit log.
-pub async fn run(services: &Services, actor: &Actor, line: &str) -> Answer {
+pub async fn run(
+    services: &Services,
+    actor: &Actor,
+    line: &str,
+    progress: Option<&Progress>,
+) -> Answer {
     match command::split_words(line) {
-        Some(words) => run_words(services, actor, words).await,
+        Some(words) => run_words(services, actor, words, progress).await,
         None => Answer::error(
             "A quote is not closed. Quote values with spaces: `--displayname \"Bob B\"`.",
         ),
@@ -142,7 +170,12 @@ pub async fn run(services: &Services, actor: &Actor, line: &str) -> Answer {
 }
 
 /// Runs a command given as words (the console sends them split already).
-pub async fn run_words(services: &Services, actor: &Actor, words: Vec<String>) -> Answer {
+pub async fn run_words(
+    services: &Services,
+    actor: &Actor,
+    words: Vec<String>,
+    progress: Option<&Progress>,
+) -> Answer {
     let parsed = AdminCommand::try_parse_from(
         std::iter::once("!admin".to_owned()).chain(words.iter().cloned()),
     );
@@ -161,7 +194,7 @@ pub async fn run_words(services: &Services, actor: &Actor, words: Vec<String>) -
             };
         }
     };
-    let answer = match execute(services, actor, command).await {
+    let answer = match execute(services, actor, command, progress).await {
         Ok(answer) => answer,
         Err(error) => Answer::error(format!("Failed: {}", describe(&error))),
     };
@@ -182,12 +215,17 @@ pub async fn run_words(services: &Services, actor: &Actor, words: Vec<String>) -
     answer
 }
 
-async fn execute(services: &Services, actor: &Actor, command: AdminCommand) -> Result<Answer> {
+async fn execute(
+    services: &Services,
+    actor: &Actor,
+    command: AdminCommand,
+    progress: Option<&Progress>,
+) -> Result<Answer> {
     match command.group {
         Group::Users(command) => users::run(services, command).await,
         Group::Rooms(command) => rooms::run(services, command),
         Group::Tokens(command) => tokens::run(services, command),
-        Group::Server(command) => server::run(services, command),
+        Group::Server(command) => server::run(services, command, progress).await,
         Group::Audit(command) => server::audit(services, actor, command),
     }
 }

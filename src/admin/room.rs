@@ -172,7 +172,22 @@ fn spawn_worker(services: &Arc<Services>) {
 
 async fn handle(services: &Services, job: Job) -> Result<()> {
     let answer = if services.users.is_admin(&job.sender)? {
-        super::run(services, &Actor::User(job.sender.clone()), &job.line).await
+        // A long-running command says it started; that is posted while it runs.
+        let (progress, mut reports) = tokio::sync::mpsc::unbounded_channel();
+        let actor = Actor::User(job.sender.clone());
+        let command = async {
+            let answer = super::run(services, &actor, &job.line, Some(&progress)).await;
+            drop(progress);
+            answer
+        };
+        let relay = async {
+            while let Some(report) = reports.recv().await {
+                if let Err(error) = reply(services, &job, &report).await {
+                    tracing::error!(%error, "cannot answer in the admin room");
+                }
+            }
+        };
+        tokio::join!(command, relay).0
     } else {
         services.admin.audit.append(&super::audit::Entry {
             ts: crate::service::now_millis(),
@@ -186,6 +201,7 @@ async fn handle(services: &Services, job: Job) -> Result<()> {
     if let Err(error) = reply(services, &job, &answer).await {
         tracing::error!(%error, "cannot answer in the admin room");
     }
+    services.admin.stop_if_asked();
     Ok(())
 }
 

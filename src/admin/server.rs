@@ -1,16 +1,97 @@
 //! `server` and `audit` commands.
 
-use super::Actor;
+use std::path::{Path, PathBuf};
+
 use super::answer::{Answer, Block};
 use super::command::{AuditCommand, ServerCommand};
-use super::time::format_ts;
-use crate::error::Result;
-use crate::service::Services;
+use super::time::{format_ts, parse_when};
+use super::{Actor, Progress};
+use crate::error::{Error, Result};
+use crate::service::{Services, now_millis};
 
-pub fn run(services: &Services, command: ServerCommand) -> Result<Answer> {
+pub async fn run(
+    services: &Services,
+    command: ServerCommand,
+    progress: Option<&Progress>,
+) -> Result<Answer> {
     match command {
         ServerCommand::Status => status(services),
+        ServerCommand::Config => Ok(Answer::ok("The effective configuration (secrets masked):")
+            .with(Block::Code(services.config.to_masked_toml()))),
+        ServerCommand::Backup { dir } => backup(services, PathBuf::from(dir), progress).await,
+        ServerCommand::ClearCaches => {
+            let before = services.rooms.cache_sizes();
+            services.rooms.clear_caches();
+            Ok(Answer::ok(format!(
+                "Emptied the caches: {} state entries, {} member entries, {} events.",
+                before.state_entries, before.member_entries, before.events
+            )))
+        }
+        ServerCommand::Shutdown => {
+            services
+                .admin
+                .stop_after_answer
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            Ok(Answer::ok(
+                "Shutting down: in-flight requests finish, then the database is flushed.",
+            ))
+        }
     }
+}
+
+/// A RocksDB checkpoint (consistent, hard-linked where the filesystem allows) in `dir`, then a
+/// copy of the media files into `dir/media`: the copy is a database directory that a server
+/// started with `database_path` pointing at it serves as it was.
+async fn backup(services: &Services, dir: PathBuf, progress: Option<&Progress>) -> Result<Answer> {
+    if dir.exists() {
+        return Ok(Answer::error(format!(
+            "`{}` exists already; name a new directory",
+            dir.display()
+        )));
+    }
+    if let Some(progress) = progress {
+        let _ = progress.send(Answer::ok(format!(
+            "Backup to `{}` started; I will answer again when it is done.",
+            dir.display()
+        )));
+    }
+    let engine = std::sync::Arc::clone(&services.engine);
+    let media = services.config.media_path();
+    let target = dir.clone();
+    let copied = tokio::task::spawn_blocking(move || -> Result<u64> {
+        engine.checkpoint(&target)?;
+        copy_tree(&media, &target.join("media"))
+            .map_err(|e| Error::internal(format!("copying the media failed: {e}")))
+    })
+    .await
+    .map_err(Error::internal)??;
+    Ok(Answer::ok(format!(
+        "Backup written to `{}`: the database ({}) and {} of media. To restore, stop the \
+         server and point `database_path` at it (and `media.path` at its `media` directory \
+         if you set one).",
+        dir.display(),
+        megabytes(directory_size(&dir).saturating_sub(directory_size(&dir.join("media")))),
+        megabytes(copied)
+    )))
+}
+
+/// Copies the files under `from` into `to`; returns the bytes copied.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<u64> {
+    std::fs::create_dir_all(to)?;
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return Ok(0);
+    };
+    let mut bytes = 0;
+    for entry in entries {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            bytes += copy_tree(&entry.path(), &target)?;
+        } else {
+            bytes += std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(bytes)
 }
 
 fn status(services: &Services) -> Result<Answer> {
@@ -57,10 +138,24 @@ fn status(services: &Services) -> Result<Answer> {
 }
 
 pub fn audit(services: &Services, _: &Actor, command: AuditCommand) -> Result<Answer> {
-    let AuditCommand::List { limit, actor } = command;
+    let (limit, actor, since) = match command {
+        AuditCommand::List {
+            limit,
+            actor,
+            since,
+        } => (limit, actor, since),
+        AuditCommand::Export { file } => return export(services, Path::new(&file)),
+    };
+    let since = since
+        .as_deref()
+        .map(|when| parse_when(when, now_millis()))
+        .transpose()?;
     let mut rows = Vec::new();
     for entry in services.admin.audit.newest_first() {
         let entry = entry?;
+        if since.is_some_and(|since| entry.ts < since) {
+            break;
+        }
         if actor.as_deref().is_some_and(|actor| actor != entry.actor) {
             continue;
         }
@@ -85,6 +180,35 @@ pub fn audit(services: &Services, _: &Actor, command: AuditCommand) -> Result<An
             },
         ),
     )
+}
+
+/// The whole audit log, oldest first, as JSON lines in a new file.
+fn export(services: &Services, file: &Path) -> Result<Answer> {
+    use std::io::Write;
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(file);
+    let mut out = match created {
+        Ok(out) => std::io::BufWriter::new(out),
+        Err(error) => {
+            return Ok(Answer::error(format!(
+                "Cannot create `{}`: {error} (name a new file)",
+                file.display()
+            )));
+        }
+    };
+    let mut count = 0;
+    for entry in services.admin.audit.oldest_first() {
+        serde_json::to_writer(&mut out, &entry?)?;
+        out.write_all(b"\n").map_err(Error::internal)?;
+        count += 1;
+    }
+    out.flush().map_err(Error::internal)?;
+    Ok(Answer::ok(format!(
+        "Wrote {count} entries to `{}`.",
+        file.display()
+    )))
 }
 
 fn row(name: &str, value: String) -> Vec<String> {

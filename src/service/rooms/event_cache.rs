@@ -42,6 +42,20 @@ impl EventCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Events held, and their content bytes.
+    pub fn size(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.by_short.len(), inner.content_bytes)
+    }
+
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        inner.by_short.clear();
+        inner.content_bytes = 0;
+        // A read that overlapped the clearing is not cached.
+        inner.epoch += 1;
+    }
 }
 
 impl Service {

@@ -233,4 +233,17 @@ impl MemberCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, MemberCacheInner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Member entries held.
+    pub fn entries(&self) -> usize {
+        self.lock().entries
+    }
+
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        inner.rooms.clear();
+        inner.entries = 0;
+        // A read that overlapped the clearing is not cached.
+        inner.epoch += 1;
+    }
 }

@@ -134,6 +134,15 @@ impl RoomGuard {
     }
 }
 
+/// Sizes of the room caches, for `server status`.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSizes {
+    pub state_entries: usize,
+    pub member_entries: usize,
+    pub events: usize,
+    pub event_bytes: usize,
+}
+
 /// One task waiting for a room's lock, for as long as this lives.
 struct Waiting<'a>(&'a AtomicUsize);
 
@@ -255,6 +264,24 @@ impl Service {
 
     pub fn exists(&self, room_id: &RoomId) -> Result<bool> {
         self.roomid_roomversion.contains(room_id.as_bytes())
+    }
+
+    /// What the room caches hold: state entries, member entries, events and their bytes.
+    pub fn cache_sizes(&self) -> CacheSizes {
+        let (events, event_bytes) = self.event_cache.size();
+        CacheSizes {
+            state_entries: self.state_cache.entries(),
+            member_entries: self.member_cache.entries(),
+            events,
+            event_bytes,
+        }
+    }
+
+    /// Empties the room caches (they refill from the database as they are used).
+    pub fn clear_caches(&self) {
+        self.state_cache.clear();
+        self.member_cache.clear();
+        self.event_cache.clear();
     }
 
     /// Every room this server knows (a scan of the room index: for administration, not for

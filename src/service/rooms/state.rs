@@ -30,6 +30,20 @@ pub struct StateCache {
     snapshots: Mutex<Snapshots>,
 }
 
+impl StateCache {
+    /// State entries held.
+    pub fn entries(&self) -> usize {
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entries
+    }
+
+    pub fn clear(&self) {
+        *self.snapshots.lock().unwrap_or_else(|e| e.into_inner()) = Snapshots::default();
+    }
+}
+
 #[derive(Default)]
 struct Snapshots {
     by_hash: HashMap<u64, Arc<StateMap>>,
