@@ -39,6 +39,7 @@ impl Server {
         let engine = Engine::open(EngineOptions {
             path: &config.database_path,
             cache_capacity_bytes: (config.db_cache_capacity_mb * 1024.0 * 1024.0) as usize,
+            compression: config.db_compression,
         })?;
         let listen = config.listen_addr();
         let services = Services::build(config, Arc::clone(&engine))?;

@@ -557,6 +557,8 @@ async fn concurrent_sends_form_one_total_order() {
 }
 
 /// Whether any file under `dir` contains `needle`.
+/// Whether any file under `dir` holds `needle` as it is. The servers of the tests that use it
+/// run with `db_compression = false`: compressed blocks hold text in other forms.
 fn files_contain(dir: &std::path::Path, needle: &[u8]) -> bool {
     std::fs::read_dir(dir).unwrap().any(|entry| {
         let path = entry.unwrap().path();
@@ -570,7 +572,12 @@ fn files_contain(dir: &std::path::Path, needle: &[u8]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redacted_content_is_gone_from_storage() {
-    let mut ts = TestServer::start_open().await;
+    let mut ts = TestServer::start_with(|cfg| {
+        cfg.allow_registration = true;
+        cfg.registration_token = None;
+        cfg.db_compression = false;
+    })
+    .await;
     let alice = ts.register_open("alice", "alice-password").await;
     let bob = ts.register_open("bob", "bob-password").await;
     for version in ["10", "12"] {
@@ -703,7 +710,12 @@ async fn redacted_state_event_is_read_redacted() {
 /// replaced it: redacting the first must redact that copy, in answers and on disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redacting_replaced_state_redacts_its_copy_in_prev_content() {
-    let mut ts = TestServer::start_open().await;
+    let mut ts = TestServer::start_with(|cfg| {
+        cfg.allow_registration = true;
+        cfg.registration_token = None;
+        cfg.db_compression = false;
+    })
+    .await;
     let alice = ts.register_open("alice", "alice-password").await;
     let room_id = create_room(&ts, &alice, json!({ "preset": "private_chat" })).await;
     let secret = format!("OKAPI{}x7Rq2Lm9Vt4", std::process::id());

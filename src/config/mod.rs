@@ -39,6 +39,9 @@ pub struct Config {
     pub database_backend: String,
     /// Size of RocksDB's shared block cache, in MiB.
     pub db_cache_capacity_mb: f64,
+    /// Compress the database's files (LZ4; Zstd for the oldest data). Off trades disk space
+    /// for a little CPU; tests that look for text in the files turn it off.
+    pub db_compression: bool,
     /// Interface to listen on; loopback by default so nothing is exposed
     /// until the operator decides to.
     pub address: IpAddr,
@@ -193,6 +196,7 @@ impl Default for Config {
             database_path: PathBuf::from("./conclave-data"),
             database_backend: "rocksdb".to_owned(),
             db_cache_capacity_mb: 256.0,
+            db_compression: true,
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 8008,
             max_request_size: 20 * 1024 * 1024,

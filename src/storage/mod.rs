@@ -26,6 +26,8 @@ use watch::Watchers;
 pub struct EngineOptions<'a> {
     pub path: &'a Path,
     pub cache_capacity_bytes: usize,
+    /// Compress the files (LZ4, Zstd at the bottom level).
+    pub compression: bool,
 }
 
 /// The open database.
@@ -126,7 +128,11 @@ impl Engine {
         }
         let descriptors = names.into_iter().map(|name| {
             let spec = catalogue::TREES.iter().find(|tree| tree.name == name);
-            let mut options = cf_options(&cache, spec.is_some_and(|tree| tree.point_lookups));
+            let mut options = cf_options(
+                &cache,
+                spec.is_some_and(|tree| tree.point_lookups),
+                options.compression,
+            );
             if spec.is_some_and(|tree| tree.counters) {
                 options.set_merge_operator_associative("add_i64", add_i64);
             }
@@ -343,7 +349,7 @@ fn db_options() -> Options {
     options
 }
 
-fn cf_options(cache: &Cache, point_lookups: bool) -> Options {
+fn cf_options(cache: &Cache, point_lookups: bool, compression: bool) -> Options {
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(cache);
     table.set_cache_index_and_filter_blocks(true);
@@ -352,8 +358,13 @@ fn cf_options(cache: &Cache, point_lookups: bool) -> Options {
     }
     let mut options = Options::default();
     options.set_block_based_table_factory(&table);
-    options.set_compression_type(DBCompressionType::Lz4);
-    options.set_bottommost_compression_type(DBCompressionType::Zstd);
+    if compression {
+        options.set_compression_type(DBCompressionType::Lz4);
+        options.set_bottommost_compression_type(DBCompressionType::Zstd);
+    } else {
+        options.set_compression_type(DBCompressionType::None);
+        options.set_bottommost_compression_type(DBCompressionType::None);
+    }
     options
 }
 
@@ -506,6 +517,7 @@ mod tests {
         Engine::open(EngineOptions {
             path: dir,
             cache_capacity_bytes: 8 << 20,
+            compression: true,
         })
     }
 

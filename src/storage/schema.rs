@@ -90,6 +90,7 @@ mod tests {
         Engine::open(EngineOptions {
             path: dir,
             cache_capacity_bytes: 8 << 20,
+            compression: true,
         })
         .unwrap()
     }

@@ -533,6 +533,7 @@ pub fn wipe_indexes(
     let engine = conclave::storage::Engine::open(conclave::storage::EngineOptions {
         path: db_path,
         cache_capacity_bytes: 8 << 20,
+        compression: true,
     })
     .unwrap();
     let mut held = Vec::new();

@@ -194,6 +194,7 @@ mod tests {
             let engine = Engine::open(EngineOptions {
                 path: dir.path(),
                 cache_capacity_bytes: 8 << 20,
+                compression: true,
             })
             .unwrap();
             let config = Config {
