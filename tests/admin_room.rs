@@ -810,3 +810,96 @@ async fn a_backup_taken_while_running_restores_users_rooms_and_media() {
     assert_eq!(media.text().await.unwrap(), "media bytes");
     restored.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_notices_reach_users_who_cannot_answer_or_escape_them() {
+    let ts = TestServer::start_open().await;
+    let socket = ts.config().database_path.join("admin.sock");
+    ts.register_open("it", "it-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let carol = ts.register_open("carol", "carol-password").await;
+
+    let (code, out, err) = console(
+        &socket,
+        &[
+            "server",
+            "notice",
+            "--to",
+            "bob",
+            "Maintenance",
+            "at",
+            "6pm",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let sync = expect_ok(
+        ts.get("/_matrix/client/v3/sync?timeout=0", bob.bearer())
+            .await,
+    );
+    let invites = sync["rooms"]["invite"].as_object().expect("an invite");
+    let (room, _) = invites
+        .iter()
+        .find(|(_, room)| room.to_string().contains("Server notices"))
+        .unwrap_or_else(|| panic!("no notices room: {sync}"));
+    let room = room.clone();
+    expect_ok(
+        ts.post(&room_path(&room, "/join"), bob.bearer(), &json!({}))
+            .await,
+    );
+    let history = expect_ok(
+        ts.get(&room_path(&room, "/messages?dir=b&limit=10"), bob.bearer())
+            .await,
+    );
+    let notice = history["chunk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["content"]["msgtype"] == "m.server_notice")
+        .unwrap_or_else(|| panic!("{history}"));
+    assert_eq!(notice["sender"], BOT);
+    assert_eq!(notice["content"]["body"], "Maintenance at 6pm");
+    let tags = expect_ok(
+        ts.get(
+            &format!(
+                "/_matrix/client/v3/user/{}/rooms/{}/tags",
+                enc(&bob.user_id),
+                enc(&room)
+            ),
+            bob.bearer(),
+        )
+        .await,
+    );
+    assert!(tags["tags"]["m.server_notice"].is_object(), "{tags}");
+    // The user cannot write back.
+    let reply = send_text(&ts, &bob, &room, "r1", "no thanks").await;
+    assert_errcode(&reply, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+
+    // Leaving does not stop the next notice: the same room invites again.
+    expect_ok(
+        ts.post(&room_path(&room, "/leave"), bob.bearer(), &json!({}))
+            .await,
+    );
+    let (code, _, _) = console(
+        &socket,
+        &["server", "notice", "--to", "@bob:localhost", "Again"],
+    )
+    .await;
+    assert_eq!(code, 0);
+    let sync = expect_ok(
+        ts.get("/_matrix/client/v3/sync?timeout=0", bob.bearer())
+            .await,
+    );
+    assert!(sync["rooms"]["invite"][&room].is_object(), "{sync}");
+
+    // To everyone: each active account gets its own room.
+    let (code, out, _) = console(&socket, &["server", "notice", "Hello", "all"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("Sent the notice to 3 user(s)"), "{out}");
+    let sync = expect_ok(
+        ts.get("/_matrix/client/v3/sync?timeout=0", carol.bearer())
+            .await,
+    );
+    assert!(sync.to_string().contains("Server notices"), "{sync}");
+    ts.shutdown().await;
+}

@@ -242,6 +242,17 @@ pub enum ServerCommand {
         /// A directory on the server that does not exist yet.
         dir: String,
     },
+    /// Sends a server notice: to one user, or to every active account. Each user has a
+    /// notices room from the server (tagged `m.server_notice`); leaving it does not stop the
+    /// next notice.
+    Notice {
+        /// Only this user (a user ID or a localpart of this server).
+        #[arg(long)]
+        to: Option<String>,
+        /// The notice's text.
+        #[arg(trailing_var_arg = true, required = true)]
+        message: Vec<String>,
+    },
     /// Empties the in-memory caches (they refill as they are used).
     ClearCaches,
     /// Stops the server gracefully, as SIGTERM does.

@@ -10,6 +10,7 @@ pub mod answer;
 pub mod audit;
 pub mod command;
 pub mod console;
+pub mod notices;
 mod room;
 mod rooms;
 mod server;

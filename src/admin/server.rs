@@ -19,6 +19,33 @@ pub async fn run(
         ServerCommand::Config => Ok(Answer::ok("The effective configuration (secrets masked):")
             .with(Block::Code(services.config.to_masked_toml()))),
         ServerCommand::Backup { dir } => backup(services, PathBuf::from(dir), progress).await,
+        ServerCommand::Notice { to, message } => {
+            let text = message.join(" ");
+            let recipients = match to {
+                Some(user) => vec![super::local_user(services, &user)?],
+                None => services
+                    .users
+                    .active_users()?
+                    .into_iter()
+                    .filter(|user| *user != services.admin.bot)
+                    .collect(),
+            };
+            if recipients.len() > 1
+                && let Some(progress) = progress
+            {
+                let _ = progress.send(Answer::ok(format!(
+                    "Sending the notice to {} users…",
+                    recipients.len()
+                )));
+            }
+            for user in &recipients {
+                super::notices::send(services, user, &text).await?;
+            }
+            Ok(Answer::ok(format!(
+                "Sent the notice to {} user(s).",
+                recipients.len()
+            )))
+        }
         ServerCommand::ClearCaches => {
             let before = services.rooms.cache_sizes();
             services.rooms.clear_caches();
