@@ -239,6 +239,26 @@ fn describe(error: &crate::error::Error) -> String {
     }
 }
 
+/// Records an admin API call that changed something (secrets already left out of `action`).
+pub fn record_api_call(
+    services: &Services,
+    actor: &UserId,
+    ip: std::net::IpAddr,
+    action: String,
+    ok: bool,
+) {
+    let entry = audit::Entry {
+        ts: now_millis(),
+        actor: actor.to_string(),
+        origin: format!("admin API from {ip}"),
+        action,
+        outcome: if ok { "ok" } else { "failed" }.to_owned(),
+    };
+    if let Err(error) = services.admin.audit.append(&entry) {
+        tracing::error!(%error, "cannot write the audit log");
+    }
+}
+
 /// Resolves a command's room argument: a room ID, or an alias of this server.
 fn room_arg(services: &Services, room: &str) -> Result<ruma::OwnedRoomId> {
     let unknown = || crate::error::Error::not_found(format!("There is no room `{room}` here"));

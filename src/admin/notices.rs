@@ -4,7 +4,7 @@
 
 use ruma::api::client::room::create_room;
 use ruma::events::TimelineEventType;
-use ruma::{OwnedRoomId, RoomId, UserId};
+use ruma::{OwnedEventId, OwnedRoomId, RoomId, UserId};
 use serde_json::json;
 
 use crate::error::{Error, Result};
@@ -13,8 +13,26 @@ use crate::service::rooms::PduBuilder;
 use crate::service::rooms::creation;
 use crate::service::rooms::member_change::set_membership;
 
-/// Sends `text` to `user` as a server notice; returns the notices room.
-pub async fn send(services: &Services, user: &UserId, text: &str) -> Result<OwnedRoomId> {
+/// Sends `text` to `user` as a server notice; returns the notices room and the event.
+pub async fn send(
+    services: &Services,
+    user: &UserId,
+    text: &str,
+) -> Result<(OwnedRoomId, OwnedEventId)> {
+    send_content(
+        services,
+        user,
+        json!({ "msgtype": "m.server_notice", "body": text }),
+    )
+    .await
+}
+
+/// Sends `content` (an `m.room.message` content) to `user` as a server notice.
+pub async fn send_content(
+    services: &Services,
+    user: &UserId,
+    content: serde_json::Value,
+) -> Result<(OwnedRoomId, OwnedEventId)> {
     let bot = &services.admin.bot;
     let tree = services.engine.tree("userid_noticeroomid");
     let stored = tree
@@ -36,17 +54,14 @@ pub async fn send(services: &Services, user: &UserId, text: &str) -> Result<Owne
         set_membership(services, bot, &room_id, user, "invite", None).await?;
     }
     let guard = services.rooms.lock_room(&room_id).await;
-    services.rooms.build_and_append(
-        PduBuilder::timeline(
-            TimelineEventType::RoomMessage,
-            json!({ "msgtype": "m.server_notice", "body": text }),
-        ),
+    let event_id = services.rooms.build_and_append(
+        PduBuilder::timeline(TimelineEventType::RoomMessage, content),
         bot,
         &room_id,
         &guard,
     )?;
     guard.release().await;
-    Ok(room_id)
+    Ok((room_id, event_id))
 }
 
 async fn create(services: &Services, user: &UserId) -> Result<OwnedRoomId> {

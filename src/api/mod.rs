@@ -4,5 +4,6 @@ pub mod body;
 pub mod client;
 pub mod router;
 pub mod ruma_wrapper;
+pub mod synapse_admin;
 
 pub use ruma_wrapper::Ruma;

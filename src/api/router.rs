@@ -23,7 +23,7 @@ use tower_http::cors::{self, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use super::ruma_wrapper::{AuthSchemeKind, Ruma, locked_may_call, parse, prepare};
-use super::{body, client};
+use super::{body, client, synapse_admin};
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
 
@@ -71,6 +71,15 @@ pub struct RawJson(pub serde_json::Value);
 impl HandlerOutput for RawJson {
     fn into_http(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// A JSON body sent as it is, with status 201 (Synapse's answer when a PUT created something).
+pub struct CreatedJson(pub serde_json::Value);
+
+impl HandlerOutput for CreatedJson {
+    fn into_http(self) -> Response {
+        (StatusCode::CREATED, axum::Json(self.0)).into_response()
     }
 }
 
@@ -226,7 +235,7 @@ fn method_filter(method: &Method) -> MethodFilter {
 
 /// The whole application: routes, fallbacks and layers.
 pub fn build(services: Arc<Services>) -> Router {
-    let router = client::routes(Routes::new())
+    let router = synapse_admin::routes(client::routes(Routes::new()))
         .router
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)
@@ -236,7 +245,7 @@ pub fn build(services: Arc<Services>) -> Router {
 
 /// Every method and path the application serves, for tests that walk all of them.
 pub fn table() -> Vec<Route> {
-    client::routes(Routes::new()).table
+    synapse_admin::routes(client::routes(Routes::new())).table
 }
 
 /// The layers every request passes, outermost last: every failure answered with a Matrix

@@ -1,0 +1,259 @@
+//! Synapse's admin API as ruma endpoint types, so that its requests pass the same extractor as
+//! the client API's (authentication, the body rule, the route table the fuzzer walks). Paths,
+//! parameters and bodies follow Synapse's documentation; handlers answer with JSON built to
+//! Synapse's response shapes.
+
+use ruma::api::auth_scheme::{AccessToken, NoAuthentication};
+use ruma::api::{request, response};
+use ruma::metadata;
+
+macro_rules! empty_response {
+    () => {
+        /// Answered with JSON built by the handler.
+        #[response]
+        #[derive(Default)]
+        pub struct Response {}
+    };
+}
+
+pub mod server_version {
+    use super::*;
+
+    metadata! {
+        method: GET,
+        rate_limited: false,
+        authentication: NoAuthentication,
+        history: { unstable => "/_synapse/admin/v1/server_version", }
+    }
+
+    #[request]
+    #[derive(Default)]
+    pub struct Request {}
+
+    empty_response!();
+}
+
+pub mod list_users {
+    use super::*;
+
+    metadata! {
+        method: GET,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v2/users", }
+    }
+
+    #[request]
+    #[derive(Default)]
+    pub struct Request {
+        /// Offset into the list (Synapse's `next_token`).
+        #[ruma_api(query)]
+        pub from: Option<String>,
+        #[ruma_api(query)]
+        pub limit: Option<ruma::UInt>,
+        /// Only users whose ID or display name contains this.
+        #[ruma_api(query)]
+        pub name: Option<String>,
+        #[ruma_api(query)]
+        pub user_id: Option<String>,
+        #[ruma_api(query)]
+        pub guests: Option<bool>,
+        #[ruma_api(query)]
+        pub deactivated: Option<bool>,
+        #[ruma_api(query)]
+        pub admins: Option<bool>,
+        #[ruma_api(query)]
+        pub order_by: Option<String>,
+        #[ruma_api(query)]
+        pub dir: Option<String>,
+    }
+
+    empty_response!();
+}
+
+pub mod user {
+    use super::*;
+
+    metadata! {
+        method: GET,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v2/users/{user_id}", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub user_id: ruma::OwnedUserId,
+    }
+
+    empty_response!();
+}
+
+pub mod put_user {
+    use super::*;
+
+    metadata! {
+        method: PUT,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v2/users/{user_id}", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub user_id: ruma::OwnedUserId,
+        pub password: Option<String>,
+        #[serde(default = "ruma::serde::default_true")]
+        pub logout_devices: bool,
+        pub displayname: Option<String>,
+        pub avatar_url: Option<String>,
+        pub admin: Option<bool>,
+        pub deactivated: Option<bool>,
+        pub locked: Option<bool>,
+        /// Accepted and ignored: Conclave stores no e-mail addresses or phone numbers.
+        pub threepids: Option<serde_json::Value>,
+    }
+
+    empty_response!();
+}
+
+pub mod deactivate {
+    use super::*;
+
+    metadata! {
+        method: POST,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/deactivate/{user_id}", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub user_id: ruma::OwnedUserId,
+        #[serde(default)]
+        pub erase: bool,
+    }
+
+    empty_response!();
+}
+
+pub mod reset_password {
+    use super::*;
+
+    metadata! {
+        method: POST,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/reset_password/{user_id}", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub user_id: ruma::OwnedUserId,
+        pub new_password: String,
+        #[serde(default = "ruma::serde::default_true")]
+        pub logout_devices: bool,
+    }
+
+    empty_response!();
+}
+
+pub mod get_admin {
+    use super::*;
+
+    metadata! {
+        method: GET,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/users/{user_id}/admin", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub user_id: ruma::OwnedUserId,
+    }
+
+    empty_response!();
+}
+
+pub mod set_admin {
+    use super::*;
+
+    metadata! {
+        method: PUT,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/users/{user_id}/admin", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub user_id: ruma::OwnedUserId,
+        pub admin: bool,
+    }
+
+    empty_response!();
+}
+
+pub mod whois {
+    use super::*;
+
+    metadata! {
+        method: GET,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/whois/{user_id}", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub user_id: ruma::OwnedUserId,
+    }
+
+    empty_response!();
+}
+
+pub mod joined_rooms {
+    use super::*;
+
+    metadata! {
+        method: GET,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/users/{user_id}/joined_rooms", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub user_id: ruma::OwnedUserId,
+    }
+
+    empty_response!();
+}
+
+pub mod send_server_notice {
+    use super::*;
+
+    metadata! {
+        method: POST,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/send_server_notice", }
+    }
+
+    #[request]
+    pub struct Request {
+        pub user_id: ruma::OwnedUserId,
+        pub content: serde_json::Map<String, serde_json::Value>,
+    }
+
+    empty_response!();
+}

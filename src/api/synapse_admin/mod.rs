@@ -1,0 +1,25 @@
+//! `/_synapse/admin/`: Synapse's admin API, so that the tools IT already uses (the
+//! synapse-admin web UI, moderation bots, provisioning scripts) work unchanged. Every endpoint
+//! but `server_version` needs a server administrator's token (403 `M_FORBIDDEN` otherwise);
+//! every change is recorded in the audit log.
+
+pub mod endpoints;
+mod users;
+
+use super::router::Routes;
+
+pub fn routes(router: Routes) -> Routes {
+    router
+        .ruma(users::server_version)
+        .ruma(users::list)
+        .ruma(users::get)
+        .ruma(users::put)
+        .ruma(users::deactivate)
+        .ruma(users::reset_password)
+        .ruma(users::get_admin)
+        .ruma(users::set_admin)
+        .ruma(users::whois)
+        .ruma(users::spec_whois)
+        .ruma(users::joined_rooms)
+        .ruma(users::send_server_notice)
+}

@@ -1,0 +1,338 @@
+//! Synapse's admin API (`/_synapse/admin/`), as the synapse-admin web UI and provisioning
+//! scripts call it: shapes, paging, 403 for non-administrators, 404 for unknown users, and the
+//! audit log of every change.
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "/_synapse/admin";
+
+async fn users_page(ts: &TestServer, admin: &Session, query: &str) -> Value {
+    expect_ok(
+        ts.get(&format!("{ADMIN}/v2/users?{query}"), admin.bearer())
+            .await,
+    )
+}
+
+fn names(page: &Value) -> Vec<String> {
+    page["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_listed_paged_read_and_provisioned() {
+    let ts = TestServer::start_open().await;
+    let admin = ts.register_open("admin", "admin-password").await;
+    let mut people = Vec::new();
+    for name in ["ann", "ben", "cat", "dan"] {
+        people.push(ts.register_open(name, &format!("{name}-password")).await);
+    }
+
+    let version = expect_ok(ts.get(&format!("{ADMIN}/v1/server_version"), None).await);
+    assert!(
+        version["server_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("Conclave ")
+    );
+
+    // Paging with Synapse's from / limit / next_token / total; the bot is not listed.
+    let first = users_page(&ts, &admin, "limit=2").await;
+    assert_eq!(first["total"], 5, "{first}");
+    assert_eq!(names(&first), ["@admin:localhost", "@ann:localhost"]);
+    assert_eq!(first["next_token"], "2");
+    let last = users_page(&ts, &admin, "from=4&limit=2").await;
+    assert_eq!(names(&last), ["@dan:localhost"]);
+    assert!(last.get("next_token").is_none(), "{last}");
+    let backwards = users_page(&ts, &admin, "dir=b&limit=1").await;
+    assert_eq!(names(&backwards), ["@dan:localhost"]);
+    let admins = users_page(&ts, &admin, "admins=true").await;
+    assert_eq!(names(&admins), ["@admin:localhost"]);
+    let named = users_page(&ts, &admin, "name=ca").await;
+    assert_eq!(names(&named), ["@cat:localhost"]);
+    let resp = ts
+        .get(&format!("{ADMIN}/v2/users?dir=sideways"), admin.bearer())
+        .await;
+    assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
+
+    // One user; unknown and remote users.
+    let ann = expect_ok(
+        ts.get(&format!("{ADMIN}/v2/users/@ann:localhost"), admin.bearer())
+            .await,
+    );
+    assert_eq!(ann["name"], "@ann:localhost");
+    assert_eq!(ann["displayname"], "ann");
+    assert_eq!(
+        (ann["admin"].clone(), ann["deactivated"].clone()),
+        (json!(false), json!(false))
+    );
+    let resp = ts
+        .get(
+            &format!("{ADMIN}/v2/users/@nobody:localhost"),
+            admin.bearer(),
+        )
+        .await;
+    assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    let resp = ts
+        .get(
+            &format!("{ADMIN}/v2/users/@x:elsewhere.org"),
+            admin.bearer(),
+        )
+        .await;
+    assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
+
+    // PUT creates (201), then modifies (200).
+    let created = ts
+        .put(
+            &format!("{ADMIN}/v2/users/@eve:localhost"),
+            admin.bearer(),
+            &json!({ "password": "eve-password", "displayname": "Eve E", "threepids": [] }),
+        )
+        .await;
+    assert_eq!(created.0, StatusCode::CREATED, "{}", created.1);
+    assert_eq!(created.1["displayname"], "Eve E");
+    let eve = ts.login("eve", "eve-password").await;
+    let modified = expect_ok(
+        ts.put(
+            &format!("{ADMIN}/v2/users/@eve:localhost"),
+            admin.bearer(),
+            &json!({ "password": "eve-new", "admin": true }),
+        )
+        .await,
+    );
+    assert_eq!(modified["admin"], true);
+    ts.assert_token_rejected(&eve.access_token).await;
+    ts.login("eve", "eve-new").await;
+    let resp = ts
+        .put(
+            &format!("{ADMIN}/v2/users/@frank:localhost"),
+            admin.bearer(),
+            &json!({}),
+        )
+        .await;
+    assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_MISSING_PARAM");
+
+    // The admin flag.
+    let flag = expect_ok(
+        ts.get(
+            &format!("{ADMIN}/v1/users/@ben:localhost/admin"),
+            admin.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(flag, json!({ "admin": false }));
+    expect_ok(
+        ts.put(
+            &format!("{ADMIN}/v1/users/@ben:localhost/admin"),
+            admin.bearer(),
+            &json!({ "admin": true }),
+        )
+        .await,
+    );
+    let flag = expect_ok(
+        ts.get(
+            &format!("{ADMIN}/v1/users/@ben:localhost/admin"),
+            admin.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(flag, json!({ "admin": true }));
+    let resp = ts
+        .put(
+            &format!("{ADMIN}/v1/users/@admin:localhost/admin"),
+            admin.bearer(),
+            &json!({ "admin": false }),
+        )
+        .await;
+    assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
+
+    // Password reset, deactivation.
+    let cat = &people[2];
+    expect_ok(
+        ts.post(
+            &format!("{ADMIN}/v1/reset_password/@cat:localhost"),
+            admin.bearer(),
+            &json!({ "new_password": "cat-new", "logout_devices": true }),
+        )
+        .await,
+    );
+    ts.assert_token_rejected(&cat.access_token).await;
+    ts.login("cat", "cat-new").await;
+    let dan = &people[3];
+    let room = create_room(&ts, dan, json!({})).await;
+    let joined = expect_ok(
+        ts.get(
+            &format!("{ADMIN}/v1/users/@dan:localhost/joined_rooms"),
+            admin.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(joined, json!({ "total": 1, "joined_rooms": [room] }));
+    let done = expect_ok(
+        ts.post(
+            &format!("{ADMIN}/v1/deactivate/@dan:localhost"),
+            admin.bearer(),
+            &json!({ "erase": false }),
+        )
+        .await,
+    );
+    assert_eq!(done["id_server_unbind_result"], "success");
+    let dan_now = expect_ok(
+        ts.get(&format!("{ADMIN}/v2/users/@dan:localhost"), admin.bearer())
+            .await,
+    );
+    assert_eq!(dan_now["deactivated"], true);
+    assert!(!names(&users_page(&ts, &admin, "").await).contains(&"@dan:localhost".to_owned()));
+    assert!(
+        names(&users_page(&ts, &admin, "deactivated=true").await)
+            .contains(&"@dan:localhost".to_owned())
+    );
+
+    // whois, Synapse's and the spec's.
+    let whois = expect_ok(
+        ts.get(&format!("{ADMIN}/v1/whois/@ann:localhost"), admin.bearer())
+            .await,
+    );
+    assert_eq!(whois["user_id"], "@ann:localhost");
+    assert!(
+        whois["devices"][&people[0].device_id]["sessions"][0]["connections"].is_array(),
+        "{whois}"
+    );
+    let own = expect_ok(
+        ts.get(
+            "/_matrix/client/v3/admin/whois/@ann:localhost",
+            people[0].bearer(),
+        )
+        .await,
+    );
+    assert_eq!(own["user_id"], "@ann:localhost");
+    let resp = ts
+        .get(
+            "/_matrix/client/v3/admin/whois/@ben:localhost",
+            people[0].bearer(),
+        )
+        .await;
+    assert_errcode(&resp, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+
+    // A server notice.
+    let sent = expect_ok(
+        ts.post(
+            &format!("{ADMIN}/v1/send_server_notice"),
+            admin.bearer(),
+            &json!({ "user_id": "@ann:localhost", "content": { "msgtype": "m.text", "body": "Hi Ann" } }),
+        )
+        .await,
+    );
+    assert!(
+        sent["event_id"].as_str().unwrap().starts_with('$'),
+        "{sent}"
+    );
+    let sync = expect_ok(
+        ts.get("/_matrix/client/v3/sync?timeout=0", people[0].bearer())
+            .await,
+    );
+    assert!(sync.to_string().contains("Server notices"), "{sync}");
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_server_administrators_may_call_it_and_changes_are_audited() {
+    let ts = TestServer::start_open().await;
+    let admin = ts.register_open("admin", "admin-password").await;
+    let user = ts.register_open("user", "user-password").await;
+    let calls: [(Method, &str, Value); 10] = [
+        (Method::GET, "/v2/users", Value::Null),
+        (Method::GET, "/v2/users/@admin:localhost", Value::Null),
+        (
+            Method::PUT,
+            "/v2/users/@mallory:localhost",
+            json!({ "password": "x", "admin": true }),
+        ),
+        (Method::POST, "/v1/deactivate/@admin:localhost", json!({})),
+        (
+            Method::POST,
+            "/v1/reset_password/@admin:localhost",
+            json!({ "new_password": "x" }),
+        ),
+        (Method::GET, "/v1/users/@admin:localhost/admin", Value::Null),
+        (
+            Method::PUT,
+            "/v1/users/@user:localhost/admin",
+            json!({ "admin": true }),
+        ),
+        (Method::GET, "/v1/whois/@admin:localhost", Value::Null),
+        (
+            Method::GET,
+            "/v1/users/@admin:localhost/joined_rooms",
+            Value::Null,
+        ),
+        (
+            Method::POST,
+            "/v1/send_server_notice",
+            json!({ "user_id": "@admin:localhost", "content": { "body": "x" } }),
+        ),
+    ];
+    for (method, path, body) in &calls {
+        let body = (!body.is_null()).then_some(body);
+        let resp = ts
+            .request(
+                method.clone(),
+                &format!("{ADMIN}{path}"),
+                user.bearer(),
+                body,
+            )
+            .await;
+        assert_errcode(&resp, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+        let resp = ts
+            .request(method.clone(), &format!("{ADMIN}{path}"), None, body)
+            .await;
+        assert_errcode(&resp, StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN");
+    }
+    // Nothing happened.
+    assert_eq!(
+        expect_ok(ts.username_available("mallory").await)["available"],
+        true
+    );
+    ts.login("admin", "admin-password").await;
+    let flag = expect_ok(
+        ts.get(
+            &format!("{ADMIN}/v1/users/@user:localhost/admin"),
+            admin.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(flag["admin"], false);
+
+    // Changes by an administrator are audited, secrets left out.
+    expect_ok(
+        ts.post(
+            &format!("{ADMIN}/v1/reset_password/@user:localhost"),
+            admin.bearer(),
+            &json!({ "new_password": "very-secret-word" }),
+        )
+        .await,
+    );
+    let socket = ts.config().database_path.join("admin.sock");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .args(["admin", "--socket"])
+        .arg(&socket)
+        .args(["audit", "list"])
+        .output()
+        .await
+        .unwrap();
+    let audit = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        audit.contains("POST /_synapse/admin/v1/reset_password/@user:localhost"),
+        "{audit}"
+    );
+    assert!(audit.contains("admin API from 127.0.0.1"), "{audit}");
+    assert!(!audit.contains("very-secret-word"), "{audit}");
+    ts.shutdown().await;
+}
