@@ -69,6 +69,7 @@ impl Fixture {
             "medium" => "email".to_owned(),
             "protocol" => "irc".to_owned(),
             "loginToken" | "token" => "fuzztoken".to_owned(),
+            "report_id" => "1".to_owned(),
             _ => return None,
         })
     }
@@ -376,7 +377,8 @@ async fn every_route_survives_hostile_input() {
 async fn fixture(ts: &TestServer) -> Fixture {
     // The first account is a server administrator; the fuzzer is not, so the admin API's
     // legal-looking bodies cannot deactivate it or change its password mid-run.
-    ts.register_open("first-admin", "first-admin-password").await;
+    ts.register_open("first-admin", "first-admin-password")
+        .await;
     let fuzzer = ts.register_open("fuzzer", PASSWORD).await;
     // Another member keeps the room alive whatever the fuzzer does to its own membership.
     let keeper = ts.register_open("keeper", "keeper-password").await;

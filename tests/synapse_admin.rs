@@ -336,3 +336,144 @@ async fn only_server_administrators_may_call_it_and_changes_are_audited() {
     assert!(!audit.contains("very-secret-word"), "{audit}");
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_reach_the_administrators() {
+    let ts = TestServer::start_open().await;
+    let admin = ts.register_open("admin", "admin-password").await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let room = create_room(
+        &ts,
+        &alice,
+        json!({ "preset": "public_chat", "name": "Lobby" }),
+    )
+    .await;
+    expect_ok(
+        ts.post(&room_path(&room, "/join"), bob.bearer(), &json!({}))
+            .await,
+    );
+    let rude = send_text_id(&ts, &bob, &room, "t1", "something rude").await;
+    let private = create_room(&ts, &bob, json!({})).await;
+    let hidden = send_text_id(&ts, &bob, &private, "t2", "elsewhere").await;
+
+    // Element's "Report": an event, a room, a user.
+    let report = |path: String, body: Value| {
+        let ts = &ts;
+        let token = alice.access_token.clone();
+        async move { ts.post(&path, Some(&token), &body).await }
+    };
+    expect_ok(
+        report(
+            room_path(&room, &format!("/report/{}", enc(&rude))),
+            json!({ "reason": "abusive", "score": -100 }),
+        )
+        .await,
+    );
+    let resp = report(
+        room_path(&private, &format!("/report/{}", enc(&hidden))),
+        json!({}),
+    )
+    .await;
+    assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    expect_ok(
+        report(
+            room_path(&room, "/report"),
+            json!({ "reason": "spam room" }),
+        )
+        .await,
+    );
+    expect_ok(
+        report(
+            format!("/_matrix/client/v3/users/{}/report", enc(&bob.user_id)),
+            json!({ "reason": "keeps pinging me" }),
+        )
+        .await,
+    );
+    let resp = report(
+        "/_matrix/client/v3/users/@ghost:localhost/report".to_owned(),
+        json!({ "reason": "x" }),
+    )
+    .await;
+    assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+
+    // Each is announced in the admin room.
+    let admin_room = expect_ok(
+        ts.get(
+            &format!(
+                "/_matrix/client/v3/directory/room/{}",
+                enc("#admins:localhost")
+            ),
+            None,
+        )
+        .await,
+    )["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    expect_ok(
+        ts.post(&room_path(&admin_room, "/join"), admin.bearer(), &json!({}))
+            .await,
+    );
+    let history = expect_ok(
+        ts.get(
+            &room_path(&admin_room, "/messages?dir=b&limit=20"),
+            admin.bearer(),
+        )
+        .await,
+    )
+    .to_string();
+    assert!(
+        history.contains("New report #1") && history.contains("abusive"),
+        "{history}"
+    );
+    assert!(
+        history.contains("New report #3") && history.contains("keeps pinging me"),
+        "{history}"
+    );
+
+    // Synapse's admin API lists the event report.
+    let list = expect_ok(
+        ts.get(&format!("{ADMIN}/v1/event_reports"), admin.bearer())
+            .await,
+    );
+    assert_eq!(list["total"], 1, "{list}");
+    let entry = &list["event_reports"][0];
+    assert_eq!(entry["event_id"], rude.as_str());
+    assert_eq!(entry["user_id"], alice.user_id.as_str());
+    assert_eq!(entry["sender"], bob.user_id.as_str());
+    assert_eq!(entry["reason"], "abusive");
+    assert_eq!(entry["name"], "Lobby");
+    let id = entry["id"].as_u64().unwrap();
+    let one = expect_ok(
+        ts.get(&format!("{ADMIN}/v1/event_reports/{id}"), admin.bearer())
+            .await,
+    );
+    assert_eq!(one["event_json"]["content"]["body"], "something rude");
+    let filtered = expect_ok(
+        ts.get(
+            &format!("{ADMIN}/v1/event_reports?user_id={}", enc(&bob.user_id)),
+            admin.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(filtered["total"], 0);
+    let resp = ts
+        .get(&format!("{ADMIN}/v1/event_reports"), alice.bearer())
+        .await;
+    assert_errcode(&resp, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+    expect_ok(
+        ts.request(
+            Method::DELETE,
+            &format!("{ADMIN}/v1/event_reports/{id}"),
+            admin.bearer(),
+            None,
+        )
+        .await,
+    );
+    let resp = ts
+        .get(&format!("{ADMIN}/v1/event_reports/{id}"), admin.bearer())
+        .await;
+    assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    ts.shutdown().await;
+}

@@ -25,7 +25,7 @@ use clap::Parser;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use tokio::sync::mpsc;
 
-pub use room::{set_admin, start, welcome_first_admin};
+pub use room::{announce, set_admin, start, welcome_first_admin};
 
 use self::answer::Answer;
 use self::command::{AdminCommand, Group};

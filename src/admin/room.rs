@@ -205,6 +205,30 @@ async fn handle(services: &Services, job: Job) -> Result<()> {
     Ok(())
 }
 
+/// Posts `text` (Markdown with `code` spans) in the admin room as the bot: reports, events
+/// administrators should see.
+pub async fn announce(services: &Services, text: &str) -> Result<()> {
+    let Some(room) = services.admin.room() else {
+        return Ok(());
+    };
+    let answer = Answer::ok(text);
+    let content = json!({
+        "msgtype": "m.notice",
+        "body": answer.markdown(),
+        "format": "org.matrix.custom.html",
+        "formatted_body": answer.html(),
+    });
+    let guard = services.rooms.lock_room(room).await;
+    services.rooms.build_and_append(
+        PduBuilder::timeline(TimelineEventType::RoomMessage, content),
+        &services.admin.bot,
+        room,
+        &guard,
+    )?;
+    guard.release().await;
+    Ok(())
+}
+
 /// Answers the command as a reply from the bot: Markdown `body`, HTML `formatted_body`.
 async fn reply(services: &Services, job: &Job, answer: &Answer) -> Result<()> {
     let Some(room) = services.admin.room() else {

@@ -9,6 +9,7 @@ pub mod presence;
 pub mod push;
 pub mod rate_limit;
 pub mod receipts;
+pub mod reports;
 pub mod rooms;
 pub mod server_keys;
 pub mod sliding;
@@ -47,6 +48,8 @@ pub struct Services {
     pub sliding: sliding::Service,
     /// The admin room, its bot and the audit log.
     pub admin: crate::admin::Service,
+    /// What users reported to the administrators.
+    pub reports: reports::Service,
     /// The HTTP client of URL previews, when they are switched on.
     pub preview_fetcher: Option<media::preview::Fetcher>,
     /// Set when the server stops, so long-polling requests return at once.
@@ -91,6 +94,7 @@ impl Services {
             shutdown: tokio::sync::watch::channel(false).0,
             users: users::Service::new(&engine, &config, bot.clone()),
             admin: crate::admin::Service::new(&engine, bot)?,
+            reports: reports::Service::new(&engine)?,
             uiaa: uiaa::Service::default(),
             account_data: account_data::Service::new(&engine),
             rate_limit: rate_limit::Service::default(),

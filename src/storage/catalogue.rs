@@ -43,6 +43,8 @@ pub const TREES: &[TreeSpec] = &[
     tree("userid_locked", true),
     // Key: UserId. Value: RoomId of the user's server notices room (owned by the bot).
     tree("userid_noticeroomid", true),
+    // Key: u64 report ID (big-endian, counting from 1). Value: JSON `reports::Report`.
+    tree("reportid_report", true),
     // Key: u64 entry ID (big-endian, counting from 1). Value: JSON `admin::audit::Entry`.
     // Append-only: the audit log of administrative actions.
     tree("auditid_entry", false),

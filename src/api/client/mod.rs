@@ -17,6 +17,7 @@ mod push_rules;
 mod redact;
 mod register;
 mod relations;
+mod report;
 mod search;
 mod session;
 mod sliding_sync;
@@ -119,6 +120,9 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(sync::set_presence)
         .ruma(user_directory::search)
         .ruma(search::search)
+        .ruma(report::report_event)
+        .ruma(report::report_a_room)
+        .ruma(report::report_a_user)
         .ruma(keys::upload)
         .ruma(keys::query)
         .ruma(keys::claim)

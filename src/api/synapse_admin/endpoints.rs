@@ -257,3 +257,70 @@ pub mod send_server_notice {
 
     empty_response!();
 }
+
+pub mod event_reports {
+    use super::*;
+
+    metadata! {
+        method: GET,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/event_reports", }
+    }
+
+    #[request]
+    #[derive(Default)]
+    pub struct Request {
+        #[ruma_api(query)]
+        pub from: Option<String>,
+        #[ruma_api(query)]
+        pub limit: Option<ruma::UInt>,
+        #[ruma_api(query)]
+        pub dir: Option<String>,
+        #[ruma_api(query)]
+        pub room_id: Option<String>,
+        /// Reports by this user.
+        #[ruma_api(query)]
+        pub user_id: Option<String>,
+    }
+
+    empty_response!();
+}
+
+pub mod event_report {
+    use super::*;
+
+    metadata! {
+        method: GET,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/event_reports/{report_id}", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub report_id: String,
+    }
+
+    empty_response!();
+}
+
+pub mod delete_event_report {
+    use super::*;
+
+    metadata! {
+        method: DELETE,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/event_reports/{report_id}", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub report_id: String,
+    }
+
+    empty_response!();
+}

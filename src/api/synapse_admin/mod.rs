@@ -4,6 +4,7 @@
 //! every change is recorded in the audit log.
 
 pub mod endpoints;
+mod reports;
 mod users;
 
 use super::router::Routes;
@@ -22,4 +23,7 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(users::spec_whois)
         .ruma(users::joined_rooms)
         .ruma(users::send_server_notice)
+        .ruma(reports::list)
+        .ruma(reports::get)
+        .ruma(reports::delete)
 }

@@ -13,7 +13,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
 
 /// The caller, who must be a server administrator.
-fn require_admin<T>(services: &Services, request: &Ruma<T>) -> Result<OwnedUserId> {
+pub(super) fn require_admin<T>(services: &Services, request: &Ruma<T>) -> Result<OwnedUserId> {
     let user = request.user()?;
     if !services.users.is_admin(user)? {
         return Err(Error::forbidden("You are not a server admin"));
