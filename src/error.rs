@@ -21,6 +21,8 @@ pub enum ErrorCode {
     MissingToken,
     /// An administrator locked the account: every request but logout fails until unlocked.
     UserLocked,
+    /// An administrator suspended the account: it may read, leave and redact its own events.
+    UserSuspended,
     BadJson,
     NotJson,
     NotFound,
@@ -63,6 +65,7 @@ impl ErrorCode {
             Self::UnknownToken { .. } => "M_UNKNOWN_TOKEN",
             Self::MissingToken => "M_MISSING_TOKEN",
             Self::UserLocked => "M_USER_LOCKED",
+            Self::UserSuspended => "M_USER_SUSPENDED",
             Self::BadJson => "M_BAD_JSON",
             Self::NotJson => "M_NOT_JSON",
             Self::NotFound => "M_NOT_FOUND",
@@ -94,9 +97,10 @@ impl ErrorCode {
     /// The HTTP status the spec pairs with this code.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Forbidden | Self::UserDeactivated | Self::WrongRoomKeysVersion { .. } => {
-                StatusCode::FORBIDDEN
-            }
+            Self::Forbidden
+            | Self::UserDeactivated
+            | Self::UserSuspended
+            | Self::WrongRoomKeysVersion { .. } => StatusCode::FORBIDDEN,
             Self::UnknownToken { .. }
             | Self::MissingToken
             | Self::Unauthorized

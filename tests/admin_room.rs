@@ -903,3 +903,80 @@ async fn server_notices_reach_users_who_cannot_answer_or_escape_them() {
     assert!(sync.to_string().contains("Server notices"), "{sync}");
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_user_reads_but_cannot_send() {
+    let ts = TestServer::start_open().await;
+    let socket = ts.config().database_path.join("admin.sock");
+    let alice = ts.register_open("alice", "alice-password").await;
+    let sam = ts.register_open("sam", "sam-password").await;
+    let room = create_room(&ts, &alice, json!({ "preset": "public_chat" })).await;
+    expect_ok(
+        ts.post(&room_path(&room, "/join"), sam.bearer(), &json!({}))
+            .await,
+    );
+    let own = send_text_id(&ts, &sam, &room, "t1", "before").await;
+    let other = create_room(&ts, &alice, json!({ "preset": "public_chat" })).await;
+
+    let (code, out, err) = console(&socket, &["users", "suspend", "sam"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let refused = [
+        send_text(&ts, &sam, &room, "t2", "after").await,
+        ts.post("/_matrix/client/v3/createRoom", sam.bearer(), &json!({}))
+            .await,
+        ts.post(&room_path(&other, "/join"), sam.bearer(), &json!({}))
+            .await,
+        ts.put(
+            "/_matrix/client/v3/profile/@sam:localhost/displayname",
+            sam.bearer(),
+            &json!({ "displayname": "SAM!!!" }),
+        )
+        .await,
+        ts.request_raw(
+            reqwest::Method::POST,
+            "/_matrix/media/v3/upload",
+            sam.bearer(),
+            "text/plain",
+            "x",
+        )
+        .await,
+    ];
+    for resp in &refused {
+        assert_errcode(resp, StatusCode::FORBIDDEN, "M_USER_SUSPENDED");
+    }
+    // Reading, removing their own message and leaving still work.
+    expect_ok(
+        ts.get(&room_path(&room, "/messages?dir=b"), sam.bearer())
+            .await,
+    );
+    expect_ok(
+        ts.put(
+            &room_path(&room, &format!("/redact/{}/r1", enc(&own))),
+            sam.bearer(),
+            &json!({}),
+        )
+        .await,
+    );
+    let theirs = send_text_id(&ts, &alice, &room, "t3", "alice's").await;
+    let resp = ts
+        .put(
+            &room_path(&room, &format!("/redact/{}/r2", enc(&theirs))),
+            sam.bearer(),
+            &json!({}),
+        )
+        .await;
+    // Others' messages stay out of reach (here already by power level).
+    assert_eq!(resp.0, StatusCode::FORBIDDEN, "{}", resp.1);
+    expect_ok(
+        ts.post(&room_path(&room, "/leave"), sam.bearer(), &json!({}))
+            .await,
+    );
+
+    let (code, _, _) = console(&socket, &["users", "unsuspend", "sam"]).await;
+    assert_eq!(code, 0);
+    expect_ok(
+        ts.post(&room_path(&other, "/join"), sam.bearer(), &json!({}))
+            .await,
+    );
+    ts.shutdown().await;
+}

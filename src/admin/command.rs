@@ -104,6 +104,18 @@ pub enum UsersCommand {
         /// A user ID or a localpart of this server.
         user: String,
     },
+    /// Suspends an account: the user can still read, leave rooms and remove their own
+    /// messages, but not send, join, invite, create rooms, upload or change their profile
+    /// (M_USER_SUSPENDED).
+    Suspend {
+        /// A user ID or a localpart of this server.
+        user: String,
+    },
+    /// Lifts a suspension.
+    Unsuspend {
+        /// A user ID or a localpart of this server.
+        user: String,
+    },
     /// Joins a user to a room as if they had joined themselves (inviting them first, as a
     /// member of the room who may, when the room needs an invite).
     ForceJoin {

@@ -124,6 +124,23 @@ pub async fn run(services: &Services, command: UsersCommand) -> Result<Answer> {
             services.users.set_locked(&user_id, false)?;
             Ok(Answer::ok(format!("Unlocked `{user_id}`.")))
         }
+        UsersCommand::Suspend { user } => {
+            let user_id = local_user(services, &user)?;
+            refuse_bot(services, &user_id)?;
+            services.users.set_suspended(&user_id, true)?;
+            Ok(Answer::ok(format!(
+                "Suspended `{user_id}`: they can read, leave rooms and remove their own \
+                 messages until `users unsuspend`."
+            )))
+        }
+        UsersCommand::Unsuspend { user } => {
+            let user_id = local_user(services, &user)?;
+            if !services.users.is_suspended(&user_id) {
+                return Ok(Answer::error(format!("`{user_id}` is not suspended")));
+            }
+            services.users.set_suspended(&user_id, false)?;
+            Ok(Answer::ok(format!("`{user_id}` may send again.")))
+        }
         UsersCommand::ForceJoin { user, room } => {
             let user_id = local_user(services, &user)?;
             refuse_bot(services, &user_id)?;
@@ -359,6 +376,10 @@ fn info(services: &Services, user_id: &ruma::UserId) -> Result<Answer> {
             yes(services.users.is_deactivated(user_id)?),
         ],
         vec!["locked".to_owned(), yes(services.users.is_locked(user_id))],
+        vec![
+            "suspended".to_owned(),
+            yes(services.users.is_suspended(user_id)),
+        ],
         vec!["rooms joined".to_owned(), joined.len().to_string()],
     ];
     let mut answer = Answer::ok(format!("`{user_id}`")).with(Block::Table {

@@ -92,7 +92,7 @@ impl Services {
                 .then(|| media::preview::Fetcher::new(&config.media))
                 .transpose()?,
             shutdown: tokio::sync::watch::channel(false).0,
-            users: users::Service::new(&engine, &config, bot.clone()),
+            users: users::Service::new(&engine, &config, bot.clone())?,
             admin: crate::admin::Service::new(&engine, bot)?,
             reports: reports::Service::new(&engine)?,
             uiaa: uiaa::Service::default(),
@@ -102,7 +102,6 @@ impl Services {
             engine,
         });
         services.rooms.attach(&services);
-        services.users.load_locked()?;
         services.rooms.build_room_lists()?;
         services.rooms.build_relation_markers()?;
         Ok(services)

@@ -41,6 +41,8 @@ pub const TREES: &[TreeSpec] = &[
     tree("userid_admin", true),
     // Key: UserId. Value: empty. Presence means an administrator locked the account.
     tree("userid_locked", true),
+    // Key: UserId. Value: empty. Presence means an administrator suspended the account.
+    tree("userid_suspended", true),
     // Key: UserId. Value: RoomId of the user's server notices room (owned by the bot).
     tree("userid_noticeroomid", true),
     // Key: u64 report ID (big-endian, counting from 1). Value: JSON `reports::Report`.

@@ -149,7 +149,12 @@ async fn upload(
         async {
             let (parts, body) = request.into_parts();
             let mut body = body.into_data_stream();
-            let (user, _) = match authenticate(&services, &parts) {
+            let (user, _) = match authenticate(&services, &parts).and_then(|found| {
+                services
+                    .users
+                    .ensure_not_suspended(&found.0)
+                    .map(|()| found)
+            }) {
                 Ok(found) => found,
                 Err(error) => return Err(drained(&mut body, error).await),
             };
@@ -196,7 +201,12 @@ async fn upload_to(
         async {
             let (parts, body) = request.into_parts();
             let mut body = body.into_data_stream();
-            let (user, _) = match authenticate(&services, &parts) {
+            let (user, _) = match authenticate(&services, &parts).and_then(|found| {
+                services
+                    .users
+                    .ensure_not_suspended(&found.0)
+                    .map(|()| found)
+            }) {
                 Ok(found) => found,
                 Err(error) => return Err(drained(&mut body, error).await),
             };
@@ -240,6 +250,7 @@ async fn create(
     request: Ruma<create_mxc_uri::v1::Request>,
 ) -> Result<create_mxc_uri::v1::Response> {
     let server = services.server_name();
+    services.users.ensure_not_suspended(request.user()?)?;
     let (media_id, expires) = services.media.create_pending(server, request.user()?)?;
     let uri: OwnedMxcUri = format!("mxc://{server}/{media_id}").into();
     let mut response = create_mxc_uri::v1::Response::new(uri);

@@ -45,6 +45,7 @@ fn set_field(
     field: &str,
     value: Option<Value>,
 ) -> Result<()> {
+    services.users.ensure_not_suspended(user_id)?;
     if field.len() > MAX_KEY_BYTES {
         return Err(Error::new(
             ErrorCode::KeyTooLarge,

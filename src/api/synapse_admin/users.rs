@@ -59,7 +59,7 @@ fn user_json(services: &Services, user: &UserId) -> Result<Value> {
         "erased": false,
         "shadow_banned": false,
         "locked": services.users.is_locked(user),
-        "suspended": false,
+        "suspended": services.users.is_suspended(user),
         "is_guest": false,
         "user_type": null,
         "appservice_id": null,

@@ -112,6 +112,10 @@ impl Service {
         version: &RoomVersionId,
         create_content: Value,
     ) -> Result<(OwnedRoomId, RoomGuard)> {
+        self.check_not_suspended(
+            &PduBuilder::state(TimelineEventType::RoomCreate, "", Value::Null),
+            sender,
+        )?;
         let writing = self.engine.begin_write_owned();
         let rules = rules_of(version)?;
         let mut builder = PduBuilder::state(TimelineEventType::RoomCreate, "", create_content);
@@ -182,6 +186,33 @@ impl Service {
         Ok((room_id, guard))
     }
 
+    /// A suspended user may still leave rooms and redact their own events; nothing else they
+    /// send is accepted (MSC3823). Checked here, where every event a user sends passes.
+    fn check_not_suspended(&self, builder: &PduBuilder, sender: &UserId) -> Result<()> {
+        let Some(services) = self.services.get().and_then(std::sync::Weak::upgrade) else {
+            return Ok(());
+        };
+        if !services.users.is_suspended(sender) {
+            return Ok(());
+        }
+        let leaving = builder.event_type == TimelineEventType::RoomMember
+            && builder.state_key.as_deref() == Some(sender.as_str())
+            && builder.content["membership"] == "leave";
+        let redacts = builder.redacts.clone().or_else(|| {
+            builder.content["redacts"]
+                .as_str()
+                .and_then(|id| id.try_into().ok())
+        });
+        let own_redaction = builder.event_type == TimelineEventType::RoomRedaction
+            && redacts
+                .and_then(|target| self.get_pdu(&target).ok().flatten())
+                .is_some_and(|target| target.sender == sender);
+        if leaving || own_redaction {
+            return Ok(());
+        }
+        services.users.ensure_not_suspended(sender)
+    }
+
     /// The current time in milliseconds, or one more than the last one handed out.
     fn unique_create_timestamp(&self) -> u64 {
         let now = now_millis();
@@ -220,6 +251,7 @@ impl Service {
         guard: &RoomGuard,
         prev_events: Vec<OwnedEventId>,
     ) -> Result<OwnedEventId> {
+        self.check_not_suspended(&builder, sender)?;
         // Stream positions taken below are not reported by /sync until the batch and the
         // members' indexes land.
         let writing = self.engine.begin_write_owned();

@@ -2,6 +2,7 @@
 //! their tokens, profiles and registration tokens.
 
 mod devices;
+mod flags;
 pub mod password;
 mod profile;
 mod registration_tokens;
@@ -44,9 +45,10 @@ pub struct Service {
     refreshable_token_lifetime_ms: u64,
     /// The server's bot account: not a person, so it is never the "first account".
     bot: OwnedUserId,
-    userid_locked: Tree,
-    /// The locked accounts, checked on every authenticated request: kept in memory.
-    locked: std::sync::RwLock<std::collections::HashSet<OwnedUserId>>,
+    /// Locked accounts: every request but logout is refused.
+    locked: flags::AccountFlag,
+    /// Suspended accounts: they may read, but not send (MSC3823).
+    suspended: flags::AccountFlag,
     config_registration_token: Option<String>,
 }
 
@@ -58,8 +60,8 @@ pub enum Availability {
 }
 
 impl Service {
-    pub fn new(engine: &Arc<Engine>, config: &Config, bot: OwnedUserId) -> Self {
-        Self {
+    pub fn new(engine: &Arc<Engine>, config: &Config, bot: OwnedUserId) -> Result<Self> {
+        Ok(Self {
             engine: Arc::clone(engine),
             userid_password: engine.tree("userid_password"),
             userid_admin: engine.tree("userid_admin"),
@@ -82,41 +84,39 @@ impl Service {
                 .saturating_mul(1000),
             config_registration_token: config.registration_token.clone(),
             bot,
-            userid_locked: engine.tree("userid_locked"),
-            locked: std::sync::RwLock::default(),
-        }
-    }
-
-    /// Reads the locked accounts into memory (at start).
-    pub fn load_locked(&self) -> Result<()> {
-        let mut locked = self.locked.write().unwrap_or_else(|e| e.into_inner());
-        for entry in self
-            .userid_locked
-            .iter_from(&[], rocksdb::Direction::Forward)
-        {
-            locked.insert(crate::storage::decode_id(&entry?.0)?);
-        }
-        Ok(())
+            locked: flags::AccountFlag::load(engine.tree("userid_locked"))?,
+            suspended: flags::AccountFlag::load(engine.tree("userid_suspended"))?,
+        })
     }
 
     pub fn is_locked(&self, user_id: &UserId) -> bool {
-        self.locked
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(user_id)
+        self.locked.contains(user_id)
     }
 
     /// Locks or unlocks an account: a locked one can only log out.
     pub fn set_locked(&self, user_id: &UserId, locked: bool) -> Result<()> {
-        let mut set = self.locked.write().unwrap_or_else(|e| e.into_inner());
-        if locked {
-            self.userid_locked.insert(user_id.as_bytes(), &[])?;
-            set.insert(user_id.to_owned());
-        } else {
-            self.userid_locked.remove(user_id.as_bytes())?;
-            set.remove(user_id);
+        self.locked.set(user_id, locked)
+    }
+
+    pub fn is_suspended(&self, user_id: &UserId) -> bool {
+        self.suspended.contains(user_id)
+    }
+
+    /// Refuses what a suspended account may not do (send, change its profile, upload).
+    pub fn ensure_not_suspended(&self, user_id: &UserId) -> Result<()> {
+        if self.is_suspended(user_id) {
+            return Err(Error::new(
+                ErrorCode::UserSuspended,
+                "Your account is suspended: you can read, leave rooms and remove your own \
+                 messages, but not send or change anything",
+            ));
         }
         Ok(())
+    }
+
+    /// Suspends or reinstates an account: a suspended one can read but not send.
+    pub fn set_suspended(&self, user_id: &UserId, suspended: bool) -> Result<()> {
+        self.suspended.set(user_id, suspended)
     }
 
     /// Whether any account of a person (even a deactivated one) exists: the server's bot
