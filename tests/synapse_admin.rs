@@ -69,6 +69,15 @@ async fn users_are_listed_paged_read_and_provisioned() {
     );
     assert_eq!(ann["name"], "@ann:localhost");
     assert_eq!(ann["displayname"], "ann");
+    let created = ann["creation_ts"].as_u64().expect("creation_ts");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        created <= now && now - created < 600_000,
+        "milliseconds, just now: {created}"
+    );
     assert_eq!(
         (ann["admin"].clone(), ann["deactivated"].clone()),
         (json!(false), json!(false))

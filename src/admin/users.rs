@@ -375,6 +375,13 @@ fn info(services: &Services, user_id: &ruma::UserId) -> Result<Answer> {
             "deactivated".to_owned(),
             yes(services.users.is_deactivated(user_id)?),
         ],
+        vec![
+            "created".to_owned(),
+            services
+                .users
+                .created_at(user_id)?
+                .map_or("before this was recorded".to_owned(), format_ts),
+        ],
         vec!["locked".to_owned(), yes(services.users.is_locked(user_id))],
         vec![
             "suspended".to_owned(),

@@ -39,6 +39,9 @@ pub const TREES: &[TreeSpec] = &[
     tree("userid_password", true),
     // Key: UserId. Value: empty. Presence means the user is a server administrator.
     tree("userid_admin", true),
+    // Key: UserId. Value: u64 milliseconds since the epoch when the account was created
+    // (accounts from before this was recorded have none).
+    tree("userid_createdts", true),
     // Key: UserId. Value: empty. Presence means an administrator locked the account.
     tree("userid_locked", true),
     // Key: UserId. Value: empty. Presence means an administrator suspended the account.

@@ -64,7 +64,9 @@ fn user_json(services: &Services, user: &UserId) -> Result<Value> {
         "user_type": null,
         "appservice_id": null,
         "approved": true,
-        "creation_ts": null,
+        // Synapse lists milliseconds here (and seconds in a single user's details; this
+        // follows the list, the more used of the two).
+        "creation_ts": services.users.created_at(user)?,
         "last_seen_ts": last_seen,
     }))
 }

@@ -24,6 +24,7 @@ pub struct Service {
     engine: Arc<Engine>,
     userid_password: Tree,
     userid_admin: Tree,
+    userid_createdts: Tree,
     useridprofilekey_value: Tree,
     userdeviceid_device: Tree,
     userdeviceid_tokenhash: Tree,
@@ -65,6 +66,7 @@ impl Service {
             engine: Arc::clone(engine),
             userid_password: engine.tree("userid_password"),
             userid_admin: engine.tree("userid_admin"),
+            userid_createdts: engine.tree("userid_createdts"),
             useridprofilekey_value: engine.tree("useridprofilekey_value"),
             userdeviceid_device: engine.tree("userdeviceid_device"),
             userdeviceid_tokenhash: engine.tree("userdeviceid_tokenhash"),
@@ -209,6 +211,15 @@ impl Service {
             .is_some_and(|hash| hash.is_empty()))
     }
 
+    /// When the account was created (milliseconds), if that was recorded.
+    pub fn created_at(&self, user_id: &UserId) -> Result<Option<u64>> {
+        Ok(self
+            .userid_createdts
+            .get(user_id.as_bytes())?
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+            .map(u64::from_be_bytes))
+    }
+
     pub fn is_admin(&self, user_id: &UserId) -> Result<bool> {
         self.userid_admin.contains(user_id.as_bytes())
     }
@@ -285,6 +296,11 @@ impl Service {
             &self.useridprofilekey_value,
             &(user_id.as_str(), "displayname").encode(),
             displayname.to_string().as_bytes(),
+        )?;
+        batch.put(
+            &self.userid_createdts,
+            user_id.as_bytes(),
+            &crate::service::now_millis().to_be_bytes(),
         )?;
         self.engine.write(batch)?;
         if first {
