@@ -980,3 +980,92 @@ async fn a_suspended_user_reads_but_cannot_send() {
     );
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shut_down_room_loses_its_local_members_and_stays_closed() {
+    let ts = TestServer::start_open().await;
+    let socket = ts.config().database_path.join("admin.sock");
+    ts.register_open("it", "it-password").await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let carol = ts.register_open("carol", "carol-password").await;
+    let room = create_room(
+        &ts,
+        &alice,
+        json!({ "preset": "public_chat", "room_alias_name": "bad", "invite": [carol.user_id] }),
+    )
+    .await;
+    expect_ok(
+        ts.put(
+            &format!("/_matrix/client/v3/directory/list/room/{}", enc(&room)),
+            alice.bearer(),
+            &json!({ "visibility": "public" }),
+        )
+        .await,
+    );
+    expect_ok(
+        ts.post(&room_path(&room, "/join"), bob.bearer(), &json!({}))
+            .await,
+    );
+
+    // block: members stay, nobody new gets in.
+    let (code, out, err) = console(&socket, &["rooms", "block", "#bad:localhost"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let dave = ts.register_open("dave", "dave-password").await;
+    let resp = ts
+        .post(&room_path(&room, "/join"), dave.bearer(), &json!({}))
+        .await;
+    assert_errcode(&resp, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+    expect_ok(
+        ts.get(&room_path(&room, "/joined_members"), bob.bearer())
+            .await,
+    );
+    let directory = expect_ok(ts.get("/_matrix/client/v3/publicRooms", None).await);
+    assert!(!directory.to_string().contains(&room), "{directory}");
+    let (code, _, _) = console(&socket, &["rooms", "unblock", &room]).await;
+    assert_eq!(code, 0);
+    expect_ok(
+        ts.post(&room_path(&room, "/join"), dave.bearer(), &json!({}))
+            .await,
+    );
+
+    // shutdown: every local member (and invitee) leaves, with the message as the reason.
+    let (code, out, err) = console(
+        &socket,
+        &["rooms", "shutdown", &room, "--message", "Closed for review"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("4 local member(s) removed"), "{out}");
+    for user in [&alice, &bob, &dave] {
+        let rooms = expect_ok(
+            ts.get("/_matrix/client/v3/joined_rooms", user.bearer())
+                .await,
+        );
+        assert!(!rooms.to_string().contains(&room), "{rooms}");
+    }
+    let sync = expect_ok(
+        ts.get("/_matrix/client/v3/sync?timeout=0", carol.bearer())
+            .await,
+    );
+    assert!(sync["rooms"]["invite"].get(&room).is_none(), "{sync}");
+    let resp = ts
+        .post(&room_path(&room, "/join"), alice.bearer(), &json!({}))
+        .await;
+    assert_errcode(&resp, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+    let history = expect_ok(
+        ts.get(&room_path(&room, "/messages?dir=b&limit=5"), bob.bearer())
+            .await,
+    );
+    assert!(
+        history.to_string().contains("Closed for review"),
+        "{history}"
+    );
+    let (_, info, _) = console(&socket, &["rooms", "info", &room]).await;
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("blocked") && l.ends_with("yes")),
+        "{info}"
+    );
+    ts.shutdown().await;
+}

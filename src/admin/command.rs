@@ -183,6 +183,25 @@ pub enum RoomsCommand {
     /// Adds or removes a room alias of this server.
     #[command(subcommand)]
     Alias(AliasCommand),
+    /// Takes a room away from this server's users: every local member leaves it, and it is
+    /// blocked so none can come back. Its history stays on disk.
+    Shutdown {
+        /// A room ID or alias.
+        room: String,
+        /// Shown to the members as the reason they left.
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Blocks a room: no local user may join it, be invited to it or knock (members stay).
+    Block {
+        /// A room ID or alias.
+        room: String,
+    },
+    /// Lifts a block.
+    Unblock {
+        /// A room ID or alias.
+        room: String,
+    },
     /// Lists a room in the public room directory.
     Publish {
         /// A room ID or alias.

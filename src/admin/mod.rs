@@ -224,7 +224,7 @@ async fn execute(
 ) -> Result<Answer> {
     match command.group {
         Group::Users(command) => users::run(services, command).await,
-        Group::Rooms(command) => rooms::run(services, command),
+        Group::Rooms(command) => rooms::run(services, command).await,
         Group::Tokens(command) => tokens::run(services, command),
         Group::Server(command) => server::run(services, command, progress).await,
         Group::Audit(command) => server::audit(services, actor, command),

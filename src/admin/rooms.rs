@@ -7,10 +7,51 @@ use super::command::{AliasCommand, RoomOrder, RoomsCommand};
 use super::room_arg;
 use crate::error::{Error, Result};
 use crate::service::Services;
+use crate::service::rooms::member_change::set_membership;
 
-pub fn run(services: &Services, command: RoomsCommand) -> Result<Answer> {
+pub async fn run(services: &Services, command: RoomsCommand) -> Result<Answer> {
     let rooms = &services.rooms;
     match command {
+        RoomsCommand::Shutdown { room, message } => {
+            let room_id = room_arg(services, &room)?;
+            if Some(&*room_id) == services.admin.room() {
+                return Ok(Answer::error("That is the admin room."));
+            }
+            rooms.set_blocked(&room_id, true)?;
+            let reason = message
+                .as_deref()
+                .unwrap_or("This room has been shut down by the administrators");
+            let mut removed = Vec::new();
+            for (user, membership) in rooms.members(&room_id)? {
+                if user.server_name() == services.server_name()
+                    && matches!(membership.as_str(), "join" | "invite" | "knock")
+                {
+                    set_membership(services, &user, &room_id, &user, "leave", Some(reason)).await?;
+                    removed.push(user.to_string());
+                }
+            }
+            Ok(Answer::ok(format!(
+                "Shut down `{room_id}`: {} local member(s) removed, the room is blocked and \
+                 off the directory.",
+                removed.len()
+            ))
+            .with(Block::Code(removed.join("\n"))))
+        }
+        RoomsCommand::Block { room } => {
+            let room_id = room_arg(services, &room)?;
+            rooms.set_blocked(&room_id, true)?;
+            Ok(Answer::ok(format!(
+                "Blocked `{room_id}`: no local user may join it; its members stay."
+            )))
+        }
+        RoomsCommand::Unblock { room } => {
+            let room_id = room_arg(services, &room)?;
+            if !rooms.is_blocked(&room_id)? {
+                return Ok(Answer::error(format!("`{room_id}` is not blocked")));
+            }
+            rooms.set_blocked(&room_id, false)?;
+            Ok(Answer::ok(format!("Unblocked `{room_id}`.")))
+        }
         RoomsCommand::List { sort, limit } => list(services, sort, limit),
         RoomsCommand::Info { room } => info(services, &room_arg(services, &room)?),
         RoomsCommand::Members { room } => {
@@ -164,6 +205,15 @@ fn info(services: &Services, room_id: &RoomId) -> Result<Answer> {
             summary.encryption.unwrap_or_else(|| "none".to_owned()),
         ),
         row("aliases", aliases.join(", ")),
+        row(
+            "blocked",
+            if rooms.is_blocked(room_id)? {
+                "yes"
+            } else {
+                "no"
+            }
+            .to_owned(),
+        ),
         row(
             "published",
             if rooms.is_public(room_id)? {

@@ -46,6 +46,9 @@ pub const TREES: &[TreeSpec] = &[
     tree("userid_locked", true),
     // Key: UserId. Value: empty. Presence means an administrator suspended the account.
     tree("userid_suspended", true),
+    // Key: RoomId. Value: empty. Presence means administrators blocked the room: no local
+    // user may join, be invited or knock.
+    tree("roomid_blocked", true),
     // Key: UserId. Value: RoomId of the user's server notices room (owned by the bot).
     tree("userid_noticeroomid", true),
     // Key: u64 report ID (big-endian, counting from 1). Value: JSON `reports::Report`.

@@ -63,6 +63,20 @@ impl Service {
         self.roomid_alias.second_parts(room_id.as_str())
     }
 
+    /// Whether administrators blocked the room for local users.
+    pub fn is_blocked(&self, room_id: &RoomId) -> Result<bool> {
+        self.roomid_blocked.contains(room_id.as_bytes())
+    }
+
+    pub fn set_blocked(&self, room_id: &RoomId, blocked: bool) -> Result<()> {
+        if blocked {
+            self.roomid_blocked.insert(room_id.as_bytes(), &[])?;
+            self.set_public(room_id, false)
+        } else {
+            self.roomid_blocked.remove(room_id.as_bytes())
+        }
+    }
+
     pub fn is_public(&self, room_id: &RoomId) -> Result<bool> {
         self.publicroomids.contains(room_id.as_bytes())
     }
@@ -76,10 +90,18 @@ impl Service {
     }
 
     /// Rooms published in the directory.
+    /// Rooms in the public directory (a blocked room is never listed).
     pub fn public_rooms(&self) -> Result<Vec<OwnedRoomId>> {
-        self.publicroomids
+        let mut rooms = Vec::new();
+        for entry in self
+            .publicroomids
             .iter_from(&[], rocksdb::Direction::Forward)
-            .map(|entry| decode_id(&entry?.0))
-            .collect()
+        {
+            let room: OwnedRoomId = decode_id(&entry?.0)?;
+            if !self.is_blocked(&room)? {
+                rooms.push(room);
+            }
+        }
+        Ok(rooms)
     }
 }

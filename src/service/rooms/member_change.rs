@@ -28,6 +28,11 @@ pub async fn set_membership(
     reason: Option<&str>,
 ) -> Result<()> {
     ensure_room(services, room_id)?;
+    if matches!(membership, "join" | "invite" | "knock") && services.rooms.is_blocked(room_id)? {
+        return Err(Error::forbidden(
+            "This room has been blocked on this server",
+        ));
+    }
     let mut content = if matches!(membership, "join" | "invite" | "knock") {
         member_content(services, target, membership)?
     } else {
