@@ -486,3 +486,96 @@ async fn reports_reach_the_administrators() {
     assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_and_room_blocks() {
+    let ts = TestServer::start_open().await;
+    let admin = ts.register_open("admin", "admin-password").await;
+    let ann = ts.register_open("ann", "ann-password").await;
+    let second = ts.login("ann", "ann-password").await;
+    let third = ts.login("ann", "ann-password").await;
+
+    let list = expect_ok(
+        ts.get(
+            &format!("{ADMIN}/v2/users/@ann:localhost/devices"),
+            admin.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(list["total"], 3, "{list}");
+    assert_eq!(list["devices"][0]["user_id"], "@ann:localhost");
+    let one = expect_ok(
+        ts.get(
+            &format!("{ADMIN}/v2/users/@ann:localhost/devices/{}", ann.device_id),
+            admin.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(one["device_id"], ann.device_id.as_str());
+    assert_eq!(one["last_seen_ip"], "127.0.0.1");
+    let resp = ts
+        .get(
+            &format!("{ADMIN}/v2/users/@ann:localhost/devices/NOPE"),
+            admin.bearer(),
+        )
+        .await;
+    assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    expect_ok(
+        ts.request(
+            Method::DELETE,
+            &format!(
+                "{ADMIN}/v2/users/@ann:localhost/devices/{}",
+                second.device_id
+            ),
+            admin.bearer(),
+            None,
+        )
+        .await,
+    );
+    ts.assert_token_rejected(&second.access_token).await;
+    expect_ok(
+        ts.post(
+            &format!("{ADMIN}/v2/users/@ann:localhost/delete_devices"),
+            admin.bearer(),
+            &json!({ "devices": [third.device_id] }),
+        )
+        .await,
+    );
+    ts.assert_token_rejected(&third.access_token).await;
+    ts.assert_token_valid(&ann.access_token).await;
+    let resp = ts
+        .get(
+            &format!("{ADMIN}/v2/users/@ann:localhost/devices"),
+            ann.bearer(),
+        )
+        .await;
+    assert_errcode(&resp, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+
+    let room = create_room(&ts, &ann, json!({ "preset": "public_chat" })).await;
+    let block = format!("{ADMIN}/v1/rooms/{}/block", enc(&room));
+    assert_eq!(
+        expect_ok(ts.get(&block, admin.bearer()).await),
+        json!({ "block": false })
+    );
+    assert_eq!(
+        expect_ok(
+            ts.put(&block, admin.bearer(), &json!({ "block": true }))
+                .await
+        ),
+        json!({ "block": true })
+    );
+    assert_eq!(
+        expect_ok(ts.get(&block, admin.bearer()).await),
+        json!({ "block": true })
+    );
+    let bob = ts.register_open("bob", "bob-password").await;
+    let resp = ts
+        .post(&room_path(&room, "/join"), bob.bearer(), &json!({}))
+        .await;
+    assert_errcode(&resp, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+    let resp = ts
+        .put(&block, ann.bearer(), &json!({ "block": false }))
+        .await;
+    assert_errcode(&resp, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+    ts.shutdown().await;
+}

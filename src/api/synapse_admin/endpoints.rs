@@ -324,3 +324,130 @@ pub mod delete_event_report {
 
     empty_response!();
 }
+
+/// An endpoint whose only parameter is the user in its path.
+macro_rules! user_path_endpoint {
+    ($name:ident, $method:ident, $path:literal) => {
+        pub mod $name {
+            use super::*;
+
+            metadata! {
+                method: $method,
+                rate_limited: false,
+                authentication: AccessToken,
+                history: { unstable => $path, }
+            }
+
+            #[request]
+            pub struct Request {
+                #[ruma_api(path)]
+                pub user_id: ruma::OwnedUserId,
+            }
+
+            empty_response!();
+        }
+    };
+}
+
+user_path_endpoint!(devices, GET, "/_synapse/admin/v2/users/{user_id}/devices");
+
+pub mod device {
+    use super::*;
+
+    metadata! {
+        method: GET,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v2/users/{user_id}/devices/{device_id}", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub user_id: ruma::OwnedUserId,
+        #[ruma_api(path)]
+        pub device_id: ruma::OwnedDeviceId,
+    }
+
+    empty_response!();
+}
+
+pub mod delete_device {
+    use super::*;
+
+    metadata! {
+        method: DELETE,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v2/users/{user_id}/devices/{device_id}", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub user_id: ruma::OwnedUserId,
+        #[ruma_api(path)]
+        pub device_id: ruma::OwnedDeviceId,
+    }
+
+    empty_response!();
+}
+
+pub mod delete_devices {
+    use super::*;
+
+    metadata! {
+        method: POST,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v2/users/{user_id}/delete_devices", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub user_id: ruma::OwnedUserId,
+        pub devices: Vec<ruma::OwnedDeviceId>,
+    }
+
+    empty_response!();
+}
+
+pub mod room_block {
+    use super::*;
+
+    metadata! {
+        method: GET,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/rooms/{room_id}/block", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub room_id: ruma::OwnedRoomId,
+    }
+
+    empty_response!();
+}
+
+pub mod set_room_block {
+    use super::*;
+
+    metadata! {
+        method: PUT,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/rooms/{room_id}/block", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub room_id: ruma::OwnedRoomId,
+        pub block: bool,
+    }
+
+    empty_response!();
+}

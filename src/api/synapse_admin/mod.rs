@@ -3,6 +3,7 @@
 //! but `server_version` needs a server administrator's token (403 `M_FORBIDDEN` otherwise);
 //! every change is recorded in the audit log.
 
+mod devices;
 pub mod endpoints;
 mod reports;
 mod users;
@@ -26,4 +27,10 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(reports::list)
         .ruma(reports::get)
         .ruma(reports::delete)
+        .ruma(devices::list)
+        .ruma(devices::get)
+        .ruma(devices::delete)
+        .ruma(devices::delete_many)
+        .ruma(devices::get_block)
+        .ruma(devices::set_block)
 }

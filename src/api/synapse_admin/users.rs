@@ -22,7 +22,7 @@ pub(super) fn require_admin<T>(services: &Services, request: &Ruma<T>) -> Result
 }
 
 /// A user of this server that exists, else Synapse's errors.
-fn local_account(services: &Services, user: &UserId) -> Result<()> {
+pub(super) fn local_account(services: &Services, user: &UserId) -> Result<()> {
     if user.server_name() != services.server_name() {
         return Err(Error::invalid_param(
             "This endpoint can only be used with local users",
