@@ -579,3 +579,73 @@ async fn devices_and_room_blocks() {
     assert_errcode(&resp, StatusCode::FORBIDDEN, "M_FORBIDDEN");
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_are_listed_searched_and_detailed() {
+    let ts = TestServer::start_open().await;
+    let admin = ts.register_open("admin", "admin-password").await;
+    let ann = ts.register_open("ann", "ann-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let big = create_room(&ts, &ann, json!({ "name": "Big", "preset": "public_chat" })).await;
+    expect_ok(
+        ts.post(&room_path(&big, "/join"), bob.bearer(), &json!({}))
+            .await,
+    );
+    let small = create_room(
+        &ts,
+        &bob,
+        json!({ "name": "Small", "room_alias_name": "small" }),
+    )
+    .await;
+
+    let page = expect_ok(
+        ts.get(&format!("{ADMIN}/v1/rooms?order_by=size"), admin.bearer())
+            .await,
+    );
+    // Three rooms: these two and the admin room (one member, the bot, unless the admin joined).
+    assert_eq!(page["total_rooms"], 3, "{page}");
+    assert_eq!(page["rooms"][0]["room_id"], big.as_str(), "{page}");
+    assert_eq!(page["rooms"][0]["joined_members"], 2);
+    assert_eq!(page["rooms"][0]["joined_local_members"], 2);
+    let by_name = expect_ok(
+        ts.get(&format!("{ADMIN}/v1/rooms?limit=1"), admin.bearer())
+            .await,
+    );
+    assert_eq!(by_name["rooms"][0]["name"], "Admins", "{by_name}");
+    assert_eq!(by_name["next_batch"], 1);
+    let searched = expect_ok(
+        ts.get(
+            &format!("{ADMIN}/v1/rooms?search_term=smal"),
+            admin.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(searched["total_rooms"], 1);
+    assert_eq!(searched["rooms"][0]["canonical_alias"], "#small:localhost");
+
+    let details = expect_ok(
+        ts.get(&format!("{ADMIN}/v1/rooms/{}", enc(&small)), admin.bearer())
+            .await,
+    );
+    assert_eq!(details["creator"], bob.user_id.as_str());
+    assert_eq!(details["join_rules"], "invite");
+    assert!(details["state_events"].as_u64().unwrap() >= 5, "{details}");
+    let members = expect_ok(
+        ts.get(
+            &format!("{ADMIN}/v1/rooms/{}/members", enc(&big)),
+            admin.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(members["total"], 2);
+    let resp = ts
+        .get(
+            &format!("{ADMIN}/v1/rooms/{}", enc("!nope:localhost")),
+            admin.bearer(),
+        )
+        .await;
+    assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    let resp = ts.get(&format!("{ADMIN}/v1/rooms"), ann.bearer()).await;
+    assert_errcode(&resp, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+    ts.shutdown().await;
+}

@@ -451,3 +451,69 @@ pub mod set_room_block {
 
     empty_response!();
 }
+
+pub mod list_rooms {
+    use super::*;
+
+    metadata! {
+        method: GET,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/rooms", }
+    }
+
+    #[request]
+    #[derive(Default)]
+    pub struct Request {
+        #[ruma_api(query)]
+        pub from: Option<String>,
+        #[ruma_api(query)]
+        pub limit: Option<ruma::UInt>,
+        #[ruma_api(query)]
+        pub order_by: Option<String>,
+        #[ruma_api(query)]
+        pub dir: Option<String>,
+        #[ruma_api(query)]
+        pub search_term: Option<String>,
+    }
+
+    empty_response!();
+}
+
+pub mod room_details {
+    use super::*;
+
+    metadata! {
+        method: GET,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/rooms/{room_id}", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub room_id: ruma::OwnedRoomId,
+    }
+
+    empty_response!();
+}
+
+pub mod room_members {
+    use super::*;
+
+    metadata! {
+        method: GET,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/rooms/{room_id}/members", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub room_id: ruma::OwnedRoomId,
+    }
+
+    empty_response!();
+}

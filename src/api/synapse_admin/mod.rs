@@ -6,6 +6,7 @@
 mod devices;
 pub mod endpoints;
 mod reports;
+mod rooms;
 mod users;
 
 use super::router::Routes;
@@ -33,4 +34,7 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(devices::delete_many)
         .ruma(devices::get_block)
         .ruma(devices::set_block)
+        .ruma(rooms::list)
+        .ruma(rooms::details)
+        .ruma(rooms::members)
 }
