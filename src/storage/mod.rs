@@ -6,6 +6,7 @@
 
 pub mod catalogue;
 pub mod codec;
+pub mod numbered;
 pub mod schema;
 mod watch;
 

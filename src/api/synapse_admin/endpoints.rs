@@ -16,6 +16,30 @@ macro_rules! empty_response {
     };
 }
 
+/// An endpoint whose only parameter is the user in its path.
+macro_rules! user_path_endpoint {
+    ($name:ident, $method:ident, $path:literal) => {
+        pub mod $name {
+            use super::*;
+
+            metadata! {
+                method: $method,
+                rate_limited: false,
+                authentication: AccessToken,
+                history: { unstable => $path, }
+            }
+
+            #[request]
+            pub struct Request {
+                #[ruma_api(path)]
+                pub user_id: ruma::OwnedUserId,
+            }
+
+            empty_response!();
+        }
+    };
+}
+
 pub mod server_version {
     use super::*;
 
@@ -71,24 +95,7 @@ pub mod list_users {
     empty_response!();
 }
 
-pub mod user {
-    use super::*;
-
-    metadata! {
-        method: GET,
-        rate_limited: false,
-        authentication: AccessToken,
-        history: { unstable => "/_synapse/admin/v2/users/{user_id}", }
-    }
-
-    #[request]
-    pub struct Request {
-        #[ruma_api(path)]
-        pub user_id: ruma::OwnedUserId,
-    }
-
-    empty_response!();
-}
+user_path_endpoint!(user, GET, "/_synapse/admin/v2/users/{user_id}");
 
 pub mod put_user {
     use super::*;
@@ -162,24 +169,7 @@ pub mod reset_password {
     empty_response!();
 }
 
-pub mod get_admin {
-    use super::*;
-
-    metadata! {
-        method: GET,
-        rate_limited: false,
-        authentication: AccessToken,
-        history: { unstable => "/_synapse/admin/v1/users/{user_id}/admin", }
-    }
-
-    #[request]
-    pub struct Request {
-        #[ruma_api(path)]
-        pub user_id: ruma::OwnedUserId,
-    }
-
-    empty_response!();
-}
+user_path_endpoint!(get_admin, GET, "/_synapse/admin/v1/users/{user_id}/admin");
 
 pub mod set_admin {
     use super::*;
@@ -201,43 +191,13 @@ pub mod set_admin {
     empty_response!();
 }
 
-pub mod whois {
-    use super::*;
+user_path_endpoint!(whois, GET, "/_synapse/admin/v1/whois/{user_id}");
 
-    metadata! {
-        method: GET,
-        rate_limited: false,
-        authentication: AccessToken,
-        history: { unstable => "/_synapse/admin/v1/whois/{user_id}", }
-    }
-
-    #[request]
-    pub struct Request {
-        #[ruma_api(path)]
-        pub user_id: ruma::OwnedUserId,
-    }
-
-    empty_response!();
-}
-
-pub mod joined_rooms {
-    use super::*;
-
-    metadata! {
-        method: GET,
-        rate_limited: false,
-        authentication: AccessToken,
-        history: { unstable => "/_synapse/admin/v1/users/{user_id}/joined_rooms", }
-    }
-
-    #[request]
-    pub struct Request {
-        #[ruma_api(path)]
-        pub user_id: ruma::OwnedUserId,
-    }
-
-    empty_response!();
-}
+user_path_endpoint!(
+    joined_rooms,
+    GET,
+    "/_synapse/admin/v1/users/{user_id}/joined_rooms"
+);
 
 pub mod send_server_notice {
     use super::*;
@@ -323,30 +283,6 @@ pub mod delete_event_report {
     }
 
     empty_response!();
-}
-
-/// An endpoint whose only parameter is the user in its path.
-macro_rules! user_path_endpoint {
-    ($name:ident, $method:ident, $path:literal) => {
-        pub mod $name {
-            use super::*;
-
-            metadata! {
-                method: $method,
-                rate_limited: false,
-                authentication: AccessToken,
-                history: { unstable => $path, }
-            }
-
-            #[request]
-            pub struct Request {
-                #[ruma_api(path)]
-                pub user_id: ruma::OwnedUserId,
-            }
-
-            empty_response!();
-        }
-    };
 }
 
 user_path_endpoint!(devices, GET, "/_synapse/admin/v2/users/{user_id}/devices");

@@ -38,3 +38,18 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(rooms::details)
         .ruma(rooms::members)
 }
+
+/// Synapse's paging parameters: an offset (`from`, a `next_token` handed out before) and a
+/// page size (100 by default).
+fn paging(from: Option<&str>, limit: Option<ruma::UInt>) -> crate::error::Result<(usize, usize)> {
+    let from = match from {
+        Some(from) => from.parse().map_err(|_| {
+            crate::error::Error::invalid_param(
+                "Query parameter from must be a non-negative integer",
+            )
+        })?,
+        None => 0,
+    };
+    let limit = limit.map_or(100, |l| usize::try_from(u64::from(l)).unwrap_or(usize::MAX));
+    Ok((from, limit))
+}

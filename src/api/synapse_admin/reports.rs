@@ -52,15 +52,7 @@ pub async fn list(
 ) -> Result<RawJson> {
     require_admin(&services, &request)?;
     let query = &request.body;
-    let from: usize = match &query.from {
-        Some(from) => from.parse().map_err(|_| {
-            Error::invalid_param("Query parameter from must be a non-negative integer")
-        })?,
-        None => 0,
-    };
-    let limit = query
-        .limit
-        .map_or(100, |l| usize::try_from(u64::from(l)).unwrap_or(usize::MAX));
+    let (from, limit) = super::paging(query.from.as_deref(), query.limit)?;
     let mut reports: Vec<Report> = services
         .reports
         .all()?

@@ -53,15 +53,7 @@ fn room_json(services: &Services, room_id: &RoomId) -> Result<Value> {
 pub async fn list(services: Arc<Services>, request: Ruma<list_rooms::Request>) -> Result<RawJson> {
     require_admin(&services, &request)?;
     let query = &request.body;
-    let from: usize = match &query.from {
-        Some(from) => from.parse().map_err(|_| {
-            Error::invalid_param("Query parameter from must be a non-negative integer")
-        })?,
-        None => 0,
-    };
-    let limit = query
-        .limit
-        .map_or(100, |l| usize::try_from(u64::from(l)).unwrap_or(usize::MAX));
+    let (from, limit) = super::paging(query.from.as_deref(), query.limit)?;
     let needle = query.search_term.as_deref().map(str::to_lowercase);
     let mut found = Vec::new();
     for room_id in services.rooms.room_ids()? {

@@ -80,15 +80,7 @@ pub async fn server_version(_: Arc<Services>, _: Ruma<server_version::Request>) 
 pub async fn list(services: Arc<Services>, request: Ruma<list_users::Request>) -> Result<RawJson> {
     require_admin(&services, &request)?;
     let query = &request.body;
-    let from: usize = match &query.from {
-        Some(from) => from.parse().map_err(|_| {
-            Error::invalid_param("Query parameter from must be a non-negative integer")
-        })?,
-        None => 0,
-    };
-    let limit = query
-        .limit
-        .map_or(100, |l| usize::try_from(u64::from(l)).unwrap_or(usize::MAX));
+    let (from, limit) = super::paging(query.from.as_deref(), query.limit)?;
     let backwards = match query.dir.as_deref() {
         None | Some("f") => false,
         Some("b") => true,
