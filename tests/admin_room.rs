@@ -1069,3 +1069,83 @@ async fn a_shut_down_room_loses_its_local_members_and_stays_closed() {
     );
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_is_inspected_quarantined_deleted_and_counted() {
+    let ts = TestServer::start_open().await;
+    let socket = ts.config().database_path.join("admin.sock");
+    ts.register_open("it", "it-password").await;
+    let ann = ts.register_open("ann", "ann-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let upload = |who: &Session, bytes: &'static str| {
+        let ts = &ts;
+        let token = who.access_token.clone();
+        async move {
+            let body = expect_ok(
+                ts.request_raw(
+                    reqwest::Method::POST,
+                    "/_matrix/media/v3/upload?filename=f.txt",
+                    Some(&token),
+                    "text/plain",
+                    bytes,
+                )
+                .await,
+            );
+            body["content_uri"].as_str().unwrap().to_owned()
+        }
+    };
+    let download = |mxc: &str| {
+        ts.client()
+            .get(ts.url(&format!(
+                "/_matrix/client/v1/media/download/{}",
+                mxc.trim_start_matches("mxc://")
+            )))
+            .bearer_auth(&ann.access_token)
+            .send()
+    };
+    let first = upload(&ann, "ann's first file").await;
+    let second = upload(&ann, "ann's second").await;
+    let bobs = upload(&bob, "bob's big file, much bigger than ann's").await;
+
+    let (code, out, _) = console(&socket, &["media", "info", &first]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("@ann:localhost") && out.contains("text/plain"),
+        "{out}"
+    );
+    let (_, usage, _) = console(&socket, &["media", "usage"]).await;
+    let ann_at = usage.find("@ann:localhost").unwrap();
+    let bob_at = usage.find("@bob:localhost").unwrap();
+    assert!(bob_at < ann_at, "largest first: {usage}");
+
+    let (code, _, _) = console(&socket, &["media", "quarantine", &first]).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        download(&first).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(download(&second).await.unwrap().status(), StatusCode::OK);
+    let (_, out, _) = console(&socket, &["media", "quarantine-user", "bob"]).await;
+    assert!(out.contains("Quarantined 1 upload(s)"), "{out}");
+    assert_eq!(
+        download(&bobs).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+
+    let (code, _, _) = console(&socket, &["media", "delete", &second]).await;
+    assert_eq!(code, 0);
+    let (code, _, err) = console(&socket, &["media", "info", &second]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("There is no"), "{err}");
+    let (_, out, _) = console(&socket, &["media", "delete-from-user", "ann"]).await;
+    assert!(out.contains("Deleted 1 upload(s)"), "{out}");
+    // Nothing is older than a day; everything is older than a date in the future.
+    let (_, out, _) = console(&socket, &["media", "delete-older-than", "1d"]).await;
+    assert!(out.contains("Deleted 0 upload(s)"), "{out}");
+    let (_, out, _) = console(&socket, &["media", "delete-older-than", "2999-01-01"]).await;
+    assert!(out.contains("Deleted 1 upload(s)"), "{out}");
+    let (code, _, err) = console(&socket, &["media", "delete", "mxc://elsewhere.org/abc"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("not stored here"), "{err}");
+    ts.shutdown().await;
+}

@@ -25,6 +25,9 @@ pub enum Group {
     /// Rooms: list, inspect, aliases, the public directory.
     #[command(subcommand)]
     Rooms(RoomsCommand),
+    /// The media repository: inspect, delete, quarantine, usage per user.
+    #[command(subcommand)]
+    Media(MediaCommand),
     /// Registration tokens: hand one to new staff so they can create their own account.
     #[command(subcommand)]
     Tokens(TokensCommand),
@@ -234,6 +237,46 @@ pub enum AliasCommand {
     Remove {
         /// The alias, `#name:<server>`.
         alias: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MediaCommand {
+    /// Shows what is stored about an upload.
+    Info {
+        /// `mxc://<server>/<id>`.
+        mxc: String,
+    },
+    /// Deletes an upload (and its thumbnails).
+    Delete {
+        /// `mxc://<server>/<id>`.
+        mxc: String,
+    },
+    /// Deletes everything a user uploaded.
+    DeleteFromUser {
+        /// A user ID or a localpart of this server.
+        user: String,
+    },
+    /// Deletes uploads older than a date (2027-01-31) or a duration back from now (90d).
+    DeleteOlderThan {
+        /// A date, or a duration back from now.
+        age: String,
+    },
+    /// Quarantines an upload: kept as evidence, never served again.
+    Quarantine {
+        /// `mxc://<server>/<id>`.
+        mxc: String,
+    },
+    /// Quarantines everything a user uploaded.
+    QuarantineUser {
+        /// A user ID or a localpart of this server.
+        user: String,
+    },
+    /// Bytes stored per uploader, largest first.
+    Usage {
+        /// How many users to show.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
     },
 }
 

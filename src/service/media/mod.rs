@@ -471,6 +471,42 @@ impl Service {
         Ok(deleted)
     }
 
+    /// Every media item: its ID and what is stored about it (for administration: a full scan).
+    pub fn all(&self) -> Result<Vec<(String, String, MediaMeta)>> {
+        self.mediaid_meta
+            .iter_from(&[], rocksdb::Direction::Forward)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let (server, media_id): (&str, &str) = Key::decode(&key)?;
+                Ok((
+                    server.to_owned(),
+                    media_id.to_owned(),
+                    serde_json::from_slice(&value)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Quarantines all media a user uploaded; returns how many.
+    pub fn quarantine_by_uploader(&self, server: &ServerName, uploader: &UserId) -> Result<usize> {
+        let ids: Vec<String> = self
+            .useridmediaid_empty
+            .scan_prefix((uploader.as_str(), server.as_str()).prefix())
+            .map(|entry| {
+                let (key, _) = entry?;
+                let (_, _, media_id): (&str, &str, &str) = Key::decode(&key)?;
+                Ok(media_id.to_owned())
+            })
+            .collect::<Result<_>>()?;
+        let mut quarantined = 0;
+        for media_id in ids {
+            if self.quarantine(server, &media_id)? {
+                quarantined += 1;
+            }
+        }
+        Ok(quarantined)
+    }
+
     /// Deletes media created before `before_ms`; returns how many.
     pub async fn delete_older_than(&self, before_ms: u64) -> Result<usize> {
         let mut old = Vec::new();

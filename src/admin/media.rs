@@ -1,0 +1,135 @@
+//! `media` commands.
+
+use std::collections::HashMap;
+
+use ruma::ServerName;
+
+use super::answer::{Answer, Block};
+use super::command::MediaCommand;
+use super::local_user;
+use super::time::{format_ts, parse_when};
+use crate::error::{Error, Result};
+use crate::service::Services;
+
+/// The server and media ID of an `mxc://` URI of this server.
+fn local_mxc<'a>(services: &Services, mxc: &'a str) -> Result<(&'a ServerName, &'a str)> {
+    let (server, media_id) = mxc
+        .strip_prefix("mxc://")
+        .and_then(|rest| rest.split_once('/'))
+        .ok_or_else(|| Error::invalid_param(format!("`{mxc}` is not an mxc:// URI")))?;
+    let server = <&ServerName>::try_from(server)
+        .map_err(|_| Error::invalid_param(format!("`{mxc}` names no valid server")))?;
+    if server != services.server_name() {
+        return Err(Error::invalid_param(format!(
+            "`{mxc}` is not stored here (remote media is not kept yet)"
+        )));
+    }
+    Ok((server, media_id))
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.2} MB", bytes as f64 / 1_000_000.0)
+}
+
+pub async fn run(services: &Services, command: MediaCommand) -> Result<Answer> {
+    let media = &services.media;
+    let server = services.server_name();
+    match command {
+        MediaCommand::Info { mxc } => {
+            let (server, media_id) = local_mxc(services, &mxc)?;
+            let Some(meta) = media.get(server, media_id)? else {
+                return Ok(Answer::error(format!("There is no `{mxc}`")));
+            };
+            let row = |name: &str, value: String| vec![name.to_owned(), value];
+            Ok(Answer::ok(format!("`{mxc}`")).with(Block::Table {
+                head: vec![String::new(), String::new()],
+                rows: vec![
+                    row("uploader", meta.uploader.to_string()),
+                    row("uploaded", format_ts(meta.created_ms)),
+                    row("size", megabytes(meta.size)),
+                    row("type", meta.content_type.unwrap_or_default()),
+                    row("file name", meta.filename.unwrap_or_default()),
+                    row("sha256", meta.sha256),
+                    row(
+                        "quarantined",
+                        if meta.quarantined { "yes" } else { "no" }.to_owned(),
+                    ),
+                    row(
+                        "pending upload",
+                        if meta.pending { "yes" } else { "no" }.to_owned(),
+                    ),
+                ],
+            }))
+        }
+        MediaCommand::Delete { mxc } => {
+            let (server, media_id) = local_mxc(services, &mxc)?;
+            if media.delete(server, media_id).await? {
+                Ok(Answer::ok(format!("Deleted `{mxc}`.")))
+            } else {
+                Ok(Answer::error(format!("There is no `{mxc}`")))
+            }
+        }
+        MediaCommand::DeleteFromUser { user } => {
+            let user_id = local_user(services, &user)?;
+            let count = media.delete_by_uploader(server, &user_id).await?;
+            Ok(Answer::ok(format!(
+                "Deleted {count} upload(s) of `{user_id}`."
+            )))
+        }
+        MediaCommand::DeleteOlderThan { age } => {
+            let now = crate::service::now_millis();
+            // A duration counts back from now; a date is itself.
+            let before = if age.contains('-') {
+                parse_when(&age, now)?
+            } else {
+                now.saturating_sub(parse_when(&age, 0)?)
+            };
+            let count = media.delete_older_than(before).await?;
+            Ok(Answer::ok(format!(
+                "Deleted {count} upload(s) from before {}.",
+                format_ts(before)
+            )))
+        }
+        MediaCommand::Quarantine { mxc } => {
+            let (server, media_id) = local_mxc(services, &mxc)?;
+            if media.quarantine(server, media_id)? {
+                Ok(Answer::ok(format!(
+                    "Quarantined `{mxc}`: kept, never served again."
+                )))
+            } else {
+                Ok(Answer::error(format!("There is no `{mxc}`")))
+            }
+        }
+        MediaCommand::QuarantineUser { user } => {
+            let user_id = local_user(services, &user)?;
+            let count = media.quarantine_by_uploader(server, &user_id)?;
+            Ok(Answer::ok(format!(
+                "Quarantined {count} upload(s) of `{user_id}`."
+            )))
+        }
+        MediaCommand::Usage { top } => {
+            let mut by_user: HashMap<String, (u64, u64)> = HashMap::new();
+            for (_, _, meta) in media.all()? {
+                let entry = by_user.entry(meta.uploader.to_string()).or_default();
+                entry.0 += 1;
+                entry.1 += meta.size;
+            }
+            let mut usage: Vec<(String, (u64, u64))> = by_user.into_iter().collect();
+            usage.sort_by_key(|(_, (_, bytes))| std::cmp::Reverse(*bytes));
+            let total: u64 = usage.iter().map(|(_, (_, bytes))| bytes).sum();
+            let rows = usage
+                .into_iter()
+                .take(top)
+                .map(|(user, (count, bytes))| vec![user, count.to_string(), megabytes(bytes)])
+                .collect();
+            Ok(
+                Answer::ok(format!("Media stored: {} in all.", megabytes(total))).with(
+                    Block::Table {
+                        head: ["user", "uploads", "size"].map(String::from).to_vec(),
+                        rows,
+                    },
+                ),
+            )
+        }
+    }
+}
