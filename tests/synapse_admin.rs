@@ -649,3 +649,91 @@ async fn rooms_are_listed_searched_and_detailed() {
     assert_errcode(&resp, StatusCode::FORBIDDEN, "M_FORBIDDEN");
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_tokens_are_managed_through_the_admin_api() {
+    let ts = TestServer::start().await;
+    let admin = ts.register_first_admin("admin", "admin-password").await;
+    let base = format!("{ADMIN}/v1/registration_tokens");
+
+    let made = expect_ok(
+        ts.post(
+            &format!("{base}/new"),
+            admin.bearer(),
+            &json!({ "token": "onboard-1", "uses_allowed": 1 }),
+        )
+        .await,
+    );
+    assert_eq!(
+        made,
+        json!({ "token": "onboard-1", "uses_allowed": 1, "pending": 0, "completed": 0, "expiry_time": null })
+    );
+    let random = expect_ok(
+        ts.post(
+            &format!("{base}/new"),
+            admin.bearer(),
+            &json!({ "length": 10 }),
+        )
+        .await,
+    );
+    assert_eq!(random["token"].as_str().unwrap().len(), 10, "{random}");
+    let resp = ts
+        .post(
+            &format!("{base}/new"),
+            admin.bearer(),
+            &json!({ "token": "bad token" }),
+        )
+        .await;
+    assert_errcode(&resp, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
+
+    // Used once: no longer valid.
+    ts.register_with_token("newbie", "newbie-password", "onboard-1")
+        .await;
+    let one = expect_ok(ts.get(&format!("{base}/onboard-1"), admin.bearer()).await);
+    assert_eq!(one["completed"], 1);
+    let invalid = expect_ok(ts.get(&format!("{base}?valid=false"), admin.bearer()).await);
+    let tokens: Vec<&str> = invalid["registration_tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["token"].as_str().unwrap())
+        .collect();
+    assert!(tokens.contains(&"onboard-1"), "{invalid}");
+
+    // More uses make it valid again; null means unlimited.
+    let updated = expect_ok(
+        ts.put(
+            &format!("{base}/onboard-1"),
+            admin.bearer(),
+            &json!({ "uses_allowed": null }),
+        )
+        .await,
+    );
+    assert_eq!(updated["uses_allowed"], Value::Null);
+    ts.register_with_token("second", "second-password", "onboard-1")
+        .await;
+    let resp = ts
+        .put(
+            &format!("{base}/missing"),
+            admin.bearer(),
+            &json!({ "uses_allowed": 3 }),
+        )
+        .await;
+    assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+
+    expect_ok(
+        ts.request(
+            Method::DELETE,
+            &format!("{base}/onboard-1"),
+            admin.bearer(),
+            None,
+        )
+        .await,
+    );
+    let resp = ts.get(&format!("{base}/onboard-1"), admin.bearer()).await;
+    assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    let newbie = ts.login("newbie", "newbie-password").await;
+    let resp = ts.get(&base, newbie.bearer()).await;
+    assert_errcode(&resp, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+    ts.shutdown().await;
+}

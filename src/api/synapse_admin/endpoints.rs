@@ -7,6 +7,15 @@ use ruma::api::auth_scheme::{AccessToken, NoAuthentication};
 use ruma::api::{request, response};
 use ruma::metadata;
 
+/// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
+fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    serde::Deserialize::deserialize(deserializer).map(Some)
+}
+
 macro_rules! empty_response {
     () => {
         /// Answered with JSON built by the handler.
@@ -449,6 +458,101 @@ pub mod room_members {
     pub struct Request {
         #[ruma_api(path)]
         pub room_id: ruma::OwnedRoomId,
+    }
+
+    empty_response!();
+}
+
+pub mod list_tokens {
+    use super::*;
+
+    metadata! {
+        method: GET,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/registration_tokens", }
+    }
+
+    #[request]
+    #[derive(Default)]
+    pub struct Request {
+        /// Only valid (`true`) or only invalid (`false`) tokens.
+        #[ruma_api(query)]
+        pub valid: Option<bool>,
+    }
+
+    empty_response!();
+}
+
+/// An endpoint whose only parameter is the registration token in its path.
+macro_rules! token_path_endpoint {
+    ($name:ident, $method:ident) => {
+        pub mod $name {
+            use super::*;
+
+            metadata! {
+                method: $method,
+                rate_limited: false,
+                authentication: AccessToken,
+                history: { unstable => "/_synapse/admin/v1/registration_tokens/{token}", }
+            }
+
+            #[request]
+            pub struct Request {
+                #[ruma_api(path)]
+                pub token: String,
+            }
+
+            empty_response!();
+        }
+    };
+}
+
+token_path_endpoint!(get_token, GET);
+token_path_endpoint!(delete_token, DELETE);
+
+pub mod new_token {
+    use super::*;
+
+    metadata! {
+        method: POST,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/registration_tokens/new", }
+    }
+
+    #[request]
+    #[derive(Default)]
+    pub struct Request {
+        pub token: Option<String>,
+        pub uses_allowed: Option<u32>,
+        pub expiry_time: Option<u64>,
+        pub length: Option<u32>,
+    }
+
+    empty_response!();
+}
+
+pub mod update_token {
+    use super::*;
+
+    metadata! {
+        method: PUT,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/registration_tokens/{token}", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub token: String,
+        /// `null` makes uses unlimited; absent leaves them.
+        #[serde(default, deserialize_with = "super::double_option")]
+        pub uses_allowed: Option<Option<u32>>,
+        /// `null` makes the token never expire; absent leaves it.
+        #[serde(default, deserialize_with = "super::double_option")]
+        pub expiry_time: Option<Option<u64>>,
     }
 
     empty_response!();

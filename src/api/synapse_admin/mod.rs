@@ -7,6 +7,7 @@ mod devices;
 pub mod endpoints;
 mod reports;
 mod rooms;
+mod tokens;
 mod users;
 
 use super::router::Routes;
@@ -37,6 +38,11 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(rooms::list)
         .ruma(rooms::details)
         .ruma(rooms::members)
+        .ruma(tokens::list)
+        .ruma(tokens::new)
+        .ruma(tokens::get)
+        .ruma(tokens::update)
+        .ruma(tokens::delete)
 }
 
 /// Synapse's paging parameters: an offset (`from`, a `next_token` handed out before) and a

@@ -127,6 +127,33 @@ impl Service {
             .insert(token.as_bytes(), &serde_json::to_vec(&info)?)
     }
 
+    /// One stored registration token.
+    pub fn registration_token(&self, token: &str) -> Result<Option<RegistrationTokenInfo>> {
+        self.registrationtoken_info.get_json(token.as_bytes())
+    }
+
+    /// Changes a stored token's allowed uses or expiry (`None` leaves one as it is); `None` if
+    /// there is no such token.
+    pub fn update_registration_token(
+        &self,
+        token: &str,
+        uses_allowed: Option<Option<u32>>,
+        expiry_time_ms: Option<Option<u64>>,
+    ) -> Result<Option<RegistrationTokenInfo>> {
+        let Some(mut info) = self.registration_token(token)? else {
+            return Ok(None);
+        };
+        if let Some(uses) = uses_allowed {
+            info.uses_allowed = uses;
+        }
+        if let Some(expiry) = expiry_time_ms {
+            info.expiry_time_ms = expiry;
+        }
+        self.registrationtoken_info
+            .insert(token.as_bytes(), &serde_json::to_vec(&info)?)?;
+        Ok(Some(info))
+    }
+
     /// Every stored registration token.
     pub fn registration_tokens(&self) -> Result<Vec<(String, RegistrationTokenInfo)>> {
         self.registrationtoken_info
