@@ -208,39 +208,33 @@ async fn handle(services: &Services, job: Job) -> Result<()> {
 /// Posts `text` (Markdown with `code` spans) in the admin room as the bot: reports, events
 /// administrators should see.
 pub async fn announce(services: &Services, text: &str) -> Result<()> {
-    let Some(room) = services.admin.room() else {
-        return Ok(());
-    };
-    let answer = Answer::ok(text);
-    let content = json!({
-        "msgtype": "m.notice",
-        "body": answer.markdown(),
-        "format": "org.matrix.custom.html",
-        "formatted_body": answer.html(),
-    });
-    let guard = services.rooms.lock_room(room).await;
-    services.rooms.build_and_append(
-        PduBuilder::timeline(TimelineEventType::RoomMessage, content),
-        &services.admin.bot,
-        room,
-        &guard,
-    )?;
-    guard.release().await;
-    Ok(())
+    post(services, &Answer::ok(text), None).await
 }
 
-/// Answers the command as a reply from the bot: Markdown `body`, HTML `formatted_body`.
+/// Answers the command as a reply from the bot.
 async fn reply(services: &Services, job: &Job, answer: &Answer) -> Result<()> {
+    post(services, answer, Some(&job.event_id)).await
+}
+
+/// Posts `answer` in the admin room as the bot (`m.notice`, Markdown `body`, HTML
+/// `formatted_body`), as a reply to `in_reply_to` if given.
+async fn post(
+    services: &Services,
+    answer: &Answer,
+    in_reply_to: Option<&ruma::EventId>,
+) -> Result<()> {
     let Some(room) = services.admin.room() else {
         return Ok(());
     };
-    let content = json!({
+    let mut content = json!({
         "msgtype": "m.notice",
         "body": answer.markdown(),
         "format": "org.matrix.custom.html",
         "formatted_body": answer.html(),
-        "m.relates_to": { "m.in_reply_to": { "event_id": job.event_id } },
     });
+    if let Some(event_id) = in_reply_to {
+        content["m.relates_to"] = json!({ "m.in_reply_to": { "event_id": event_id } });
+    }
     let guard = services.rooms.lock_room(room).await;
     services.rooms.build_and_append(
         PduBuilder::timeline(TimelineEventType::RoomMessage, content),

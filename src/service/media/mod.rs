@@ -447,21 +447,25 @@ impl Service {
         Ok(true)
     }
 
-    /// Deletes all media a user uploaded; returns how many.
-    pub async fn delete_by_uploader(
-        &self,
-        server: &ServerName,
-        uploader: &UserId,
-    ) -> Result<usize> {
-        let ids: Vec<String> = self
-            .useridmediaid_empty
+    /// The media IDs a user uploaded.
+    fn uploads_of(&self, server: &ServerName, uploader: &UserId) -> Result<Vec<String>> {
+        self.useridmediaid_empty
             .scan_prefix((uploader.as_str(), server.as_str()).prefix())
             .map(|entry| {
                 let (key, _) = entry?;
                 let (_, _, media_id): (&str, &str, &str) = Key::decode(&key)?;
                 Ok(media_id.to_owned())
             })
-            .collect::<Result<_>>()?;
+            .collect()
+    }
+
+    /// Deletes all media a user uploaded; returns how many.
+    pub async fn delete_by_uploader(
+        &self,
+        server: &ServerName,
+        uploader: &UserId,
+    ) -> Result<usize> {
+        let ids = self.uploads_of(server, uploader)?;
         let mut deleted = 0;
         for media_id in ids {
             if self.delete(server, &media_id).await? {
@@ -489,15 +493,7 @@ impl Service {
 
     /// Quarantines all media a user uploaded; returns how many.
     pub fn quarantine_by_uploader(&self, server: &ServerName, uploader: &UserId) -> Result<usize> {
-        let ids: Vec<String> = self
-            .useridmediaid_empty
-            .scan_prefix((uploader.as_str(), server.as_str()).prefix())
-            .map(|entry| {
-                let (key, _) = entry?;
-                let (_, _, media_id): (&str, &str, &str) = Key::decode(&key)?;
-                Ok(media_id.to_owned())
-            })
-            .collect::<Result<_>>()?;
+        let ids = self.uploads_of(server, uploader)?;
         let mut quarantined = 0;
         for media_id in ids {
             if self.quarantine(server, &media_id)? {

@@ -114,16 +114,7 @@ const STRESS_ROOMS: usize = 4;
 /// to back and some concurrently, `iterations` times over; every invite must show in bob's
 /// list under its room's name. Reports every iteration that failed (the run fails if any did).
 async fn invite_stress(hs: String, iterations: usize) -> Result<Value> {
-    let http = reqwest::Client::new();
-    let suffix = format!(
-        "{:x}",
-        SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64 ^ u64::from(std::process::id())
-    );
-    let (alice_name, bob_name) = (format!("alice_{suffix}"), format!("bob_{suffix}"));
-    register(&http, &hs, &alice_name).await?;
-    register(&http, &hs, &bob_name).await?;
-    let alice = login(&hs, &alice_name).await?;
-    let bob = login(&hs, &bob_name).await?;
+    let (_, alice, bob) = alice_and_bob(&hs).await?;
     let bob_id = bob.user_id().context("bob has no user id")?.to_owned();
 
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -189,18 +180,8 @@ async fn invite_stress(hs: String, iterations: usize) -> Result<Value> {
 }
 
 async fn run(hs: String) -> Result<Value> {
-    let http = reqwest::Client::new();
-    let suffix = format!(
-        "{:x}",
-        SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64 ^ u64::from(std::process::id())
-    );
-
     // Step 1: register + log in (Element X: login screen -> `matrix_auth().login_username`).
-    let (alice_name, bob_name) = (format!("alice_{suffix}"), format!("bob_{suffix}"));
-    register(&http, &hs, &alice_name).await?;
-    register(&http, &hs, &bob_name).await?;
-    let alice = login(&hs, &alice_name).await?;
-    let bob = login(&hs, &bob_name).await?;
+    let (http, alice, bob) = alice_and_bob(&hs).await?;
     let bob_id = bob.user_id().context("bob has no user id")?.to_owned();
     let bob_device = bob.device_id().context("bob has no device id")?.to_owned();
     log!("logged in {} and {bob_id} (device {bob_device})", alice.user_id().unwrap());
@@ -317,6 +298,21 @@ async fn run(hs: String) -> Result<Value> {
         "sync_errors": sync_errors,
         "elapsed_s": T0.get().unwrap().elapsed().as_secs_f64(),
     }))
+}
+
+/// Registers two fresh users, alice_<suffix> and bob_<suffix>, and logs each in.
+async fn alice_and_bob(hs: &str) -> Result<(reqwest::Client, Client, Client)> {
+    let http = reqwest::Client::new();
+    let suffix = format!(
+        "{:x}",
+        SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64 ^ u64::from(std::process::id())
+    );
+    let (alice_name, bob_name) = (format!("alice_{suffix}"), format!("bob_{suffix}"));
+    register(&http, hs, &alice_name).await?;
+    register(&http, hs, &bob_name).await?;
+    let alice = login(hs, &alice_name).await?;
+    let bob = login(hs, &bob_name).await?;
+    Ok((http, alice, bob))
 }
 
 /// Registration via raw HTTP: UIA with m.login.dummy (401 + session first).
