@@ -161,6 +161,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// What a person is told: a Matrix error's message, or the error itself.
+    pub fn message(&self) -> String {
+        match self {
+            Error::Matrix { message, .. } => message.to_string(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         let status = code.status();
         Self::Matrix {

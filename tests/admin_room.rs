@@ -312,25 +312,6 @@ async fn a_non_admin_is_refused_and_nothing_runs() {
     ts.shutdown().await;
 }
 
-/// Runs `conclave admin --socket <socket> <words>`; returns exit code, stdout, stderr.
-async fn console(socket: &std::path::Path, words: &[&str]) -> (i32, String, String) {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_conclave"))
-        .arg("admin")
-        .arg("--socket")
-        .arg(socket)
-        .args(words)
-        .env_remove("CONCLAVE_CONFIG")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .expect("run conclave admin");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_runs_the_same_commands_through_the_socket() {
     use std::os::unix::fs::PermissionsExt;

@@ -70,6 +70,7 @@ impl Fixture {
             "protocol" => "irc".to_owned(),
             "loginToken" | "token" => "fuzztoken".to_owned(),
             "report_id" => "1".to_owned(),
+            "delete_id" => "fuzzdelete".to_owned(),
             _ => return None,
         })
     }

@@ -70,6 +70,10 @@ pub enum UsersCommand {
     Deactivate {
         /// A user ID or a localpart of this server.
         user: String,
+        /// Also redacts every message the user sent in the rooms they are in (as Synapse's
+        /// `erase`); their profile goes either way.
+        #[arg(long)]
+        erase: bool,
     },
     /// Lists accounts.
     List(ListUsers),
@@ -186,14 +190,27 @@ pub enum RoomsCommand {
     /// Adds or removes a room alias of this server.
     #[command(subcommand)]
     Alias(AliasCommand),
-    /// Takes a room away from this server's users: every local member leaves it, and it is
-    /// blocked so none can come back. Its history stays on disk.
+    /// Takes a room away from this server's users: every local member leaves it, it is
+    /// blocked so none can come back, and its local aliases and directory entry go. Its
+    /// history stays on disk unless `--purge` is given.
     Shutdown {
         /// A room ID or alias.
         room: String,
         /// Shown to the members as the reason they left.
         #[arg(long)]
         message: Option<String>,
+        /// Then deletes the room from the database (events, state, receipts); the block stays.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Deletes a room's messages sent before a date, to free space. State events (name,
+    /// members, power levels) and the newest events stay, so the room works as before.
+    PurgeHistory {
+        /// A room ID or alias.
+        room: String,
+        /// An RFC 3339 date (`2026-01-31`, `2026-01-31T17:00:00Z`) or an age (`90d`, `12w`).
+        #[arg(long)]
+        before: String,
     },
     /// Blocks a room: no local user may join it, be invited to it or knock (members stay).
     Block {

@@ -198,7 +198,7 @@ pub async fn run_words(
     };
     let answer = match execute(services, actor, command, progress).await {
         Ok(answer) => answer,
-        Err(error) => Answer::error(format!("Failed: {}", describe(&error))),
+        Err(error) => Answer::error(format!("Failed: {}", error.message())),
     };
     let entry = audit::Entry {
         ts: now_millis(),
@@ -224,20 +224,12 @@ async fn execute(
     progress: Option<&Progress>,
 ) -> Result<Answer> {
     match command.group {
-        Group::Users(command) => users::run(services, command).await,
-        Group::Rooms(command) => rooms::run(services, command).await,
+        Group::Users(command) => users::run(services, command, progress).await,
+        Group::Rooms(command) => rooms::run(services, command, progress).await,
         Group::Media(command) => media::run(services, command).await,
         Group::Tokens(command) => tokens::run(services, command),
         Group::Server(command) => server::run(services, command, progress).await,
         Group::Audit(command) => server::audit(services, actor, command),
-    }
-}
-
-/// An error as an admin should read it: the Matrix message for client errors.
-fn describe(error: &crate::error::Error) -> String {
-    match error {
-        crate::error::Error::Matrix { message, .. } => message.to_string(),
-        other => other.to_string(),
     }
 }
 
@@ -262,7 +254,7 @@ pub fn record_api_call(
 }
 
 /// Resolves a command's room argument: a room ID, or an alias of this server.
-fn room_arg(services: &Services, room: &str) -> Result<ruma::OwnedRoomId> {
+pub fn room_arg(services: &Services, room: &str) -> Result<ruma::OwnedRoomId> {
     let unknown = || crate::error::Error::not_found(format!("There is no room `{room}` here"));
     if room.starts_with('#') {
         let alias = ruma::RoomAliasId::parse(room).map_err(|_| {

@@ -5,37 +5,84 @@ use ruma::{RoomAliasId, RoomId};
 use super::answer::{Answer, Block};
 use super::command::{AliasCommand, RoomOrder, RoomsCommand};
 use super::room_arg;
+use super::time::{cutoff, format_ts};
 use crate::error::{Error, Result};
 use crate::service::Services;
-use crate::service::rooms::member_change::set_membership;
+use crate::service::moderation::Shutdown;
 
-pub async fn run(services: &Services, command: RoomsCommand) -> Result<Answer> {
+pub async fn run(
+    services: &Services,
+    command: RoomsCommand,
+    progress: Option<&super::Progress>,
+) -> Result<Answer> {
     let rooms = &services.rooms;
     match command {
-        RoomsCommand::Shutdown { room, message } => {
+        RoomsCommand::Shutdown {
+            room,
+            message,
+            purge,
+        } => {
             let room_id = room_arg(services, &room)?;
             if Some(&*room_id) == services.admin.room() {
                 return Ok(Answer::error("That is the admin room."));
             }
-            rooms.set_blocked(&room_id, true)?;
-            let reason = message
-                .as_deref()
-                .unwrap_or("This room has been shut down by the administrators");
-            let mut removed = Vec::new();
-            for (user, membership) in rooms.members(&room_id)? {
-                if user.server_name() == services.server_name()
-                    && matches!(membership.as_str(), "join" | "invite" | "knock")
-                {
-                    set_membership(services, &user, &room_id, &user, "leave", Some(reason)).await?;
-                    removed.push(user.to_string());
-                }
+            if purge && let Some(progress) = progress {
+                let _ = progress.send(Answer::ok(format!(
+                    "Shutting down and purging `{room_id}`; I will answer again when it is done."
+                )));
             }
-            Ok(Answer::ok(format!(
+            let options = Shutdown {
+                message,
+                block: true,
+                purge,
+                ..Shutdown::default()
+            };
+            let report = services.shutdown_room(&room_id, &options).await?;
+            let mut text = format!(
                 "Shut down `{room_id}`: {} local member(s) removed, the room is blocked and \
-                 off the directory.",
-                removed.len()
-            ))
-            .with(Block::Code(removed.join("\n"))))
+                 off the directory",
+                report.kicked_users.len()
+            );
+            if !report.local_aliases.is_empty() {
+                text.push_str(&format!(
+                    ", {} alias(es) removed",
+                    report.local_aliases.len()
+                ));
+            }
+            if !report.failed_to_kick_users.is_empty() {
+                text.push_str(&format!(
+                    "; {} member(s) could not be removed: {}",
+                    report.failed_to_kick_users.len(),
+                    join(&report.failed_to_kick_users)
+                ));
+            }
+            match report.purged {
+                Some(purged) => text.push_str(&format!(
+                    ". Purged from the database: {} event(s).",
+                    purged.events
+                )),
+                None => text.push('.'),
+            }
+            Ok(Answer::ok(text).with(Block::Code(join(&report.kicked_users))))
+        }
+        RoomsCommand::PurgeHistory { room, before } => {
+            let room_id = room_arg(services, &room)?;
+            let before = cutoff(&before)?;
+            if let Some(progress) = progress {
+                let _ = progress.send(Answer::ok(format!(
+                    "Purging `{room_id}`'s messages from before {}; I will answer again when \
+                     it is done.",
+                    format_ts(before)
+                )));
+            }
+            let purged = rooms.purge_history(&room_id, before).await?;
+            Ok(Answer::ok(format!(
+                "Purged {} message(s) of `{room_id}` from before {}; kept {} state or newest \
+                 event(s) from that time.",
+                purged.events,
+                format_ts(before),
+                purged.kept
+            )))
         }
         RoomsCommand::Block { room } => {
             let room_id = room_arg(services, &room)?;
@@ -111,6 +158,14 @@ pub async fn run(services: &Services, command: RoomsCommand) -> Result<Answer> {
             )))
         }
     }
+}
+
+fn join(users: &[ruma::OwnedUserId]) -> String {
+    users
+        .iter()
+        .map(|user| user.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn local_alias(services: &Services, alias: &str) -> Result<ruma::OwnedRoomAliasId> {

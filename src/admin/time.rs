@@ -32,6 +32,17 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// A cut-off for "older than": a date (`2027-01-31`) is itself, a duration (`30d`) counts back
+/// from now.
+pub fn cutoff(text: &str) -> Result<u64> {
+    let now = crate::service::now_millis();
+    if text.contains('-') {
+        parse_when(text, now)
+    } else {
+        Ok(now.saturating_sub(parse_when(text, 0)?))
+    }
+}
+
 /// A point in time in milliseconds since the epoch: `text` is a date (`2027-01-31`,
 /// `2027-01-31T17:00:00Z`) or a duration added to `now_ms` (`30m`, `12h`, `7d`, `2w`).
 pub fn parse_when(text: &str, now_ms: u64) -> Result<u64> {

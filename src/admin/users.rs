@@ -14,7 +14,11 @@ use crate::service::Services;
 use crate::service::rooms::member_change::set_membership;
 use crate::service::users::Availability;
 
-pub async fn run(services: &Services, command: UsersCommand) -> Result<Answer> {
+pub async fn run(
+    services: &Services,
+    command: UsersCommand,
+    progress: Option<&super::Progress>,
+) -> Result<Answer> {
     match command {
         UsersCommand::Create {
             localpart,
@@ -51,18 +55,34 @@ pub async fn run(services: &Services, command: UsersCommand) -> Result<Answer> {
                 generated,
             ))
         }
-        UsersCommand::Deactivate { user } => {
+        UsersCommand::Deactivate { user, erase } => {
             let user_id = local_user(services, &user)?;
             refuse_bot(services, &user_id)?;
             if services.users.is_deactivated(&user_id)? {
                 return Ok(Answer::error(format!("`{user_id}` is already deactivated")));
             }
             let rooms = services.rooms.memberships_of(&user_id)?.len();
-            services.deactivate_account(&user_id).await?;
-            Ok(Answer::ok(format!(
-                "Deactivated `{user_id}`: left {rooms} room(s), logged out everywhere; the ID \
-                 stays reserved."
-            )))
+            if erase && let Some(progress) = progress {
+                let _ = progress.send(Answer::ok(format!(
+                    "Erasing `{user_id}`'s messages; I will answer again when it is done."
+                )));
+            }
+            let erased = services.deactivate_account(&user_id, erase).await?;
+            let mut text = format!(
+                "Deactivated `{user_id}`: left {rooms} room(s), logged out everywhere, profile \
+                 removed; the ID stays reserved."
+            );
+            if let Some(erased) = erased {
+                text.push_str(&format!(" Redacted {} message(s).", erased.redacted));
+                if erased.out_of_reach > 0 {
+                    text.push_str(&format!(
+                        " {} message(s) in rooms the user had already left stay: only a \
+                         member can redact there.",
+                        erased.out_of_reach
+                    ));
+                }
+            }
+            Ok(Answer::ok(text))
         }
         UsersCommand::List(filters) => list(services, &filters),
         UsersCommand::Info { user } => info(services, &local_user(services, &user)?),
@@ -145,7 +165,7 @@ pub async fn run(services: &Services, command: UsersCommand) -> Result<Answer> {
             let user_id = local_user(services, &user)?;
             refuse_bot(services, &user_id)?;
             let room_id = super::room_arg(services, &room)?;
-            force_join(services, &user_id, &room_id).await?;
+            services.force_join(&user_id, &room_id).await?;
             Ok(Answer::ok(format!("`{user_id}` joined `{room_id}`.")))
         }
         UsersCommand::ForceLeave { user, room } => {
@@ -243,37 +263,6 @@ async fn create(
 
 /// Joins `user` to the room; where the room needs an invite, a local member who may invite
 /// sends it first (as Synapse's admin join does).
-async fn force_join(services: &Services, user: &ruma::UserId, room: &ruma::RoomId) -> Result<()> {
-    if services.rooms.is_joined(user, room)? {
-        return Ok(());
-    }
-    let joined = set_membership(services, user, room, user, "join", None).await;
-    let Err(refused) = joined else {
-        return Ok(());
-    };
-    if services.rooms.membership(user, room)?.as_deref() == Some("invite") {
-        return Err(refused);
-    }
-    let mut inviter = None;
-    for (member, membership) in services.rooms.members(room)? {
-        if membership == "join"
-            && member.server_name() == services.server_name()
-            && services.rooms.has_power(room, &member, "invite", 0)?
-        {
-            inviter = Some(member);
-            break;
-        }
-    }
-    let Some(inviter) = inviter else {
-        return Err(Error::forbidden(format!(
-            "{}; and no member of this server in the room may invite",
-            super::describe(&refused)
-        )));
-    };
-    set_membership(services, &inviter, room, user, "invite", None).await?;
-    set_membership(services, user, room, user, "join", None).await
-}
-
 /// The given password, or a new random one (and whether it was generated).
 fn password_or_generated(password: Option<String>) -> (String, bool) {
     match password {

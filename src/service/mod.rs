@@ -5,6 +5,7 @@ pub mod account_data;
 pub mod key_backup;
 pub mod keys;
 pub mod media;
+pub mod moderation;
 pub mod presence;
 pub mod push;
 pub mod rate_limit;
@@ -50,6 +51,8 @@ pub struct Services {
     pub admin: crate::admin::Service,
     /// What users reported to the administrators.
     pub reports: reports::Service,
+    /// Room deletions running or done, for Synapse's status endpoints.
+    pub room_deletions: moderation::Deletions,
     /// The HTTP client of URL previews, when they are switched on.
     pub preview_fetcher: Option<media::preview::Fetcher>,
     /// Set when the server stops, so long-polling requests return at once.
@@ -95,6 +98,7 @@ impl Services {
             users: users::Service::new(&engine, &config, bot.clone())?,
             admin: crate::admin::Service::new(&engine, bot)?,
             reports: reports::Service::new(&engine)?,
+            room_deletions: moderation::Deletions::default(),
             uiaa: uiaa::Service::default(),
             account_data: account_data::Service::new(&engine),
             rate_limit: rate_limit::Service::default(),
@@ -126,8 +130,18 @@ impl Services {
     }
 
     /// Deactivates an account for good: the user leaves every room (and declines every
-    /// invite), loses every device and token, and the account can never log in again.
-    pub async fn deactivate_account(&self, user_id: &UserId) -> Result<()> {
+    /// invite), loses every device and token, and the account can never log in again. With
+    /// `erase`, their messages are redacted first (see [`Self::erase_messages`]).
+    pub async fn deactivate_account(
+        &self,
+        user_id: &UserId,
+        erase: bool,
+    ) -> Result<Option<moderation::Erased>> {
+        let erased = if erase {
+            Some(self.erase_messages(user_id).await?)
+        } else {
+            None
+        };
         for (room_id, membership) in self.rooms.memberships_of(user_id)? {
             if matches!(membership.as_str(), "join" | "invite" | "knock") {
                 rooms::member_change::set_membership(
@@ -138,8 +152,8 @@ impl Services {
         }
         self.remove_all_devices(user_id, None)?;
         self.users.deactivate(user_id)?;
-        tracing::info!(%user_id, "account deactivated");
-        Ok(())
+        tracing::info!(%user_id, erase, "account deactivated");
+        Ok(erased)
     }
 
     /// Removes every device of the user except `keep`.

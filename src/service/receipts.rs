@@ -80,6 +80,19 @@ impl Service {
         self.engine.write(batch)
     }
 
+    /// Deletes every receipt in a room (the room is being purged).
+    pub fn forget_room(&self, room_id: &RoomId) -> Result<()> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut batch = Batch::default();
+        let prefix = (room_id.as_str(),).prefix();
+        for tree in [&self.roomidcount_receipt, &self.roomiduserreceipt_count] {
+            for entry in tree.scan_prefix(prefix.clone()) {
+                batch.delete(tree, &entry?.0)?;
+            }
+        }
+        self.engine.write(batch)
+    }
+
     /// Receipts of the room set after `since` (all current ones for `since` 0).
     pub fn since(&self, room_id: &RoomId, since: u64) -> Result<Vec<Receipt>> {
         let prefix = (room_id.as_str(),).prefix();

@@ -46,6 +46,9 @@ pub const TREES: &[TreeSpec] = &[
     tree("userid_locked", true),
     // Key: UserId. Value: empty. Presence means an administrator suspended the account.
     tree("userid_suspended", true),
+    // Key: UserId. Value: empty. Presence means the account was deactivated with erasure:
+    // its messages were redacted (Synapse's "erased" users).
+    tree("userid_erased", true),
     // Key: RoomId. Value: empty. Presence means administrators blocked the room: no local
     // user may join, be invited or knock.
     tree("roomid_blocked", true),
@@ -99,6 +102,9 @@ pub const TREES: &[TreeSpec] = &[
     tree("pduid_pdu", false),
     // Key: EventId. Value: PduId (16 bytes).
     tree("eventid_pduid", true),
+    // Key: sender UserId, ShortRoomId (u64), count (u64), i.e. the sender then the PduId.
+    // Value: empty. Events by sender, room by room: what erasing an account redacts.
+    tree("senderpduid_empty", false),
     // Key: ShortEventId (u64). Value: ShortStateHash (u64) of the room state *after* the event.
     tree("shorteventid_shortstatehash", true),
     // Key: ShortStateHash (u64). Value: a state delta: parent ShortStateHash (u64, 0 = none),

@@ -318,12 +318,27 @@ impl Engine {
     /// redactions, where erased content must really be gone.
     pub fn purge_old_versions(&self, tree: &Tree, keys: &[Vec<u8>]) -> Result<()> {
         self.flush()?;
+        let options = rewrite_everything();
         for key in keys {
             let mut end = key.clone();
             end.push(0);
             self.db
-                .compact_range_cf(self.cf(tree.name)?, Some(key), Some(&end));
+                .compact_range_cf_opt(self.cf(tree.name)?, Some(key), Some(&end), &options);
         }
+        Ok(())
+    }
+
+    /// Compacts the keys from `start` (inclusive) to `end` (exclusive; `None` for the ends
+    /// of the tree), so that what was deleted there leaves the disk now.
+    pub fn compact_range(
+        &self,
+        tree: &Tree,
+        start: Option<&[u8]>,
+        end: Option<&[u8]>,
+    ) -> Result<()> {
+        self.flush()?;
+        self.db
+            .compact_range_cf_opt(self.cf(tree.name)?, start, end, &rewrite_everything());
         Ok(())
     }
 
@@ -336,6 +351,15 @@ impl Engine {
             .cf_handle(name)
             .ok_or_else(|| Error::Database(format!("column family {name} is missing")))
     }
+}
+
+/// Compaction that rewrites the bottommost files too. By default RocksDB may just move a
+/// flushed file down (a "trivial move") and leave it there, tombstones and all — and a
+/// tombstone holds its key, which for the search index is a word of the message.
+fn rewrite_everything() -> rocksdb::CompactOptions {
+    let mut options = rocksdb::CompactOptions::default();
+    options.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+    options
 }
 
 fn db_options() -> Options {

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. Bump it and add a step to [`MIGRATIONS`] when a tree's layout
 /// changes.
-pub const CURRENT_VERSION: u64 = 2;
+pub const CURRENT_VERSION: u64 = 3;
 
 const VERSION_KEY: &[u8] = b"schema_version";
 
@@ -15,7 +15,7 @@ const VERSION_KEY: &[u8] = b"schema_version";
 type Migration = fn(&Arc<Engine>) -> Result<()>;
 
 /// Migration `i` brings a database from version `i + 1` to `i + 2`.
-const MIGRATIONS: &[Migration] = &[forward_extremities_in_one_value];
+const MIGRATIONS: &[Migration] = &[forward_extremities_in_one_value, index_events_by_sender];
 
 /// 1 → 2: `roomid_pduleaves` from one key per leaf (`RoomId 0xFF EventId`, empty value) to one
 /// key per room whose value lists the leaves.
@@ -37,6 +37,35 @@ fn forward_extremities_in_one_value(engine: &Arc<Engine>) -> Result<()> {
     }
     for (room, value) in &leaves {
         batch.put(&tree, room, value)?;
+    }
+    engine.write(batch)
+}
+
+/// 2 → 3: `senderpduid_empty`, events by sender, built from the timeline in one pass.
+fn index_events_by_sender(engine: &Arc<Engine>) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Sender<'a> {
+        #[serde(borrow)]
+        sender: &'a str,
+    }
+    let timeline = engine.tree("pduid_pdu");
+    let index = engine.tree("senderpduid_empty");
+    let mut batch = super::Batch::default();
+    let mut pending = 0;
+    for entry in timeline.scan_prefix(Vec::new()) {
+        let (pduid, json) = entry?;
+        let Ok(Sender { sender }) = serde_json::from_slice::<Sender<'_>>(&json) else {
+            continue;
+        };
+        let mut key = sender.as_bytes().to_vec();
+        key.push(super::codec::SEP);
+        key.extend_from_slice(&pduid);
+        batch.put(&index, &key, &[])?;
+        pending += 1;
+        if pending == 10_000 {
+            engine.write(std::mem::take(&mut batch))?;
+            pending = 0;
+        }
     }
     engine.write(batch)
 }
@@ -121,5 +150,36 @@ mod tests {
         assert_eq!(leaves.scan_prefix(Vec::new()).count(), 2);
         let version = engine.tree("global").get(VERSION_KEY).unwrap().unwrap();
         assert_eq!(decode_u64(&version).unwrap(), CURRENT_VERSION);
+    }
+
+    #[test]
+    fn version_2_timelines_get_their_events_by_sender_index() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let engine = open(dir.path());
+            let timeline = engine.tree("pduid_pdu");
+            let mut batch = Batch::default();
+            for (room, count, sender) in [(1u64, 5u64, "@a:x"), (1, 6, "@b:x"), (2, 7, "@a:x")] {
+                let mut key = room.to_be_bytes().to_vec();
+                key.push(crate::storage::codec::SEP);
+                key.extend_from_slice(&count.to_be_bytes());
+                let json = format!(r#"{{"sender":"{sender}","type":"m.room.message"}}"#);
+                batch.put(&timeline, &key, json.as_bytes()).unwrap();
+            }
+            engine.write(batch).unwrap();
+            engine
+                .tree("global")
+                .insert(VERSION_KEY, &2u64.to_be_bytes())
+                .unwrap();
+        }
+        let engine = open(dir.path());
+        let index = engine.tree("senderpduid_empty");
+        use crate::storage::Key;
+        let of_a: Vec<(String, u64, u64)> = index
+            .scan_prefix(("@a:x",).prefix())
+            .map(|entry| <(String, u64, u64)>::decode(&entry.unwrap().0).unwrap())
+            .collect();
+        assert_eq!(of_a, [("@a:x".to_owned(), 1, 5), ("@a:x".to_owned(), 2, 7)]);
+        assert_eq!(index.scan_prefix(("@b:x",).prefix()).count(), 1);
     }
 }

@@ -551,3 +551,52 @@ pub fn wipe_indexes(
     }
     held
 }
+
+/// Runs `conclave admin --socket <socket> <words>`; returns exit code, stdout, stderr.
+pub async fn console(socket: &std::path::Path, words: &[&str]) -> (i32, String, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .arg("admin")
+        .arg("--socket")
+        .arg(socket)
+        .args(words)
+        .env_remove("CONCLAVE_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run conclave admin");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Whether any file under `dir` holds `needle` as it is. The servers of the tests that use it
+/// run with `db_compression = false`: compressed blocks hold text in other forms.
+pub fn files_contain(dir: &std::path::Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|entry| {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            return files_contain(&path, needle);
+        }
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        bytes.windows(needle.len()).any(|window| window == needle)
+    })
+}
+
+/// [`files_contain`] but for RocksDB's MANIFEST, which notes the first and last key of each
+/// data file and is rewritten only when the database opens.
+pub fn data_files_contain(dir: &std::path::Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|entry| {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("MANIFEST") {
+            return false;
+        }
+        if path.is_dir() {
+            return files_contain(&path, needle);
+        }
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        bytes.windows(needle.len()).any(|window| window == needle)
+    })
+}

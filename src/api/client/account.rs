@@ -56,7 +56,9 @@ pub async fn deactivate(
             request.body.auth.as_ref(),
         )
         .await?;
-    services.deactivate_account(user_id).await?;
+    services
+        .deactivate_account(user_id, request.body.erase)
+        .await?;
     // No identity server was ever bound, so unbinding trivially succeeded (as Synapse says).
     Ok(deactivate::v3::Response::new(
         ThirdPartyIdRemovalStatus::Success,

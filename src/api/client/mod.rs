@@ -11,7 +11,7 @@ mod keys;
 mod media;
 mod media_serve;
 mod membership;
-mod message;
+pub mod message;
 mod profile;
 mod push_rules;
 mod redact;

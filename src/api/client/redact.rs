@@ -3,33 +3,11 @@
 use std::sync::Arc;
 
 use ruma::api::client::redact::redact_event;
-use ruma::events::TimelineEventType;
-use ruma::{CanonicalJsonObject, RoomVersionId};
-use serde_json::{Value, json};
 
 use crate::api::Ruma;
 use crate::error::{Error, Result};
 use crate::service::Services;
-use crate::service::rooms::PduBuilder;
-use crate::service::rooms::pdu::client_event;
-
-/// Room versions before 11 carry `redacts` at the top level of the event, later ones in the
-/// content.
-fn redacts_in_content(version: &RoomVersionId) -> bool {
-    !matches!(
-        version,
-        RoomVersionId::V1
-            | RoomVersionId::V2
-            | RoomVersionId::V3
-            | RoomVersionId::V4
-            | RoomVersionId::V5
-            | RoomVersionId::V6
-            | RoomVersionId::V7
-            | RoomVersionId::V8
-            | RoomVersionId::V9
-            | RoomVersionId::V10
-    )
-}
+use crate::service::rooms::redaction::redaction_event;
 
 pub async fn redact(
     services: Arc<Services>,
@@ -58,17 +36,11 @@ pub async fn redact(
         ));
     }
 
-    let version = rooms.room_version(room_id)?;
-    let mut content = json!({});
-    if let Some(reason) = &body.reason {
-        content["reason"] = json!(reason);
-    }
-    let mut builder = PduBuilder::timeline(TimelineEventType::RoomRedaction, content);
-    if redacts_in_content(&version) {
-        builder.content["redacts"] = json!(body.event_id);
-    } else {
-        builder.redacts = Some(body.event_id.clone());
-    }
+    let builder = redaction_event(
+        &rooms.room_version(room_id)?,
+        &body.event_id,
+        body.reason.as_deref(),
+    );
 
     let guard = rooms.lock_room(room_id).await;
     // Checked again under the lock: a concurrent retry may have finished meanwhile. (The
@@ -81,12 +53,7 @@ pub async fn redact(
     // The purge below can take a while: write the members' indexes now, so the redaction's
     // write floor does not hold back every /sync meanwhile.
     rooms.flush_fanout(room_id);
-    let redaction = rooms
-        .get_pdu_json(&event_id)?
-        .ok_or_else(|| Error::internal("redaction vanished"))?;
-    let because: Value = serde_json::from_str(client_event(&redaction, room_id)?.json().get())
-        .map_err(Error::internal)?;
-    let because: CanonicalJsonObject = serde_json::from_value(because).map_err(Error::internal)?;
+    let because = rooms.redacted_because(room_id, &event_id)?;
     let target_id = target.event_id.clone();
     let services_for_purge = Arc::clone(&services);
     let room = room_id.clone();

@@ -6,6 +6,7 @@
 mod devices;
 pub mod endpoints;
 mod reports;
+mod room_moderation;
 mod rooms;
 mod tokens;
 mod users;
@@ -38,6 +39,16 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(rooms::list)
         .ruma(rooms::details)
         .ruma(rooms::members)
+        .ruma(room_moderation::state)
+        .ruma(room_moderation::messages)
+        .ruma(room_moderation::forward_extremities)
+        .ruma(room_moderation::delete_forward_extremities)
+        .ruma(room_moderation::delete_room)
+        .ruma(room_moderation::delete_room_v2)
+        .ruma(room_moderation::room_delete_status)
+        .ruma(room_moderation::delete_status)
+        .ruma(room_moderation::join_room)
+        .ruma(room_moderation::make_room_admin)
         .ruma(tokens::list)
         .ruma(tokens::new)
         .ruma(tokens::get)

@@ -56,7 +56,7 @@ fn user_json(services: &Services, user: &UserId) -> Result<Value> {
         "external_ids": [],
         "admin": services.users.is_admin(user)?,
         "deactivated": services.users.is_deactivated(user)?,
-        "erased": false,
+        "erased": services.users.is_erased(user)?,
         "shadow_banned": false,
         "locked": services.users.is_locked(user),
         "suspended": services.users.is_suspended(user),
@@ -208,7 +208,7 @@ pub async fn put(services: Arc<Services>, request: Ruma<put_user::Request>) -> R
             changed.push("locked");
         }
         if body.deactivated == Some(true) && !services.users.is_deactivated(user)? {
-            services.deactivate_account(user).await?;
+            services.deactivate_account(user, false).await?;
             changed.push("deactivated");
         }
         Ok(())
@@ -255,21 +255,22 @@ pub async fn deactivate(
     let admin = require_admin(&services, &request)?;
     let user = &request.body.user_id;
     local_account(&services, user)?;
-    if request.body.erase {
-        return Err(Error::invalid_param(
-            "erase is not supported yet: deactivate without it",
-        ));
-    }
+    let erase = request.body.erase;
     let result = if services.users.is_deactivated(user)? {
-        Ok(())
+        // Nothing left to leave; an erasure asked for later is recorded.
+        if erase {
+            services.users.set_erased(user, true)
+        } else {
+            Ok(())
+        }
     } else {
-        services.deactivate_account(user).await
+        services.deactivate_account(user, erase).await.map(|_| ())
     };
     crate::admin::record_api_call(
         &services,
         &admin,
         request.client_ip,
-        format!("POST /_synapse/admin/v1/deactivate/{user}"),
+        format!("POST /_synapse/admin/v1/deactivate/{user} (erase: {erase})"),
         result.is_ok(),
     );
     result?;

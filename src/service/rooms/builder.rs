@@ -506,6 +506,11 @@ impl Service {
         let pduid = (shortroomid, count).encode();
         batch.put(&self.pduid_pdu, &pduid, &json)?;
         batch.put(&self.eventid_pduid, pdu.event_id.as_bytes(), &pduid)?;
+        batch.put(
+            &self.senderpduid_empty,
+            &(pdu.sender.as_str(), shortroomid, count).encode(),
+            &[],
+        )?;
 
         let statehash_after = match &pdu.state_key {
             Some(state_key) => {

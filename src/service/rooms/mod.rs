@@ -11,7 +11,8 @@ pub mod member_change;
 mod membership;
 pub mod pdu;
 pub mod power;
-mod redaction;
+pub mod purge;
+pub mod redaction;
 pub mod relations;
 mod resolution;
 pub mod room_list;
@@ -48,6 +49,7 @@ pub struct Service {
     shortstatekey_statekey: Tree,
     pduid_pdu: Tree,
     eventid_pduid: Tree,
+    senderpduid_empty: Tree,
     shorteventid_shortstatehash: Tree,
     shortstatehash_statediff: Tree,
     roomid_shortstatehash: Tree,
@@ -200,6 +202,7 @@ impl Service {
             shortstatekey_statekey: engine.tree("shortstatekey_statekey"),
             pduid_pdu: engine.tree("pduid_pdu"),
             eventid_pduid: engine.tree("eventid_pduid"),
+            senderpduid_empty: engine.tree("senderpduid_empty"),
             shorteventid_shortstatehash: engine.tree("shorteventid_shortstatehash"),
             shortstatehash_statediff: engine.tree("shortstatehash_statediff"),
             roomid_shortstatehash: engine.tree("roomid_shortstatehash"),

@@ -4,12 +4,67 @@
 //! copy is redacted too.
 
 use ruma::canonical_json::{RedactedBecause, redact};
-use ruma::{CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, RoomId};
+use ruma::events::TimelineEventType;
+use ruma::{CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, RoomId, RoomVersionId};
+use serde_json::json;
 
-use super::Service;
+use super::{PduBuilder, Service};
 use crate::error::{Error, Result};
 
+/// Room versions before 11 carry `redacts` at the top level of the event, later ones in the
+/// content.
+fn redacts_in_content(version: &RoomVersionId) -> bool {
+    !matches!(
+        version,
+        RoomVersionId::V1
+            | RoomVersionId::V2
+            | RoomVersionId::V3
+            | RoomVersionId::V4
+            | RoomVersionId::V5
+            | RoomVersionId::V6
+            | RoomVersionId::V7
+            | RoomVersionId::V8
+            | RoomVersionId::V9
+            | RoomVersionId::V10
+    )
+}
+
+/// An `m.room.redaction` of `target` for a room of `version`.
+pub fn redaction_event(
+    version: &RoomVersionId,
+    target: &EventId,
+    reason: Option<&str>,
+) -> PduBuilder {
+    let mut content = json!({});
+    if let Some(reason) = reason {
+        content["reason"] = json!(reason);
+    }
+    let mut builder = PduBuilder::timeline(TimelineEventType::RoomRedaction, content);
+    if redacts_in_content(version) {
+        builder.content["redacts"] = json!(target);
+    } else {
+        builder.redacts = Some(target.to_owned());
+    }
+    builder
+}
+
 impl Service {
+    /// The stored redaction event `redaction`, in the client format that a redacted event
+    /// carries in `unsigned.redacted_because`.
+    pub fn redacted_because(
+        &self,
+        room_id: &RoomId,
+        redaction: &EventId,
+    ) -> Result<CanonicalJsonObject> {
+        let json = self
+            .get_pdu_json(redaction)?
+            .ok_or_else(|| Error::internal("redaction vanished"))?;
+        let because: serde_json::Value =
+            serde_json::from_str(super::pdu::client_event(&json, room_id)?.json().get())
+                .map_err(Error::internal)?;
+        serde_json::from_value(because).map_err(Error::internal)
+    }
+
     /// Redacts `target` because of the redaction event `because` (its client-format JSON).
     pub fn apply_redaction(
         &self,

@@ -58,14 +58,40 @@ impl Service {
         Ok(())
     }
 
-    /// Removes a redacted event's words.
+    /// Removes a redacted event's words, and makes sure they leave the disk: the index holds
+    /// them in lower case, so they are as sensitive as the message.
     pub(super) fn unindex_words(&self, shortroomid: u64, count: u64, pdu: &PduEvent) -> Result<()> {
+        let mut batch = Batch::default();
+        self.unindex_words_in(shortroomid, count, pdu, &mut batch)?;
+        let keys: Vec<Vec<u8>> = searchable_text(pdu)
+            .map(|text| {
+                words(&text)
+                    .iter()
+                    .map(|word| (word.as_str(), shortroomid, count).encode())
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.engine.write(batch)?;
+        self.engine
+            .purge_old_versions(&self.tokenshortroomidcount_empty, &keys)
+    }
+
+    /// Removes an event's words (in the caller's batch).
+    pub(super) fn unindex_words_in(
+        &self,
+        shortroomid: u64,
+        count: u64,
+        pdu: &PduEvent,
+        batch: &mut Batch,
+    ) -> Result<()> {
         let Some(text) = searchable_text(pdu) else {
             return Ok(());
         };
         for word in words(&text) {
-            self.tokenshortroomidcount_empty
-                .remove(&(word.as_str(), shortroomid, count).encode())?;
+            batch.delete(
+                &self.tokenshortroomidcount_empty,
+                &(word.as_str(), shortroomid, count).encode(),
+            )?;
         }
         Ok(())
     }

@@ -503,6 +503,17 @@ pub fn left_room(
     next: u64,
 ) -> Result<Option<Json>> {
     let rooms = &services.rooms;
+    if !rooms.exists(room_id)? {
+        // Purged by the administrators after the user was removed: an empty entry still
+        // tells the client the room is gone.
+        return Ok(request.since.is_some().then(|| {
+            object([
+                ("timeline", timeline(Vec::new(), false, since)),
+                ("state", raw_events(Vec::new())),
+                ("account_data", raw_events(Vec::new())),
+            ])
+        }));
+    }
     let Some(member) =
         rooms.current_state_event(room_id, "m.room.member", request.user_id.as_str())?
     else {

@@ -50,6 +50,8 @@ pub struct Service {
     locked: flags::AccountFlag,
     /// Suspended accounts: they may read, but not send (MSC3823).
     suspended: flags::AccountFlag,
+    /// Deactivated accounts whose messages were erased.
+    userid_erased: Tree,
     config_registration_token: Option<String>,
 }
 
@@ -88,6 +90,7 @@ impl Service {
             bot,
             locked: flags::AccountFlag::load(engine.tree("userid_locked"))?,
             suspended: flags::AccountFlag::load(engine.tree("userid_suspended"))?,
+            userid_erased: engine.tree("userid_erased"),
         })
     }
 
@@ -119,6 +122,19 @@ impl Service {
     /// Suspends or reinstates an account: a suspended one can read but not send.
     pub fn set_suspended(&self, user_id: &UserId, suspended: bool) -> Result<()> {
         self.suspended.set(user_id, suspended)
+    }
+
+    /// Whether the account was deactivated with its messages erased.
+    pub fn is_erased(&self, user_id: &UserId) -> Result<bool> {
+        self.userid_erased.contains(user_id.as_bytes())
+    }
+
+    pub fn set_erased(&self, user_id: &UserId, erased: bool) -> Result<()> {
+        if erased {
+            self.userid_erased.insert(user_id.as_bytes(), &[])
+        } else {
+            self.userid_erased.remove(user_id.as_bytes())
+        }
     }
 
     /// Whether any account of a person (even a deactivated one) exists: the server's bot
@@ -379,6 +395,7 @@ impl Service {
                 .to_string()
                 .as_bytes(),
         )?;
+        batch.delete(&self.userid_erased, user_id.as_bytes())?;
         self.engine.write(batch)
     }
 
