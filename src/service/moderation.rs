@@ -291,9 +291,15 @@ impl Services {
                 // As `/redact` does: the members' indexes first, then the rewrite.
                 self.rooms.flush_fanout(&room_id);
                 let because = self.rooms.redacted_because(&room_id, &redaction)?;
-                self.rooms
-                    .apply_redaction(&room_id, &target.event_id, because)?;
+                let (room, event) = (room_id.clone(), target.event_id.clone());
+                let applied = self
+                    .rooms
+                    .off_the_workers(move |services| {
+                        services.rooms.apply_redaction(&room, &event, because)
+                    })
+                    .await;
                 guard.release().await;
+                applied?;
                 erased.redacted += 1;
             }
         }

@@ -267,6 +267,22 @@ impl Service {
         }
     }
 
+    /// Runs disk-heavy work (purges, compactions, rewrites) on the blocking pool, so it does
+    /// not hold up an async worker meanwhile.
+    pub async fn off_the_workers<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Services) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let services = self
+            .services
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| Error::internal("the services are shutting down"))?;
+        tokio::task::spawn_blocking(move || work(&services))
+            .await
+            .map_err(Error::internal)?
+    }
+
     pub fn exists(&self, room_id: &RoomId) -> Result<bool> {
         self.roomid_roomversion.contains(room_id.as_bytes())
     }

@@ -30,10 +30,20 @@ impl Service {
     /// Deletes the room's timeline events (not state events, not its newest events) sent
     /// before `before_ms`, oldest first, stopping at the first event at or after the cut-off.
     pub async fn purge_history(&self, room_id: &RoomId, before_ms: u64) -> Result<Purged> {
+        let guard = self.lock_room(room_id).await;
+        let room = room_id.to_owned();
+        let purged = self
+            .off_the_workers(move |services| services.rooms.purge_history_locked(&room, before_ms))
+            .await;
+        guard.release().await;
+        purged
+    }
+
+    /// [`Self::purge_history`] once the room is locked.
+    fn purge_history_locked(&self, room_id: &RoomId, before_ms: u64) -> Result<Purged> {
         let shortroomid = self
             .shortroomid(room_id)?
             .ok_or_else(|| Error::not_found("Unknown room"))?;
-        let guard = self.lock_room(room_id).await;
         let leaves = self.forward_extremities(room_id)?;
         let mut purged = Purged::default();
         let mut batch = Batch::default();
@@ -61,7 +71,6 @@ impl Service {
             }
         }
         self.engine.write(batch)?;
-        guard.release().await;
         self.event_cache.clear();
         self.compact_room(shortroomid)?;
         tracing::info!(%room_id, events = purged.events, "purged room history");
@@ -73,10 +82,20 @@ impl Service {
     /// in it keep a `leave` entry, so their next /sync tells their clients the room is gone.
     /// The room's block (if any) stays, so it cannot be joined again.
     pub async fn purge_room(&self, room_id: &RoomId) -> Result<Purged> {
+        let guard = self.lock_room(room_id).await;
+        let room = room_id.to_owned();
+        let purged = self
+            .off_the_workers(move |services| services.rooms.purge_room_locked(&room))
+            .await;
+        guard.release().await;
+        purged
+    }
+
+    /// [`Self::purge_room`] once the room is locked.
+    fn purge_room_locked(&self, room_id: &RoomId) -> Result<Purged> {
         let shortroomid = self
             .shortroomid(room_id)?
             .ok_or_else(|| Error::not_found("Unknown room"))?;
-        let guard = self.lock_room(room_id).await;
 
         // First the room itself, in one batch: from here on it is unknown.
         let mut batch = Batch::default();
@@ -144,7 +163,6 @@ impl Service {
             batch.delete(&self.shortstatehash_statediff, &snapshot.to_be_bytes())?;
         }
         self.engine.write(batch)?;
-        guard.release().await;
         self.clear_caches();
         self.compact_room(shortroomid)?;
         tracing::info!(%room_id, events = purged.events, "purged room");
