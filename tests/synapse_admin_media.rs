@@ -1,90 +1,19 @@
 //! Media in Synapse's admin API (`/_synapse/admin/`) as the synapse-admin web UI and IT's
 //! scripts call it: quarantine by ID, room and user (protected media left alone), deletion by
 //! ID, age and size, user, and of the remote media cache, a user's uploads and the uploads per
-//! user, with 403 for non-administrators, 404s, paging and the audit log; and the admin room's
-//! `media quarantine-room` and `media delete-older-than --remote-only`.
+//! user, with 403 for non-administrators, 404s, paging and the audit log. The admin room's
+//! media commands are tested in `admin_room_media.rs`.
 
 mod common;
 
 use std::time::Duration;
 
+use common::media::*;
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "/_synapse/admin";
-
-/// Uploads `bytes` (distinct per call: identical content would share one file); returns the
-/// media ID.
-async fn upload(ts: &TestServer, who: &Session, bytes: &str) -> String {
-    let body = expect_ok(
-        ts.request_raw(
-            Method::POST,
-            "/_matrix/media/v3/upload?filename=f.txt",
-            who.bearer(),
-            "text/plain",
-            bytes.to_owned(),
-        )
-        .await,
-    );
-    let mxc = body["content_uri"].as_str().expect("content_uri");
-    mxc.rsplit('/').next().unwrap().to_owned()
-}
-
-/// The status of downloading local media `id` as `who`.
-async fn download(ts: &TestServer, who: &Session, id: &str) -> StatusCode {
-    ts.client()
-        .get(ts.url(&format!("/_matrix/client/v1/media/download/localhost/{id}")))
-        .bearer_auth(&who.access_token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-/// A moment strictly between what happened before and what happens after.
-async fn moment() -> u64 {
-    tokio::time::sleep(Duration::from_millis(15)).await;
-    let at = now_ms();
-    tokio::time::sleep(Duration::from_millis(15)).await;
-    at
-}
-
-async fn post_ok(ts: &TestServer, who: &Session, path: &str) -> Value {
-    expect_ok(
-        ts.post(&format!("{ADMIN}{path}"), who.bearer(), &json!({}))
-            .await,
-    )
-}
-
-/// The audit log, as the console lists it.
-async fn audit(ts: &TestServer) -> String {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_conclave"))
-        .args(["admin", "--socket"])
-        .arg(ts.config().database_path.join("admin.sock"))
-        .args(["audit", "list"])
-        .env_remove("CONCLAVE_CONFIG")
-        .output()
-        .await
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn ids(list: &Value, key: &str, field: &str) -> Vec<String> {
-    list[key]
-        .as_array()
-        .unwrap_or_else(|| panic!("no {key}: {list}"))
-        .iter()
-        .map(|item| item[field].as_str().unwrap().to_owned())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_administrators_may_call_the_media_endpoints() {
@@ -651,29 +580,6 @@ async fn uploads_are_counted_per_user() {
 }
 
 /// Stores a cached copy of another server's media, as the federation media fetch would.
-async fn cache_remote(ts: &TestServer, origin: &str, id: &str, bytes: &'static str) {
-    let media = &ts.server().services().media;
-    let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
-        bytes.as_bytes(),
-    ))]);
-    let file = media.write_stream(body, 1 << 20).await.unwrap();
-    let origin = ruma::ServerName::parse(origin).unwrap();
-    let sender = ruma::UserId::parse(format!("@someone:{origin}")).unwrap();
-    media
-        .cache_remote(&origin, id, &sender, &file, Some("text/plain".to_owned()))
-        .unwrap();
-}
-
-fn stored(ts: &TestServer, origin: &str, id: &str) -> bool {
-    let origin = ruma::ServerName::parse(origin).unwrap();
-    ts.server()
-        .services()
-        .media
-        .get(&origin, id)
-        .unwrap()
-        .is_some()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_remote_media_cache_is_purged_and_local_media_stays() {
     let ts = TestServer::start_open().await;
@@ -731,126 +637,5 @@ async fn the_remote_media_cache_is_purged_and_local_media_stays() {
     );
     assert_eq!(ids(&stats, "users", "user_id"), ["@admin:localhost"]);
     assert!(audit(&ts).await.contains("purge_media_cache (before_ts: "));
-    ts.shutdown().await;
-}
-
-// ---------------------------------------------------------------- the admin room
-
-const BOT: &str = "@conclave:localhost";
-
-/// Joins the admin room as the first (administrator) account; returns its ID.
-async fn join_admin_room(ts: &TestServer, admin: &Session) -> String {
-    let alias = expect_ok(
-        ts.get(
-            &format!(
-                "/_matrix/client/v3/directory/room/{}",
-                enc("#admins:localhost")
-            ),
-            None,
-        )
-        .await,
-    );
-    let room = alias["room_id"].as_str().unwrap().to_owned();
-    expect_ok(
-        ts.post(&room_path(&room, "/join"), admin.bearer(), &json!({}))
-            .await,
-    );
-    room
-}
-
-/// Sends a command to the admin room and returns the text of the bot's answer to it.
-async fn command(ts: &TestServer, admin: &Session, room: &str, text: &str, txn: &str) -> String {
-    let event_id = send_text_id(ts, admin, room, txn, text).await;
-    for _ in 0..1000 {
-        let history = expect_ok(
-            ts.get(&room_path(room, "/messages?dir=b&limit=30"), admin.bearer())
-                .await,
-        );
-        let reply = history["chunk"].as_array().unwrap().iter().find(|event| {
-            event["sender"] == BOT
-                && event["content"]["m.relates_to"]["m.in_reply_to"]["event_id"]
-                    == event_id.as_str()
-        });
-        if let Some(reply) = reply {
-            return reply["content"]["body"].as_str().unwrap().to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("no answer to {text:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_admin_room_quarantines_a_room_and_purges_remote_media() {
-    let ts = TestServer::start_open().await;
-    let admin = ts.register_open("admin", "admin-password").await;
-    let alice = ts.register_open("alice", "alice-password").await;
-    let admin_room = join_admin_room(&ts, &admin).await;
-    let shared = upload(&ts, &alice, "shared in the room").await;
-    let protected = upload(&ts, &alice, "protected and shared").await;
-    let room = create_room(&ts, &alice, json!({ "room_alias_name": "shares" })).await;
-    for (txn, id) in [("s1", &shared), ("s2", &protected)] {
-        expect_ok(
-            ts.put(
-                &room_path(&room, &format!("/send/m.room.message/{txn}")),
-                alice.bearer(),
-                &json!({ "msgtype": "m.file", "body": "f", "url": format!("mxc://localhost/{id}") }),
-            )
-            .await,
-        );
-    }
-    post_ok(&ts, &admin, &format!("/v1/media/protect/{protected}")).await;
-
-    let answer = command(
-        &ts,
-        &admin,
-        &admin_room,
-        "!admin media quarantine-room #shares:localhost",
-        "c1",
-    )
-    .await;
-    assert!(
-        answer.contains("Quarantined 1 upload(s) (1 protected upload(s) left alone)"),
-        "{answer}"
-    );
-    assert!(answer.contains(&room), "{answer}");
-    assert_eq!(download(&ts, &alice, &shared).await, StatusCode::NOT_FOUND);
-    assert_eq!(download(&ts, &alice, &protected).await, StatusCode::OK);
-    let listed = expect_ok(
-        ts.get(
-            &format!("{ADMIN}/v1/users/@alice:localhost/media?order_by=quarantined_by&dir=b"),
-            admin.bearer(),
-        )
-        .await,
-    );
-    assert_eq!(
-        listed["media"][0]["quarantined_by"], "@admin:localhost",
-        "{listed}"
-    );
-    let answer = command(
-        &ts,
-        &admin,
-        &admin_room,
-        "!admin media quarantine-room #nowhere:localhost",
-        "c2",
-    )
-    .await;
-    assert!(answer.contains("There is no room"), "{answer}");
-
-    // --remote-only deletes cached remote media and leaves this server's uploads.
-    cache_remote(&ts, "remote.example", "Cached", "cached remote bytes").await;
-    let answer = command(
-        &ts,
-        &admin,
-        &admin_room,
-        "!admin media delete-older-than --remote-only 2999-01-01",
-        "c3",
-    )
-    .await;
-    assert!(
-        answer.contains("Deleted 1 cached remote upload(s)"),
-        "{answer}"
-    );
-    assert!(!stored(&ts, "remote.example", "Cached"));
-    assert_eq!(download(&ts, &alice, &protected).await, StatusCode::OK);
     ts.shutdown().await;
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::media::audit;
 use common::*;
 use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
@@ -56,18 +57,6 @@ async fn signed(ts: &TestServer, user: &str, password: &str, admin: bool) -> Val
         "admin": admin,
         "mac": mac(SECRET, &nonce, user, password, admin),
     })
-}
-
-async fn audit(ts: &TestServer) -> String {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_conclave"))
-        .args(["admin", "--socket"])
-        .arg(ts.config().database_path.join("admin.sock"))
-        .args(["audit", "list"])
-        .env_remove("CONCLAVE_CONFIG")
-        .output()
-        .await
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
