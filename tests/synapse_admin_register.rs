@@ -204,8 +204,8 @@ async fn administrators_log_in_as_a_user_on_a_hidden_device() {
     };
     send_text_id(&ts, &puppet, &room, "support1", "sent by support").await;
     // Neither alice nor the admin API sees the device.
-    assert_eq!(ts.device_ids(&alice).await, [alice.device_id.clone()]);
-    assert_eq!(ts.device_ids(&puppet).await, [alice.device_id.clone()]);
+    assert_eq!(ts.device_ids(&alice).await, [alice.device_id.as_str()]);
+    assert_eq!(ts.device_ids(&puppet).await, [alice.device_id.as_str()]);
     let devices = expect_ok(
         ts.get(
             &format!("{ADMIN}/v2/users/@alice:localhost/devices"),
