@@ -247,10 +247,11 @@ async fn limits_authentication_and_unknown_media() {
 
     // Quarantined media is not served.
     let media = &ts.server().services().media;
-    assert!(
+    assert_eq!(
         media
-            .quarantine(ts.server().services().server_name(), &id)
-            .unwrap()
+            .quarantine(ts.server().services().server_name(), &id, "console")
+            .unwrap(),
+        Some(conclave::service::media::QuarantineOutcome::Quarantined)
     );
     let response = get_raw(&ts, &download_path(&mxc), alice.bearer()).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);

@@ -278,16 +278,25 @@ pub enum MediaCommand {
     DeleteOlderThan {
         /// A date, or a duration back from now.
         age: String,
+        /// Only cached copies of other servers' media; this server's uploads stay.
+        #[arg(long)]
+        remote_only: bool,
     },
-    /// Quarantines an upload: kept as evidence, never served again.
+    /// Quarantines an upload: kept as evidence, never served again (protected media stays).
     Quarantine {
         /// `mxc://<server>/<id>`.
         mxc: String,
     },
-    /// Quarantines everything a user uploaded.
+    /// Quarantines everything a user uploaded, protected media aside.
     QuarantineUser {
         /// A user ID or a localpart of this server.
         user: String,
+    },
+    /// Quarantines the media that a room's events refer to (files, images, thumbnails, the room
+    /// avatar), protected media aside.
+    QuarantineRoom {
+        /// A room ID or alias.
+        room: String,
     },
     /// Bytes stored per uploader, largest first.
     Usage {

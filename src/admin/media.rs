@@ -4,12 +4,14 @@ use std::collections::HashMap;
 
 use ruma::ServerName;
 
+use super::Actor;
 use super::answer::{Answer, Block};
 use super::command::MediaCommand;
-use super::local_user;
-use super::time::{format_ts, parse_when};
+use super::time::{cutoff, format_ts};
+use super::{local_user, room_arg};
 use crate::error::{Error, Result};
 use crate::service::Services;
+use crate::service::media::{QuarantineCount, QuarantineOutcome, mxcs_in_room};
 
 /// The server and media ID of an `mxc://` URI of this server.
 fn local_mxc<'a>(services: &Services, mxc: &'a str) -> Result<(&'a ServerName, &'a str)> {
@@ -31,7 +33,19 @@ fn megabytes(bytes: u64) -> String {
     format!("{:.2} MB", bytes as f64 / 1_000_000.0)
 }
 
-pub async fn run(services: &Services, command: MediaCommand) -> Result<Answer> {
+/// `N upload(s)`, and how many protected ones were left alone.
+fn quarantined(count: QuarantineCount) -> String {
+    let mut text = format!("{} upload(s)", count.quarantined);
+    if count.protected > 0 {
+        text.push_str(&format!(
+            " ({} protected upload(s) left alone)",
+            count.protected
+        ));
+    }
+    text
+}
+
+pub async fn run(services: &Services, actor: &Actor, command: MediaCommand) -> Result<Answer> {
     let media = &services.media;
     let server = services.server_name();
     match command {
@@ -52,7 +66,15 @@ pub async fn run(services: &Services, command: MediaCommand) -> Result<Answer> {
                     row("sha256", meta.sha256),
                     row(
                         "quarantined",
-                        if meta.quarantined { "yes" } else { "no" }.to_owned(),
+                        match (meta.quarantined, &meta.quarantined_by) {
+                            (false, _) => "no".to_owned(),
+                            (true, Some(by)) => format!("yes, by {by}"),
+                            (true, None) => "yes".to_owned(),
+                        },
+                    ),
+                    row(
+                        "protected",
+                        if meta.protected { "yes" } else { "no" }.to_owned(),
                     ),
                     row(
                         "pending upload",
@@ -76,35 +98,56 @@ pub async fn run(services: &Services, command: MediaCommand) -> Result<Answer> {
                 "Deleted {count} upload(s) of `{user_id}`."
             )))
         }
-        MediaCommand::DeleteOlderThan { age } => {
-            let now = crate::service::now_millis();
-            // A duration counts back from now; a date is itself.
-            let before = if age.contains('-') {
-                parse_when(&age, now)?
+        MediaCommand::DeleteOlderThan { age, remote_only } => {
+            let before = cutoff(&age)?;
+            let own = server.as_str();
+            let deleted = media
+                .delete_matching(|origin, _, meta| {
+                    meta.created_ms < before && !(remote_only && origin == own)
+                })
+                .await?;
+            let what = if remote_only {
+                "cached remote upload(s)"
             } else {
-                now.saturating_sub(parse_when(&age, 0)?)
+                "upload(s)"
             };
-            let count = media.delete_older_than(before).await?;
             Ok(Answer::ok(format!(
-                "Deleted {count} upload(s) from before {}.",
+                "Deleted {} {what} from before {}.",
+                deleted.len(),
                 format_ts(before)
             )))
         }
         MediaCommand::Quarantine { mxc } => {
             let (server, media_id) = local_mxc(services, &mxc)?;
-            if media.quarantine(server, media_id)? {
-                Ok(Answer::ok(format!(
-                    "Quarantined `{mxc}`: kept, never served again."
-                )))
-            } else {
-                Ok(Answer::error(format!("There is no `{mxc}`")))
-            }
+            Ok(match media.quarantine(server, media_id, &actor.name())? {
+                Some(QuarantineOutcome::Quarantined) => {
+                    Answer::ok(format!("Quarantined `{mxc}`: kept, never served again."))
+                }
+                Some(QuarantineOutcome::Already) => {
+                    Answer::ok(format!("`{mxc}` was already quarantined."))
+                }
+                Some(QuarantineOutcome::Protected) => Answer::error(format!(
+                    "`{mxc}` is protected from quarantine: left as it was."
+                )),
+                None => Answer::error(format!("There is no `{mxc}`")),
+            })
         }
         MediaCommand::QuarantineUser { user } => {
             let user_id = local_user(services, &user)?;
-            let count = media.quarantine_by_uploader(server, &user_id)?;
+            let count = media.quarantine_by_uploader(server, &user_id, &actor.name())?;
             Ok(Answer::ok(format!(
-                "Quarantined {count} upload(s) of `{user_id}`."
+                "Quarantined {} of `{user_id}`.",
+                quarantined(count)
+            )))
+        }
+        MediaCommand::QuarantineRoom { room } => {
+            let room_id = room_arg(services, &room)?;
+            let referenced = mxcs_in_room(&services.rooms, &room_id)?;
+            let found = referenced.len();
+            let count = media.quarantine_many(referenced, &actor.name())?;
+            Ok(Answer::ok(format!(
+                "Quarantined {} referenced in `{room_id}` ({found} media URI(s) found in its events).",
+                quarantined(count)
             )))
         }
         MediaCommand::Usage { top } => {

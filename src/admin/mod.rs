@@ -226,7 +226,7 @@ async fn execute(
     match command.group {
         Group::Users(command) => users::run(services, command, progress).await,
         Group::Rooms(command) => rooms::run(services, command, progress).await,
-        Group::Media(command) => media::run(services, command).await,
+        Group::Media(command) => media::run(services, actor, command).await,
         Group::Tokens(command) => tokens::run(services, command),
         Group::Server(command) => server::run(services, command, progress).await,
         Group::Audit(command) => server::audit(services, actor, command),

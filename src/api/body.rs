@@ -36,8 +36,9 @@ impl Rule {
         };
         use ruma::api::client::session::login;
         let id = TypeId::of::<Req>();
-        // Synapse's `allow_empty_body` (membership), and its fallback for older clients that
-        // delete devices without a body: matrix-nio joins and leaves rooms without one.
+        // Synapse's `allow_empty_body` (membership, the admin API's log in as a user), and its
+        // fallback for older clients that delete devices without a body: matrix-nio joins and
+        // leaves rooms without one.
         let empty_is_object = [
             TypeId::of::<join_room_by_id::v3::Request>(),
             TypeId::of::<join_room_by_id_or_alias::v3::Request>(),
@@ -48,6 +49,7 @@ impl Rule {
             TypeId::of::<unban_user::v3::Request>(),
             TypeId::of::<delete_device::v3::Request>(),
             TypeId::of::<delete_devices::v3::Request>(),
+            TypeId::of::<crate::api::synapse_admin::endpoints::login_as::Request>(),
         ]
         .contains(&id);
         let string_fields: &[&str] = if id == TypeId::of::<login::v3::Request>() {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub const MIN_REQUEST_SIZE: u64 = 4096;
 
 /// Keys whose values must never be printed or echoed in errors.
-const SECRET_KEYS: &[&str] = &["registration_token"];
+const SECRET_KEYS: &[&str] = &["registration_token", "registration_shared_secret"];
 
 /// What secrets are replaced with in [`Config::to_masked_toml`].
 const REDACTED: &str = "<redacted>";
@@ -53,6 +53,10 @@ pub struct Config {
     /// Shared secret required to register (`m.login.registration_token`).
     /// Masked when the configuration is printed.
     pub registration_token: Option<String>,
+    /// Synapse's `registration_shared_secret`: whoever knows it creates accounts (admins too)
+    /// through `/_synapse/admin/v1/register`, as `register_new_matrix_user` does. Off when
+    /// unset (the default). Masked when the configuration is printed.
+    pub registration_shared_secret: Option<String>,
     /// Localpart of the server's bot account, which owns the admin room and answers admin
     /// commands (`@conclave:<server_name>`).
     pub admin_bot_localpart: String,
@@ -202,6 +206,7 @@ impl Default for Config {
             max_request_size: 20 * 1024 * 1024,
             allow_registration: false,
             registration_token: None,
+            registration_shared_secret: None,
             admin_bot_localpart: "conclave".to_owned(),
             admin_socket: None,
             allow_federation: false,
@@ -314,6 +319,9 @@ impl Config {
         let mut masked = self.clone();
         if masked.registration_token.is_some() {
             masked.registration_token = Some(REDACTED.to_owned());
+        }
+        if masked.registration_shared_secret.is_some() {
+            masked.registration_shared_secret = Some(REDACTED.to_owned());
         }
         match toml::to_string(&Document { global: &masked }) {
             Ok(text) => text,

@@ -156,9 +156,12 @@ impl Services {
         Ok(erased)
     }
 
-    /// Removes every device of the user except `keep`.
+    /// Removes every device of the user except `keep`, hidden ones (an administrator's "log in
+    /// as") included.
     pub fn remove_all_devices(&self, user_id: &UserId, keep: Option<&DeviceId>) -> Result<()> {
-        for (device_id, _) in self.users.devices(user_id)? {
+        let listed = self.users.devices(user_id)?.into_iter().map(|(id, _)| id);
+        let hidden = self.users.hidden_devices(user_id)?;
+        for device_id in listed.chain(hidden) {
             if Some(&*device_id) != keep {
                 self.remove_device(user_id, &device_id)?;
             }

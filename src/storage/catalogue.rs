@@ -214,14 +214,15 @@ pub const TREES: &[TreeSpec] = &[
     // KeyBackupData: first_message_index, forwarded_count, is_verified, session_data).
     tree("useridversionroomsession_backupkey", false),
     // --- Media. Key: ServerName, media ID. Value: JSON `MediaMeta` (content hash, size, type,
-    // file name, uploader, creation time, quarantined, pending). The bytes live on disk under
-    // the media directory, named by their SHA-256.
+    // file name, uploader, creation time, quarantined and by whom, protected from quarantine,
+    // pending). Other servers' media cached here is stored under their ServerName. The bytes
+    // live on disk under the media directory, named by their SHA-256.
     tree("mediaid_meta", true),
     // Key: hex SHA-256, ServerName, media ID, thumbnail spec (empty for the original). Value:
     // empty. Who uses a file, so deleting media removes the file only when nothing else does.
     tree("sha256mediaid_ref", false),
     // Key: uploader UserId, ServerName, media ID. Value: empty. Media by uploader (pending
-    // upload limits, deletion by user).
+    // upload limits, listing, quarantine and deletion by user).
     tree("useridmediaid_empty", false),
     // Key: ServerName, media ID, thumbnail spec (`WxH-method`). Value: JSON `ThumbnailMeta`.
     tree("mediaidthumbnail_meta", true),

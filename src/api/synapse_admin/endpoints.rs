@@ -49,6 +49,9 @@ macro_rules! user_path_endpoint {
     };
 }
 
+mod media;
+pub use media::*;
+
 pub mod server_version {
     use super::*;
 
@@ -715,6 +718,72 @@ pub mod update_token {
         /// `null` makes the token never expire; absent leaves it.
         #[serde(default, deserialize_with = "super::double_option")]
         pub expiry_time: Option<Option<u64>>,
+    }
+
+    empty_response!();
+}
+
+pub mod register_nonce {
+    use super::*;
+
+    metadata! {
+        method: GET,
+        rate_limited: false,
+        authentication: NoAuthentication,
+        history: { unstable => "/_synapse/admin/v1/register", }
+    }
+
+    #[request]
+    #[derive(Default)]
+    pub struct Request {}
+
+    empty_response!();
+}
+
+pub mod shared_secret_register {
+    use super::*;
+
+    metadata! {
+        method: POST,
+        rate_limited: true,
+        authentication: NoAuthentication,
+        history: { unstable => "/_synapse/admin/v1/register", }
+    }
+
+    /// Every field is optional here so that the handler answers in Synapse's order (the
+    /// feature switched off first, then each missing field).
+    #[request]
+    #[derive(Default)]
+    pub struct Request {
+        pub nonce: Option<String>,
+        pub username: Option<String>,
+        pub password: Option<String>,
+        pub displayname: Option<String>,
+        pub admin: Option<bool>,
+        /// Part of the MAC when given; Conclave knows no user types, so any is refused.
+        pub user_type: Option<String>,
+        pub mac: Option<String>,
+    }
+
+    empty_response!();
+}
+
+pub mod login_as {
+    use super::*;
+
+    metadata! {
+        method: POST,
+        rate_limited: false,
+        authentication: AccessToken,
+        history: { unstable => "/_synapse/admin/v1/users/{user_id}/login", }
+    }
+
+    #[request]
+    pub struct Request {
+        #[ruma_api(path)]
+        pub user_id: ruma::OwnedUserId,
+        /// When the token stops working (milliseconds since the epoch); never without.
+        pub valid_until_ms: Option<u64>,
     }
 
     empty_response!();

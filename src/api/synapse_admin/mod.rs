@@ -5,6 +5,8 @@
 
 mod devices;
 pub mod endpoints;
+mod media;
+mod register;
 mod reports;
 mod room_moderation;
 mod rooms;
@@ -54,6 +56,22 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(tokens::get)
         .ruma(tokens::update)
         .ruma(tokens::delete)
+        .ruma(media::quarantine)
+        .ruma(media::unquarantine)
+        .ruma(media::protect)
+        .ruma(media::unprotect)
+        .ruma(media::quarantine_room)
+        .ruma(media::quarantine_user)
+        .ruma(media::delete)
+        .ruma(media::delete_old)
+        .ruma(media::delete_old_of_server)
+        .ruma(media::purge_cache)
+        .ruma(media::statistics)
+        .ruma(media::user_media)
+        .ruma(media::delete_user_media)
+        .ruma(register::nonce)
+        .ruma(register::register)
+        .ruma(register::login_as)
 }
 
 /// Synapse's paging parameters: an offset (`from`, a `next_token` handed out before) and a

@@ -6,6 +6,7 @@
 //! half-written file that something references.
 
 mod ip;
+mod operator;
 pub mod preview;
 pub mod thumbnail;
 
@@ -22,6 +23,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 pub use self::ip::{IpRange, may_fetch_from};
+pub use self::operator::{QuarantineCount, QuarantineOutcome, mxcs_in_room};
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::now_millis;
 use crate::storage::{Batch, Engine, Key, Tree};
@@ -43,6 +45,14 @@ pub struct MediaMeta {
     pub created_ms: u64,
     #[serde(default)]
     pub quarantined: bool,
+    /// Who quarantined it: a user ID, or `console`. Absent for quarantines recorded before
+    /// this was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantined_by: Option<String>,
+    /// Protected from quarantine (Synapse's `safe_from_quarantine`): quarantining a room's or
+    /// a user's media, or this ID, leaves it alone; deleting old media keeps it.
+    #[serde(default)]
+    pub protected: bool,
     /// Reserved by `/create`; the content has not arrived yet.
     #[serde(default)]
     pub pending: bool,
@@ -214,6 +224,8 @@ impl Service {
             uploader: uploader.to_owned(),
             created_ms: now_millis(),
             quarantined: false,
+            quarantined_by: None,
+            protected: false,
             pending: false,
         };
         self.save(server, &media_id, &meta, None)?;
@@ -282,6 +294,8 @@ impl Service {
             uploader: uploader.to_owned(),
             created_ms: now,
             quarantined: false,
+            quarantined_by: None,
+            protected: false,
             pending: true,
         };
         self.save(server, &media_id, &meta, None)?;
@@ -334,6 +348,8 @@ impl Service {
             uploader: uploader.to_owned(),
             created_ms: now_millis(),
             quarantined: false,
+            quarantined_by: None,
+            protected: false,
             pending: false,
         };
         self.save(server, media_id, &meta, None)
@@ -383,149 +399,5 @@ impl Service {
             &[],
         )?;
         self.engine.write(batch)
-    }
-
-    // --- Operator functions (the admin room calls these).
-
-    /// Quarantines media: it stays stored (as evidence) but is never served again.
-    pub fn quarantine(&self, server: &ServerName, media_id: &str) -> Result<bool> {
-        let Some(mut meta) = self.get(server, media_id)? else {
-            return Ok(false);
-        };
-        meta.quarantined = true;
-        self.mediaid_meta.insert(
-            &(server.as_str(), media_id).encode(),
-            &serde_json::to_vec(&meta)?,
-        )?;
-        Ok(true)
-    }
-
-    /// Deletes media, its thumbnails, and the files no other media shares.
-    pub async fn delete(&self, server: &ServerName, media_id: &str) -> Result<bool> {
-        let Some(meta) = self.get(server, media_id)? else {
-            return Ok(false);
-        };
-        let mut batch = Batch::default();
-        let mut hashes = Vec::new();
-        if !meta.sha256.is_empty() {
-            batch.delete(
-                &self.sha256mediaid_ref,
-                &(meta.sha256.as_str(), server.as_str(), media_id, "").encode(),
-            )?;
-            hashes.push(meta.sha256.clone());
-        }
-        for entry in self
-            .mediaidthumbnail_meta
-            .scan_prefix((server.as_str(), media_id).prefix())
-        {
-            let (key, value) = entry?;
-            let (_, _, spec): (&str, &str, &str) = Key::decode(&key)?;
-            let thumbnail: ThumbnailMeta = serde_json::from_slice(&value)?;
-            batch.delete(
-                &self.sha256mediaid_ref,
-                &(thumbnail.sha256.as_str(), server.as_str(), media_id, spec).encode(),
-            )?;
-            batch.delete(&self.mediaidthumbnail_meta, &key)?;
-            hashes.push(thumbnail.sha256);
-        }
-        batch.delete(&self.mediaid_meta, &(server.as_str(), media_id).encode())?;
-        batch.delete(
-            &self.useridmediaid_empty,
-            &(meta.uploader.as_str(), server.as_str(), media_id).encode(),
-        )?;
-        self.engine.write(batch)?;
-        for sha256 in hashes {
-            let still_used = self
-                .sha256mediaid_ref
-                .scan_prefix((sha256.as_str(),).prefix())
-                .next()
-                .is_some();
-            if !still_used {
-                let _ = tokio::fs::remove_file(self.path_of(&sha256)).await;
-            }
-        }
-        Ok(true)
-    }
-
-    /// The media IDs a user uploaded.
-    fn uploads_of(&self, server: &ServerName, uploader: &UserId) -> Result<Vec<String>> {
-        self.useridmediaid_empty
-            .scan_prefix((uploader.as_str(), server.as_str()).prefix())
-            .map(|entry| {
-                let (key, _) = entry?;
-                let (_, _, media_id): (&str, &str, &str) = Key::decode(&key)?;
-                Ok(media_id.to_owned())
-            })
-            .collect()
-    }
-
-    /// Deletes all media a user uploaded; returns how many.
-    pub async fn delete_by_uploader(
-        &self,
-        server: &ServerName,
-        uploader: &UserId,
-    ) -> Result<usize> {
-        let ids = self.uploads_of(server, uploader)?;
-        let mut deleted = 0;
-        for media_id in ids {
-            if self.delete(server, &media_id).await? {
-                deleted += 1;
-            }
-        }
-        Ok(deleted)
-    }
-
-    /// Every media item: its ID and what is stored about it (for administration: a full scan).
-    pub fn all(&self) -> Result<Vec<(String, String, MediaMeta)>> {
-        self.mediaid_meta
-            .iter_from(&[], rocksdb::Direction::Forward)
-            .map(|entry| {
-                let (key, value) = entry?;
-                let (server, media_id): (&str, &str) = Key::decode(&key)?;
-                Ok((
-                    server.to_owned(),
-                    media_id.to_owned(),
-                    serde_json::from_slice(&value)?,
-                ))
-            })
-            .collect()
-    }
-
-    /// Quarantines all media a user uploaded; returns how many.
-    pub fn quarantine_by_uploader(&self, server: &ServerName, uploader: &UserId) -> Result<usize> {
-        let ids = self.uploads_of(server, uploader)?;
-        let mut quarantined = 0;
-        for media_id in ids {
-            if self.quarantine(server, &media_id)? {
-                quarantined += 1;
-            }
-        }
-        Ok(quarantined)
-    }
-
-    /// Deletes media created before `before_ms`; returns how many.
-    pub async fn delete_older_than(&self, before_ms: u64) -> Result<usize> {
-        let mut old = Vec::new();
-        for entry in self
-            .mediaid_meta
-            .iter_from(&[], rocksdb::Direction::Forward)
-        {
-            let (key, value) = entry?;
-            let meta: MediaMeta = serde_json::from_slice(&value)?;
-            if meta.created_ms < before_ms {
-                let (server, media_id): (&str, &str) = Key::decode(&key)?;
-                old.push((server.to_owned(), media_id.to_owned()));
-            }
-        }
-        let mut deleted = 0;
-        for (server, media_id) in old {
-            let Ok(server) = ServerName::parse(&server) else {
-                continue;
-            };
-            if self.delete(&server, &media_id).await? {
-                deleted += 1;
-            }
-        }
-        Ok(deleted)
     }
 }

@@ -117,6 +117,49 @@ impl Service {
         Ok(tokens)
     }
 
+    /// A session for `user_id` on a hidden device: a token that works on the client API as that
+    /// user, on a device ID that no device list shows (Synapse's admin "log in as user", whose
+    /// token has no device). Expires at `expires_at_ms` when given. Logging out, or removing all
+    /// of the user's devices, ends it.
+    pub fn login_hidden(&self, user_id: &UserId, expires_at_ms: Option<u64>) -> Result<String> {
+        let device_id = DeviceId::new();
+        let key = (user_id.as_str(), device_id.as_str()).encode();
+        let access_token = random_token("cva_");
+        let access_hash = token_hash(&access_token);
+        let session = TokenSession {
+            user_id: user_id.to_owned(),
+            device_id,
+            expires_at_ms,
+            superseded_refresh: None,
+        };
+        let mut batch = Batch::default();
+        batch.put(
+            &self.tokenhash_session,
+            &access_hash,
+            &serde_json::to_vec(&session)?,
+        )?;
+        batch.put(&self.userdeviceid_tokenhash, &key, &access_hash)?;
+        self.engine.write(batch)?;
+        Ok(access_token)
+    }
+
+    /// The user's hidden devices: ones with an access token but no device record
+    /// ([`Service::login_hidden`]).
+    pub fn hidden_devices(&self, user_id: &UserId) -> Result<Vec<OwnedDeviceId>> {
+        let mut hidden = Vec::new();
+        for entry in self
+            .userdeviceid_tokenhash
+            .scan_prefix((user_id.as_str(),).prefix())
+        {
+            let (key, _) = entry?;
+            if !self.userdeviceid_device.contains(&key)? {
+                let (_, device_id) = <(&str, &str)>::decode(&key)?;
+                hidden.push(device_id.into());
+            }
+        }
+        Ok(hidden)
+    }
+
     /// The stream position before which the device sent nothing (0 when unknown: devices
     /// created before positions were recorded).
     pub fn device_created_at(&self, user_id: &UserId, device_id: &DeviceId) -> Result<u64> {
@@ -346,9 +389,10 @@ impl Service {
         self.engine.write(batch)
     }
 
-    /// Removes every device of the user except `keep`.
+    /// Removes every device of the user except `keep`, hidden ones included.
     pub fn remove_all_devices(&self, user_id: &UserId, keep: Option<&DeviceId>) -> Result<()> {
-        for (device_id, _) in self.devices(user_id)? {
+        let listed = self.devices(user_id)?.into_iter().map(|(id, _)| id);
+        for device_id in listed.chain(self.hidden_devices(user_id)?) {
             if Some(&*device_id) != keep {
                 self.remove_device(user_id, &device_id)?;
             }

@@ -6,6 +6,7 @@ mod flags;
 pub mod password;
 mod profile;
 mod registration_tokens;
+pub mod shared_secret;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -53,6 +54,8 @@ pub struct Service {
     /// Deactivated accounts whose messages were erased.
     userid_erased: Tree,
     config_registration_token: Option<String>,
+    /// Nonces of shared-secret registration handed out and not yet used.
+    pub shared_secret_nonces: shared_secret::Nonces,
 }
 
 /// Why a user ID cannot be registered.
@@ -87,6 +90,7 @@ impl Service {
                 .refreshable_access_token_lifetime_secs
                 .saturating_mul(1000),
             config_registration_token: config.registration_token.clone(),
+            shared_secret_nonces: shared_secret::Nonces::default(),
             bot,
             locked: flags::AccountFlag::load(engine.tree("userid_locked"))?,
             suspended: flags::AccountFlag::load(engine.tree("userid_suspended"))?,
