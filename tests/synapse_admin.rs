@@ -69,15 +69,19 @@ async fn users_are_listed_paged_read_and_provisioned() {
     );
     assert_eq!(ann["name"], "@ann:localhost");
     assert_eq!(ann["displayname"], "ann");
+    // Seconds here, milliseconds in the list: as Synapse.
     let created = ann["creation_ts"].as_u64().expect("creation_ts");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_millis() as u64;
+        .as_secs();
     assert!(
-        created <= now && now - created < 600_000,
-        "milliseconds, just now: {created}"
+        created <= now && now - created < 600,
+        "seconds, just now: {created}"
     );
+    let listed = users_page(&ts, &admin, "name=ann").await;
+    let listed_ms = listed["users"][0]["creation_ts"].as_u64().unwrap();
+    assert_eq!(listed_ms / 1000, created, "{listed}");
     assert_eq!(
         (ann["admin"].clone(), ann["deactivated"].clone()),
         (json!(false), json!(false))

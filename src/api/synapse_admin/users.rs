@@ -64,11 +64,21 @@ fn user_json(services: &Services, user: &UserId) -> Result<Value> {
         "user_type": null,
         "appservice_id": null,
         "approved": true,
-        // Synapse lists milliseconds here (and seconds in a single user's details; this
-        // follows the list, the more used of the two).
+        // Milliseconds, as Synapse's list; one user's details give seconds (see
+        // `single_user_json`).
         "creation_ts": services.users.created_at(user)?,
         "last_seen_ts": last_seen,
     }))
+}
+
+/// One user's details: as a list entry, but `creation_ts` in seconds, as Synapse gives it
+/// there (the synapse-admin UI multiplies it by 1000).
+fn single_user_json(services: &Services, user: &UserId) -> Result<Value> {
+    let mut json = user_json(services, user)?;
+    if let Some(ms) = json["creation_ts"].as_u64() {
+        json["creation_ts"] = json!(ms / 1000);
+    }
+    Ok(json)
 }
 
 pub async fn server_version(_: Arc<Services>, _: Ruma<server_version::Request>) -> Result<RawJson> {
@@ -142,7 +152,7 @@ pub async fn list(services: Arc<Services>, request: Ruma<list_users::Request>) -
 pub async fn get(services: Arc<Services>, request: Ruma<user::Request>) -> Result<RawJson> {
     require_admin(&services, &request)?;
     local_account(&services, &request.body.user_id)?;
-    Ok(RawJson(user_json(&services, &request.body.user_id)?))
+    Ok(RawJson(single_user_json(&services, &request.body.user_id)?))
 }
 
 /// Creates or modifies an account (201 when created).
@@ -225,7 +235,7 @@ pub async fn put(services: Arc<Services>, request: Ruma<put_user::Request>) -> R
         result.is_ok(),
     );
     result?;
-    let user = user_json(&services, user)?;
+    let user = single_user_json(&services, user)?;
     Ok(if created {
         PutAnswer::Created(CreatedJson(user))
     } else {
