@@ -20,13 +20,10 @@
 // Success: one JSON line on stdout, exit 0. Failure: one JSON line on stdout,
 // the browser console, page errors, failed and non-2xx requests on stderr,
 // exit 1. Bad usage: exit 2.
-import { createServer } from "node:http";
-import { mkdtempSync, rmSync, mkdirSync, existsSync } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdirSync, existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { Recorder, launchBrowser, startStaticServer } from "./browser.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const distDir = path.join(here, "dist");
@@ -63,122 +60,21 @@ if (!existsSync(opts.chromiumPath)) {
   process.exit(2);
 }
 
-// ---- static server for dist/ --------------------------------------------------
-
-const MIME = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".mjs": "text/javascript; charset=utf-8",
-  ".css": "text/css; charset=utf-8",
-  ".json": "application/json",
-  ".wasm": "application/wasm",
-  ".svg": "image/svg+xml",
-  ".png": "image/png",
-  ".woff": "font/woff",
-  ".woff2": "font/woff2",
-};
-
-function startStaticServer(root) {
-  const server = createServer(async (req, res) => {
-    try {
-      const url = new URL(req.url, "http://x");
-      let rel = decodeURIComponent(url.pathname);
-      if (rel.endsWith("/")) rel += "index.html";
-      const file = path.normalize(path.join(root, rel));
-      if (!file.startsWith(root + path.sep)) {
-        res.writeHead(403).end();
-        return;
-      }
-      const st = await stat(file).catch(() => null);
-      if (!st || !st.isFile()) {
-        res.writeHead(404, { "content-type": "text/plain" }).end("not found");
-        return;
-      }
-      const body = await readFile(file);
-      res.writeHead(200, {
-        "content-type": MIME[path.extname(file)] || "application/octet-stream",
-        "cache-control": "no-store",
-      });
-      res.end(req.method === "HEAD" ? undefined : body);
-    } catch (err) {
-      res.writeHead(500).end(String(err));
-    }
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve(server));
-  });
-}
-
 // ---- run ----------------------------------------------------------------------
 
 const t0 = Date.now();
-const consoleLines = [];
-const pageErrors = [];
-const failedRequests = [];
-const badResponses = [];
-const matrixRequests = [];
-
-function note(list, item, max = 500) {
-  if (list.length < max) list.push(item);
-}
+const recorder = new Recorder();
 
 const server = await startStaticServer(distDir);
 const pageOrigin = `http://127.0.0.1:${server.address().port}`;
-const profileDir = mkdtempSync(path.join(tmpdir(), "conclave-web-chromium-"));
-let context;
+let browser;
 let page;
 let result;
 
 try {
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: opts.chromiumPath,
-    headless: true,
-    viewport: { width: 1280, height: 800 },
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-
-  // Context-level events also see requests made by the service worker.
-  context.on("requestfailed", (req) =>
-    note(failedRequests, `${req.method()} ${req.url()} -> ${req.failure()?.errorText}`),
-  );
-  context.on("response", async (resp) => {
-    const req = resp.request();
-    const url = resp.url();
-    if (url.includes("/_matrix/") || url.includes("/.well-known/")) {
-      note(matrixRequests, `${resp.status()} ${req.method()} ${url}`, 2000);
-    }
-    if (resp.status() >= 400) {
-      let body = "";
-      try {
-        body = (await resp.text()).slice(0, 500);
-      } catch {
-        /* body not available (e.g. redirect or aborted) */
-      }
-      let reqBody = req.postData() || "";
-      // Keep passwords out of the logs.
-      reqBody = reqBody.replace(/"password"\s*:\s*"[^"]*"/g, '"password":"<redacted>"').slice(0, 500);
-      note(
-        badResponses,
-        `${resp.status()} ${req.method()} ${url}` +
-          (reqBody ? `\n    request:  ${reqBody}` : "") +
-          (body ? `\n    response: ${body}` : ""),
-      );
-    }
-  });
-
-  page = context.pages()[0] || (await context.newPage());
-  page.on("console", (msg) => note(consoleLines, `[${msg.type()}] ${msg.text()}`, 1000));
-  page.on("pageerror", (err) => note(pageErrors, err.stack || String(err)));
+  browser = await launchBrowser(opts.chromiumPath);
+  page = browser.page;
+  recorder.attach(browser.context, page);
 
   const q = new URLSearchParams({ hs: opts.hs, user: opts.user, password: opts.password, room: opts.room });
   if (!opts.e2ee) q.set("e2ee", "0");
@@ -218,8 +114,8 @@ try {
       status: state?.detail ?? null,
       seconds: (Date.now() - t0) / 1000,
       screenshot: opts.screenshot,
-      matrix_requests: matrixRequests.length,
-      failed_or_error_responses: failedRequests.length + badResponses.length,
+      matrix_requests: recorder.matrixRequests.length,
+      failed_or_error_responses: recorder.failedRequests.length + recorder.badResponses.length,
     };
   } else {
     const timelineText = await page
@@ -264,19 +160,10 @@ try {
   result.screenshot_error = String(err && err.message);
 }
 
-if (!result.ok || opts.verbose) {
-  const section = (title, lines) =>
-    console.error(`--- ${title} (${lines.length}) ---\n${lines.join("\n") || "(none)"}`);
-  section("browser console", consoleLines);
-  section("page errors", pageErrors);
-  section("failed requests", failedRequests);
-  section("responses with status >= 400", badResponses);
-  section("Matrix API requests", matrixRequests);
-}
+if (!result.ok || opts.verbose) recorder.dump();
 
 console.log(JSON.stringify(result));
 
-await context?.close().catch(() => {});
+await browser?.close();
 server.close();
-rmSync(profileDir, { recursive: true, force: true });
 process.exit(result.ok ? 0 : 1);

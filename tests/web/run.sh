@@ -26,20 +26,7 @@ case "$shot" in
   *) shot="$OLDPWD/$shot" ;;
 esac
 
-command -v node >/dev/null || { echo "run.sh: node is not installed (Node >= 20.19 needed)" >&2; exit 2; }
-chromium_path="${CHROMIUM_PATH:-/usr/bin/chromium}"
-[ -x "$chromium_path" ] || { echo "run.sh: no Chromium at $chromium_path (apt-get install chromium)" >&2; exit 2; }
-
-# Steps are timed on stderr so slow CI runs can be told apart.
-now() { date +%s.%N; }
-took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  t=$(now)
-  echo "run.sh: npm ci" >&2
-  npm ci --no-audit --no-fund --loglevel=error >&2
-  echo "run.sh: npm ci took $(took "$t") s" >&2
-fi
+source "$here/deps.sh"
 
 stale=0
 if [ ! -f dist/index.html ]; then

@@ -1,0 +1,3 @@
+const storage = localStorage;
+
+export default storage;
