@@ -115,6 +115,22 @@ impl Services {
         &self.config.server_name
     }
 
+    /// Services on a fresh database in `dir` with the default configuration, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(dir: &std::path::Path) -> Arc<Services> {
+        let engine = crate::storage::Engine::open(crate::storage::EngineOptions {
+            path: dir,
+            cache_capacity_bytes: 8 << 20,
+            compression: true,
+        })
+        .unwrap();
+        let config = Config {
+            database_path: dir.to_owned(),
+            ..Config::default()
+        };
+        Services::build(config, engine).unwrap()
+    }
+
     /// Removes a device, its tokens and everything other areas keep for it.
     pub fn remove_device(&self, user_id: &UserId, device_id: &DeviceId) -> Result<()> {
         let had_keys = self.keys.device_keys(user_id, device_id)?.is_some();

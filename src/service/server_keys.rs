@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use ruma::signatures::Ed25519KeyPair;
+use ruma::ServerName;
+use ruma::serde::Base64;
+use ruma::signatures::{Ed25519KeyPair, PublicKeyMap, PublicKeySet};
 
 use crate::error::{Error, Result};
 use crate::storage::{Engine, Tree};
@@ -46,5 +48,19 @@ impl Service {
 
     pub fn key_pair(&self) -> &Ed25519KeyPair {
         &self.key_pair
+    }
+
+    /// `ed25519:<version>`, the ID other servers know the key by.
+    pub fn key_id(&self) -> String {
+        format!("ed25519:{}", self.key_pair.version())
+    }
+
+    /// This server's verify key as ruma's signature checks take it, under `server`.
+    pub fn public_key_map(&self, server: &ServerName) -> PublicKeyMap {
+        let keys = PublicKeySet::from([(
+            self.key_id(),
+            Base64::new(self.key_pair.public_key().to_vec()),
+        )]);
+        PublicKeyMap::from([(server.to_string(), keys)])
     }
 }

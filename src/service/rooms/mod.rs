@@ -21,7 +21,10 @@ mod short;
 pub mod state;
 pub mod summary;
 mod timeline;
+#[cfg(test)]
+mod verify_tests;
 pub mod visibility;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

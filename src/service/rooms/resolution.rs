@@ -180,10 +180,8 @@ mod tests {
     use ruma::{RoomVersionId, UserId};
     use serde_json::{Value, json};
 
-    use crate::config::Config;
     use crate::service::Services;
     use crate::service::rooms::PduBuilder;
-    use crate::storage::{Engine, EngineOptions};
 
     /// Two concurrent branches (as federation produces them) are merged by the next event:
     /// state set only on one branch survives from each.
@@ -191,17 +189,7 @@ mod tests {
     async fn forks_are_merged_by_state_resolution() {
         for version in [RoomVersionId::V10, RoomVersionId::V12] {
             let dir = tempfile::tempdir().unwrap();
-            let engine = Engine::open(EngineOptions {
-                path: dir.path(),
-                cache_capacity_bytes: 8 << 20,
-                compression: true,
-            })
-            .unwrap();
-            let config = Config {
-                database_path: dir.path().to_owned(),
-                ..Config::default()
-            };
-            let services = Services::build(config, engine).unwrap();
+            let services = Services::for_tests(dir.path());
             let alice = UserId::parse("@alice:localhost").unwrap();
             services.users.create_account(&alice, "x", None).unwrap();
             let rooms = &services.rooms;
