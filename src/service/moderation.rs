@@ -267,6 +267,7 @@ impl Services {
     /// room needs them, and deactivation empties the user's membership right after.
     pub async fn erase_messages(&self, user_id: &UserId) -> Result<Erased> {
         let mut erased = Erased::default();
+        let mut purge = crate::storage::Purge::default();
         for (room_id, membership) in self.rooms.memberships_of(user_id)? {
             let events = self.rooms.events_by_sender(user_id, &room_id)?;
             let targets: Vec<_> = events
@@ -288,21 +289,19 @@ impl Services {
                 let redaction = self
                     .rooms
                     .build_and_append(builder, user_id, &room_id, &guard)?;
-                // As `/redact` does: the members' indexes first, then the rewrite.
-                self.rooms.flush_fanout(&room_id);
                 let because = self.rooms.redacted_because(&room_id, &redaction)?;
-                let (room, event) = (room_id.clone(), target.event_id.clone());
-                let applied = self
-                    .rooms
-                    .off_the_workers(move |services| {
-                        services.rooms.apply_redaction(&room, &event, because)
-                    })
-                    .await;
+                purge.append(
+                    self.rooms
+                        .apply_redaction(&room_id, &target.event_id, because)?,
+                );
                 guard.release().await;
-                applied?;
                 erased.redacted += 1;
             }
         }
+        // One flush and compaction for every message, not one each.
+        self.rooms
+            .off_the_workers(move |services| services.engine.purge_old_versions(&purge))
+            .await?;
         self.users.set_erased(user_id, true)?;
         tracing::info!(%user_id, redacted = erased.redacted, "account's messages erased");
         Ok(erased)

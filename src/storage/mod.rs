@@ -7,6 +7,7 @@
 pub mod catalogue;
 pub mod codec;
 pub mod numbered;
+mod purge;
 pub mod schema;
 mod watch;
 
@@ -19,6 +20,7 @@ use rocksdb::{
 };
 
 pub use codec::{Key, KeyPart, decode_id};
+pub use purge::Purge;
 
 use crate::error::{Error, Result};
 use watch::Watchers;
@@ -303,45 +305,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes memtables to disk so a restart replays nothing.
-    pub fn flush(&self) -> Result<()> {
-        self.db.flush_wal(true)?;
-        for tree in catalogue::TREES {
-            self.db.flush_cf(self.cf(tree.name)?)?;
-        }
-        Ok(())
-    }
-
-    /// Makes sure no older version of `key` survives on disk: flushes every memtable (so the
-    /// write-ahead logs holding the old value become obsolete and are deleted) and compacts
-    /// the key's range (so SST files holding it are rewritten without it). Expensive; meant for
-    /// redactions, where erased content must really be gone.
-    pub fn purge_old_versions(&self, tree: &Tree, keys: &[Vec<u8>]) -> Result<()> {
-        self.flush()?;
-        let options = rewrite_everything();
-        for key in keys {
-            let mut end = key.clone();
-            end.push(0);
-            self.db
-                .compact_range_cf_opt(self.cf(tree.name)?, Some(key), Some(&end), &options);
-        }
-        Ok(())
-    }
-
-    /// Compacts the keys from `start` (inclusive) to `end` (exclusive; `None` for the ends
-    /// of the tree), so that what was deleted there leaves the disk now.
-    pub fn compact_range(
-        &self,
-        tree: &Tree,
-        start: Option<&[u8]>,
-        end: Option<&[u8]>,
-    ) -> Result<()> {
-        self.flush()?;
-        self.db
-            .compact_range_cf_opt(self.cf(tree.name)?, start, end, &rewrite_everything());
-        Ok(())
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -351,15 +314,6 @@ impl Engine {
             .cf_handle(name)
             .ok_or_else(|| Error::Database(format!("column family {name} is missing")))
     }
-}
-
-/// Compaction that rewrites the bottommost files too. By default RocksDB may just move a
-/// flushed file down (a "trivial move") and leave it there, tombstones and all — and a
-/// tombstone holds its key, which for the search index is a word of the message.
-fn rewrite_everything() -> rocksdb::CompactOptions {
-    let mut options = rocksdb::CompactOptions::default();
-    options.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
-    options
 }
 
 fn db_options() -> Options {

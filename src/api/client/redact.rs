@@ -50,22 +50,9 @@ pub async fn redact(
         return Ok(redact_event::v3::Response::new(event_id));
     }
     let event_id = rooms.build_and_append(builder, sender, room_id, &guard)?;
-    // The purge below can take a while: write the members' indexes now, so the redaction's
-    // write floor does not hold back every /sync meanwhile.
-    rooms.flush_fanout(room_id);
     let because = rooms.redacted_because(room_id, &event_id)?;
-    let target_id = target.event_id.clone();
-    let services_for_purge = Arc::clone(&services);
-    let room = room_id.clone();
-    // Rewriting and purging touches the disk; keep it off the async workers.
-    tokio::task::spawn_blocking(move || {
-        services_for_purge
-            .rooms
-            .apply_redaction(&room, &target_id, because)
-    })
-    .await
-    .map_err(Error::internal)??;
-    // Still under the lock, so a retry waiting for it finds the transaction.
+    let purge = rooms.apply_redaction(room_id, &target.event_id, because)?;
+    // Under the lock, so a retry waiting for it finds the transaction.
     rooms.set_txn_event(
         sender,
         device.as_str(),
@@ -73,6 +60,13 @@ pub async fn redact(
         body.txn_id.as_str(),
         &event_id,
     )?;
-    drop(guard);
+    guard.release().await;
+    // Making the old content leave the disk takes a flush and compactions: after the room is
+    // unlocked (senders to it need not wait) and on the blocking pool, but before answering,
+    // so a client told the event is redacted can rely on it being gone.
+    let engine = Arc::clone(&services.engine);
+    tokio::task::spawn_blocking(move || engine.purge_old_versions(&purge))
+        .await
+        .map_err(Error::internal)??;
     Ok(redact_event::v3::Response::new(event_id))
 }

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::{PduBuilder, Service};
 use crate::error::{Error, Result};
+use crate::storage::Purge;
 
 /// Room versions before 11 carry `redacts` at the top level of the event, later ones in the
 /// content.
@@ -66,17 +67,21 @@ impl Service {
     }
 
     /// Redacts `target` because of the redaction event `because` (its client-format JSON).
+    /// Answers the keys whose old versions still hold the content on disk: the caller purges
+    /// them ([`crate::storage::Engine::purge_old_versions`]) once the room is unlocked, and
+    /// may gather several redactions' into one purge.
     pub fn apply_redaction(
         &self,
         room_id: &RoomId,
         target: &EventId,
         because: CanonicalJsonObject,
-    ) -> Result<()> {
+    ) -> Result<Purge> {
+        let mut purge = Purge::default();
         let Some(pduid) = self.eventid_pduid.get(target.as_bytes())? else {
-            return Ok(());
+            return Ok(purge);
         };
         let Some(json) = self.pduid_pdu.get(&pduid)? else {
-            return Ok(());
+            return Ok(purge);
         };
         let object: CanonicalJsonObject = serde_json::from_slice(&json)
             .map_err(|e| Error::Database(format!("stored PDU unreadable: {e}")))?;
@@ -84,7 +89,7 @@ impl Service {
         let original = super::pdu::PduEvent::from_json(&json)?;
         self.unindex_relation(&original.content_value(), target)?;
         if let Some((shortroomid, count)) = self.pdu_position(target)? {
-            self.unindex_words(shortroomid, count, &original)?;
+            self.unindex_words(shortroomid, count, &original, &mut purge)?;
         }
         let version = self.room_version(room_id)?;
         let rules = version
@@ -116,7 +121,8 @@ impl Service {
         }
         // Cached state snapshots only hold IDs, and the event cache has just dropped it, so
         // nothing else keeps the old content.
-        self.engine.purge_old_versions(&self.pduid_pdu, &purged)
+        purge.extend(&self.pduid_pdu, purged);
+        Ok(purge)
     }
 
     /// Finds the state event that replaced `target` (walking back from the current holder of

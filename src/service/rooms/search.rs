@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::Service;
 use super::pdu::PduEvent;
 use crate::error::Result;
-use crate::storage::{Batch, Key};
+use crate::storage::{Batch, Key, Purge};
 
 /// Words longer than this are not indexed (they are rarely searched for and bloat the index).
 const MAX_WORD: usize = 50;
@@ -58,9 +58,15 @@ impl Service {
         Ok(())
     }
 
-    /// Removes a redacted event's words, and makes sure they leave the disk: the index holds
-    /// them in lower case, so they are as sensitive as the message.
-    pub(super) fn unindex_words(&self, shortroomid: u64, count: u64, pdu: &PduEvent) -> Result<()> {
+    /// Removes a redacted event's words, and adds their keys to `purge` so that they leave the
+    /// disk: the index holds them in lower case, so they are as sensitive as the message.
+    pub(super) fn unindex_words(
+        &self,
+        shortroomid: u64,
+        count: u64,
+        pdu: &PduEvent,
+        purge: &mut Purge,
+    ) -> Result<()> {
         let mut batch = Batch::default();
         self.unindex_words_in(shortroomid, count, pdu, &mut batch)?;
         let keys: Vec<Vec<u8>> = searchable_text(pdu)
@@ -72,8 +78,8 @@ impl Service {
             })
             .unwrap_or_default();
         self.engine.write(batch)?;
-        self.engine
-            .purge_old_versions(&self.tokenshortroomidcount_empty, &keys)
+        purge.extend(&self.tokenshortroomidcount_empty, keys);
+        Ok(())
     }
 
     /// Removes an event's words (in the caller's batch).
