@@ -20,6 +20,7 @@ use ruma::{
 };
 use serde_json::{Value, json};
 
+use super::error::FirstError;
 use super::fanout::Appended;
 use super::pdu::PduEvent;
 use super::state::StateMap;
@@ -160,10 +161,15 @@ impl Service {
             }
             drop(guard);
         };
-        check_state_independent_auth_rules(&rules.authorization, &pdu, |id: &EventId| {
-            self.get_pdu_shared(id).ok().flatten()
-        })
-        .map_err(|reason| Error::forbidden(format!("The create event is not allowed: {reason}")))?;
+        let fault = FirstError::default();
+        let allowed =
+            check_state_independent_auth_rules(&rules.authorization, &pdu, |id: &EventId| {
+                fault.keep(self.get_pdu_shared(id))
+            });
+        fault.check()?;
+        allowed.map_err(|reason| {
+            Error::forbidden(format!("The create event is not allowed: {reason}"))
+        })?;
 
         let mut batch = Batch::default();
         batch.put(
@@ -203,10 +209,13 @@ impl Service {
                 .as_str()
                 .and_then(|id| id.try_into().ok())
         });
-        let own_redaction = builder.event_type == TimelineEventType::RoomRedaction
-            && redacts
-                .and_then(|target| self.get_pdu(&target).ok().flatten())
-                .is_some_and(|target| target.sender == sender);
+        let target = match redacts {
+            Some(target) if builder.event_type == TimelineEventType::RoomRedaction => {
+                self.get_pdu(&target)?
+            }
+            _ => None,
+        };
+        let own_redaction = target.is_some_and(|target| target.sender == sender);
         if leaving || own_redaction {
             return Ok(());
         }
@@ -277,20 +286,24 @@ impl Service {
             depth + 1,
         )?;
 
-        check_state_independent_auth_rules(&rules.authorization, &pdu, |id: &EventId| {
-            self.get_pdu_shared(id).ok().flatten()
-        })
-        .map_err(|reason| Error::forbidden(format!("Event not allowed: {reason}")))?;
-        check_state_dependent_auth_rules(
-            &rules.authorization,
-            &pdu,
-            |kind: &StateEventType, key: &str| {
-                self.state_event_in(&state, &kind.to_string(), key)
-                    .ok()
-                    .flatten()
-            },
-        )
-        .map_err(|reason| Error::forbidden(format!("Event not allowed: {reason}")))?;
+        // A storage fault met while checking is kept and raised: it must not pass for a
+        // missing event and turn into a refusal.
+        let fault = FirstError::default();
+        let allowed =
+            check_state_independent_auth_rules(&rules.authorization, &pdu, |id: &EventId| {
+                fault.keep(self.get_pdu_shared(id))
+            })
+            .and_then(|()| {
+                check_state_dependent_auth_rules(
+                    &rules.authorization,
+                    &pdu,
+                    |kind: &StateEventType, key: &str| {
+                        fault.keep(self.state_event_in(&state, &kind.to_string(), key))
+                    },
+                )
+            });
+        fault.check()?;
+        allowed.map_err(|reason| Error::forbidden(format!("Event not allowed: {reason}")))?;
 
         // The state event this one replaces: clients show changes (a new display name rather
         // than another join) from `unsigned.prev_content`. `unsigned` is outside the hashes and

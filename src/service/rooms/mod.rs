@@ -5,6 +5,7 @@ mod alias;
 mod builder;
 pub mod changes;
 pub mod creation;
+pub mod error;
 mod event_cache;
 mod fanout;
 pub mod member_change;

@@ -13,8 +13,8 @@ use ruma::state_res::{StateMap as RumaStateMap, resolve};
 use ruma::{EventId, OwnedEventId, RoomId};
 
 use super::Service;
+use super::error::{FirstError, PduError};
 use super::state::StateMap;
-use crate::error::{Error, Result};
 use crate::storage::Batch;
 use crate::storage::schema::decode_u64;
 
@@ -25,17 +25,21 @@ impl Service {
         room_id: &RoomId,
         rules: &RoomVersionRules,
         prev_events: &[OwnedEventId],
-    ) -> Result<(Option<u64>, Arc<StateMap>)> {
+    ) -> Result<(Option<u64>, Arc<StateMap>), PduError> {
         let mut hashes = Vec::new();
+        let mut missing = Vec::new();
         for prev in prev_events {
-            let short = self
-                .shorteventid(prev)?
-                .ok_or_else(|| Error::internal(format!("unknown prev event {prev}")))?;
-            let hash = self
-                .shorteventid_shortstatehash
-                .get(&short.to_be_bytes())?
-                .ok_or_else(|| Error::internal(format!("no state recorded after {prev}")))?;
-            hashes.push(decode_u64(&hash)?);
+            let hash = match self.shorteventid(prev)? {
+                Some(short) => self.shorteventid_shortstatehash.get(&short.to_be_bytes())?,
+                None => None,
+            };
+            match hash {
+                Some(hash) => hashes.push(decode_u64(&hash)?),
+                None => missing.push(prev.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(PduError::Missing(missing));
         }
         hashes.sort_unstable();
         hashes.dedup();
@@ -55,9 +59,11 @@ impl Service {
         }
     }
 
-    fn resolve_forks(&self, rules: &RoomVersionRules, forks: &[u64]) -> Result<StateMap> {
+    fn resolve_forks(&self, rules: &RoomVersionRules, forks: &[u64]) -> Result<StateMap, PduError> {
         let StateResolutionVersion::V2(v2_rules) = &rules.state_res else {
-            return Err(Error::internal("state resolution v1 is not supported"));
+            return Err(PduError::Unsupported(
+                "state resolution v1 (room version 1)".to_owned(),
+            ));
         };
         let mut maps = Vec::with_capacity(forks.len());
         let mut chains = Vec::with_capacity(forks.len());
@@ -74,101 +80,119 @@ impl Service {
             chains.push(self.auth_chain(&events)?);
             maps.push(map);
         }
+        let fetch_fault = FirstError::default();
+        let subgraph_fault = FirstError::default();
         let resolved = resolve(
             &rules.authorization,
             v2_rules,
             maps.iter(),
             chains,
-            |id: &EventId| self.get_pdu(id).ok().flatten(),
+            |id: &EventId| fetch_fault.keep(self.get_pdu(id)),
             |conflicted: &RumaStateMap<Vec<OwnedEventId>>| {
-                self.conflicted_subgraph(conflicted).ok()
+                subgraph_fault.keep(self.conflicted_subgraph(conflicted).map(Some))
             },
-        )
-        .map_err(|e| Error::internal(format!("state resolution failed: {e}")))?;
+        );
+        fetch_fault.check()?;
+        subgraph_fault.check()?;
+        let resolved = resolved
+            .map_err(|e| crate::error::Error::internal(format!("state resolution failed: {e}")))?;
 
         let mut state = StateMap::new();
         for ((kind, state_key), event_id) in resolved {
             let shortstatekey = self.get_or_create_shortstatekey(&kind.to_string(), &state_key)?;
             let shorteventid = self
                 .shorteventid(&event_id)?
-                .ok_or_else(|| Error::internal(format!("resolved to unknown {event_id}")))?;
+                .ok_or_else(|| PduError::Missing(vec![event_id.clone()]))?;
             state.insert(shortstatekey, shorteventid);
         }
         Ok(state)
     }
 
     /// All events reachable from `events` through `auth_events` (not the events themselves).
-    pub fn auth_chain(&self, events: &[OwnedEventId]) -> Result<EventIdSet<OwnedEventId>> {
+    /// Every one must be stored here: a gap would resolve state wrongly rather than fail.
+    pub fn auth_chain(
+        &self,
+        events: &[OwnedEventId],
+    ) -> Result<EventIdSet<OwnedEventId>, PduError> {
         let mut chain = EventIdSet::new();
         let mut todo: Vec<OwnedEventId> = Vec::new();
+        let mut missing = Vec::new();
         for event in events {
-            if let Some(pdu) = self.get_pdu(event)? {
-                todo.extend(pdu.auth_events);
+            match self.get_pdu(event)? {
+                Some(pdu) => todo.extend(pdu.auth_events),
+                None => missing.push(event.clone()),
             }
         }
         while let Some(event_id) = todo.pop() {
             if chain.contains(&event_id) {
                 continue;
             }
-            if let Some(pdu) = self.get_pdu(&event_id)? {
-                todo.extend(
+            match self.get_pdu(&event_id)? {
+                Some(pdu) => todo.extend(
                     pdu.auth_events
                         .iter()
                         .filter(|id| !chain.contains(id))
                         .cloned(),
-                );
+                ),
+                None => missing.push(event_id.clone()),
             }
             chain.insert(event_id);
+        }
+        if !missing.is_empty() {
+            return Err(PduError::Missing(missing));
         }
         Ok(chain)
     }
 
     /// The conflicted state subgraph (state resolution v2.1): events on an auth-event path
-    /// between two conflicted events, the conflicted events included.
+    /// between two conflicted events, the conflicted events included. Walked with explicit
+    /// work lists, not recursion: a peer chooses how deep an auth chain is.
     fn conflicted_subgraph(
         &self,
         conflicted: &RumaStateMap<Vec<OwnedEventId>>,
-    ) -> Result<EventIdSet<OwnedEventId>> {
+    ) -> Result<EventIdSet<OwnedEventId>, PduError> {
         let conflicted: HashSet<OwnedEventId> = conflicted.values().flatten().cloned().collect();
-        // Everything above the conflicted events, with each event's auth parents.
-        let mut parents: HashMap<OwnedEventId, Vec<OwnedEventId>> = HashMap::new();
+        // Everything above the conflicted events (them included), with each one's children
+        // among them.
+        let mut above: HashSet<OwnedEventId> = HashSet::new();
+        let mut children: HashMap<OwnedEventId, Vec<OwnedEventId>> = HashMap::new();
+        let mut missing = Vec::new();
         let mut todo: Vec<OwnedEventId> = conflicted.iter().cloned().collect();
         while let Some(event_id) = todo.pop() {
-            if parents.contains_key(&event_id) {
+            if !above.insert(event_id.clone()) {
                 continue;
             }
-            let auth = self
-                .get_pdu(&event_id)?
-                .map(|pdu| pdu.auth_events)
-                .unwrap_or_default();
-            todo.extend(auth.iter().cloned());
-            parents.insert(event_id, auth);
-        }
-        // An event belongs if a conflicted event is it or lies above it.
-        let mut reaches: HashMap<OwnedEventId, bool> = HashMap::new();
-        fn reaches_conflicted(
-            event: &OwnedEventId,
-            parents: &HashMap<OwnedEventId, Vec<OwnedEventId>>,
-            conflicted: &HashSet<OwnedEventId>,
-            memo: &mut HashMap<OwnedEventId, bool>,
-        ) -> bool {
-            if let Some(known) = memo.get(event) {
-                return *known;
+            let Some(pdu) = self.get_pdu(&event_id)? else {
+                missing.push(event_id);
+                continue;
+            };
+            for parent in pdu.auth_events {
+                children
+                    .entry(parent.clone())
+                    .or_default()
+                    .push(event_id.clone());
+                todo.push(parent);
             }
-            memo.insert(event.clone(), false);
-            let result = conflicted.contains(event)
-                || parents.get(event).is_some_and(|ps| {
-                    ps.iter()
-                        .any(|p| reaches_conflicted(p, parents, conflicted, memo))
-                });
-            memo.insert(event.clone(), result);
-            result
         }
+        if !missing.is_empty() {
+            return Err(PduError::Missing(missing));
+        }
+        // Of those, the ones at or below a conflicted event: walk down from each.
         let mut subgraph = EventIdSet::new();
-        for event in parents.keys() {
-            if reaches_conflicted(event, &parents, &conflicted, &mut reaches) {
-                subgraph.insert(event.clone());
+        let mut todo: Vec<OwnedEventId> = conflicted.into_iter().collect();
+        while let Some(event_id) = todo.pop() {
+            if subgraph.contains(&event_id) {
+                continue;
             }
+            if let Some(below) = children.get(&event_id) {
+                todo.extend(
+                    below
+                        .iter()
+                        .filter(|child| !subgraph.contains(child))
+                        .cloned(),
+                );
+            }
+            subgraph.insert(event_id);
         }
         Ok(subgraph)
     }
@@ -266,5 +290,32 @@ mod tests {
                 "room version {version}"
             );
         }
+    }
+
+    /// An event whose parents are not stored here is a gap to fill, named as such — not a
+    /// server error, and not a state silently computed without them.
+    #[tokio::test]
+    async fn unknown_parents_are_reported_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let services = Services::for_tests(dir.path());
+        let alice = UserId::parse("@alice:localhost").unwrap();
+        services.users.create_account(&alice, "x", None).unwrap();
+        let rooms = &services.rooms;
+        let version = RoomVersionId::V11;
+        let (room_id, guard) = rooms
+            .create_room(&alice, &version, json!({ "room_version": version }))
+            .await
+            .unwrap();
+        let known = rooms.forward_extremities(&room_id).unwrap();
+        let unknown = ruma::OwnedEventId::try_from("$notstoredhere").unwrap();
+        let prevs = vec![known[0].clone(), unknown.clone()];
+        let rules = version.rules().unwrap();
+        match rooms.state_before_events(&room_id, &rules, &prevs) {
+            Err(crate::service::rooms::error::PduError::Missing(ids)) => {
+                assert_eq!(ids, vec![unknown])
+            }
+            other => panic!("expected Missing, got {:?}", other.map(|(hash, _)| hash)),
+        }
+        guard.release().await;
     }
 }
