@@ -282,9 +282,9 @@ impl Services {
                 erased.out_of_reach += targets.len();
                 continue;
             }
-            let version = self.rooms.room_version(&room_id)?;
+            let rules = self.rooms.rules(&room_id)?;
             for target in targets {
-                let builder = redaction_event(&version, &target.event_id, None);
+                let builder = redaction_event(&rules, &target.event_id, None);
                 let guard = self.rooms.lock_room(&room_id).await;
                 let redaction = self
                     .rooms

@@ -7,7 +7,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::Method;
-use ruma::RoomVersionId;
 use ruma::api::client::discovery::{get_capabilities, get_supported_versions};
 use serde_json::json;
 
@@ -59,23 +58,10 @@ async fn capabilities(
     capabilities.change_password = ChangePasswordCapability::new(true);
     capabilities.thirdparty_id_changes = ThirdPartyIdChangesCapability::new(false);
     capabilities.profile_fields = Some(ProfileFieldsCapability::new(true));
-    let available = [
-        RoomVersionId::V1,
-        RoomVersionId::V2,
-        RoomVersionId::V3,
-        RoomVersionId::V4,
-        RoomVersionId::V5,
-        RoomVersionId::V6,
-        RoomVersionId::V7,
-        RoomVersionId::V8,
-        RoomVersionId::V9,
-        RoomVersionId::V10,
-        RoomVersionId::V11,
-        RoomVersionId::V12,
-    ]
-    .into_iter()
-    .map(|version| (version, RoomVersionStability::Stable))
-    .collect();
+    let available = crate::service::rooms::SUPPORTED_VERSIONS
+        .into_iter()
+        .map(|version| (version, RoomVersionStability::Stable))
+        .collect();
     capabilities.room_versions =
         RoomVersionsCapability::new(services.config.default_room_version.clone(), available);
     let mut body = serde_json::to_value(&capabilities).map_err(Error::internal)?;

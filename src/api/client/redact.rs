@@ -37,7 +37,7 @@ pub async fn redact(
     }
 
     let builder = redaction_event(
-        &rooms.room_version(room_id)?,
+        &rooms.rules(room_id)?,
         &body.event_id,
         body.reason.as_deref(),
     );

@@ -3,17 +3,18 @@
 
 use std::sync::Arc;
 
+use ruma::UserId;
 use ruma::api::client::room::upgrade_room;
 use ruma::events::TimelineEventType;
-use ruma::{RoomVersionId, UserId};
+use ruma::room_version_rules::{RoomVersionRules, StateResolutionVersion};
 use serde_json::{Map, Value, json};
 
 use super::membership::ensure_joined;
 use crate::api::Ruma;
 use crate::error::{Error, Result};
 use crate::service::Services;
-use crate::service::rooms::PduBuilder;
 use crate::service::rooms::creation::member_content;
+use crate::service::rooms::{PduBuilder, rules_of};
 
 /// State copied to the replacement room.
 const CARRIED_STATE: &[&str] = &[
@@ -28,10 +29,6 @@ const CARRIED_STATE: &[&str] = &[
     "m.room.canonical_alias",
 ];
 
-fn creators_privileged(version: &RoomVersionId) -> bool {
-    matches!(version, RoomVersionId::V12)
-}
-
 pub async fn upgrade(
     services: Arc<Services>,
     request: Ruma<upgrade_room::v3::Request>,
@@ -42,11 +39,12 @@ pub async fn upgrade(
     let rooms = &services.rooms;
     ensure_joined(&services, sender, old_room)?;
     let new_version = &body.new_version;
-    if matches!(new_version, RoomVersionId::V1 | RoomVersionId::V2) || new_version.rules().is_none()
-    {
+    let new_rules = rules_of(new_version)?;
+    // Upgrading to a room version older than state resolution v2 makes no sense.
+    if new_rules.state_res == StateResolutionVersion::V1 {
         return Err(Error::new(
             crate::error::ErrorCode::UnsupportedRoomVersion,
-            format!("Room version {new_version} is not supported"),
+            format!("Cannot upgrade a room to version {new_version}"),
         ));
     }
     // Only those who may send the tombstone may upgrade.
@@ -75,14 +73,14 @@ pub async fn upgrade(
     }
     create.insert("room_version".into(), json!(new_version));
     create.insert("predecessor".into(), json!({ "room_id": old_room }));
-    if creators_privileged(new_version) {
+    if new_rules.authorization.additional_room_creators {
         if !body.additional_creators.is_empty() {
             create.insert(
                 "additional_creators".into(),
                 json!(body.additional_creators),
             );
         }
-    } else {
+    } else if !new_rules.authorization.use_room_create_sender {
         create.insert("creator".into(), json!(sender));
     }
 
@@ -99,7 +97,7 @@ pub async fn upgrade(
     send_new(PduBuilder::state(
         TimelineEventType::RoomPowerLevels,
         "",
-        new_power_levels(&levels, sender, new_version),
+        new_power_levels(&levels, sender, &new_rules),
     ))?;
     for kind in CARRIED_STATE {
         if let Some(pdu) = rooms.current_state_event(old_room, kind, "")? {
@@ -163,7 +161,7 @@ pub async fn upgrade(
 /// The old room's power levels for the new one. In room version 12 the upgrader, as the new
 /// room's creator, has unlimited power and must not be listed; before it, they need 100 to be
 /// sure they can set the carried-over state.
-fn new_power_levels(old: &Value, sender: &UserId, version: &RoomVersionId) -> Value {
+fn new_power_levels(old: &Value, sender: &UserId, rules: &RoomVersionRules) -> Value {
     let mut levels = if old.is_object() {
         old.clone()
     } else {
@@ -173,7 +171,7 @@ fn new_power_levels(old: &Value, sender: &UserId, version: &RoomVersionId) -> Va
         .as_object_mut()
         .map(|o| o.entry("users").or_insert_with(|| json!({})));
     if let Some(Value::Object(users)) = users {
-        if creators_privileged(version) {
+        if rules.authorization.explicitly_privilege_room_creators {
             users.remove(sender.as_str());
         } else {
             let current = users

@@ -24,7 +24,7 @@ use super::error::FirstError;
 use super::fanout::Appended;
 use super::pdu::PduEvent;
 use super::state::StateMap;
-use super::{RoomGuard, Service};
+use super::{RoomGuard, Service, rules_of};
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::now_millis;
 use crate::storage::{Batch, Key, OwnedWriteGuard};
@@ -80,17 +80,6 @@ impl PduBuilder {
             transaction: None,
         }
     }
-}
-
-fn rules_of(version: &RoomVersionId) -> Result<RoomVersionRules> {
-    version.rules().ok_or_else(|| unsupported_version(version))
-}
-
-fn unsupported_version(version: &RoomVersionId) -> Error {
-    Error::new(
-        ErrorCode::UnsupportedRoomVersion,
-        format!("Room version {version} is not supported"),
-    )
 }
 
 fn json_error(error: JsonError) -> Error {

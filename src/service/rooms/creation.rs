@@ -5,22 +5,13 @@
 use ruma::api::client::room::{Visibility, create_room};
 use ruma::events::TimelineEventType;
 use ruma::room::RoomType;
-use ruma::{OwnedRoomId, RoomAliasId, RoomVersionId, UserId};
+use ruma::room_version_rules::RoomVersionRules;
+use ruma::{OwnedRoomId, RoomAliasId, UserId};
 use serde_json::{Map, Value, json};
 
 use super::PduBuilder;
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
-
-/// Room versions whose create event still names the creator (v11 dropped the field).
-fn create_has_creator(version: &RoomVersionId) -> bool {
-    !matches!(version, RoomVersionId::V11 | RoomVersionId::V12)
-}
-
-/// Room versions in which creators have unlimited power and must not be in `users`.
-fn creators_privileged(version: &RoomVersionId) -> bool {
-    matches!(version, RoomVersionId::V12)
-}
 
 fn raw_object<T>(raw: &ruma::serde::Raw<T>) -> Result<Map<String, Value>> {
     match serde_json::from_str(raw.json().get()) {
@@ -40,6 +31,7 @@ pub async fn create_room(
         .room_version
         .clone()
         .unwrap_or_else(|| services.config.default_room_version.clone());
+    let rules = super::rules_of(&version)?;
 
     // Check everything that can fail before the room exists.
     let alias = match &body.room_alias_name {
@@ -69,7 +61,8 @@ pub async fn create_room(
         None => Map::new(),
     };
     create_content.insert("room_version".into(), json!(version));
-    if create_has_creator(&version) {
+    // Room version 11 dropped `creator`: the create event's sender is the creator.
+    if !rules.authorization.use_room_create_sender {
         create_content.insert("creator".into(), json!(sender));
     } else {
         create_content.remove("creator");
@@ -90,7 +83,7 @@ pub async fn create_room(
             Visibility::Public => "public_chat".to_owned(),
             _ => "private_chat".to_owned(),
         });
-    let power_levels = power_levels(sender, &version, &preset, body, is_space)?;
+    let power_levels = power_levels(sender, &rules, &preset, body, is_space)?;
 
     let (room_id, guard) = rooms
         .create_room(sender, &version, Value::Object(create_content))
@@ -214,16 +207,16 @@ pub fn member_content(services: &Services, user: &UserId, membership: &str) -> R
 }
 
 /// Default power levels (as Synapse sets them), adjusted for the preset and the client's
-/// override. In room version 12 the creator's power is implicit and must not be listed.
+/// override. From room version 12 the creator's power is implicit and must not be listed.
 fn power_levels(
     sender: &UserId,
-    version: &RoomVersionId,
+    rules: &RoomVersionRules,
     preset: &str,
     body: &create_room::v3::Request,
     is_space: bool,
 ) -> Result<Value> {
     let mut users = Map::new();
-    if !creators_privileged(version) {
+    if !rules.authorization.explicitly_privilege_room_creators {
         users.insert(sender.to_string(), json!(100));
     }
     if preset == "trusted_private_chat" {

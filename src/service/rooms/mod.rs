@@ -31,6 +31,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+use ruma::room_version_rules::RoomVersionRules;
 use ruma::{OwnedRoomId, OwnedServerName, RoomId, RoomVersionId};
 use tokio::sync::OwnedMutexGuard;
 
@@ -318,6 +319,12 @@ impl Service {
             .collect()
     }
 
+    /// The rules of the room's version: room-version behaviour is read from these, never by
+    /// matching version IDs.
+    pub fn rules(&self, room_id: &RoomId) -> Result<RoomVersionRules> {
+        rules_of(&self.room_version(room_id)?)
+    }
+
     pub fn room_version(&self, room_id: &RoomId) -> Result<RoomVersionId> {
         let bytes = self
             .roomid_roomversion
@@ -328,4 +335,33 @@ impl Service {
         RoomVersionId::try_from(text.as_str())
             .map_err(|e| Error::Database(format!("stored room version invalid: {e}")))
     }
+}
+
+/// The room versions this server creates and joins, all stable, oldest first.
+pub const SUPPORTED_VERSIONS: [RoomVersionId; 12] = [
+    RoomVersionId::V1,
+    RoomVersionId::V2,
+    RoomVersionId::V3,
+    RoomVersionId::V4,
+    RoomVersionId::V5,
+    RoomVersionId::V6,
+    RoomVersionId::V7,
+    RoomVersionId::V8,
+    RoomVersionId::V9,
+    RoomVersionId::V10,
+    RoomVersionId::V11,
+    RoomVersionId::V12,
+];
+
+/// The rules of `version`, or `M_UNSUPPORTED_ROOM_VERSION`.
+pub fn rules_of(version: &RoomVersionId) -> Result<RoomVersionRules> {
+    version
+        .rules()
+        .filter(|_| SUPPORTED_VERSIONS.contains(version))
+        .ok_or_else(|| {
+            Error::new(
+                crate::error::ErrorCode::UnsupportedRoomVersion,
+                format!("Room version {version} is not supported"),
+            )
+        })
 }

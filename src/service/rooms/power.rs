@@ -1,13 +1,14 @@
 //! Power levels as the current state says, for checks the server makes on a client's behalf
 //! before building an event (the authorization rules themselves are ruma's).
 
-use ruma::{RoomId, RoomVersionId, UserId};
+use ruma::{RoomId, UserId};
 use serde_json::Value;
 
 use super::Service;
 use crate::error::Result;
 
-/// A user's power: a number, or unlimited for the creators of a room version 12 room.
+/// A user's power: a number, or unlimited for the creators of a room whose version privileges
+/// them (12 on).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Power {
     Level(i64),
@@ -25,10 +26,13 @@ impl Service {
     pub fn user_power(&self, room_id: &RoomId, user_id: &UserId) -> Result<Power> {
         let create = self.current_state_event(room_id, "m.room.create", "")?;
         if let Some(create) = &create {
-            let version = self.room_version(room_id)?;
-            if matches!(version, RoomVersionId::V12) {
+            let rules = self.rules(room_id)?.authorization;
+            if rules.explicitly_privilege_room_creators {
                 let content = create.content_value();
-                let additional = content.get("additional_creators").and_then(Value::as_array);
+                let additional = content
+                    .get("additional_creators")
+                    .filter(|_| rules.additional_room_creators)
+                    .and_then(Value::as_array);
                 let is_creator = create.sender == user_id
                     || additional.is_some_and(|list| {
                         list.iter().any(|u| u.as_str() == Some(user_id.as_str()))

@@ -5,34 +5,17 @@
 
 use ruma::canonical_json::{RedactedBecause, redact};
 use ruma::events::TimelineEventType;
-use ruma::{CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, RoomId, RoomVersionId};
+use ruma::room_version_rules::RoomVersionRules;
+use ruma::{CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, RoomId};
 use serde_json::json;
 
 use super::{PduBuilder, Service};
 use crate::error::{Error, Result};
 use crate::storage::Purge;
 
-/// Room versions before 11 carry `redacts` at the top level of the event, later ones in the
-/// content.
-fn redacts_in_content(version: &RoomVersionId) -> bool {
-    !matches!(
-        version,
-        RoomVersionId::V1
-            | RoomVersionId::V2
-            | RoomVersionId::V3
-            | RoomVersionId::V4
-            | RoomVersionId::V5
-            | RoomVersionId::V6
-            | RoomVersionId::V7
-            | RoomVersionId::V8
-            | RoomVersionId::V9
-            | RoomVersionId::V10
-    )
-}
-
 /// An `m.room.redaction` of `target` for a room of `version`.
 pub fn redaction_event(
-    version: &RoomVersionId,
+    rules: &RoomVersionRules,
     target: &EventId,
     reason: Option<&str>,
 ) -> PduBuilder {
@@ -41,7 +24,8 @@ pub fn redaction_event(
         content["reason"] = json!(reason);
     }
     let mut builder = PduBuilder::timeline(TimelineEventType::RoomRedaction, content);
-    if redacts_in_content(version) {
+    // Room version 11 moved `redacts` from the top level into the content.
+    if rules.redaction.content_field_redacts {
         builder.content["redacts"] = json!(target);
     } else {
         builder.redacts = Some(target.to_owned());
@@ -91,10 +75,7 @@ impl Service {
         if let Some((shortroomid, count)) = self.pdu_position(target)? {
             self.unindex_words(shortroomid, count, &original, &mut purge)?;
         }
-        let version = self.room_version(room_id)?;
-        let rules = version
-            .rules()
-            .ok_or_else(|| Error::internal("room version without rules"))?;
+        let rules = self.rules(room_id)?;
         let redacted = redact(
             object,
             &rules.redaction,

@@ -102,7 +102,7 @@ async fn every_stored_pdu_verifies() {
             TimelineEventType::RoomMessage,
             json!({ "msgtype": "m.text", "body": "kept" }),
         ));
-        let redaction = send(redaction_event(&version, &message, Some("test")));
+        let redaction = send(redaction_event(&rules, &message, Some("test")));
         let because = rooms.redacted_because(&room_id, &redaction).unwrap();
         let purge = rooms.apply_redaction(&room_id, &message, because).unwrap();
         services.engine.purge_old_versions(&purge).unwrap();
