@@ -72,11 +72,24 @@ impl Services {
                 config.admin_bot_localpart
             ))
         })?;
-        let services = Arc::new(Self {
+        // What can fail is made first: the rest is built inside `new_cyclic`, which hands the
+        // rooms service its (weak) handle on the whole at construction, so that it can never be
+        // missing afterwards.
+        let media = media::Service::new(&engine, config.media_path())?;
+        let preview_fetcher = config
+            .media
+            .url_preview_enabled
+            .then(|| media::preview::Fetcher::new(&config.media))
+            .transpose()?;
+        let users = users::Service::new(&engine, &config, bot.clone())?;
+        let admin = crate::admin::Service::new(&engine, bot)?;
+        let reports = reports::Service::new(&engine)?;
+        let services = Arc::new_cyclic(|services| Self {
             rooms: rooms::Service::new(
                 &engine,
                 config.server_name.clone(),
                 Arc::clone(&server_keys),
+                services.clone(),
             ),
             server_keys,
             typing: typing::Service::new(&engine),
@@ -87,17 +100,13 @@ impl Services {
             keys: keys::Service::new(&engine),
             to_device: to_device::Service::new(&engine),
             key_backup: key_backup::Service::new(&engine),
-            media: media::Service::new(&engine, config.media_path())?,
+            media,
             sliding: sliding::Service::default(),
-            preview_fetcher: config
-                .media
-                .url_preview_enabled
-                .then(|| media::preview::Fetcher::new(&config.media))
-                .transpose()?,
+            preview_fetcher,
             shutdown: tokio::sync::watch::channel(false).0,
-            users: users::Service::new(&engine, &config, bot.clone())?,
-            admin: crate::admin::Service::new(&engine, bot)?,
-            reports: reports::Service::new(&engine)?,
+            users,
+            admin,
+            reports,
             room_deletions: moderation::Deletions::default(),
             uiaa: uiaa::Service::default(),
             account_data: account_data::Service::new(&engine),
@@ -105,7 +114,6 @@ impl Services {
             config,
             engine,
         });
-        services.rooms.attach(&services);
         services.rooms.build_room_lists()?;
         services.rooms.build_relation_markers()?;
         Ok(services)

@@ -184,9 +184,7 @@ impl Service {
     /// A suspended user may still leave rooms and redact their own events; nothing else they
     /// send is accepted (MSC3823). Checked here, where every event a user sends passes.
     fn check_not_suspended(&self, builder: &PduBuilder, sender: &UserId) -> Result<()> {
-        let Some(services) = self.services.get().and_then(std::sync::Weak::upgrade) else {
-            return Ok(());
-        };
+        let services = self.services()?;
         if !services.users.is_suspended(sender) {
             return Ok(());
         }
@@ -340,12 +338,18 @@ impl Service {
         }
         self.engine.write(batch)?;
         self.after_write(room_id, &pdu, appended, writing, guard);
-        if let Some(services) = self.services.get().and_then(std::sync::Weak::upgrade) {
-            let room_id = room_id.to_owned();
-            let pdu = pdu.clone();
-            guard.defer(move || {
-                after_append(&services, &room_id, &pdu, count, &json, was_joined);
-            });
+        // Stored: what follows may only be skipped while the server stops, and says so.
+        match self.services.upgrade() {
+            Some(services) => {
+                let room_id = room_id.to_owned();
+                let pdu = pdu.clone();
+                guard.defer(move || {
+                    after_append(&services, &room_id, &pdu, count, &json, was_joined);
+                });
+            }
+            None => {
+                tracing::warn!(event_id = %pdu.event_id, "stopping: no push or device-list work for this event")
+            }
         }
         Ok(event_id)
     }
@@ -366,7 +370,7 @@ impl Service {
         }
         appended.floor = Some(floor);
         self.queue_fanout(room_id, appended);
-        match self.services.get().and_then(std::sync::Weak::upgrade) {
+        match self.services.upgrade() {
             Some(services) => {
                 services.admin.observe(room_id, pdu);
                 let room_id = room_id.to_owned();

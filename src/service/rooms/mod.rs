@@ -29,7 +29,7 @@ pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use ruma::room_version_rules::RoomVersionRules;
 use ruma::{OwnedRoomId, OwnedServerName, RoomId, RoomVersionId};
@@ -89,9 +89,10 @@ pub struct Service {
     /// One async mutex per room: events of a room are appended one at a time, so each sees the
     /// previous one as its parent; different rooms proceed in parallel.
     room_locks: Mutex<HashMap<OwnedRoomId, RoomLock>>,
-    /// The other services, for work that follows an append (push rules). Weak: `Services`
-    /// owns this service.
-    services: OnceLock<Weak<Services>>,
+    /// The other services, for the checks before an append (suspension) and the work after
+    /// it (push, device lists, the admin bot). Given at construction; weak because
+    /// `Services` owns this service, so it fails to upgrade only while the server stops.
+    services: Weak<Services>,
 }
 
 /// Held while appending to a room. Work that follows an append but needs no lock (push-rule
@@ -194,6 +195,7 @@ impl Service {
         engine: &Arc<Engine>,
         server_name: OwnedServerName,
         keys: Arc<server_keys::Service>,
+        services: Weak<Services>,
     ) -> Self {
         Self {
             engine: Arc::clone(engine),
@@ -239,13 +241,15 @@ impl Service {
             fanout: fanout::FanOut::default(),
             room_latest: changes::RoomLatest::default(),
             room_locks: Mutex::new(HashMap::new()),
-            services: OnceLock::new(),
+            services,
         }
     }
 
-    /// Connects the service to the others once they all exist.
-    pub fn attach(&self, services: &Arc<Services>) {
-        let _ = self.services.set(Arc::downgrade(services));
+    /// The other services; an error only while the server is stopping.
+    fn services(&self) -> Result<Arc<Services>> {
+        self.services
+            .upgrade()
+            .ok_or_else(|| Error::internal("the server is shutting down"))
     }
 
     /// Waits for exclusive append access to a room.
@@ -278,11 +282,7 @@ impl Service {
         &self,
         work: impl FnOnce(&Services) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let services = self
-            .services
-            .get()
-            .and_then(Weak::upgrade)
-            .ok_or_else(|| Error::internal("the services are shutting down"))?;
+        let services = self.services()?;
         tokio::task::spawn_blocking(move || work(&services))
             .await
             .map_err(Error::internal)?
