@@ -5,22 +5,19 @@
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use ruma::events::{StateEventType, TimelineEventType};
+use ruma::events::TimelineEventType;
 use ruma::room_version_rules::{
     EventIdFormatVersion, EventsReferenceFormatVersion, RoomIdFormatVersion, RoomVersionRules,
 };
 use ruma::signatures::{JsonError, hash_and_sign_event, reference_hash};
-use ruma::state_res::{
-    auth_types_for_event, check_pdu_format, check_state_dependent_auth_rules,
-    check_state_independent_auth_rules,
-};
+use ruma::state_res::{auth_types_for_event, check_pdu_format};
 use ruma::{
     CanonicalJsonObject, CanonicalJsonValue, DeviceId, EventId, OwnedDeviceId, OwnedEventId,
     OwnedRoomId, RoomId, RoomVersionId, UserId,
 };
 use serde_json::{Value, json};
 
-use super::error::FirstError;
+use super::authorise::AuthOutcome;
 use super::fanout::Appended;
 use super::pdu::PduEvent;
 use super::state::StateMap;
@@ -150,15 +147,13 @@ impl Service {
             }
             drop(guard);
         };
-        let fault = FirstError::default();
-        let allowed =
-            check_state_independent_auth_rules(&rules.authorization, &pdu, |id: &EventId| {
-                fault.keep(self.get_pdu_shared(id))
-            });
-        fault.check()?;
-        allowed.map_err(|reason| {
-            Error::forbidden(format!("The create event is not allowed: {reason}"))
-        })?;
+        if let AuthOutcome::Reject(reason) | AuthOutcome::SoftFail(reason) =
+            self.authorise(&rules, &pdu, &empty, None)?
+        {
+            return Err(Error::forbidden(format!(
+                "The create event is not allowed: {reason}"
+            )));
+        }
 
         let mut batch = Batch::default();
         batch.put(
@@ -273,24 +268,13 @@ impl Service {
             depth + 1,
         )?;
 
-        // A storage fault met while checking is kept and raised: it must not pass for a
-        // missing event and turn into a refusal.
-        let fault = FirstError::default();
-        let allowed =
-            check_state_independent_auth_rules(&rules.authorization, &pdu, |id: &EventId| {
-                fault.keep(self.get_pdu_shared(id))
-            })
-            .and_then(|()| {
-                check_state_dependent_auth_rules(
-                    &rules.authorization,
-                    &pdu,
-                    |kind: &StateEventType, key: &str| {
-                        fault.keep(self.state_event_in(&state, &kind.to_string(), key))
-                    },
-                )
-            });
-        fault.check()?;
-        allowed.map_err(|reason| Error::forbidden(format!("Event not allowed: {reason}")))?;
+        // Built on every extremity, so the state before it is the current state.
+        match self.authorise(&rules, &pdu, &state, None)? {
+            AuthOutcome::Accept => {}
+            AuthOutcome::SoftFail(reason) | AuthOutcome::Reject(reason) => {
+                return Err(Error::forbidden(format!("Event not allowed: {reason}")));
+            }
+        }
 
         // The state event this one replaces: clients show changes (a new display name rather
         // than another join) from `unsigned.prev_content`. `unsigned` is outside the hashes and
@@ -382,7 +366,7 @@ impl Service {
 
     /// Assembles, hashes and signs the PDU, and derives its event ID.
     #[allow(clippy::too_many_arguments)]
-    fn build_pdu(
+    pub(super) fn build_pdu(
         &self,
         builder: &PduBuilder,
         sender: &UserId,

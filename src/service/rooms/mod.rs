@@ -2,6 +2,7 @@
 //! the timeline; membership indexes.
 
 mod alias;
+pub mod authorise;
 mod builder;
 pub mod changes;
 pub mod creation;
