@@ -12,6 +12,8 @@ mod fanout;
 pub mod member_change;
 mod membership;
 pub mod pdu;
+mod persist;
+mod pipeline;
 pub mod power;
 pub mod purge;
 pub mod redaction;

@@ -15,17 +15,37 @@ use ruma::{EventId, OwnedEventId, RoomId};
 use super::Service;
 use super::error::{FirstError, PduError};
 use super::state::StateMap;
-use crate::storage::Batch;
 use crate::storage::schema::decode_u64;
 
+/// The state before an event.
+pub(super) struct StateBefore {
+    pub state: Arc<StateMap>,
+    /// The stored snapshot holding exactly this state; `None` when it was just resolved from
+    /// its parents' (it is saved with the event, so an event refused leaves nothing behind).
+    pub hash: Option<u64>,
+    /// A stored snapshot to save the states after the event against.
+    pub base: Option<u64>,
+}
+
+impl StateBefore {
+    /// The state before a room's create event.
+    pub fn empty() -> Self {
+        Self {
+            state: Arc::new(StateMap::new()),
+            hash: None,
+            base: None,
+        }
+    }
+}
+
 impl Service {
-    /// The state before an event with these `prev_events`, and its snapshot ID.
+    /// The state before an event with these `prev_events`.
     pub(super) fn state_before_events(
         &self,
         room_id: &RoomId,
         rules: &RoomVersionRules,
         prev_events: &[OwnedEventId],
-    ) -> Result<(Option<u64>, Arc<StateMap>), PduError> {
+    ) -> Result<StateBefore, PduError> {
         let mut hashes = Vec::new();
         let mut missing = Vec::new();
         for prev in prev_events {
@@ -43,19 +63,24 @@ impl Service {
         }
         hashes.sort_unstable();
         hashes.dedup();
+        let stored = |hash: Option<u64>| -> Result<StateBefore, PduError> {
+            Ok(StateBefore {
+                state: match hash {
+                    Some(hash) => self.state_map(hash)?,
+                    None => Arc::new(StateMap::new()),
+                },
+                hash,
+                base: hash,
+            })
+        };
         match hashes.as_slice() {
-            [] => Ok((
-                self.current_shortstatehash(room_id)?,
-                self.current_state(room_id)?,
-            )),
-            [one] => Ok((Some(*one), self.state_map(*one)?)),
-            forks => {
-                let resolved = self.resolve_forks(rules, forks)?;
-                let mut batch = Batch::default();
-                let hash = self.save_state(Some(forks[0]), resolved.clone(), &mut batch)?;
-                self.engine.write(batch)?;
-                Ok((Some(hash), Arc::new(resolved)))
-            }
+            [] => stored(self.current_shortstatehash(room_id)?),
+            [one] => stored(Some(*one)),
+            forks => Ok(StateBefore {
+                state: Arc::new(self.resolve_forks(rules, forks)?),
+                hash: None,
+                base: Some(forks[0]),
+            }),
         }
     }
 
@@ -270,7 +295,10 @@ mod tests {
                 2,
                 "the merge event references both branches"
             );
-            assert_eq!(rooms.forward_extremities(&room_id).unwrap(), vec![merge]);
+            assert_eq!(
+                rooms.forward_extremities(&room_id).unwrap(),
+                vec![merge.clone()]
+            );
             let field = |kind: &str, key: &str| -> Value {
                 rooms
                     .current_state_event(&room_id, kind, "")
@@ -289,6 +317,38 @@ mod tests {
                 json!("from B"),
                 "room version {version}"
             );
+
+            // Forks merged by a state event: its state after is the resolution plus itself.
+            send(PduBuilder::state(
+                TimelineEventType::RoomTopic,
+                "",
+                json!({ "topic": "from C" }),
+            ));
+            rooms
+                .build_and_append_after(
+                    PduBuilder::state(TimelineEventType::RoomName, "", json!({ "name": "from D" })),
+                    &alice,
+                    &room_id,
+                    &guard,
+                    vec![merge],
+                )
+                .unwrap();
+            let avatar = send(PduBuilder::state(
+                TimelineEventType::RoomAvatar,
+                "",
+                json!({ "url": "mxc://localhost/merged" }),
+            ));
+            assert_eq!(
+                rooms.get_pdu(&avatar).unwrap().unwrap().prev_events.len(),
+                2
+            );
+            assert_eq!(field("m.room.topic", "topic"), json!("from C"));
+            assert_eq!(field("m.room.name", "name"), json!("from D"));
+            assert_eq!(
+                field("m.room.avatar", "url"),
+                json!("mxc://localhost/merged")
+            );
+            guard.release().await;
         }
     }
 
@@ -314,7 +374,10 @@ mod tests {
             Err(crate::service::rooms::error::PduError::Missing(ids)) => {
                 assert_eq!(ids, vec![unknown])
             }
-            other => panic!("expected Missing, got {:?}", other.map(|(hash, _)| hash)),
+            other => panic!(
+                "expected Missing, got {:?}",
+                other.map(|before| before.hash)
+            ),
         }
         guard.release().await;
     }
