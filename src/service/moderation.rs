@@ -10,7 +10,6 @@ use super::Services;
 use super::rooms::member_change::set_membership;
 use super::rooms::power::Power;
 use super::rooms::purge::Purged;
-use super::rooms::redaction::redaction_event;
 use crate::error::{Error, Result};
 
 /// How to shut a room down.
@@ -282,19 +281,12 @@ impl Services {
                 erased.out_of_reach += targets.len();
                 continue;
             }
-            let rules = self.rooms.rules(&room_id)?;
             for target in targets {
-                let builder = redaction_event(&rules, &target.event_id, None);
-                let guard = self.rooms.lock_room(&room_id).await;
-                let redaction = self
+                let (_, redacted) = self
                     .rooms
-                    .build_and_append(builder, user_id, &room_id, &guard)?;
-                let because = self.rooms.redacted_because(&room_id, &redaction)?;
-                purge.append(
-                    self.rooms
-                        .apply_redaction(&room_id, &target.event_id, because)?,
-                );
-                guard.release().await;
+                    .redact(user_id, &room_id, &target.event_id, None, None)
+                    .await?;
+                purge.append(redacted);
                 erased.redacted += 1;
             }
         }

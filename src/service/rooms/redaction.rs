@@ -6,7 +6,9 @@
 use ruma::canonical_json::{RedactedBecause, redact};
 use ruma::events::TimelineEventType;
 use ruma::room_version_rules::RoomVersionRules;
-use ruma::{CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, RoomId};
+use ruma::{
+    CanonicalJsonObject, CanonicalJsonValue, DeviceId, EventId, OwnedEventId, RoomId, UserId,
+};
 use serde_json::json;
 
 use super::{PduBuilder, Service};
@@ -33,7 +35,78 @@ pub fn redaction_event(
     builder
 }
 
+/// A device's redaction transaction, so that a retry answers the first redaction.
+pub struct RedactionTxn<'a> {
+    pub device: &'a DeviceId,
+    pub txn_id: &'a str,
+}
+
+impl RedactionTxn<'_> {
+    /// Kept under its own prefix beside message transactions, and echoed to the device as it
+    /// was sent.
+    fn key(&self) -> String {
+        format!("redact/{}", self.txn_id)
+    }
+}
+
 impl Service {
+    /// `sender` redacts `target` in `room_id`: the rights check (anyone their own events,
+    /// others' with the `redact` power level), the redaction event, and the target rewritten —
+    /// for every caller (the client API, erasure). Answers the redaction's ID and the keys whose
+    /// old versions the caller purges once it may wait ([`crate::storage::Engine::purge_old_versions`]).
+    pub async fn redact(
+        &self,
+        sender: &UserId,
+        room_id: &RoomId,
+        target: &EventId,
+        reason: Option<&str>,
+        txn: Option<RedactionTxn<'_>>,
+    ) -> Result<(OwnedEventId, Purge)> {
+        if let Some(txn) = &txn
+            && let Some(event_id) = self.txn_event(sender, txn.device.as_str(), &txn.key())?
+        {
+            return Ok((event_id, Purge::default()));
+        }
+        if !self.exists(room_id)? {
+            return Err(Error::not_found("Unknown room"));
+        }
+        let found = self
+            .get_pdu(target)?
+            .filter(|pdu| pdu.room_id.as_deref().is_none_or(|room| room == room_id))
+            .ok_or_else(|| Error::not_found("Event not found"))?;
+        let builder = redaction_event(&self.rules(room_id)?, target, reason);
+
+        let guard = self.lock_room(room_id).await;
+        // Checked again under the lock: a concurrent retry may have finished meanwhile. (The
+        // transaction is recorded only once the target is redacted, so a crash in between makes
+        // a retry redact again rather than report a redaction that was never applied.)
+        if let Some(txn) = &txn
+            && let Some(event_id) = self.txn_event(sender, txn.device.as_str(), &txn.key())?
+        {
+            return Ok((event_id, Purge::default()));
+        }
+        // Power is read under the lock, from the state the redaction is built on.
+        if found.sender != sender && !self.has_power(room_id, sender, "redact", 50)? {
+            return Err(Error::forbidden(
+                "You may not redact other users' events in this room",
+            ));
+        }
+        let event_id = self.build_and_append(builder, sender, room_id, &guard)?;
+        let because = self.redacted_because(room_id, &event_id)?;
+        let purge = self.apply_redaction(room_id, target, because)?;
+        if let Some(txn) = &txn {
+            self.set_txn_event(
+                sender,
+                txn.device.as_str(),
+                &txn.key(),
+                txn.txn_id,
+                &event_id,
+            )?;
+        }
+        guard.release().await;
+        Ok((event_id, purge))
+    }
+
     /// The stored redaction event `redaction`, in the client format that a redacted event
     /// carries in `unsigned.redacted_because`.
     pub fn redacted_because(
