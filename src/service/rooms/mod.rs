@@ -25,6 +25,7 @@ mod short;
 pub mod state;
 pub mod summary;
 mod timeline;
+pub mod upgrade;
 #[cfg(test)]
 mod verify_tests;
 pub mod visibility;
