@@ -95,16 +95,13 @@ fn authorise_restricted_join(
             "You are not a member of any room that gives access to this one",
         ));
     }
-    for (member, membership) in rooms.members(room_id)? {
-        if membership == "join"
-            && member.server_name() == services.server_name()
-            && rooms.has_power(room_id, &member, "invite", 0)?
-        {
+    match rooms.local_inviter(room_id)? {
+        Some(member) => {
             content["join_authorised_via_users_server"] = json!(member);
-            return Ok(());
+            Ok(())
         }
+        None => Err(Error::forbidden(
+            "No member of this room can authorise your join",
+        )),
     }
-    Err(Error::forbidden(
-        "No member of this room can authorise your join",
-    ))
 }

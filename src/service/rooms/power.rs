@@ -1,7 +1,7 @@
 //! Power levels as the current state says, for checks the server makes on a client's behalf
 //! before building an event (the authorization rules themselves are ruma's).
 
-use ruma::{RoomId, UserId};
+use ruma::{OwnedUserId, RoomId, UserId};
 use serde_json::Value;
 
 use super::Service;
@@ -55,6 +55,42 @@ impl Service {
             .and_then(as_level)
             .unwrap_or(0);
         Ok(Power::Level(level))
+    }
+
+    /// A member of this server who may invite to `room_id`: the one a restricted join names
+    /// (`join_authorised_via_users_server`) as the authorization rules require. Looks at the
+    /// users power levels name (and the creators) first, a handful; only when everyone may
+    /// invite does it take the first local member found.
+    pub fn local_inviter(&self, room_id: &RoomId) -> Result<Option<OwnedUserId>> {
+        let levels = self.power_levels(room_id)?;
+        let needed = Power::Level(levels.get("invite").and_then(as_level).unwrap_or(0));
+        let local_member = |user: &UserId| -> Result<bool> {
+            Ok(user.server_name() == self.server_name && self.is_joined(user, room_id)?)
+        };
+        let mut candidates: Vec<OwnedUserId> = Vec::new();
+        if let Some(create) = self.current_state_event(room_id, "m.room.create", "")? {
+            candidates.push(create.sender.clone());
+            if let Some(more) = create.content_value()["additional_creators"].as_array() {
+                candidates.extend(more.iter().filter_map(|u| UserId::parse(u.as_str()?).ok()));
+            }
+        }
+        if let Some(users) = levels.get("users").and_then(Value::as_object) {
+            candidates.extend(users.keys().filter_map(|u| UserId::parse(u).ok()));
+        }
+        for candidate in candidates {
+            if local_member(&candidate)? && self.user_power(room_id, &candidate)? >= needed {
+                return Ok(Some(candidate));
+            }
+        }
+        let default = levels.get("users_default").and_then(as_level).unwrap_or(0);
+        if Power::Level(default) >= needed {
+            for (member, membership) in self.members(room_id)? {
+                if membership == "join" && member.server_name() == self.server_name {
+                    return Ok(Some(member));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Whether `user_id` has at least the level named `key` (e.g. `redact`, default 50).
