@@ -23,7 +23,10 @@ pub(super) struct Appended {
     pub count: u64,
     /// A message-like event: moves the room up its members' lists.
     pub bump: bool,
-    pub membership: Option<MembershipChange>,
+    /// Local members whose membership changed (see [`MembershipChange`]).
+    pub membership: Vec<MembershipChange>,
+    /// Some member's entry in the current state changed, local or not.
+    pub members_changed: bool,
     /// Holds /sync below `count` until the note is written.
     pub floor: Option<OwnedWriteGuard>,
 }
@@ -143,7 +146,7 @@ impl Service {
         // are tracked per room.
         let mut last_change: BTreeMap<&OwnedUserId, (u64, &MembershipChange)> = BTreeMap::new();
         for note in notes {
-            if let Some(change) = &note.membership {
+            for change in &note.membership {
                 last_change.insert(&change.target, (note.count, change));
             }
         }

@@ -3,13 +3,18 @@
 //! indexes derived from it (membership, relations, search, the bump stamp) — all in the
 //! event's own batch, so it lands whole or not at all.
 
+use std::sync::Arc;
+
 use ruma::events::TimelineEventType;
+use ruma::room_version_rules::RoomVersionRules;
 use ruma::{CanonicalJsonObject, OwnedEventId, RoomId};
+use serde_json::{Value, json};
 
 use super::Service;
+use super::error::PduError;
 use super::fanout::Appended;
 use super::pdu::PduEvent;
-use super::resolution::StateBefore;
+use super::resolution::{Pending, StateBefore};
 use super::state::StateMap;
 use crate::error::{Error, Result};
 use crate::storage::{Batch, Key};
@@ -22,6 +27,7 @@ impl Service {
         &self,
         room_id: &RoomId,
         shortroomid: u64,
+        rules: &RoomVersionRules,
         pdu: &PduEvent,
         object: CanonicalJsonObject,
         before: &StateBefore,
@@ -39,12 +45,14 @@ impl Service {
             &[],
         )?;
 
+        let mut state_after = Arc::clone(&before.state);
         let statehash_after = match &pdu.state_key {
             Some(state_key) => {
                 let shortstatekey =
                     self.get_or_create_shortstatekey(&pdu.kind.to_string(), state_key)?;
                 let mut state = StateMap::clone(&before.state);
                 state.insert(shortstatekey, shorteventid);
+                state_after = Arc::new(state.clone());
                 self.save_state(before.base, state, batch)?
             }
             None => match (before.hash, before.base) {
@@ -58,22 +66,17 @@ impl Service {
                 }
             },
         };
-        // The room's current state is the state after its newest event (which differs from the
-        // state before it for a timeline event too, when the event merged forks).
-        batch.put(
-            &self.roomid_shortstatehash,
-            room_id.as_bytes(),
-            &statehash_after.to_be_bytes(),
-        )?;
         batch.put(
             &self.shorteventid_shortstatehash,
             &shorteventid.to_be_bytes(),
             &statehash_after.to_be_bytes(),
         )?;
 
-        // Appends to a room are serialised by its lock, so reading the leaves here is safe.
+        // The room's forward extremities: this event replaces those it names. Appends to a
+        // room are serialised by its lock, so reading them here is safe.
         let mut leaves = self.forward_extremities(room_id)?;
         leaves.retain(|leaf| !pdu.prev_events.contains(leaf));
+        let other_branches = leaves.clone();
         leaves.push(pdu.event_id.clone());
         let mut value = Vec::new();
         for (i, leaf) in leaves.iter().enumerate() {
@@ -83,6 +86,38 @@ impl Service {
             value.extend_from_slice(leaf.as_bytes());
         }
         batch.put(&self.roomid_pduleaves, room_id.as_bytes(), &value)?;
+
+        // The room's current state is the resolution of the states after every extremity.
+        // An event that names them all (every event built here, most received ones) leaves
+        // just itself: its own state after, and at most its own key changed.
+        let (current, changed) = if other_branches.is_empty() {
+            let own = match (&pdu.kind, pdu.state_key.as_deref()) {
+                (TimelineEventType::RoomMember, Some(target)) => {
+                    vec![(target.to_owned(), pdu.content_value())]
+                }
+                _ => Vec::new(),
+            };
+            (statehash_after, own)
+        } else {
+            let pending = Pending {
+                short: shorteventid,
+                pdu,
+            };
+            self.resolve_current_state(
+                rules,
+                room_id,
+                &other_branches,
+                &state_after,
+                before,
+                pending,
+                batch,
+            )?
+        };
+        batch.put(
+            &self.roomid_shortstatehash,
+            room_id.as_bytes(),
+            &current.to_be_bytes(),
+        )?;
 
         self.index_relation(room_id, pdu, count, batch)?;
         self.index_words(shortroomid, count, pdu, batch)?;
@@ -94,19 +129,71 @@ impl Service {
                 &count.to_be_bytes(),
             )?;
         }
-        let membership = match (&pdu.kind, pdu.state_key.as_deref()) {
-            (TimelineEventType::RoomMember, Some(target)) => {
-                self.index_membership(room_id, target, &pdu.content_value(), batch)?
-            }
-            _ => None,
-        };
+        // Membership indexes follow the change in current state, not the event: a member
+        // event on a losing branch changes nobody's membership.
+        let mut membership = Vec::new();
+        for (target, content) in &changed {
+            membership.extend(self.index_membership(room_id, target, content, batch)?);
+        }
         let appended = Appended {
             count,
             bump,
             membership,
+            members_changed: !changed.is_empty(),
             floor: None,
         };
         Ok((count, json, appended))
+    }
+
+    /// The current state when extremities other than the new event's own remain: the
+    /// resolution of the states after each, saved in `batch`. Also answers the members whose
+    /// entry changed from the current state before, with their new member content (`leave`
+    /// when none is left) — the membership indexes follow those.
+    #[allow(clippy::too_many_arguments)]
+    fn resolve_current_state(
+        &self,
+        rules: &RoomVersionRules,
+        room_id: &RoomId,
+        other_branches: &[OwnedEventId],
+        state_after: &Arc<StateMap>,
+        before: &StateBefore,
+        pending: Pending<'_>,
+        batch: &mut Batch,
+    ) -> Result<(u64, Vec<(String, Value)>), PduError> {
+        let mut states = vec![Arc::clone(state_after)];
+        for leaf in other_branches {
+            let state = match self.shorteventid(leaf)? {
+                Some(short) => self.state_after_event(short)?,
+                None => None,
+            };
+            states.push(state.ok_or_else(|| PduError::Missing(vec![leaf.clone()]))?);
+        }
+        let resolved = self.resolve_states(rules, &states, Some(pending))?;
+        let previous = self.current_state(room_id)?;
+        let mut changed = Vec::new();
+        let keys: std::collections::BTreeSet<u64> =
+            previous.keys().chain(resolved.keys()).copied().collect();
+        for key in keys {
+            let now = resolved.get(&key);
+            if previous.get(&key) == now {
+                continue;
+            }
+            let (kind, state_key) = self.statekey_of_short(key)?;
+            if kind != "m.room.member" {
+                continue;
+            }
+            let content = match now {
+                Some(short) if *short == pending.short => pending.pdu.content_value(),
+                Some(short) => self
+                    .pdu_by_short(*short)?
+                    .ok_or_else(|| Error::Database(format!("state event {short} missing")))?
+                    .content_value(),
+                None => json!({ "membership": "leave" }),
+            };
+            changed.push((state_key, content));
+        }
+        let hash = self.save_state(before.base, resolved, batch)?;
+        Ok((hash, changed))
     }
 
     /// The room's forward extremities.

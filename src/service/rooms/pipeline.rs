@@ -96,6 +96,7 @@ impl Service {
         let (_, _, appended) = self.append_pdu(
             &room_id,
             shortroomid,
+            &rules,
             &pdu,
             object,
             &StateBefore::empty(),
@@ -232,8 +233,15 @@ impl Service {
         }
         let event_id = pdu.event_id.clone();
         let mut batch = Batch::default();
-        let (count, json, appended) =
-            self.append_pdu(room_id, shortroomid, &pdu, object, &before, &mut batch)?;
+        let (count, json, appended) = self.append_pdu(
+            room_id,
+            shortroomid,
+            &rules,
+            &pdu,
+            object,
+            &before,
+            &mut batch,
+        )?;
         if let Some((device, txn_id)) = &builder.transaction {
             self.put_txn_event(
                 sender,
@@ -273,7 +281,7 @@ impl Service {
         floor: OwnedWriteGuard,
         guard: &RoomGuard,
     ) {
-        if pdu.kind == TimelineEventType::RoomMember {
+        if appended.members_changed {
             self.forget_members(room_id);
         }
         appended.floor = Some(floor);

@@ -14,6 +14,7 @@ use ruma::{EventId, OwnedEventId, RoomId};
 
 use super::Service;
 use super::error::{FirstError, PduError};
+use super::pdu::PduEvent;
 use super::state::StateMap;
 use crate::storage::schema::decode_u64;
 
@@ -38,7 +39,48 @@ impl StateBefore {
     }
 }
 
+/// An event being stored in the batch at hand, so not yet readable from disk, that a
+/// resolution may meet (the current state after it is resolved in the same batch).
+#[derive(Clone, Copy)]
+pub(super) struct Pending<'a> {
+    pub short: u64,
+    pub pdu: &'a PduEvent,
+}
+
 impl Service {
+    fn id_of_short(
+        &self,
+        short: u64,
+        pending: Option<Pending<'_>>,
+    ) -> crate::error::Result<OwnedEventId> {
+        match pending {
+            Some(p) if p.short == short => Ok(p.pdu.event_id.clone()),
+            _ => self.event_id_of_short(short),
+        }
+    }
+
+    fn pdu_of(
+        &self,
+        id: &EventId,
+        pending: Option<Pending<'_>>,
+    ) -> crate::error::Result<Option<PduEvent>> {
+        match pending {
+            Some(p) if p.pdu.event_id == id => Ok(Some(p.pdu.clone())),
+            _ => self.get_pdu(id),
+        }
+    }
+
+    fn short_of(
+        &self,
+        id: &EventId,
+        pending: Option<Pending<'_>>,
+    ) -> crate::error::Result<Option<u64>> {
+        match pending {
+            Some(p) if p.pdu.event_id == id => Ok(Some(p.short)),
+            _ => self.shorteventid(id),
+        }
+    }
+
     /// The state before an event with these `prev_events`.
     pub(super) fn state_before_events(
         &self,
@@ -76,15 +118,27 @@ impl Service {
         match hashes.as_slice() {
             [] => stored(self.current_shortstatehash(room_id)?),
             [one] => stored(Some(*one)),
-            forks => Ok(StateBefore {
-                state: Arc::new(self.resolve_forks(rules, forks)?),
-                hash: None,
-                base: Some(forks[0]),
-            }),
+            forks => {
+                let states = forks
+                    .iter()
+                    .map(|hash| self.state_map(*hash))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(StateBefore {
+                    state: Arc::new(self.resolve_states(rules, &states, None)?),
+                    hash: None,
+                    base: Some(forks[0]),
+                })
+            }
         }
     }
 
-    fn resolve_forks(&self, rules: &RoomVersionRules, forks: &[u64]) -> Result<StateMap, PduError> {
+    /// One state from several (the spec's state resolution for the room's version).
+    pub(super) fn resolve_states(
+        &self,
+        rules: &RoomVersionRules,
+        forks: &[Arc<StateMap>],
+        pending: Option<Pending<'_>>,
+    ) -> Result<StateMap, PduError> {
         let StateResolutionVersion::V2(v2_rules) = &rules.state_res else {
             return Err(PduError::Unsupported(
                 "state resolution v1 (room version 1)".to_owned(),
@@ -92,17 +146,16 @@ impl Service {
         };
         let mut maps = Vec::with_capacity(forks.len());
         let mut chains = Vec::with_capacity(forks.len());
-        for hash in forks {
-            let state = self.state_map(*hash)?;
+        for state in forks {
             let mut map = RumaStateMap::new();
             let mut events = Vec::with_capacity(state.len());
             for (shortstatekey, shorteventid) in state.iter() {
                 let (kind, state_key) = self.statekey_of_short(*shortstatekey)?;
-                let event_id = self.event_id_of_short(*shorteventid)?;
+                let event_id = self.id_of_short(*shorteventid, pending)?;
                 map.insert((kind.as_str().into(), state_key), event_id.clone());
                 events.push(event_id);
             }
-            chains.push(self.auth_chain(&events)?);
+            chains.push(self.auth_chain(&events, pending)?);
             maps.push(map);
         }
         let fetch_fault = FirstError::default();
@@ -112,9 +165,9 @@ impl Service {
             v2_rules,
             maps.iter(),
             chains,
-            |id: &EventId| fetch_fault.keep(self.get_pdu(id)),
+            |id: &EventId| fetch_fault.keep(self.pdu_of(id, pending)),
             |conflicted: &RumaStateMap<Vec<OwnedEventId>>| {
-                subgraph_fault.keep(self.conflicted_subgraph(conflicted).map(Some))
+                subgraph_fault.keep(self.conflicted_subgraph(conflicted, pending).map(Some))
             },
         );
         fetch_fault.check()?;
@@ -126,7 +179,7 @@ impl Service {
         for ((kind, state_key), event_id) in resolved {
             let shortstatekey = self.get_or_create_shortstatekey(&kind.to_string(), &state_key)?;
             let shorteventid = self
-                .shorteventid(&event_id)?
+                .short_of(&event_id, pending)?
                 .ok_or_else(|| PduError::Missing(vec![event_id.clone()]))?;
             state.insert(shortstatekey, shorteventid);
         }
@@ -135,15 +188,16 @@ impl Service {
 
     /// All events reachable from `events` through `auth_events` (not the events themselves).
     /// Every one must be stored here: a gap would resolve state wrongly rather than fail.
-    pub fn auth_chain(
+    pub(super) fn auth_chain(
         &self,
         events: &[OwnedEventId],
+        pending: Option<Pending<'_>>,
     ) -> Result<EventIdSet<OwnedEventId>, PduError> {
         let mut chain = EventIdSet::new();
         let mut todo: Vec<OwnedEventId> = Vec::new();
         let mut missing = Vec::new();
         for event in events {
-            match self.get_pdu(event)? {
+            match self.pdu_of(event, pending)? {
                 Some(pdu) => todo.extend(pdu.auth_events),
                 None => missing.push(event.clone()),
             }
@@ -152,7 +206,7 @@ impl Service {
             if chain.contains(&event_id) {
                 continue;
             }
-            match self.get_pdu(&event_id)? {
+            match self.pdu_of(&event_id, pending)? {
                 Some(pdu) => todo.extend(
                     pdu.auth_events
                         .iter()
@@ -175,6 +229,7 @@ impl Service {
     fn conflicted_subgraph(
         &self,
         conflicted: &RumaStateMap<Vec<OwnedEventId>>,
+        pending: Option<Pending<'_>>,
     ) -> Result<EventIdSet<OwnedEventId>, PduError> {
         let conflicted: HashSet<OwnedEventId> = conflicted.values().flatten().cloned().collect();
         // Everything above the conflicted events (them included), with each one's children
@@ -187,7 +242,7 @@ impl Service {
             if !above.insert(event_id.clone()) {
                 continue;
             }
-            let Some(pdu) = self.get_pdu(&event_id)? else {
+            let Some(pdu) = self.pdu_of(&event_id, pending)? else {
                 missing.push(event_id);
                 continue;
             };
@@ -379,6 +434,78 @@ mod tests {
                 other.map(|before| before.hash)
             ),
         }
+        guard.release().await;
+    }
+
+    /// Alice bans bob while, on a branch from before the ban, bob changes his display name.
+    /// The room's current state is the resolution of both branches (the ban stands), not the
+    /// state after the newest event, and bob's membership follows it, not his event.
+    #[tokio::test]
+    async fn current_state_and_membership_follow_the_resolution() {
+        let dir = tempfile::tempdir().unwrap();
+        let services = Services::for_tests(dir.path());
+        let alice = UserId::parse("@alice:localhost").unwrap();
+        let bob = UserId::parse("@bob:localhost").unwrap();
+        services.users.create_account(&alice, "x", None).unwrap();
+        services.users.create_account(&bob, "x", None).unwrap();
+        let rooms = &services.rooms;
+        let version = RoomVersionId::V11;
+        let (room_id, guard) = rooms
+            .create_room(&alice, &version, json!({ "room_version": version }))
+            .await
+            .unwrap();
+        let send = |builder, sender: &UserId| {
+            rooms
+                .build_and_append(builder, sender, &room_id, &guard)
+                .unwrap()
+        };
+        let member = |user: &UserId, content| {
+            PduBuilder::state(TimelineEventType::RoomMember, user.as_str(), content)
+        };
+        send(member(&alice, json!({ "membership": "join" })), &alice);
+        send(
+            PduBuilder::state(
+                TimelineEventType::RoomPowerLevels,
+                "",
+                json!({ "users": { alice.as_str(): 100 } }),
+            ),
+            &alice,
+        );
+        send(
+            PduBuilder::state(
+                TimelineEventType::RoomJoinRules,
+                "",
+                json!({ "join_rule": "public" }),
+            ),
+            &alice,
+        );
+        let joined = send(member(&bob, json!({ "membership": "join" })), &bob);
+
+        let ban = send(member(&bob, json!({ "membership": "ban" })), &alice);
+        rooms
+            .build_and_append_after(
+                member(
+                    &bob,
+                    json!({ "membership": "join", "displayname": "Bobby" }),
+                ),
+                &bob,
+                &room_id,
+                &guard,
+                vec![joined],
+            )
+            .unwrap();
+        assert_eq!(rooms.forward_extremities(&room_id).unwrap().len(), 2);
+
+        let current = rooms
+            .current_state_event(&room_id, "m.room.member", bob.as_str())
+            .unwrap()
+            .unwrap();
+        assert_eq!(current.event_id, ban, "the ban stands in the current state");
+        assert_eq!(
+            rooms.membership(&bob, &room_id).unwrap().as_deref(),
+            Some("ban")
+        );
+        assert!(!rooms.is_joined(&bob, &room_id).unwrap());
         guard.release().await;
     }
 }
