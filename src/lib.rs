@@ -4,6 +4,7 @@ pub mod admin;
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod federation_listener;
 pub mod server;
 pub mod service;
 pub mod storage;

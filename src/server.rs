@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::api;
 use crate::config::Config;
 use crate::error::Error;
+use crate::federation_listener;
 use crate::service::Services;
 use crate::storage::{Engine, EngineOptions};
 
@@ -23,6 +24,15 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("federation TLS: {0}")]
+    Tls(String),
+}
+
+/// The federation listener of a running server.
+struct FederationListener {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
 }
 
 /// A running homeserver.
@@ -31,6 +41,7 @@ pub struct Server {
     services: Arc<Services>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    federation: Option<FederationListener>,
     engine: Arc<Engine>,
 }
 
@@ -58,6 +69,12 @@ impl Server {
         })?;
         announce(&services, addr, bootstrap_token.as_deref());
 
+        // Started first: a configuration error there must leave nothing running.
+        let federation = if services.config.allow_federation {
+            Some(start_federation(&services).await?)
+        } else {
+            None
+        };
         let app = api::router::build(Arc::clone(&services))
             .into_make_service_with_connect_info::<SocketAddr>();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -74,8 +91,14 @@ impl Server {
             services,
             stop: Some(stop),
             task,
+            federation,
             engine,
         })
+    }
+
+    /// Where the federation listener is bound, when federation is on.
+    pub fn federation_addr(&self) -> Option<SocketAddr> {
+        self.federation.as_ref().map(|listener| listener.addr)
     }
 
     /// The address actually bound (useful with port 0).
@@ -103,6 +126,12 @@ impl Server {
         if let Err(error) = (&mut self.task).await {
             tracing::error!(%error, "server task ended abnormally");
         }
+        if let Some(federation) = self.federation.take() {
+            let _ = federation.stop.send(());
+            if let Err(error) = federation.task.await {
+                tracing::error!(%error, "federation listener ended abnormally");
+            }
+        }
         if let Err(error) = self.engine.flush() {
             tracing::error!(%error, "flushing the database failed");
         }
@@ -115,6 +144,58 @@ impl Server {
     pub async fn wait(&mut self) {
         let _ = (&mut self.task).await;
     }
+}
+
+/// Binds the federation listener and serves the Server-Server API on it: over TLS when a
+/// certificate is configured, else plain HTTP for a reverse proxy.
+async fn start_federation(services: &Arc<Services>) -> Result<FederationListener, StartError> {
+    let config = &services.config.federation;
+    let listen = federation_listener::listen_addr(&services.config);
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let app = api::router::build_federation(Arc::clone(services));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = match (&config.tls_certificate, &config.tls_private_key) {
+        (Some(certificate), Some(private_key)) => {
+            let certificates =
+                federation_listener::CertificateFiles::load(certificate, private_key)
+                    .map_err(StartError::Tls)?;
+            federation_listener::reload_on_sighup(Arc::clone(&certificates));
+            tracing::info!(%addr, "federation listener (TLS)");
+            tokio::spawn(federation_listener::serve_tls(
+                listener,
+                app,
+                certificates,
+                stopped,
+            ))
+        }
+        (None, None) => {
+            tracing::info!(%addr, "federation listener (plain HTTP: TLS is the reverse proxy's)");
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            tokio::spawn(async move {
+                let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                });
+                if let Err(error) = serve.await {
+                    tracing::error!(%error, "federation listener failed");
+                }
+            })
+        }
+        _ => {
+            return Err(StartError::Tls(
+                "set both tls_certificate and tls_private_key, or neither".to_owned(),
+            ));
+        }
+    };
+    Ok(FederationListener { addr, stop, task })
 }
 
 /// Start-up messages an operator needs: where we listen, and how to get in.

@@ -2,6 +2,7 @@
 
 pub mod body;
 pub mod client;
+pub mod federation;
 pub mod router;
 pub mod ruma_wrapper;
 pub mod synapse_admin;

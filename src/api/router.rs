@@ -243,6 +243,16 @@ pub fn build(services: Arc<Services>) -> Router {
     layers(router)
 }
 
+/// The federation listener's application: the Server-Server API only.
+pub fn build_federation(services: Arc<Services>) -> Router {
+    let router = super::federation::routes(Routes::new())
+        .router
+        .fallback(unrecognized)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(services);
+    layers(router)
+}
+
 /// Every method and path the application serves, for tests that walk all of them.
 pub fn table() -> Vec<Route> {
     synapse_admin::routes(client::routes(Routes::new())).table

@@ -6,7 +6,10 @@
 //! nested keys), which is how containers are usually configured. With no
 //! file at all the built-in defaults give a local test server.
 
+mod federation;
 mod load;
+
+pub use federation::FederationConfig;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -63,9 +66,10 @@ pub struct Config {
     /// Unix socket of the admin console (`conclave admin …`); `admin.sock` in the database
     /// directory when unset. Created with mode 0600.
     pub admin_socket: Option<PathBuf>,
-    /// Off until federation exists; private deployments rarely want it.
+    /// Talk to other Matrix servers (the federation listener, see `[global.federation]`).
+    /// Off by default: private deployments often want none.
     pub allow_federation: bool,
-    /// Servers trusted for key notarisation once federation exists.
+    /// Notaries asked for a server's keys when it cannot be asked itself.
     pub trusted_servers: Vec<OwnedServerName>,
     /// Default log filter, in `tracing_subscriber::EnvFilter` syntax.
     pub log: String,
@@ -95,6 +99,8 @@ pub struct Config {
     pub max_upload_size: u64,
     /// `[global.media]`: where files live, legacy endpoints, URL previews.
     pub media: MediaConfig,
+    /// `[global.federation]`: the federation listener, its TLS, outgoing requests' limits.
+    pub federation: FederationConfig,
 }
 
 /// `[global.media]`.
@@ -230,6 +236,7 @@ impl Default for Config {
             user_directory_search_all_users: true,
             max_upload_size: 50 * 1024 * 1024,
             media: MediaConfig::default(),
+            federation: FederationConfig::default(),
         }
     }
 }

@@ -5,14 +5,17 @@ use std::sync::Arc;
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use ruma::ServerName;
 use ruma::serde::Base64;
-use ruma::signatures::{Ed25519KeyPair, PublicKeyMap, PublicKeySet};
+use ruma::serde::base64::Standard;
+use ruma::signatures::{Ed25519KeyPair, PublicKeyMap, PublicKeySet, sign_json};
+use ruma::{CanonicalJsonObject, ServerName};
 
 use crate::error::{Error, Result};
 use crate::storage::{Engine, Tree};
 
 const KEY_DER: &[u8] = b"signing_key_der";
+/// How far ahead published keys are valid (Synapse publishes a week too).
+const PUBLISHED_VALIDITY_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 const KEY_VERSION: &[u8] = b"signing_key_version";
 
 pub struct Service {
@@ -53,6 +56,24 @@ impl Service {
     /// `ed25519:<version>`, the ID other servers know the key by.
     pub fn key_id(&self) -> String {
         format!("ed25519:{}", self.key_pair.version())
+    }
+
+    /// The answer to `GET /_matrix/key/v2/server`: the verify key, valid for a week from now
+    /// (other servers cache it until then, and ask again), signed with itself.
+    pub fn published_keys(&self, server: &ServerName) -> Result<CanonicalJsonObject> {
+        let valid_until = crate::service::now_millis() + PUBLISHED_VALIDITY_MS;
+        let key = Base64::<Standard>::new(self.key_pair.public_key().to_vec()).encode();
+        let value = serde_json::json!({
+            "server_name": server,
+            "verify_keys": { self.key_id(): { "key": key } },
+            // No key has been replaced yet: rotation keeps the old ones listed here.
+            "old_verify_keys": {},
+            "valid_until_ts": valid_until,
+        });
+        let mut object: CanonicalJsonObject =
+            serde_json::from_value(value).map_err(Error::internal)?;
+        sign_json(server.as_str(), &self.key_pair, &mut object).map_err(Error::internal)?;
+        Ok(object)
     }
 
     /// This server's verify key as ruma's signature checks take it, under `server`.

@@ -124,6 +124,11 @@ impl TestServer {
         ts
     }
 
+    /// The test's temporary directory (the database lives in `db/` inside it).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// The configuration this test server runs with (freshly built each call).
     pub fn config(&self) -> Config {
         let mut cfg = Config {

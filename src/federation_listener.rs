@@ -1,0 +1,175 @@
+//! The federation listener: the Server-Server API on its own port, speaking TLS itself when
+//! given a certificate (re-read on SIGHUP, so a renewal needs no restart), or plain HTTP for a
+//! reverse proxy in front.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
+use tokio_rustls::rustls::sign::CertifiedKey;
+use tokio_rustls::rustls::{self, ServerConfig};
+
+/// A TLS handshake that takes longer is dropped: a slow client must not hold a task.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The certificate and key files, and the key pair read from them last.
+#[derive(Debug)]
+pub struct CertificateFiles {
+    certificate: PathBuf,
+    private_key: PathBuf,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl CertificateFiles {
+    /// Reads both files; an error names the file and what is wrong with it.
+    pub fn load(certificate: &Path, private_key: &Path) -> Result<Arc<Self>, String> {
+        let key = read_key_pair(certificate, private_key)?;
+        Ok(Arc::new(Self {
+            certificate: certificate.to_owned(),
+            private_key: private_key.to_owned(),
+            current: RwLock::new(Arc::new(key)),
+        }))
+    }
+
+    /// Reads the files again; on failure the certificate in use stays.
+    pub fn reload(&self) -> Result<(), String> {
+        let key = read_key_pair(&self.certificate, &self.private_key)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(key);
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for CertificateFiles {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(
+            &self.current.read().unwrap_or_else(|e| e.into_inner()),
+        ))
+    }
+}
+
+fn read_key_pair(certificate: &Path, private_key: &Path) -> Result<CertifiedKey, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(certificate)
+        .and_then(|certs| certs.collect::<Result<_, _>>())
+        .map_err(|e| format!("tls_certificate {}: {e}", certificate.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "tls_certificate {}: no PEM certificate in it",
+            certificate.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(private_key)
+        .map_err(|e| format!("tls_private_key {}: {e}", private_key.display()))?;
+    let provider = rustls::crypto::ring::default_provider();
+    let signing_key = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("tls_private_key {}: {e}", private_key.display()))?;
+    let certified = CertifiedKey::new(chain, signing_key);
+    certified.keys_match().map_err(|e| {
+        format!(
+            "tls_private_key {} does not belong to tls_certificate {}: {e}",
+            private_key.display(),
+            certificate.display()
+        )
+    })?;
+    Ok(certified)
+}
+
+/// Serves `app` over TLS on `listener` until `stopped` resolves.
+pub async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    certificates: Arc<CertificateFiles>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_no_client_auth()
+            .with_cert_resolver(certificates);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    tracing::warn!(%error, "federation listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut stopped => break,
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, %peer, "federation TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "federation TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = hyper::service::service_fn(
+                move |mut request: http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    let mut app = app.clone();
+                    async move {
+                        use tower::Service;
+                        app.call(request.map(axum::body::Body::new)).await
+                    }
+                },
+            );
+            if let Err(error) = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), service)
+                .await
+            {
+                tracing::debug!(%error, %peer, "federation connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Re-reads the certificate files whenever the process gets SIGHUP.
+pub fn reload_on_sighup(certificates: Arc<CertificateFiles>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!("cannot watch for SIGHUP: the federation certificate is read only at start");
+        return;
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match certificates.reload() {
+                Ok(()) => tracing::info!("SIGHUP: federation TLS certificate read again"),
+                Err(error) => {
+                    tracing::error!(%error, "SIGHUP: keeping the federation certificate in use")
+                }
+            }
+        }
+    });
+}
+
+/// Where the federation listener binds.
+pub fn listen_addr(config: &crate::config::Config) -> SocketAddr {
+    SocketAddr::new(
+        config.federation.address.unwrap_or(config.address),
+        config.federation.port,
+    )
+}

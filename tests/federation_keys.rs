@@ -1,0 +1,330 @@
+//! The federation listener and the server's published keys: TLS with a certificate made by
+//! the test (and swapped on SIGHUP), plain HTTP for a reverse proxy, a refused half-configured
+//! TLS, the self-signed key document, the version — and a real Synapse fetching and
+//! vouching for the keys as a notary, as every partner server will.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use conclave::config::Config;
+use conclave::server::Server;
+use ruma::CanonicalJsonObject;
+use ruma::serde::Base64;
+use ruma::signatures::{PublicKeyMap, PublicKeySet, verify_json};
+use serde_json::{Value, json};
+
+/// A self-signed certificate for `ip`, written as PEM into `dir`; answers the DER too.
+fn certificate(
+    dir: &Path,
+    ip: IpAddr,
+    name: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![rcgen::SanType::IpAddress(ip)];
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let cert = params.self_signed(&key).unwrap();
+    let cert_path = dir.join("fed.crt");
+    let key_path = dir.join("fed.key");
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (cert_path, key_path, cert.der().to_vec())
+}
+
+/// A client for the test PKI: certificate checks off, as `verify_certificates = false`.
+fn federation_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .danger_accept_invalid_certs(true)
+        .tls_info(true)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// Checks the key document as a remote server does: its own signature by the key it
+/// lists, under the server's name; answers the key ID.
+fn verify_key_document(document: &Value, server_name: &str) -> String {
+    assert_eq!(document["server_name"], server_name, "{document}");
+    let keys = document["verify_keys"].as_object().expect("verify_keys");
+    assert_eq!(keys.len(), 1, "{document}");
+    let (key_id, key) = keys.iter().next().unwrap();
+    assert!(key_id.starts_with("ed25519:"), "{key_id}");
+    let public = Base64::parse(key["key"].as_str().unwrap()).expect("unpadded base64 key");
+    let map = PublicKeyMap::from([(
+        server_name.to_owned(),
+        PublicKeySet::from([(key_id.clone(), public)]),
+    )]);
+    let object: CanonicalJsonObject = serde_json::from_value(document.clone()).unwrap();
+    verify_json(&map, &object).expect("the key document verifies with its own key");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let valid_until = document["valid_until_ts"].as_u64().unwrap();
+    assert!(
+        valid_until > now + 6 * 86_400_000 && valid_until < now + 8 * 86_400_000,
+        "valid for about a week: {document}"
+    );
+    assert!(document["old_verify_keys"].is_object(), "{document}");
+    key_id.clone()
+}
+
+fn peer_certificate(response: &reqwest::Response) -> Vec<u8> {
+    response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|info| info.peer_certificate())
+        .expect("a TLS peer certificate")
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_published_over_tls_and_the_certificate_follows_sighup() {
+    let pki = tempfile::tempdir().unwrap();
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let (cert, key, first_der) = certificate(pki.path(), ip, "first");
+    let ts = TestServer::start_with(move |config: &mut Config| {
+        config.allow_federation = true;
+        config.federation.address = Some(ip);
+        config.federation.port = 0;
+        config.federation.tls_certificate = Some(cert.clone());
+        config.federation.tls_private_key = Some(key.clone());
+    })
+    .await;
+    let addr = ts.server().federation_addr().expect("federation listener");
+    let base = format!("https://{addr}");
+    let client = federation_client();
+
+    let response = client
+        .get(format!("{base}/_matrix/key/v2/server"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(peer_certificate(&response), first_der);
+    let document: Value = response.json().await.unwrap();
+    verify_key_document(&document, "localhost");
+
+    let version: Value = client
+        .get(format!("{base}/_matrix/federation/v1/version"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(version["server"]["name"], "Conclave", "{version}");
+
+    // The client API is not on the federation listener, nor federation on the client's.
+    let resp = client
+        .get(format!("{base}/_matrix/client/versions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = ts.get("/_matrix/key/v2/server", None).await;
+    assert_errcode(&resp, reqwest::StatusCode::NOT_FOUND, "M_UNRECOGNIZED");
+
+    // A renewed certificate is served after SIGHUP, without a restart.
+    let (_, _, second_der) = certificate(pki.path(), ip, "second");
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut served = Vec::new();
+    for _ in 0..100 {
+        // A new connection each time: the certificate is chosen at the handshake.
+        let response = federation_client()
+            .get(format!("{base}/_matrix/federation/v1/version"))
+            .send()
+            .await
+            .unwrap();
+        served = peer_certificate(&response);
+        if served == second_der {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(served, second_der, "the renewed certificate is served");
+    ts.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_proxy_the_listener_speaks_plain_http_and_half_tls_is_refused() {
+    let ts = TestServer::start_with(|config: &mut Config| {
+        config.allow_federation = true;
+        config.federation.address = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        config.federation.port = 0;
+    })
+    .await;
+    let addr = ts.server().federation_addr().expect("federation listener");
+    let document: Value = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("http://{addr}/_matrix/key/v2/server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    verify_key_document(&document, "localhost");
+
+    // A certificate without its key is a configuration error at start, not a silent
+    // plain-HTTP listener.
+    let mut config = ts.config();
+    config.database_path = ts.dir().join("second");
+    config.port = 0;
+    config.federation.tls_certificate = Some(ts.dir().join("fed.crt"));
+    let error = Server::start(config).await.err().expect("refused");
+    assert!(error.to_string().contains("tls_private_key"), "{error}");
+    ts.shutdown().await;
+}
+
+/// Synapse, asked as a notary (`POST /_matrix/key/v2/query`), fetches Conclave's keys over
+/// TLS, checks them and vouches for them with its own signature: what every Synapse partner
+/// does before it accepts an event from us.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synapse_fetches_and_vouches_for_our_keys() {
+    let conclave_ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 41));
+    let synapse_ip = "127.0.0.42";
+    let pki = tempfile::tempdir().unwrap();
+    let (cert, key, _) = certificate(pki.path(), conclave_ip, "conclave");
+    let ts = TestServer::start_with(move |config: &mut Config| {
+        config.server_name = "127.0.0.41:8448".try_into().unwrap();
+        config.allow_federation = true;
+        config.federation.address = Some(conclave_ip);
+        config.federation.port = 8448;
+        config.federation.tls_certificate = Some(cert.clone());
+        config.federation.tls_private_key = Some(key.clone());
+    })
+    .await;
+
+    // Asked for a key by ID, a notary fetches what it does not hold (asked for "all keys",
+    // Synapse answers only from its cache).
+    let own: Value = federation_client()
+        .get("https://127.0.0.41:8448/_matrix/key/v2/server")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key_id = verify_key_document(&own, "127.0.0.41:8448");
+
+    let synapse = SynapsePeer::start(synapse_ip).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let criteria = json!({ "minimum_valid_until_ts": now });
+    let answer: Value = federation_client()
+        .post(format!("https://{synapse_ip}:8448/_matrix/key/v2/query"))
+        .json(&json!({ "server_keys": { "127.0.0.41:8448": { &key_id: criteria } } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let documents = answer["server_keys"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}\n{}", synapse.log_tail()));
+    let ours = documents
+        .iter()
+        .find(|d| d["server_name"] == "127.0.0.41:8448")
+        .unwrap_or_else(|| {
+            panic!(
+                "Synapse returned no keys for us: {answer}\n{}",
+                synapse.log_tail()
+            )
+        });
+    assert_eq!(verify_key_document_signed_by_us(ours), key_id);
+    let signers = ours["signatures"].as_object().unwrap();
+    assert!(
+        signers.contains_key(&format!("{synapse_ip}:8448")),
+        "Synapse vouches for the keys: {ours}"
+    );
+    synapse.stop().await;
+    ts.shutdown().await;
+}
+
+/// [`verify_key_document`] on a notary's copy, which carries the notary's signature too.
+fn verify_key_document_signed_by_us(document: &Value) -> String {
+    let mut ours = document.clone();
+    let name = ours["server_name"].as_str().unwrap().to_owned();
+    let signatures = ours["signatures"].as_object_mut().unwrap();
+    signatures.retain(|server, _| *server == name);
+    verify_key_document(&ours, &name)
+}
+
+/// A Synapse started by `tests/federation/synapse-peer.sh` on its own loopback address, in a
+/// directory named after that address: a peer left running by a failed run is stopped by the
+/// next one before it starts.
+struct SynapsePeer {
+    work: std::path::PathBuf,
+}
+
+impl SynapsePeer {
+    const SCRIPT: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/federation/synapse-peer.sh"
+    );
+
+    async fn start(ip: &str) -> SynapsePeer {
+        let peer = SynapsePeer {
+            work: std::env::temp_dir().join(format!("conclave-synapse-peer-{ip}")),
+        };
+        peer.stop_now();
+        let output = tokio::process::Command::new("bash")
+            .arg(Self::SCRIPT)
+            .args(["start", ip])
+            .arg(&peer.work)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run synapse-peer.sh");
+        assert!(
+            output.status.success(),
+            "Synapse did not start:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        peer
+    }
+
+    /// The end of Synapse's log, for failure messages.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.work.join("homeserver.log")).unwrap_or_default();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|line| !line.contains("call_when_running"))
+            .collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    fn stop_now(&self) {
+        let _ = std::process::Command::new("bash")
+            .arg(Self::SCRIPT)
+            .arg("stop")
+            .arg(&self.work)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    async fn stop(self) {
+        self.stop_now();
+    }
+}
