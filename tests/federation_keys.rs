@@ -328,3 +328,106 @@ impl SynapsePeer {
         self.stop_now();
     }
 }
+
+/// Conclave asks a real Synapse for its keys, checks its signature and keeps them: the keys
+/// every request and event from that server will be verified with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synapse_keys_are_fetched_checked_and_cached() {
+    let synapse_ip = "127.0.0.44";
+    let ts = TestServer::start_with(|config: &mut Config| {
+        config.allow_federation = true;
+        config.federation.address = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        config.federation.port = 0;
+        // The test's partner is on loopback, with a self-signed certificate.
+        config.federation.ip_range_allowlist = vec!["127.0.0.0/8".to_owned()];
+        config.federation.verify_certificates = false;
+    })
+    .await;
+    let synapse = SynapsePeer::start(synapse_ip).await;
+    let services = ts.server().services();
+    let server: &ruma::ServerName = "127.0.0.44:8448".try_into().unwrap();
+    let keys = services
+        .server_keys
+        .fetch_remote_keys(&services.federation, server)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", synapse.log_tail()));
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let (key_id, key) = &keys[0];
+    assert!(key_id.starts_with("ed25519:"), "{key_id}");
+    synapse.stop().await;
+
+    // Kept: found again with Synapse gone.
+    let cached = services
+        .server_keys
+        .remote_key(&services.federation, server, key_id, 0)
+        .await
+        .unwrap();
+    assert_eq!(cached.as_ref(), Some(key));
+    ts.shutdown().await;
+}
+
+/// With the default policy, federation never connects to loopback or private addresses,
+/// whether the server name is an IP literal or a name that resolves to one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_destinations_are_refused_by_default() {
+    let ts = TestServer::start_with(|config: &mut Config| {
+        config.allow_federation = true;
+        config.federation.address = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        config.federation.port = 0;
+    })
+    .await;
+    let services = ts.server().services();
+    for name in ["127.0.0.1:8448", "10.0.0.1", "localhost:8448", "[::1]:8448"] {
+        let server: &ruma::ServerName = name.try_into().unwrap();
+        let error = services
+            .server_keys
+            .fetch_remote_keys(&services.federation, server)
+            .await
+            .expect_err("refused");
+        let text = error.to_string();
+        assert!(
+            text.contains("ip_range_denylist") || text.contains("may not connect to"),
+            "{name}: {text}"
+        );
+    }
+    ts.shutdown().await;
+}
+
+/// A key answer that is not the server's own is refused: signed for another name, altered
+/// after signing, or naming another server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_key_answers_are_refused() {
+    let ts = TestServer::start_with(|config: &mut Config| {
+        config.allow_federation = true;
+        config.federation.address = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        config.federation.port = 0;
+    })
+    .await;
+    let addr = ts.server().federation_addr().unwrap();
+    let genuine: Value = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("http://{addr}/_matrix/key/v2/server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ours: &ruma::ServerName = "localhost".try_into().unwrap();
+    let check = |doc: &Value, server: &ruma::ServerName| {
+        conclave::service::server_keys::verified_key_document(doc, server)
+    };
+    assert!(check(&genuine, ours).is_ok());
+
+    let mut altered = genuine.clone();
+    altered["valid_until_ts"] = json!(u64::MAX >> 12);
+    assert!(check(&altered, ours).is_err(), "altered after signing");
+    let other: &ruma::ServerName = "elsewhere.example".try_into().unwrap();
+    assert!(check(&genuine, other).is_err(), "names another server");
+    let mut renamed = genuine.clone();
+    renamed["server_name"] = json!("elsewhere.example");
+    assert!(check(&renamed, other).is_err(), "signed under another name");
+    ts.shutdown().await;
+}

@@ -2,10 +2,12 @@
 //! and handed to every request handler as axum state; there are no global singletons.
 
 pub mod account_data;
+pub mod federation;
 pub mod key_backup;
 pub mod keys;
 pub mod media;
 pub mod moderation;
+pub mod net;
 pub mod presence;
 pub mod push;
 pub mod rate_limit;
@@ -36,6 +38,8 @@ pub struct Services {
     pub account_data: account_data::Service,
     pub rate_limit: rate_limit::Service,
     pub server_keys: Arc<server_keys::Service>,
+    /// Calls to other servers (discovery, certificates, the address policy).
+    pub federation: federation::FederationClient,
     pub rooms: rooms::Service,
     pub typing: typing::Service,
     pub receipts: receipts::Service,
@@ -84,6 +88,7 @@ impl Services {
         let users = users::Service::new(&engine, &config, bot.clone())?;
         let admin = crate::admin::Service::new(&engine, bot)?;
         let reports = reports::Service::new(&engine)?;
+        let federation = federation::FederationClient::new(&config)?;
         let services = Arc::new_cyclic(|services| Self {
             rooms: rooms::Service::new(
                 &engine,
@@ -92,6 +97,7 @@ impl Services {
                 services.clone(),
             ),
             server_keys,
+            federation,
             typing: typing::Service::new(&engine),
             receipts: receipts::Service::new(&engine),
             push: push::Service::new(&engine),

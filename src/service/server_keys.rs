@@ -7,11 +7,12 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 use ruma::serde::Base64;
 use ruma::serde::base64::Standard;
-use ruma::signatures::{Ed25519KeyPair, PublicKeyMap, PublicKeySet, sign_json};
+use ruma::signatures::{Ed25519KeyPair, PublicKeyMap, PublicKeySet, sign_json, verify_json};
 use ruma::{CanonicalJsonObject, ServerName};
 
 use crate::error::{Error, Result};
-use crate::storage::{Engine, Tree};
+use crate::service::federation::FederationClient;
+use crate::storage::{Batch, Engine, Key, Tree};
 
 const KEY_DER: &[u8] = b"signing_key_der";
 /// How far ahead published keys are valid (Synapse publishes a week too).
@@ -20,6 +21,8 @@ const KEY_VERSION: &[u8] = b"signing_key_version";
 
 pub struct Service {
     key_pair: Ed25519KeyPair,
+    /// Other servers' verify keys (`serverkeyid_verifykey`).
+    remote: Tree,
 }
 
 impl Service {
@@ -46,7 +49,10 @@ impl Service {
         };
         let key_pair = Ed25519KeyPair::from_der(&der, version)
             .map_err(|e| Error::Database(format!("stored signing key is unreadable: {e}")))?;
-        Ok(Self { key_pair })
+        Ok(Self {
+            key_pair,
+            remote: engine.tree("serverkeyid_verifykey"),
+        })
     }
 
     pub fn key_pair(&self) -> &Ed25519KeyPair {
@@ -84,4 +90,110 @@ impl Service {
         )]);
         PublicKeyMap::from([(server.to_string(), keys)])
     }
+}
+
+/// A verify key of another server, and until when it may be used.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RemoteKey {
+    pub key: String,
+    pub valid_until_ts: u64,
+}
+
+impl Service {
+    /// `server`'s key `key_id`, valid at least until `valid_at` (ms): from the cache, else
+    /// fetched from the server itself and checked (see [`Self::fetch_remote_keys`]).
+    pub async fn remote_key(
+        &self,
+        client: &FederationClient,
+        server: &ServerName,
+        key_id: &str,
+        valid_at: u64,
+    ) -> Result<Option<RemoteKey>> {
+        let cached = self.cached_remote_key(server, key_id)?;
+        if let Some(key) = cached.filter(|key| key.valid_until_ts >= valid_at) {
+            return Ok(Some(key));
+        }
+        let keys = self.fetch_remote_keys(client, server).await?;
+        Ok(keys
+            .into_iter()
+            .find(|(id, key)| id == key_id && key.valid_until_ts >= valid_at)
+            .map(|(_, key)| key))
+    }
+
+    fn cached_remote_key(&self, server: &ServerName, key_id: &str) -> Result<Option<RemoteKey>> {
+        self.remote
+            .get(&(server.as_str(), key_id).encode())?
+            .map(|bytes| {
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::Database(format!("cached server key unreadable: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Asks `server` for its keys (`GET /_matrix/key/v2/server`) and keeps those that the
+    /// answer proves: it names `server`, and it is signed by every key it lists.
+    pub async fn fetch_remote_keys(
+        &self,
+        client: &FederationClient,
+        server: &ServerName,
+    ) -> Result<Vec<(String, RemoteKey)>> {
+        let answer = client.get_public(server, "/_matrix/key/v2/server").await?;
+        let keys = verified_key_document(&answer, server)?;
+        let mut batch = Batch::default();
+        for (key_id, key) in &keys {
+            let value = serde_json::to_vec(key).map_err(Error::internal)?;
+            batch.put(
+                &self.remote,
+                &(server.as_str(), key_id.as_str()).encode(),
+                &value,
+            )?;
+        }
+        self.remote.engine().write(batch)?;
+        Ok(keys)
+    }
+}
+
+/// The keys of a `/_matrix/key/v2/server` answer, once it is shown to be `server`'s own: its
+/// `server_name`, and a valid signature by `server` with each key it lists.
+pub fn verified_key_document(
+    answer: &serde_json::Value,
+    server: &ServerName,
+) -> Result<Vec<(String, RemoteKey)>> {
+    let invalid = |why: &str| Error::Internal(format!("{server}'s key answer {why}"));
+    if answer["server_name"].as_str() != Some(server.as_str()) {
+        return Err(invalid("names another server"));
+    }
+    let valid_until_ts = answer["valid_until_ts"]
+        .as_u64()
+        .ok_or_else(|| invalid("has no valid_until_ts"))?;
+    let listed = answer["verify_keys"]
+        .as_object()
+        .filter(|keys| !keys.is_empty())
+        .ok_or_else(|| invalid("lists no verify_keys"))?;
+    let mut keys = Vec::new();
+    let mut set = PublicKeySet::new();
+    for (key_id, entry) in listed {
+        let text = entry["key"]
+            .as_str()
+            .ok_or_else(|| invalid("has a key without its value"))?;
+        let key = Base64::parse(text).map_err(|_| invalid("has a key that is not base64"))?;
+        set.insert(key_id.clone(), key);
+        keys.push((
+            key_id.clone(),
+            RemoteKey {
+                key: text.to_owned(),
+                valid_until_ts,
+            },
+        ));
+    }
+    let object: CanonicalJsonObject =
+        serde_json::from_value(answer.clone()).map_err(|_| invalid("is not canonical JSON"))?;
+    // Signed by each key it lists: a key the server cannot sign with is not its key.
+    for key_id in set.keys() {
+        let one = PublicKeySet::from([(key_id.clone(), set[key_id].clone())]);
+        let map = PublicKeyMap::from([(server.to_string(), one)]);
+        verify_json(&map, &object)
+            .map_err(|e| invalid(&format!("is not signed by {key_id}: {e}")))?;
+    }
+    Ok(keys)
 }

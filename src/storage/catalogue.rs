@@ -34,6 +34,9 @@ pub const TREES: &[TreeSpec] = &[
     // Named singletons: `schema_version` (u64), `counter` (u64, the global stream ordering),
     // `admin_bot` (UserId of the bot this server created), `admin_room` (RoomId).
     tree("global", true),
+    // Other servers' verify keys, as fetched and checked. Key: ServerName, key ID
+    // (`ed25519:…`). Value: JSON `{"key": unpadded base64, "valid_until_ts": ms}`.
+    tree("serverkeyid_verifykey", true),
     // Key: UserId. Value: argon2id PHC string, or empty once the account is deactivated (the
     // entry stays so the user ID is never handed out again).
     tree("userid_password", true),

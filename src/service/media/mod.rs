@@ -5,7 +5,6 @@
 //! points at it, so a crash mid-upload leaves at most an orphaned temporary file, never a
 //! half-written file that something references.
 
-mod ip;
 mod operator;
 pub mod preview;
 pub mod thumbnail;
@@ -22,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-pub use self::ip::{IpRange, may_fetch_from};
 pub use self::operator::{QuarantineCount, QuarantineOutcome, mxcs_in_room};
 use crate::error::{Error, ErrorCode, Result};
+pub use crate::service::net::{IpRange, may_fetch_from};
 use crate::service::now_millis;
 use crate::storage::{Batch, Engine, Key, Tree};
 

@@ -3,19 +3,18 @@
 //! after DNS resolution and on every redirect) unless the operator allow-listed a range, and
 //! reads at most `url_preview_max_size` bytes within `url_preview_timeout_secs`.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use ruma::{ServerName, UserId};
 use serde_json::{Map, Value, json};
 
-use super::{IpRange, Service, may_fetch_from};
+use super::{IpRange, Service};
 use crate::config::MediaConfig;
 use crate::error::{Error, ErrorCode, Result};
+use crate::service::net::{IpPolicy, PolicyResolver, Refused};
 use crate::service::now_millis;
 
 /// How long a fetched preview is reused.
@@ -23,85 +22,39 @@ const CACHE_MS: u64 = 60 * 60 * 1000;
 const MAX_REDIRECTS: usize = 5;
 
 /// Resolves names and drops every address previews may not connect to.
-struct FilteringResolver {
-    allowed: Arc<Vec<IpRange>>,
-}
-
-impl Resolve for FilteringResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let allowed = Arc::clone(&self.allowed);
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|addr| may_fetch_from(addr.ip(), &allowed))
-                .collect();
-            if addrs.is_empty() {
-                return Err(Box::new(Blocked(host)) as Box<dyn std::error::Error + Send + Sync>);
-            }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
-        })
-    }
-}
-
-#[derive(Debug)]
-struct Blocked(String);
-
-impl std::fmt::Display for Blocked {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} resolves only to addresses previews may not fetch from",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for Blocked {}
-
 fn blocked() -> Error {
     Error::forbidden("Previews of that address are not allowed (private, loopback or link-local)")
-}
-
-/// Whether a URL's host is an IP literal previews may not use (names are checked on
-/// resolution).
-fn literal_blocked(url: &reqwest::Url, allowed: &[IpRange]) -> bool {
-    let ip: Option<IpAddr> = url
-        .host_str()
-        .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
-        .and_then(|host| host.parse().ok());
-    ip.is_some_and(|ip| !may_fetch_from(ip, allowed))
 }
 
 /// The HTTP client previews use.
 pub struct Fetcher {
     client: reqwest::Client,
-    allowed: Arc<Vec<IpRange>>,
+    policy: Arc<IpPolicy>,
     max_size: u64,
 }
 
 impl Fetcher {
     pub fn new(config: &MediaConfig) -> Result<Self> {
-        let allowed: Arc<Vec<IpRange>> = Arc::new(
+        let policy = Arc::new(IpPolicy::public_only(
             config
                 .url_preview_ip_range_allowlist
                 .iter()
                 .filter_map(|range| IpRange::parse(range))
                 .collect(),
-        );
-        let redirect_allowed = Arc::clone(&allowed);
+        ));
+        let redirect_policy = Arc::clone(&policy);
         let client = reqwest::Client::builder()
             // A proxy would resolve names itself, out of reach of the address checks.
             .no_proxy()
-            .dns_resolver(Arc::new(FilteringResolver {
-                allowed: Arc::clone(&allowed),
+            .dns_resolver(Arc::new(PolicyResolver {
+                policy: Arc::clone(&policy),
             }))
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() >= MAX_REDIRECTS {
                     attempt.error("too many redirects")
-                } else if literal_blocked(attempt.url(), &redirect_allowed) {
+                } else if redirect_policy.refuses_literal(attempt.url()) {
                     let url = attempt.url().to_string();
-                    attempt.error(Blocked(url))
+                    attempt.error(Refused(url))
                 } else {
                     attempt.follow()
                 }
@@ -112,7 +65,7 @@ impl Fetcher {
             .map_err(|e| Error::Internal(format!("cannot build the preview HTTP client: {e}")))?;
         Ok(Self {
             client,
-            allowed,
+            policy,
             max_size: config.url_preview_max_size,
         })
     }
@@ -125,7 +78,7 @@ impl Fetcher {
                 "Only http and https URLs can be previewed",
             ));
         }
-        if literal_blocked(&url, &self.allowed) {
+        if self.policy.refuses_literal(&url) {
             return Err(blocked());
         }
         let response = self.client.get(url).send().await.map_err(|e| {
@@ -178,7 +131,7 @@ impl Fetcher {
 fn is_blocked(error: &reqwest::Error) -> bool {
     let mut source: Option<&dyn std::error::Error> = Some(error);
     while let Some(e) = source {
-        if e.is::<Blocked>() || e.to_string().contains("previews may not fetch") {
+        if e.is::<Refused>() || e.to_string().contains("may not connect to") {
             return true;
         }
         source = e.source();

@@ -1,6 +1,13 @@
-//! Which addresses URL previews may fetch from: public ones, and the operator's allow-list.
+//! Where outgoing requests may go. URL previews and federation both connect to addresses that
+//! other people choose (a link in a message, a server name in an event), so both pass a policy
+//! here: ranges denied (by default everything that is not the public internet) and the
+//! operator's exceptions. Names are checked after resolution, by [`PolicyResolver`], so that
+//! a public name pointing at a private address is refused too.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// An address range in CIDR notation (`10.0.0.0/8`, `fd00::/8`, or a single address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,15 +87,90 @@ const NON_PUBLIC: &[&str] = &[
 
 /// Whether a preview may connect to `ip`: public addresses, or ones the operator allowed.
 pub fn may_fetch_from(ip: IpAddr, allowed: &[IpRange]) -> bool {
-    let ip = canonical(ip);
-    if allowed.iter().any(|range| range.contains(ip)) {
-        return true;
-    }
-    !NON_PUBLIC
-        .iter()
-        .filter_map(|range| IpRange::parse(range))
-        .any(|range| range.contains(ip))
+    IpPolicy::public_only(allowed.to_vec()).permits(ip)
 }
+
+/// Ranges an outgoing request may not reach, and exceptions to them.
+#[derive(Debug, Clone)]
+pub struct IpPolicy {
+    deny: Vec<IpRange>,
+    allow: Vec<IpRange>,
+}
+
+impl IpPolicy {
+    /// Denies every range that is not the public internet, except `allow`.
+    pub fn public_only(allow: Vec<IpRange>) -> Self {
+        let deny = NON_PUBLIC
+            .iter()
+            .filter_map(|range| IpRange::parse(range))
+            .collect();
+        Self { deny, allow }
+    }
+
+    /// From the operator's CIDR lists (validated when the configuration is loaded).
+    pub fn from_lists(deny: &[String], allow: &[String]) -> Self {
+        let parse = |list: &[String]| list.iter().filter_map(|r| IpRange::parse(r)).collect();
+        Self {
+            deny: parse(deny),
+            allow: parse(allow),
+        }
+    }
+
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.allow.iter().any(|range| range.contains(ip))
+            || !self.deny.iter().any(|range| range.contains(ip))
+    }
+
+    /// Whether a URL's host is an IP literal the policy refuses (names are checked when they
+    /// are resolved).
+    pub fn refuses_literal(&self, url: &reqwest::Url) -> bool {
+        let ip: Option<IpAddr> = url
+            .host_str()
+            .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
+            .and_then(|host| host.parse().ok());
+        ip.is_some_and(|ip| !self.permits(ip))
+    }
+}
+
+/// A DNS resolver for reqwest that drops the addresses a policy refuses, and fails when none
+/// is left.
+pub struct PolicyResolver {
+    pub policy: Arc<IpPolicy>,
+}
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = Arc::clone(&self.policy);
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|addr| policy.permits(addr.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(Box::new(Refused(host)) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// A name that resolves only to refused addresses.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} resolves only to addresses this server may not connect to",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Refused {}
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,154 @@
+//! The HTTPS client for other servers: certificates checked unless the operator turned that
+//! off for a test PKI, extra trust roots for a private PKI, and no connection to an address
+//! the federation policy refuses (`ip_range_denylist`, `ip_range_allowlist`) whatever a server
+//! name resolves to.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ruma::ServerName;
+use serde_json::Value;
+
+use super::discovery::{self, Destination, Literal, WellKnownCache};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::service::net::{IpPolicy, PolicyResolver};
+
+/// Largest answer read from another server (keys, well-known).
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+pub struct FederationClient {
+    http: reqwest::Client,
+    /// Well-known lookups: short, and without following redirects to other hosts.
+    well_known_http: reqwest::Client,
+    policy: Arc<IpPolicy>,
+    well_known: WellKnownCache,
+}
+
+impl FederationClient {
+    pub fn new(config: &Config) -> Result<Self> {
+        let federation = &config.federation;
+        let policy = Arc::new(IpPolicy::from_lists(
+            &federation.ip_range_denylist,
+            &federation.ip_range_allowlist,
+        ));
+        let build = |timeout: Duration| -> Result<reqwest::Client> {
+            let mut builder = reqwest::Client::builder()
+                .no_proxy()
+                .dns_resolver(Arc::new(PolicyResolver {
+                    policy: Arc::clone(&policy),
+                }))
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(10))
+                .timeout(timeout)
+                .user_agent(concat!("Conclave/", env!("CARGO_PKG_VERSION")))
+                .danger_accept_invalid_certs(!federation.verify_certificates);
+            if let Some(path) = &federation.ca_file {
+                let pem = std::fs::read(path).map_err(|e| {
+                    Error::Internal(format!("federation ca_file {}: {e}", path.display()))
+                })?;
+                for certificate in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                    Error::Internal(format!("federation ca_file {}: {e}", path.display()))
+                })? {
+                    builder = builder.add_root_certificate(certificate);
+                }
+            }
+            builder
+                .build()
+                .map_err(|e| Error::Internal(format!("cannot build the federation client: {e}")))
+        };
+        Ok(Self {
+            http: build(Duration::from_secs(30))?,
+            well_known_http: build(Duration::from_secs(10))?,
+            policy,
+            well_known: WellKnownCache::default(),
+        })
+    }
+
+    /// Where requests for `server` go.
+    pub async fn destination(&self, server: &ServerName) -> Result<Destination> {
+        let host = match discovery::literal(server) {
+            Literal::Direct(destination) => return Ok(destination),
+            Literal::Name(host) => host,
+        };
+        if let Some(cached) = self.well_known.get(&host) {
+            return Ok(cached.unwrap_or_else(|| fallback(&host)));
+        }
+        let delegated = self.fetch_well_known(&host).await;
+        self.well_known.put(&host, delegated.clone());
+        Ok(delegated.unwrap_or_else(|| fallback(&host)))
+    }
+
+    async fn fetch_well_known(&self, host: &str) -> Option<Destination> {
+        let url = format!("https://{host}/.well-known/matrix/server");
+        let response = self.well_known_http.get(&url).send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let body = read_limited(response).await.ok()?;
+        let value: Value = serde_json::from_slice(&body).ok()?;
+        discovery::delegated(value.get("m.server")?.as_str()?)
+    }
+
+    /// `GET path` on `server` without authentication (keys, version); the answer as JSON.
+    pub async fn get_public(&self, server: &ServerName, path: &str) -> Result<Value> {
+        let destination = self.destination(server).await?;
+        let url = reqwest::Url::parse(&format!("{}{path}", destination.base))
+            .map_err(|e| remote(server, format!("bad URL: {e}")))?;
+        if self.policy.refuses_literal(&url) {
+            return Err(Error::forbidden(format!(
+                "{server} is at an address federation may not reach (ip_range_denylist)"
+            )));
+        }
+        let response = self
+            .http
+            .get(url)
+            .header(http::header::HOST, &destination.host)
+            .send()
+            .await
+            .map_err(|e| remote(server, error_chain(&e)))?;
+        let status = response.status();
+        let body = read_limited(response)
+            .await
+            .map_err(|e| remote(server, e))?;
+        if !status.is_success() {
+            return Err(remote(server, format!("answered {status}")));
+        }
+        serde_json::from_slice(&body).map_err(|e| remote(server, format!("answered bad JSON: {e}")))
+    }
+}
+
+fn fallback(host: &str) -> Destination {
+    discovery::delegated(host).unwrap_or(Destination {
+        base: format!("https://{host}:8448"),
+        host: host.to_owned(),
+    })
+}
+
+/// The body, refused past [`MAX_ANSWER_BYTES`].
+async fn read_limited(mut response: reqwest::Response) -> std::result::Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(format!("answer larger than {MAX_ANSWER_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A reqwest error with its causes (the refused address, the TLS failure).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn remote(server: &ServerName, message: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("request to {server} failed: {message}"))
+}
