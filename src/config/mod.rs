@@ -412,12 +412,28 @@ impl Config {
                 format!("must be a date as YYYY-MM-DD, got {date:?}"),
             );
         }
-        for range in &self.media.url_preview_ip_range_allowlist {
-            if crate::service::media::IpRange::parse(range).is_none() {
-                return fail(
-                    "media.url_preview_ip_range_allowlist",
-                    format!("{range:?} is not an address range like 10.0.0.0/8 or fd00::/8"),
-                );
+        let lists = [
+            (
+                "media.url_preview_ip_range_allowlist",
+                &self.media.url_preview_ip_range_allowlist,
+            ),
+            (
+                "federation.ip_range_denylist",
+                &self.federation.ip_range_denylist,
+            ),
+            (
+                "federation.ip_range_allowlist",
+                &self.federation.ip_range_allowlist,
+            ),
+        ];
+        for (key, list) in lists {
+            for range in list {
+                if crate::service::net::IpRange::parse(range).is_none() {
+                    return fail(
+                        key,
+                        format!("{range:?} is not an address range like 10.0.0.0/8 or fd00::/8"),
+                    );
+                }
             }
         }
         if self.media.url_preview_timeout_secs == 0 {
@@ -605,6 +621,16 @@ mod tests {
         assert!(!e.contains("has space"), "token echoed: {e}");
         let e = load_err("[global.well_known]\nclient = \"matrix.example.com\"", &[]);
         assert!(e.contains("global.well_known.client"), "{e}");
+        let e = load_err(
+            "[global.federation]\nip_range_allowlist = [\"10.0.0.0/99\"]",
+            &[],
+        );
+        assert!(e.contains("global.federation.ip_range_allowlist"), "{e}");
+        let e = load_err(
+            "[global.federation]\nip_range_denylist = [\"intranet\"]",
+            &[],
+        );
+        assert!(e.contains("global.federation.ip_range_denylist"), "{e}");
         let e = load_err("[global\nport = 1", &[]);
         assert!(e.contains("not valid TOML"), "{e}");
     }
