@@ -6,10 +6,9 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
+use common::federation::{SynapsePeer, certificate, federation_client};
 use common::*;
 use conclave::config::Config;
 use conclave::server::Server;
@@ -17,37 +16,6 @@ use ruma::CanonicalJsonObject;
 use ruma::serde::Base64;
 use ruma::signatures::{PublicKeyMap, PublicKeySet, verify_json};
 use serde_json::{Value, json};
-
-/// A self-signed certificate for `ip`, written as PEM into `dir`; answers the DER too.
-fn certificate(
-    dir: &Path,
-    ip: IpAddr,
-    name: &str,
-) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.subject_alt_names = vec![rcgen::SanType::IpAddress(ip)];
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    let cert = params.self_signed(&key).unwrap();
-    let cert_path = dir.join("fed.crt");
-    let key_path = dir.join("fed.key");
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    (cert_path, key_path, cert.der().to_vec())
-}
-
-/// A client for the test PKI: certificate checks off, as `verify_certificates = false`.
-fn federation_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .danger_accept_invalid_certs(true)
-        .tls_info(true)
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
 
 /// Checks the key document as a remote server does: its own signature by the key it
 /// lists, under the server's name; answers the key ID.
@@ -266,67 +234,6 @@ fn verify_key_document_signed_by_us(document: &Value) -> String {
     let signatures = ours["signatures"].as_object_mut().unwrap();
     signatures.retain(|server, _| *server == name);
     verify_key_document(&ours, &name)
-}
-
-/// A Synapse started by `tests/federation/synapse-peer.sh` on its own loopback address, in a
-/// directory named after that address: a peer left running by a failed run is stopped by the
-/// next one before it starts.
-struct SynapsePeer {
-    work: std::path::PathBuf,
-}
-
-impl SynapsePeer {
-    const SCRIPT: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/federation/synapse-peer.sh"
-    );
-
-    async fn start(ip: &str) -> SynapsePeer {
-        let peer = SynapsePeer {
-            work: std::env::temp_dir().join(format!("conclave-synapse-peer-{ip}")),
-        };
-        peer.stop_now();
-        let output = tokio::process::Command::new("bash")
-            .arg(Self::SCRIPT)
-            .args(["start", ip])
-            .arg(&peer.work)
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .expect("run synapse-peer.sh");
-        assert!(
-            output.status.success(),
-            "Synapse did not start:\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        peer
-    }
-
-    /// The end of Synapse's log, for failure messages.
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.work.join("homeserver.log")).unwrap_or_default();
-        let lines: Vec<&str> = log
-            .lines()
-            .filter(|line| !line.contains("call_when_running"))
-            .collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    fn stop_now(&self) {
-        let _ = std::process::Command::new("bash")
-            .arg(Self::SCRIPT)
-            .arg("stop")
-            .arg(&self.work)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-
-    async fn stop(self) {
-        self.stop_now();
-    }
 }
 
 /// Conclave asks a real Synapse for its keys, checks its signature and keeps them: the keys

@@ -5,6 +5,7 @@ pub mod client;
 pub mod federation;
 pub mod router;
 pub mod ruma_wrapper;
+pub mod server_auth;
 pub mod synapse_admin;
 
 pub use ruma_wrapper::Ruma;

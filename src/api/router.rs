@@ -213,6 +213,7 @@ where
         body,
         sender_user: prepared.sender_user,
         sender_device: prepared.sender_device,
+        origin: prepared.origin,
         client_ip: prepared.client_ip,
     };
     match handler(services, request).await {

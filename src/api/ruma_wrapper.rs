@@ -18,7 +18,7 @@ use ruma::api::auth_scheme::{
 };
 use ruma::api::error::{DeserializationError, FromHttpRequestError};
 use ruma::api::{IncomingRequest, IncomingRequestExt};
-use ruma::{DeviceId, OwnedDeviceId, OwnedUserId, UserId};
+use ruma::{DeviceId, OwnedDeviceId, OwnedServerName, OwnedUserId, ServerName, UserId};
 
 use super::body::{self, Shape};
 use crate::error::{Error, ErrorCode, Result};
@@ -32,6 +32,8 @@ pub enum AuthKind {
     AccessToken,
     AccessTokenOptional,
     AppserviceToken,
+    /// Another server's signed request (`X-Matrix`).
+    ServerSignatures,
 }
 
 /// Maps ruma's auth scheme types to [`AuthKind`].
@@ -60,11 +62,17 @@ impl AuthSchemeKind for AppserviceTokenOptional {
     const KIND: AuthKind = AuthKind::None;
 }
 
+impl AuthSchemeKind for ruma::api::federation::authentication::ServerSignatures {
+    const KIND: AuthKind = AuthKind::ServerSignatures;
+}
+
 /// A parsed, authenticated request.
 pub struct Ruma<T> {
     pub body: T,
     pub sender_user: Option<OwnedUserId>,
     pub sender_device: Option<OwnedDeviceId>,
+    /// The server that signed a federation request.
+    pub origin: Option<OwnedServerName>,
     pub client_ip: IpAddr,
 }
 
@@ -74,6 +82,13 @@ impl<T> Ruma<T> {
         self.sender_user
             .as_deref()
             .ok_or_else(|| Error::new(ErrorCode::MissingToken, "Missing access token"))
+    }
+
+    /// The server a federation request came from (its signature checked).
+    pub fn origin(&self) -> Result<&ServerName> {
+        self.origin
+            .as_deref()
+            .ok_or_else(|| Error::new(ErrorCode::Unauthorized, "Missing request signature"))
     }
 
     pub fn device(&self) -> Result<&DeviceId> {
@@ -89,6 +104,7 @@ pub struct Prepared {
     pub body: Bytes,
     pub sender_user: Option<OwnedUserId>,
     pub sender_device: Option<OwnedDeviceId>,
+    pub origin: Option<OwnedServerName>,
     pub client_ip: IpAddr,
 }
 
@@ -131,8 +147,14 @@ pub async fn prepare(
     };
 
     let client_ip = client_ip(services, &parts);
+    let origin = match auth {
+        AuthKind::ServerSignatures => {
+            Some(super::server_auth::verify(services, &parts, &body).await?)
+        }
+        _ => None,
+    };
     let (sender_user, sender_device) = match auth {
-        AuthKind::None => (None, None),
+        AuthKind::None | AuthKind::ServerSignatures => (None, None),
         AuthKind::AccessToken | AuthKind::AccessTokenOptional => match access_token(&parts)? {
             Some(token) => {
                 let (user, device) = resolve_token(services, &token, client_ip, allow_locked)?;
@@ -153,6 +175,7 @@ pub async fn prepare(
         body,
         sender_user,
         sender_device,
+        origin,
         client_ip,
     })
 }

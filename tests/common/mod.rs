@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod crypto;
+pub mod federation;
 pub mod media;
 
 use std::net::{IpAddr, Ipv4Addr};

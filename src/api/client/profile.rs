@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use ruma::UserId;
 use ruma::api::client::profile::{
     ProfileFieldName, ProfileFieldValue, UserProfile, delete_profile_field, get_profile,
@@ -21,7 +22,42 @@ use crate::service::Services;
 const MAX_PROFILE_BYTES: usize = 64 * 1024;
 const MAX_KEY_BYTES: usize = 255;
 
-/// Profiles of unknown (or deactivated) users are not found; remote profiles need federation.
+/// A remote user's profile, asked of their server (`query/profile`, signed), with federation
+/// on; `field` narrows it to one field.
+async fn remote_profile(
+    services: &Services,
+    user_id: &UserId,
+    field: Option<&str>,
+) -> Result<serde_json::Map<String, Value>> {
+    if !services.config.allow_federation {
+        return Err(Error::not_found("Profile not found"));
+    }
+    let mut path = format!(
+        "/_matrix/federation/v1/query/profile?user_id={}",
+        utf8_percent_encode(user_id.as_str(), NON_ALPHANUMERIC)
+    );
+    if let Some(field) = field {
+        path.push_str(&format!(
+            "&field={}",
+            utf8_percent_encode(field, NON_ALPHANUMERIC)
+        ));
+    }
+    let answer = services
+        .federation
+        .get_signed(
+            user_id.server_name(),
+            &path,
+            services.server_name(),
+            services.server_keys.key_pair(),
+        )
+        .await?;
+    match answer {
+        Value::Object(profile) => Ok(profile),
+        _ => Err(Error::not_found("Profile not found")),
+    }
+}
+
+/// Profiles of unknown (or deactivated) users are not found.
 fn ensure_profile_exists(services: &Services, user_id: &UserId) -> Result<()> {
     if user_id.server_name() != services.server_name()
         || !services.users.exists(user_id)?
@@ -70,9 +106,14 @@ pub async fn get_profile(
     request: Ruma<get_profile::v3::Request>,
 ) -> Result<get_profile::v3::Response> {
     let user_id = &request.body.user_id;
-    ensure_profile_exists(&services, user_id)?;
+    let fields = if user_id.server_name() == services.server_name() {
+        ensure_profile_exists(&services, user_id)?;
+        services.users.profile(user_id)?
+    } else {
+        remote_profile(&services, user_id, None).await?
+    };
     let mut profile = UserProfile::new();
-    for (field, value) in services.users.profile(user_id)? {
+    for (field, value) in fields {
         profile.set(field, value);
     }
     let mut response = get_profile::v3::Response::new();
@@ -85,12 +126,16 @@ pub async fn get_field(
     request: Ruma<get_profile_field::v3::Request>,
 ) -> Result<get_profile_field::v3::Response> {
     let body = &request.body;
-    ensure_profile_exists(&services, &body.user_id)?;
     let field = body.field.as_str();
-    let value = services
-        .users
-        .profile_field(&body.user_id, field)?
-        .ok_or_else(|| Error::not_found("Profile field not set"))?;
+    let value = if body.user_id.server_name() == services.server_name() {
+        ensure_profile_exists(&services, &body.user_id)?;
+        services.users.profile_field(&body.user_id, field)?
+    } else {
+        remote_profile(&services, &body.user_id, Some(field))
+            .await?
+            .remove(field)
+    };
+    let value = value.ok_or_else(|| Error::not_found("Profile field not set"))?;
     let value = ProfileFieldValue::new(field, value)
         .map_err(|e| Error::Database(format!("stored profile field {field} unreadable: {e}")))?;
     Ok(get_profile_field::v3::Response::new(value))

@@ -1,6 +1,7 @@
 //! The Server-Server API, served on the federation listener (see [`crate::server`]).
 
 mod discovery;
+mod query;
 
 use super::router::Routes;
 
@@ -9,4 +10,5 @@ pub fn routes(router: Routes) -> Routes {
     router
         .ruma(discovery::server_keys)
         .ruma(discovery::server_version)
+        .ruma(query::profile)
 }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ruma::ServerName;
+use ruma::api::federation::authentication::{XMatrix, XMatrixSigningInput};
+use ruma::signatures::Ed25519KeyPair;
 use serde_json::Value;
 
 use super::discovery::{self, Destination, Literal, WellKnownCache};
@@ -92,6 +94,35 @@ impl FederationClient {
 
     /// `GET path` on `server` without authentication (keys, version); the answer as JSON.
     pub async fn get_public(&self, server: &ServerName, path: &str) -> Result<Value> {
+        self.get(server, path, None).await
+    }
+
+    /// `GET path` (with its query) on `server`, signed as `origin` with `key_pair`
+    /// (`Authorization: X-Matrix`); the answer as JSON.
+    pub async fn get_signed(
+        &self,
+        server: &ServerName,
+        path: &str,
+        origin: &ServerName,
+        key_pair: &Ed25519KeyPair,
+    ) -> Result<Value> {
+        let unsigned = http::Request::builder()
+            .method(http::Method::GET)
+            .uri(path)
+            .body(Vec::<u8>::new())
+            .map_err(|e| remote(server, format!("bad request path: {e}")))?;
+        let input = XMatrixSigningInput::new(origin.to_owned(), server.to_owned(), key_pair);
+        let x_matrix = XMatrix::sign_http_request(&unsigned, input).map_err(Error::internal)?;
+        self.get(server, path, Some(http::HeaderValue::from(&x_matrix)))
+            .await
+    }
+
+    async fn get(
+        &self,
+        server: &ServerName,
+        path: &str,
+        authorization: Option<http::HeaderValue>,
+    ) -> Result<Value> {
         let destination = self.destination(server).await?;
         let url = reqwest::Url::parse(&format!("{}{path}", destination.base))
             .map_err(|e| remote(server, format!("bad URL: {e}")))?;
@@ -100,10 +131,14 @@ impl FederationClient {
                 "{server} is at an address federation may not reach (ip_range_denylist)"
             )));
         }
-        let response = self
+        let mut request = self
             .http
             .get(url)
-            .header(http::header::HOST, &destination.host)
+            .header(http::header::HOST, &destination.host);
+        if let Some(authorization) = authorization {
+            request = request.header(http::header::AUTHORIZATION, authorization);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| remote(server, error_chain(&e)))?;
@@ -112,7 +147,15 @@ impl FederationClient {
             .await
             .map_err(|e| remote(server, e))?;
         if !status.is_success() {
-            return Err(remote(server, format!("answered {status}")));
+            // A Matrix error from the other server keeps its code for our client.
+            let error: Value = serde_json::from_slice(&body).unwrap_or_default();
+            if status == http::StatusCode::NOT_FOUND && error["errcode"] == "M_NOT_FOUND" {
+                return Err(Error::not_found(format!(
+                    "{server}: {}",
+                    error["error"].as_str().unwrap_or("not found")
+                )));
+            }
+            return Err(remote(server, format!("answered {status}: {error}")));
         }
         serde_json::from_slice(&body).map_err(|e| remote(server, format!("answered bad JSON: {e}")))
     }

@@ -1,0 +1,39 @@
+//! Queries other servers make about this one's users and rooms.
+
+use std::sync::Arc;
+
+use ruma::api::federation::query::get_profile_information;
+use ruma::profile::UserProfile;
+
+use crate::api::Ruma;
+use crate::error::{Error, Result};
+use crate::service::Services;
+
+/// `GET /_matrix/federation/v1/query/profile`: a local user's profile, or one field of it.
+pub async fn profile(
+    services: Arc<Services>,
+    request: Ruma<get_profile_information::v1::Request>,
+) -> Result<get_profile_information::v1::Response> {
+    request.origin()?;
+    let body = &request.body;
+    let user_id = &body.user_id;
+    if user_id.server_name() != services.server_name()
+        || !services.users.exists(user_id)?
+        || services.users.is_deactivated(user_id)?
+    {
+        return Err(Error::not_found("Profile not found"));
+    }
+    let mut profile = UserProfile::new();
+    for (field, value) in services.users.profile(user_id)? {
+        if body
+            .field
+            .as_ref()
+            .is_none_or(|wanted| wanted.as_str() == field)
+        {
+            profile.set(field, value);
+        }
+    }
+    let mut response = get_profile_information::v1::Response::new();
+    response.data = profile;
+    Ok(response)
+}

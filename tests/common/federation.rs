@@ -1,0 +1,132 @@
+//! Helpers for federation tests: certificates for a test PKI, an HTTPS client that accepts
+//! them, and a real Synapse as the partner server (`tests/federation/synapse-peer.sh`).
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+/// A self-signed certificate for `ip`, written as PEM into `dir`; answers the DER too.
+pub fn certificate(
+    dir: &Path,
+    ip: IpAddr,
+    name: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![rcgen::SanType::IpAddress(ip)];
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let cert = params.self_signed(&key).unwrap();
+    let cert_path = dir.join("fed.crt");
+    let key_path = dir.join("fed.key");
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (cert_path, key_path, cert.der().to_vec())
+}
+
+/// A client for the test PKI: certificate checks off, as `verify_certificates = false`.
+pub fn federation_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .danger_accept_invalid_certs(true)
+        .tls_info(true)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// A Synapse started by `tests/federation/synapse-peer.sh` on its own loopback address, in a
+/// directory named after that address: a peer left running by a failed run is stopped by the
+/// next one before it starts.
+pub struct SynapsePeer {
+    pub work: std::path::PathBuf,
+}
+
+impl SynapsePeer {
+    const SCRIPT: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/federation/synapse-peer.sh"
+    );
+
+    pub async fn start(ip: &str) -> SynapsePeer {
+        let peer = SynapsePeer {
+            work: std::env::temp_dir().join(format!("conclave-synapse-peer-{ip}")),
+        };
+        peer.stop_now();
+        let output = tokio::process::Command::new("bash")
+            .arg(Self::SCRIPT)
+            .args(["start", ip])
+            .arg(&peer.work)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run synapse-peer.sh");
+        assert!(
+            output.status.success(),
+            "Synapse did not start:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        peer
+    }
+
+    /// The end of Synapse's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.work.join("homeserver.log")).unwrap_or_default();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|line| !line.contains("call_when_running"))
+            .collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    fn stop_now(&self) {
+        let _ = std::process::Command::new("bash")
+            .arg(Self::SCRIPT)
+            .arg("stop")
+            .arg(&self.work)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    pub async fn stop(self) {
+        self.stop_now();
+    }
+}
+
+impl SynapsePeer {
+    /// Registers `localpart` on the Synapse at `ip` (open registration); answers the access
+    /// token.
+    pub async fn register(&self, ip: &str, localpart: &str, password: &str) -> String {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let url = format!("http://{ip}:8008/_matrix/client/v3/register");
+        let mut body = serde_json::json!({ "username": localpart, "password": password });
+        let first: serde_json::Value = client
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["auth"] = serde_json::json!({ "type": "m.login.dummy", "session": first["session"] });
+        let done: serde_json::Value = client
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        done["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("Synapse registration failed: {done}"))
+            .to_owned()
+    }
+}

@@ -1,0 +1,178 @@
+//! Signed requests both ways with a real Synapse: a Conclave user reads a Synapse user's
+//! profile (Conclave signs, Synapse checks with the keys it fetches from us) and a Synapse
+//! user reads a Conclave user's (Synapse signs, Conclave checks with Synapse's keys). An
+//! unsigned or forged request is refused with `401 M_UNAUTHORIZED`.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use common::federation::{SynapsePeer, certificate, federation_client};
+use common::*;
+use conclave::config::Config;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const CONCLAVE: &str = "127.0.0.51:8448";
+const SYNAPSE_IP: &str = "127.0.0.52";
+const SYNAPSE: &str = "127.0.0.52:8448";
+
+/// A Conclave named `<ip>:8448`, its federation listener there with a test certificate.
+async fn conclave(last_octet: u8) -> (TestServer, tempfile::TempDir) {
+    let pki = tempfile::tempdir().unwrap();
+    let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, last_octet));
+    let (cert, key, _) = certificate(pki.path(), ip, "conclave");
+    let ts = TestServer::start_with(move |config: &mut Config| {
+        config.server_name = format!("{ip}:8448").try_into().unwrap();
+        config.allow_registration = true;
+        config.registration_token = None;
+        config.allow_federation = true;
+        config.federation.address = Some(ip);
+        config.federation.port = 8448;
+        config.federation.tls_certificate = Some(cert.clone());
+        config.federation.tls_private_key = Some(key.clone());
+        config.federation.ip_range_allowlist = vec!["127.0.0.0/8".to_owned()];
+        config.federation.verify_certificates = false;
+    })
+    .await;
+    (ts, pki)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_are_read_across_servers_both_ways() {
+    let (ts, _pki) = conclave(51).await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    expect_ok(
+        ts.put(
+            &format!(
+                "/_matrix/client/v3/profile/{}/displayname",
+                enc(&alice.user_id)
+            ),
+            alice.bearer(),
+            &json!({ "displayname": "Alice at Conclave" }),
+        )
+        .await,
+    );
+    let synapse = SynapsePeer::start(SYNAPSE_IP).await;
+    let bob_token = synapse.register(SYNAPSE_IP, "bob", "bob-password").await;
+    let synapse_client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let bob = format!("@bob:{SYNAPSE}");
+    let status = synapse_client
+        .put(format!(
+            "http://{SYNAPSE_IP}:8008/_matrix/client/v3/profile/{}/displayname",
+            enc(&bob)
+        ))
+        .bearer_auth(&bob_token)
+        .json(&json!({ "displayname": "Bob at Synapse" }))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::OK);
+
+    // Conclave → Synapse: our signed query/profile, checked by Synapse with our keys.
+    let resp = ts
+        .get(
+            &format!("/_matrix/client/v3/profile/{}", enc(&bob)),
+            alice.bearer(),
+        )
+        .await;
+    assert_eq!(resp.0, StatusCode::OK, "{}\n{}", resp.1, synapse.log_tail());
+    assert_eq!(resp.1["displayname"], "Bob at Synapse", "{}", resp.1);
+    let field = expect_ok(
+        ts.get(
+            &format!("/_matrix/client/v3/profile/{}/displayname", enc(&bob)),
+            alice.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(field["displayname"], "Bob at Synapse");
+    let nobody = format!("@nobody:{SYNAPSE}");
+    let resp = ts
+        .get(
+            &format!("/_matrix/client/v3/profile/{}", enc(&nobody)),
+            alice.bearer(),
+        )
+        .await;
+    assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+
+    // Synapse → Conclave: Synapse's signed query, checked here with Synapse's keys.
+    let answer: Value = synapse_client
+        .get(format!(
+            "http://{SYNAPSE_IP}:8008/_matrix/client/v3/profile/{}",
+            enc(&alice.user_id)
+        ))
+        .bearer_auth(&bob_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["displayname"],
+        "Alice at Conclave",
+        "{answer}\n{}",
+        synapse.log_tail()
+    );
+    let status = synapse_client
+        .get(format!(
+            "http://{SYNAPSE_IP}:8008/_matrix/client/v3/profile/{}",
+            enc(&format!("@nobody:{CONCLAVE}"))
+        ))
+        .bearer_auth(&bob_token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    synapse.stop().await;
+    ts.shutdown().await;
+}
+
+/// Without a signature, with a malformed header, signed for another destination or with a
+/// signature that does not match the request: `401 M_UNAUTHORIZED`, nothing answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_and_forged_requests_are_refused() {
+    const CONCLAVE: &str = "127.0.0.53:8448";
+    let (ts, _pki) = conclave(53).await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let url = format!(
+        "https://{CONCLAVE}/_matrix/federation/v1/query/profile?user_id={}",
+        enc(&alice.user_id)
+    );
+    let client = federation_client();
+    let send = |authorization: Option<String>| {
+        let mut request = client.get(&url);
+        if let Some(value) = authorization {
+            request = request.header("Authorization", value);
+        }
+        request.send()
+    };
+    let unauthorized = |resp: reqwest::Response| async move {
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(body["errcode"], "M_UNAUTHORIZED", "{body}");
+    };
+    unauthorized(send(None).await.unwrap()).await;
+    unauthorized(send(Some("X-Matrix nonsense".to_owned())).await.unwrap()).await;
+    unauthorized(
+        send(Some(format!(
+            "X-Matrix origin=\"{SYNAPSE}\",destination=\"elsewhere.example\",key=\"ed25519:a\",sig=\"AAAA\""
+        )))
+        .await
+        .unwrap(),
+    )
+    .await;
+    // Claims to come from this server itself.
+    unauthorized(
+        send(Some(format!(
+            "X-Matrix origin=\"{CONCLAVE}\",destination=\"{CONCLAVE}\",key=\"ed25519:a\",sig=\"AAAA\""
+        )))
+        .await
+        .unwrap(),
+    )
+    .await;
+    ts.shutdown().await;
+}
