@@ -39,7 +39,7 @@ async fn conclave(last_octet: u8) -> (TestServer, tempfile::TempDir) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn profiles_are_read_across_servers_both_ways() {
+async fn profiles_and_aliases_are_read_across_servers_both_ways() {
     let (ts, _pki) = conclave(51).await;
     let alice = ts.register_open("alice", "alice-password").await;
     expect_ok(
@@ -126,6 +126,60 @@ async fn profiles_are_read_across_servers_both_ways() {
         .unwrap()
         .status();
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Aliases, both ways: each server's alias resolved through the other's client API.
+    let ours = create_room(&ts, &alice, json!({ "room_alias_name": "lobby" })).await;
+    let theirs: Value = synapse_client
+        .post(format!(
+            "http://{SYNAPSE_IP}:8008/_matrix/client/v3/createRoom"
+        ))
+        .bearer_auth(&bob_token)
+        .json(&json!({ "room_alias_name": "partners" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let their_room = theirs["room_id"]
+        .as_str()
+        .expect("Synapse created the room");
+    let resolved = expect_ok(
+        ts.get(
+            &format!(
+                "/_matrix/client/v3/directory/room/{}",
+                enc(&format!("#partners:{SYNAPSE}"))
+            ),
+            alice.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(resolved["room_id"], their_room, "{resolved}");
+    assert_eq!(resolved["servers"], json!([SYNAPSE]), "{resolved}");
+    let resp = ts
+        .get(
+            &format!(
+                "/_matrix/client/v3/directory/room/{}",
+                enc(&format!("#nowhere:{SYNAPSE}"))
+            ),
+            alice.bearer(),
+        )
+        .await;
+    assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    let answer: Value = synapse_client
+        .get(format!(
+            "http://{SYNAPSE_IP}:8008/_matrix/client/v3/directory/room/{}",
+            enc(&format!("#lobby:{CONCLAVE}"))
+        ))
+        .bearer_auth(&bob_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["room_id"], ours, "{answer}");
+    assert_eq!(answer["servers"], json!([CONCLAVE]), "{answer}");
     synapse.stop().await;
     ts.shutdown().await;
 }

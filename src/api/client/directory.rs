@@ -92,14 +92,52 @@ pub async fn get(
     services: Arc<Services>,
     request: Ruma<get_alias::v3::Request>,
 ) -> Result<get_alias::v3::Response> {
+    let alias = &request.body.room_alias;
+    if alias.server_name() != services.server_name() {
+        return remote_alias(&services, alias).await;
+    }
     let room_id = services
         .rooms
-        .resolve_alias(&request.body.room_alias)?
+        .resolve_alias(alias)?
         .ok_or_else(|| Error::not_found("Unknown room alias"))?;
-    Ok(get_alias::v3::Response::new(
-        room_id,
-        vec![services.server_name().to_owned()],
-    ))
+    let mut servers = services.rooms.resident_servers(&room_id)?;
+    if servers.is_empty() {
+        servers.push(services.server_name().to_owned());
+    }
+    Ok(get_alias::v3::Response::new(room_id, servers))
+}
+
+/// Another server's alias, asked of that server (`query/directory`, signed).
+async fn remote_alias(services: &Services, alias: &RoomAliasId) -> Result<get_alias::v3::Response> {
+    if !services.config.allow_federation {
+        return Err(Error::not_found("Unknown room alias"));
+    }
+    let path = format!(
+        "/_matrix/federation/v1/query/directory?room_alias={}",
+        percent_encoding::utf8_percent_encode(alias.as_str(), percent_encoding::NON_ALPHANUMERIC)
+    );
+    let answer = services
+        .federation
+        .get_signed(
+            alias.server_name(),
+            &path,
+            services.server_name(),
+            services.server_keys.key_pair(),
+        )
+        .await?;
+    let room_id = answer["room_id"]
+        .as_str()
+        .and_then(|id| ruma::RoomId::parse(id).ok())
+        .ok_or_else(|| Error::not_found("Unknown room alias"))?;
+    let servers = answer["servers"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|s| ruma::ServerName::parse(s.as_str()?).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(get_alias::v3::Response::new(room_id, servers))
 }
 
 pub async fn room_aliases(

@@ -11,4 +11,5 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(discovery::server_keys)
         .ruma(discovery::server_version)
         .ruma(query::profile)
+        .ruma(query::directory)
 }

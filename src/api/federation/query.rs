@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ruma::api::federation::query::get_profile_information;
+use ruma::api::federation::query::{get_profile_information, get_room_information};
 use ruma::profile::UserProfile;
 
 use crate::api::Ruma;
@@ -36,4 +36,22 @@ pub async fn profile(
     let mut response = get_profile_information::v1::Response::new();
     response.data = profile;
     Ok(response)
+}
+
+/// `GET /_matrix/federation/v1/query/directory`: the room one of our aliases names, and the
+/// servers of its members (ours first), which may be asked to join it.
+pub async fn directory(
+    services: Arc<Services>,
+    request: Ruma<get_room_information::v1::Request>,
+) -> Result<get_room_information::v1::Response> {
+    request.origin()?;
+    let alias = &request.body.room_alias;
+    let room_id = if alias.server_name() == services.server_name() {
+        services.rooms.resolve_alias(alias)?
+    } else {
+        None
+    }
+    .ok_or_else(|| Error::not_found("Unknown room alias"))?;
+    let servers = services.rooms.resident_servers(&room_id)?;
+    Ok(get_room_information::v1::Response::new(room_id, servers))
 }

@@ -50,6 +50,21 @@ impl Service {
         Ok(change)
     }
 
+    /// The servers with members joined to `room_id`, this one first when it has any (reads
+    /// the member list: for directory answers, not hot paths).
+    pub fn resident_servers(&self, room_id: &RoomId) -> Result<Vec<ruma::OwnedServerName>> {
+        let mut servers: Vec<ruma::OwnedServerName> = Vec::new();
+        for (member, membership) in self.members(room_id)? {
+            if membership == "join" && !servers.iter().any(|s| s == member.server_name()) {
+                servers.push(member.server_name().to_owned());
+            }
+        }
+        if let Some(ours) = servers.iter().position(|s| *s == self.server_name) {
+            servers.swap(0, ours);
+        }
+        Ok(servers)
+    }
+
     /// The user's current membership in a room (`join`, `invite`, `leave`, `ban`, `knock`).
     pub fn membership(&self, user_id: &UserId, room_id: &RoomId) -> Result<Option<String>> {
         let value = self
