@@ -261,6 +261,18 @@ async fn synapse_keys_are_fetched_checked_and_cached() {
     assert_eq!(keys.len(), 1, "{keys:?}");
     let (key_id, key) = &keys[0];
     assert!(key_id.starts_with("ed25519:"), "{key_id}");
+
+    // What IT runs when a partner does not answer: where the name leads, the software and
+    // the checked keys; and a clear failure where nothing answers.
+    let socket = ts.config().admin_socket_path();
+    let (code, out, err) = console(&socket, &["federation", "resolve", "127.0.0.44:8448"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    for expected in ["https://127.0.0.44:8448", "Synapse", key_id.as_str()] {
+        assert!(out.contains(expected), "{expected} missing:\n{out}");
+    }
+    let (code, out, err) = console(&socket, &["federation", "resolve", "127.0.0.45:8448"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("does not answer"), "{out}{err}");
     synapse.stop().await;
 
     // Kept: found again with Synapse gone.

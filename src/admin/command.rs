@@ -37,6 +37,20 @@ pub enum Group {
     /// The record of every administrative action.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Federation with partner servers (needs `allow_federation`).
+    #[command(subcommand)]
+    Federation(FederationCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FederationCommand {
+    /// Where a server name leads (IP literal, explicit port, well-known delegation or port
+    /// 8448) and whether the server answers there: its software, and its signing keys,
+    /// checked against their signatures.
+    Resolve {
+        /// A server name, e.g. `partner.example.com` or `127.0.0.11:8448`.
+        server: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

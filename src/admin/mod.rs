@@ -10,6 +10,7 @@ pub mod answer;
 pub mod audit;
 pub mod command;
 pub mod console;
+mod federation;
 mod media;
 pub mod notices;
 mod room;
@@ -230,6 +231,7 @@ async fn execute(
         Group::Tokens(command) => tokens::run(services, command),
         Group::Server(command) => server::run(services, command, progress).await,
         Group::Audit(command) => server::audit(services, actor, command),
+        Group::Federation(command) => federation::run(services, command).await,
     }
 }
 
