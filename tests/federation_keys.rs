@@ -8,7 +8,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use common::federation::{SynapsePeer, certificate, federation_client};
+use common::federation::{SynapsePeer, certificate, federate_on, federation_client};
 use common::*;
 use conclave::config::Config;
 use conclave::server::Server;
@@ -60,9 +60,7 @@ async fn keys_are_published_over_tls_and_the_certificate_follows_sighup() {
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let (cert, key, first_der) = certificate(pki.path(), ip, "first");
     let ts = TestServer::start_with(move |config: &mut Config| {
-        config.allow_federation = true;
-        config.federation.address = Some(ip);
-        config.federation.port = 0;
+        federate_on(config, ip, 0);
         config.federation.tls_certificate = Some(cert.clone());
         config.federation.tls_private_key = Some(key.clone());
     })
@@ -129,9 +127,7 @@ async fn keys_are_published_over_tls_and_the_certificate_follows_sighup() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_proxy_the_listener_speaks_plain_http_and_half_tls_is_refused() {
     let ts = TestServer::start_with(|config: &mut Config| {
-        config.allow_federation = true;
-        config.federation.address = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        config.federation.port = 0;
+        federate_on(config, IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
     })
     .await;
     let addr = ts.server().federation_addr().expect("federation listener");
@@ -170,9 +166,7 @@ async fn synapse_fetches_and_vouches_for_our_keys() {
     let (cert, key, _) = certificate(pki.path(), conclave_ip, "conclave");
     let ts = TestServer::start_with(move |config: &mut Config| {
         config.server_name = "127.0.0.41:8448".try_into().unwrap();
-        config.allow_federation = true;
-        config.federation.address = Some(conclave_ip);
-        config.federation.port = 8448;
+        federate_on(config, conclave_ip, 8448);
         config.federation.tls_certificate = Some(cert.clone());
         config.federation.tls_private_key = Some(key.clone());
     })
@@ -242,9 +236,7 @@ fn verify_key_document_signed_by_us(document: &Value) -> String {
 async fn synapse_keys_are_fetched_checked_and_cached() {
     let synapse_ip = "127.0.0.44";
     let ts = TestServer::start_with(|config: &mut Config| {
-        config.allow_federation = true;
-        config.federation.address = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        config.federation.port = 0;
+        federate_on(config, IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
         // The test's partner is on loopback, with a self-signed certificate.
         config.federation.ip_range_allowlist = vec!["127.0.0.0/8".to_owned()];
         config.federation.verify_certificates = false;
@@ -290,9 +282,7 @@ async fn synapse_keys_are_fetched_checked_and_cached() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_destinations_are_refused_by_default() {
     let ts = TestServer::start_with(|config: &mut Config| {
-        config.allow_federation = true;
-        config.federation.address = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        config.federation.port = 0;
+        federate_on(config, IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
     })
     .await;
     let services = ts.server().services();
@@ -317,9 +307,7 @@ async fn private_destinations_are_refused_by_default() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_key_answers_are_refused() {
     let ts = TestServer::start_with(|config: &mut Config| {
-        config.allow_federation = true;
-        config.federation.address = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        config.federation.port = 0;
+        federate_on(config, IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
     })
     .await;
     let addr = ts.server().federation_addr().unwrap();

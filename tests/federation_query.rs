@@ -7,7 +7,7 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use common::federation::{SynapsePeer, certificate, federation_client};
+use common::federation::{SynapsePeer, certificate, federate_on, federation_client};
 use common::*;
 use conclave::config::Config;
 use reqwest::StatusCode;
@@ -26,9 +26,7 @@ async fn conclave(last_octet: u8) -> (TestServer, tempfile::TempDir) {
         config.server_name = format!("{ip}:8448").try_into().unwrap();
         config.allow_registration = true;
         config.registration_token = None;
-        config.allow_federation = true;
-        config.federation.address = Some(ip);
-        config.federation.port = 8448;
+        federate_on(config, ip, 8448);
         config.federation.tls_certificate = Some(cert.clone());
         config.federation.tls_private_key = Some(key.clone());
         config.federation.ip_range_allowlist = vec!["127.0.0.0/8".to_owned()];

@@ -26,6 +26,13 @@ pub fn certificate(
     (cert_path, key_path, cert.der().to_vec())
 }
 
+/// Turns federation on with its listener at `ip:port` (0: any free port).
+pub fn federate_on(config: &mut conclave::config::Config, ip: IpAddr, port: u16) {
+    config.allow_federation = true;
+    config.federation.address = Some(ip);
+    config.federation.port = port;
+}
+
 /// A client for the test PKI: certificate checks off, as `verify_certificates = false`.
 pub fn federation_client() -> reqwest::Client {
     reqwest::Client::builder()
