@@ -228,3 +228,49 @@ async fn unsigned_and_forged_requests_are_refused() {
     .await;
     ts.shutdown().await;
 }
+
+/// Conclave to Conclave: a second server's signed profile query is answered; the same
+/// request signed by a key that is not the second server's (though named with its key ID) is
+/// refused — the origin's real key is fetched and the signature does not match it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_by_another_key_is_refused() {
+    let (a, _pki_a) = conclave(55).await;
+    let (b, _pki_b) = conclave(56).await;
+    let alice = a.register_open("alice", "alice-password").await;
+    let path = format!(
+        "/_matrix/federation/v1/query/profile?user_id={}",
+        enc(&alice.user_id)
+    );
+    let a_name: &ruma::ServerName = "127.0.0.55:8448".try_into().unwrap();
+    let b_name: &ruma::ServerName = "127.0.0.56:8448".try_into().unwrap();
+    let b_services = b.server().services();
+
+    // Genuine: signed by B's own key.
+    let answer = b_services
+        .federation
+        .get_signed(a_name, &path, b_name, b_services.server_keys.key_pair())
+        .await
+        .expect("B's signed query is answered");
+    assert!(answer.is_object(), "{answer}");
+
+    // Forged: a fresh key pair under B's key ID.
+    let key_id = b_services.server_keys.key_id();
+    let version = key_id.trim_start_matches("ed25519:").to_owned();
+    let forged = ruma::signatures::Ed25519KeyPair::from_der(
+        &ruma::signatures::Ed25519KeyPair::generate(),
+        version,
+    )
+    .unwrap();
+    let error = b_services
+        .federation
+        .get_signed(a_name, &path, b_name, &forged)
+        .await
+        .expect_err("a signature by another key is refused");
+    let text = error.to_string();
+    assert!(
+        text.contains("401") && text.contains("M_UNAUTHORIZED"),
+        "{text}"
+    );
+    b.shutdown().await;
+    a.shutdown().await;
+}
