@@ -135,6 +135,7 @@ mod tests {
     use super::AuthOutcome;
     use crate::service::Services;
     use crate::service::rooms::PduBuilder;
+    use crate::service::rooms::test_room::{self, TestRoom};
 
     /// Bob writes a message while he is a member; before it arrives, alice bans him. Against
     /// the state before it the message is allowed, against the room's state now it is not:
@@ -152,44 +153,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let services = Services::for_tests(dir.path());
         let rooms = &services.rooms;
-        let alice = UserId::parse("@alice:localhost").unwrap();
-        let bob = UserId::parse("@bob:localhost").unwrap();
-        services.users.create_account(&alice, "x", None).unwrap();
-        services.users.create_account(&bob, "x", None).unwrap();
+        let alice = test_room::user(&services, "alice");
+        let bob = test_room::user(&services, "bob");
         let rules = version.rules().unwrap();
-        let (room_id, guard) = rooms
-            .create_room(&alice, &version, json!({ "room_version": version }))
-            .await
-            .unwrap();
+        let TestRoom { room_id, guard, .. } = test_room::alices_room(&services, &version).await;
         let send = |builder, sender: &UserId| {
             rooms
                 .build_and_append(builder, sender, &room_id, &guard)
                 .unwrap()
         };
         let member = |user: &UserId, membership: &str| {
-            PduBuilder::state(
-                TimelineEventType::RoomMember,
-                user.as_str(),
-                json!({ "membership": membership }),
-            )
+            test_room::member(user, json!({ "membership": membership }))
         };
-        send(member(&alice, "join"), &alice);
-        let mut power = json!({ "users": {} });
-        if !rules.authorization.explicitly_privilege_room_creators {
-            power["users"][alice.as_str()] = json!(100);
-        }
-        send(
-            PduBuilder::state(TimelineEventType::RoomPowerLevels, "", power),
-            &alice,
-        );
-        send(
-            PduBuilder::state(
-                TimelineEventType::RoomJoinRules,
-                "",
-                json!({ "join_rule": "public" }),
-            ),
-            &alice,
-        );
         send(member(&bob, "join"), &bob);
 
         let joined = rooms.current_state(&room_id).unwrap();

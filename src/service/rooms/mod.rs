@@ -24,6 +24,8 @@ pub mod search;
 mod short;
 pub mod state;
 pub mod summary;
+#[cfg(test)]
+mod test_room;
 mod timeline;
 pub mod upgrade;
 #[cfg(test)]

@@ -286,6 +286,7 @@ mod tests {
 
     use crate::service::Services;
     use crate::service::rooms::PduBuilder;
+    use crate::service::rooms::test_room::{self, TestRoom, member};
 
     /// Two concurrent branches (as federation produces them) are merged by the next event:
     /// state set only on one branch survives from each.
@@ -294,34 +295,18 @@ mod tests {
         for version in [RoomVersionId::V10, RoomVersionId::V12] {
             let dir = tempfile::tempdir().unwrap();
             let services = Services::for_tests(dir.path());
-            let alice = UserId::parse("@alice:localhost").unwrap();
-            services.users.create_account(&alice, "x", None).unwrap();
+            let alice = test_room::user(&services, "alice");
             let rooms = &services.rooms;
-
-            let mut create = json!({ "room_version": version });
-            if version == RoomVersionId::V10 {
-                create["creator"] = json!(alice);
-            }
-            let (room_id, guard) = rooms.create_room(&alice, &version, create).await.unwrap();
+            let TestRoom {
+                room_id,
+                guard,
+                head,
+            } = test_room::alices_room(&services, &version).await;
             let send = |builder| {
                 rooms
                     .build_and_append(builder, &alice, &room_id, &guard)
                     .unwrap()
             };
-            send(PduBuilder::state(
-                TimelineEventType::RoomMember,
-                alice.as_str(),
-                json!({ "membership": "join" }),
-            ));
-            let mut power = json!({ "users": {} });
-            if version == RoomVersionId::V10 {
-                power["users"][alice.as_str()] = json!(100);
-            }
-            let head = send(PduBuilder::state(
-                TimelineEventType::RoomPowerLevels,
-                "",
-                power,
-            ));
 
             // Branch A sets the topic; branch B, concurrently from the same parent, the name.
             send(PduBuilder::state(
@@ -413,14 +398,9 @@ mod tests {
     async fn unknown_parents_are_reported_missing() {
         let dir = tempfile::tempdir().unwrap();
         let services = Services::for_tests(dir.path());
-        let alice = UserId::parse("@alice:localhost").unwrap();
-        services.users.create_account(&alice, "x", None).unwrap();
         let rooms = &services.rooms;
         let version = RoomVersionId::V11;
-        let (room_id, guard) = rooms
-            .create_room(&alice, &version, json!({ "room_version": version }))
-            .await
-            .unwrap();
+        let TestRoom { room_id, guard, .. } = test_room::alices_room(&services, &version).await;
         let known = rooms.forward_extremities(&room_id).unwrap();
         let unknown = ruma::OwnedEventId::try_from("$notstoredhere").unwrap();
         let prevs = vec![known[0].clone(), unknown.clone()];
@@ -444,41 +424,16 @@ mod tests {
     async fn current_state_and_membership_follow_the_resolution() {
         let dir = tempfile::tempdir().unwrap();
         let services = Services::for_tests(dir.path());
-        let alice = UserId::parse("@alice:localhost").unwrap();
-        let bob = UserId::parse("@bob:localhost").unwrap();
-        services.users.create_account(&alice, "x", None).unwrap();
-        services.users.create_account(&bob, "x", None).unwrap();
+        let alice = test_room::user(&services, "alice");
+        let bob = test_room::user(&services, "bob");
         let rooms = &services.rooms;
-        let version = RoomVersionId::V11;
-        let (room_id, guard) = rooms
-            .create_room(&alice, &version, json!({ "room_version": version }))
-            .await
-            .unwrap();
+        let TestRoom { room_id, guard, .. } =
+            test_room::alices_room(&services, &RoomVersionId::V11).await;
         let send = |builder, sender: &UserId| {
             rooms
                 .build_and_append(builder, sender, &room_id, &guard)
                 .unwrap()
         };
-        let member = |user: &UserId, content| {
-            PduBuilder::state(TimelineEventType::RoomMember, user.as_str(), content)
-        };
-        send(member(&alice, json!({ "membership": "join" })), &alice);
-        send(
-            PduBuilder::state(
-                TimelineEventType::RoomPowerLevels,
-                "",
-                json!({ "users": { alice.as_str(): 100 } }),
-            ),
-            &alice,
-        );
-        send(
-            PduBuilder::state(
-                TimelineEventType::RoomJoinRules,
-                "",
-                json!({ "join_rule": "public" }),
-            ),
-            &alice,
-        );
         let joined = send(member(&bob, json!({ "membership": "join" })), &bob);
 
         let ban = send(member(&bob, json!({ "membership": "ban" })), &alice);

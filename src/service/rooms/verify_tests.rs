@@ -4,15 +4,16 @@
 //! These are ruma's own verification functions — the ones other Rust servers use, and the
 //! same algorithms Synapse runs.
 
+use ruma::RoomVersionId;
 use ruma::events::TimelineEventType;
 use ruma::room_version_rules::{EventIdFormatVersion, StateResolutionVersion};
 use ruma::signatures::{Verified, reference_hash, verify_event};
 use ruma::state_res::check_pdu_format;
-use ruma::{RoomVersionId, UserId};
 use serde_json::json;
 
 use super::pdu::PduEvent;
 use super::redaction::redaction_event;
+use super::test_room::{self, TestRoom};
 use super::wire::wire_object;
 use crate::service::Services;
 use crate::service::rooms::PduBuilder;
@@ -40,35 +41,20 @@ async fn every_stored_pdu_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let services = Services::for_tests(dir.path());
     let rooms = &services.rooms;
-    let alice = UserId::parse("@alice:localhost").unwrap();
-    services.users.create_account(&alice, "x", None).unwrap();
+    let alice = test_room::user(&services, "alice");
 
     for version in VERSIONS {
         let rules = version.rules().unwrap();
-        let mut create = json!({ "room_version": version });
-        if !rules.authorization.use_room_create_sender {
-            create["creator"] = json!(alice);
-        }
-        let (room_id, guard) = rooms.create_room(&alice, &version, create).await.unwrap();
+        let TestRoom {
+            room_id,
+            guard,
+            head,
+        } = test_room::alices_room(&services, &version).await;
         let send = |builder| {
             rooms
                 .build_and_append(builder, &alice, &room_id, &guard)
                 .unwrap()
         };
-        send(PduBuilder::state(
-            TimelineEventType::RoomMember,
-            alice.as_str(),
-            json!({ "membership": "join" }),
-        ));
-        let mut power = json!({ "users": {} });
-        if !rules.authorization.explicitly_privilege_room_creators {
-            power["users"][alice.as_str()] = json!(100);
-        }
-        let head = send(PduBuilder::state(
-            TimelineEventType::RoomPowerLevels,
-            "",
-            power,
-        ));
         send(PduBuilder::state(
             TimelineEventType::RoomTopic,
             "",
@@ -163,7 +149,8 @@ async fn every_stored_pdu_verifies() {
         }
         checked += 1;
     }
-    // Create, join, power levels, two branches' state, two messages and the redaction.
-    assert_eq!(checked, VERSIONS.len() * 8, "PDUs checked");
+    // Create, join, power levels, join rules, two branches' state, two messages and the
+    // redaction.
+    assert_eq!(checked, VERSIONS.len() * 9, "PDUs checked");
     assert_eq!(redacted, VERSIONS.len(), "one redacted event per room");
 }
