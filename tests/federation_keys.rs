@@ -8,7 +8,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use common::federation::{SynapsePeer, certificate, federate_on, federation_client};
+use common::federation::{SynapsePeer, certificate, federate_on, federation_client, json_of};
 use common::*;
 use conclave::config::Config;
 use conclave::server::Server;
@@ -79,14 +79,7 @@ async fn keys_are_published_over_tls_and_the_certificate_follows_sighup() {
     let document: Value = response.json().await.unwrap();
     verify_key_document(&document, "localhost");
 
-    let version: Value = client
-        .get(format!("{base}/_matrix/federation/v1/version"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let version: Value = json_of(client.get(format!("{base}/_matrix/federation/v1/version"))).await;
     assert_eq!(version["server"]["name"], "Conclave", "{version}");
 
     // The client API is not on the federation listener, nor federation on the client's.
@@ -131,17 +124,14 @@ async fn behind_a_proxy_the_listener_speaks_plain_http_and_half_tls_is_refused()
     })
     .await;
     let addr = ts.server().federation_addr().expect("federation listener");
-    let document: Value = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(format!("http://{addr}/_matrix/key/v2/server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document: Value = json_of(
+        reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(format!("http://{addr}/_matrix/key/v2/server")),
+    )
+    .await;
     verify_key_document(&document, "localhost");
 
     // A certificate without its key is a configuration error at start, not a silent
@@ -174,14 +164,8 @@ async fn synapse_fetches_and_vouches_for_our_keys() {
 
     // Asked for a key by ID, a notary fetches what it does not hold (asked for "all keys",
     // Synapse answers only from its cache).
-    let own: Value = federation_client()
-        .get("https://127.0.0.41:8448/_matrix/key/v2/server")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let own: Value =
+        json_of(federation_client().get("https://127.0.0.41:8448/_matrix/key/v2/server")).await;
     let key_id = verify_key_document(&own, "127.0.0.41:8448");
 
     let synapse = SynapsePeer::start(synapse_ip).await;
@@ -190,15 +174,12 @@ async fn synapse_fetches_and_vouches_for_our_keys() {
         .unwrap()
         .as_millis() as u64;
     let criteria = json!({ "minimum_valid_until_ts": now });
-    let answer: Value = federation_client()
-        .post(format!("https://{synapse_ip}:8448/_matrix/key/v2/query"))
-        .json(&json!({ "server_keys": { "127.0.0.41:8448": { &key_id: criteria } } }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: Value = json_of(
+        federation_client()
+            .post(format!("https://{synapse_ip}:8448/_matrix/key/v2/query"))
+            .json(&json!({ "server_keys": { "127.0.0.41:8448": { &key_id: criteria } } })),
+    )
+    .await;
     let documents = answer["server_keys"]
         .as_array()
         .unwrap_or_else(|| panic!("{answer}\n{}", synapse.log_tail()));
@@ -311,17 +292,14 @@ async fn forged_key_answers_are_refused() {
     })
     .await;
     let addr = ts.server().federation_addr().unwrap();
-    let genuine: Value = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(format!("http://{addr}/_matrix/key/v2/server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let genuine: Value = json_of(
+        reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(format!("http://{addr}/_matrix/key/v2/server")),
+    )
+    .await;
     let ours: &ruma::ServerName = "localhost".try_into().unwrap();
     let check = |doc: &Value, server: &ruma::ServerName| {
         conclave::service::server_keys::verified_key_document(doc, server)

@@ -7,7 +7,7 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use common::federation::{SynapsePeer, certificate, federate_on, federation_client};
+use common::federation::{SynapsePeer, certificate, federate_on, federation_client, json_of};
 use common::*;
 use conclave::config::Config;
 use reqwest::StatusCode;
@@ -95,18 +95,15 @@ async fn profiles_and_aliases_are_read_across_servers_both_ways() {
     assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
 
     // Synapse → Conclave: Synapse's signed query, checked here with Synapse's keys.
-    let answer: Value = synapse_client
-        .get(format!(
-            "http://{SYNAPSE_IP}:8008/_matrix/client/v3/profile/{}",
-            enc(&alice.user_id)
-        ))
-        .bearer_auth(&bob_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: Value = json_of(
+        synapse_client
+            .get(format!(
+                "http://{SYNAPSE_IP}:8008/_matrix/client/v3/profile/{}",
+                enc(&alice.user_id)
+            ))
+            .bearer_auth(&bob_token),
+    )
+    .await;
     assert_eq!(
         answer["displayname"],
         "Alice at Conclave",
@@ -127,18 +124,15 @@ async fn profiles_and_aliases_are_read_across_servers_both_ways() {
 
     // Aliases, both ways: each server's alias resolved through the other's client API.
     let ours = create_room(&ts, &alice, json!({ "room_alias_name": "lobby" })).await;
-    let theirs: Value = synapse_client
-        .post(format!(
-            "http://{SYNAPSE_IP}:8008/_matrix/client/v3/createRoom"
-        ))
-        .bearer_auth(&bob_token)
-        .json(&json!({ "room_alias_name": "partners" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let theirs: Value = json_of(
+        synapse_client
+            .post(format!(
+                "http://{SYNAPSE_IP}:8008/_matrix/client/v3/createRoom"
+            ))
+            .bearer_auth(&bob_token)
+            .json(&json!({ "room_alias_name": "partners" })),
+    )
+    .await;
     let their_room = theirs["room_id"]
         .as_str()
         .expect("Synapse created the room");
@@ -164,18 +158,15 @@ async fn profiles_and_aliases_are_read_across_servers_both_ways() {
         )
         .await;
     assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
-    let answer: Value = synapse_client
-        .get(format!(
-            "http://{SYNAPSE_IP}:8008/_matrix/client/v3/directory/room/{}",
-            enc(&format!("#lobby:{CONCLAVE}"))
-        ))
-        .bearer_auth(&bob_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: Value = json_of(
+        synapse_client
+            .get(format!(
+                "http://{SYNAPSE_IP}:8008/_matrix/client/v3/directory/room/{}",
+                enc(&format!("#lobby:{CONCLAVE}"))
+            ))
+            .bearer_auth(&bob_token),
+    )
+    .await;
     assert_eq!(answer["room_id"], ours, "{answer}");
     assert_eq!(answer["servers"], json!([CONCLAVE]), "{answer}");
     synapse.stop().await;

@@ -26,6 +26,11 @@ pub fn certificate(
     (cert_path, key_path, cert.der().to_vec())
 }
 
+/// Sends `request` and reads its JSON answer (whatever the status).
+pub async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// Turns federation on with its listener at `ip:port` (0: any free port).
 pub fn federate_on(config: &mut conclave::config::Config, ip: IpAddr, port: u16) {
     config.allow_federation = true;
@@ -112,25 +117,9 @@ impl SynapsePeer {
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let url = format!("http://{ip}:8008/_matrix/client/v3/register");
         let mut body = serde_json::json!({ "username": localpart, "password": password });
-        let first: serde_json::Value = client
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let first: serde_json::Value = json_of(client.post(&url).json(&body)).await;
         body["auth"] = serde_json::json!({ "type": "m.login.dummy", "session": first["session"] });
-        let done: serde_json::Value = client
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let done: serde_json::Value = json_of(client.post(&url).json(&body)).await;
         done["access_token"]
             .as_str()
             .unwrap_or_else(|| panic!("Synapse registration failed: {done}"))
