@@ -28,31 +28,23 @@ pub enum AuthOutcome {
 }
 
 impl Service {
-    /// Checks `pdu` against, in turn: the state-independent rules (its auth events are the
-    /// ones the rules select, none rejected); the state its auth events describe; the state
-    /// before it; and `current`, the room's current state when that differs from the state
-    /// before it (`None` when it does not, as for an event built on all the room's
-    /// extremities).
-    pub fn authorise(
+    /// An event received from another server, checked against, in turn: the
+    /// state-independent rules (its auth events are the ones the rules select, none rejected);
+    /// the state its auth events describe; the state before it; and `current`, the room's
+    /// current state when that differs from the state before it.
+    pub fn authorise_received(
         &self,
         rules: &RoomVersionRules,
         pdu: &PduEvent,
         state_before: &StateMap,
         current: Option<&StateMap>,
     ) -> Result<AuthOutcome, PduError> {
-        let fault = FirstError::default();
-        let independent =
-            check_state_independent_auth_rules(&rules.authorization, pdu, |id: &EventId| {
-                fault.keep(self.get_pdu_shared(id))
-            });
-        fault.check()?;
-        if let Err(reason) = independent {
-            return Ok(AuthOutcome::Reject(reason));
+        if let Some(rejected) = self.check_independent(rules, pdu)? {
+            return Ok(rejected);
         }
         if pdu.kind == TimelineEventType::RoomCreate {
             return Ok(AuthOutcome::Accept);
         }
-
         let by_auth_events = self.auth_events_state(rules, pdu)?;
         let against_auth_events = check_state_dependent_auth_rules(
             &rules.authorization,
@@ -66,7 +58,6 @@ impl Service {
         if let Err(reason) = against_auth_events {
             return Ok(AuthOutcome::Reject(format!("by its auth events: {reason}")));
         }
-
         if let Err(reason) = self.check_against(rules, pdu, state_before)? {
             return Ok(AuthOutcome::Reject(reason));
         }
@@ -76,6 +67,42 @@ impl Service {
             return Ok(AuthOutcome::SoftFail(reason));
         }
         Ok(AuthOutcome::Accept)
+    }
+
+    /// An event built here on every extremity of its room: its auth events were taken from
+    /// the state before it, which is the current state, so the checks against them and
+    /// against the current state would repeat the one against that state (on every send).
+    pub fn authorise_built(
+        &self,
+        rules: &RoomVersionRules,
+        pdu: &PduEvent,
+        state_before: &StateMap,
+    ) -> Result<AuthOutcome, PduError> {
+        if let Some(rejected) = self.check_independent(rules, pdu)? {
+            return Ok(rejected);
+        }
+        if pdu.kind == TimelineEventType::RoomCreate {
+            return Ok(AuthOutcome::Accept);
+        }
+        Ok(match self.check_against(rules, pdu, state_before)? {
+            Ok(()) => AuthOutcome::Accept,
+            Err(reason) => AuthOutcome::Reject(reason),
+        })
+    }
+
+    /// The state-independent rules: `Some(rejection)` when they fail.
+    fn check_independent(
+        &self,
+        rules: &RoomVersionRules,
+        pdu: &PduEvent,
+    ) -> Result<Option<AuthOutcome>, PduError> {
+        let fault = FirstError::default();
+        let independent =
+            check_state_independent_auth_rules(&rules.authorization, pdu, |id: &EventId| {
+                fault.keep(self.get_pdu_shared(id))
+            });
+        fault.check()?;
+        Ok(independent.err().map(AuthOutcome::Reject))
     }
 
     /// The state-dependent rules against `state`; the outer error is a storage fault.
@@ -185,7 +212,11 @@ mod tests {
         let ban = send(member(&bob, "ban"), &alice);
         let banned = rooms.current_state(&room_id).unwrap();
 
-        let outcome = |pdu, before, current| rooms.authorise(&rules, pdu, before, current).unwrap();
+        let outcome = |pdu, before, current| {
+            rooms
+                .authorise_received(&rules, pdu, before, current)
+                .unwrap()
+        };
         assert_eq!(outcome(&message, &joined, None), AuthOutcome::Accept);
         assert!(
             matches!(
@@ -196,6 +227,15 @@ mod tests {
         );
         assert!(matches!(
             outcome(&message, &banned, None),
+            AuthOutcome::Reject(_)
+        ));
+        // Built here, the one check against the state before it decides.
+        assert_eq!(
+            rooms.authorise_built(&rules, &message, &joined).unwrap(),
+            AuthOutcome::Accept
+        );
+        assert!(matches!(
+            rooms.authorise_built(&rules, &message, &banned).unwrap(),
             AuthOutcome::Reject(_)
         ));
 

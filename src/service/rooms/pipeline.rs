@@ -79,7 +79,7 @@ impl Service {
             drop(guard);
         };
         if let AuthOutcome::Reject(reason) | AuthOutcome::SoftFail(reason) =
-            self.authorise(&rules, &pdu, &empty, None)?
+            self.authorise_built(&rules, &pdu, &empty)?
         {
             return Err(Error::forbidden(format!(
                 "The create event is not allowed: {reason}"
@@ -201,7 +201,7 @@ impl Service {
         )?;
 
         // Built on every extremity, so the state before it is the current state.
-        match self.authorise(&rules, &pdu, state, None)? {
+        match self.authorise_built(&rules, &pdu, state)? {
             AuthOutcome::Accept => {}
             AuthOutcome::SoftFail(reason) | AuthOutcome::Reject(reason) => {
                 return Err(Error::forbidden(format!("Event not allowed: {reason}")));
