@@ -108,6 +108,19 @@ pub const TREES: &[TreeSpec] = &[
     // Key: sender UserId, ShortRoomId (u64), count (u64), i.e. the sender then the PduId.
     // Value: empty. Events by sender, room by room: what erasing an account redacts.
     tree("senderpduid_empty", false),
+    // Key: EventId. Value: the PDU as canonical JSON, with `event_id` added, of an event kept
+    // outside the timeline: an outlier (an auth or state event fetched from another server),
+    // a soft-failed or a rejected event. Clients never see these; the authorization rules
+    // and state resolution do.
+    tree("eventid_outlierpdu", true),
+    // Key: EventId. Value: why it was rejected (UTF-8). Presence means the event failed the
+    // authorization rules: events citing it are rejected too, and the state after it is the
+    // state before it.
+    tree("eventid_rejected", true),
+    // Key: EventId. Value: empty. Presence means the event passed the checks against its
+    // auth events and the state before it, but not against the room's current state when it
+    // arrived: kept, never sent to clients, never a forward extremity.
+    tree("eventid_softfailed", true),
     // Key: ShortEventId (u64). Value: ShortStateHash (u64) of the room state *after* the event.
     tree("shorteventid_shortstatehash", true),
     // Key: ShortStateHash (u64). Value: a state delta: parent ShortStateHash (u64, 0 = none),

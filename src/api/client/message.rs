@@ -80,7 +80,7 @@ pub async fn get_event(
     let not_found = || Error::not_found("Event not found");
     let json = services
         .rooms
-        .get_pdu_json(&body.event_id)?
+        .get_timeline_pdu_json(&body.event_id)?
         .ok_or_else(not_found)?;
     let pdu = PduEvent::from_json(&json)?;
     if pdu
@@ -288,7 +288,7 @@ pub async fn context(
     }
     let json = services
         .rooms
-        .get_pdu_json(&body.event_id)?
+        .get_timeline_pdu_json(&body.event_id)?
         .ok_or_else(not_found)?;
     let limit = usize::try_from(u64::from(body.limit))
         .unwrap_or(10)

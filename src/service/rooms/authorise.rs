@@ -91,7 +91,7 @@ impl Service {
     }
 
     /// The state-independent rules: `Some(rejection)` when they fail.
-    fn check_independent(
+    pub(super) fn check_independent(
         &self,
         rules: &RoomVersionRules,
         pdu: &PduEvent,
@@ -127,7 +127,7 @@ impl Service {
     /// The event's auth events by type and state key (the state-independent check has made
     /// sure they are stored, distinct and of the expected types). From room version 12 the
     /// create event is not among them but named by the room ID, and counts as one.
-    fn auth_events_state(
+    pub(super) fn auth_events_state(
         &self,
         rules: &RoomVersionRules,
         pdu: &PduEvent,

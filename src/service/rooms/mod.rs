@@ -16,6 +16,7 @@ mod persist;
 mod pipeline;
 pub mod power;
 pub mod purge;
+pub mod receive;
 pub mod redaction;
 pub mod relations;
 mod resolution;
@@ -60,6 +61,9 @@ pub struct Service {
     shortstatekey_statekey: Tree,
     pduid_pdu: Tree,
     eventid_pduid: Tree,
+    eventid_outlierpdu: Tree,
+    eventid_rejected: Tree,
+    eventid_softfailed: Tree,
     senderpduid_empty: Tree,
     shorteventid_shortstatehash: Tree,
     shortstatehash_statediff: Tree,
@@ -215,6 +219,9 @@ impl Service {
             shortstatekey_statekey: engine.tree("shortstatekey_statekey"),
             pduid_pdu: engine.tree("pduid_pdu"),
             eventid_pduid: engine.tree("eventid_pduid"),
+            eventid_outlierpdu: engine.tree("eventid_outlierpdu"),
+            eventid_rejected: engine.tree("eventid_rejected"),
+            eventid_softfailed: engine.tree("eventid_softfailed"),
             senderpduid_empty: engine.tree("senderpduid_empty"),
             shorteventid_shortstatehash: engine.tree("shorteventid_shortstatehash"),
             shortstatehash_statediff: engine.tree("shortstatehash_statediff"),

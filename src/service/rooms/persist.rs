@@ -34,7 +34,14 @@ impl Service {
         batch: &mut Batch,
     ) -> Result<(u64, Vec<u8>, Appended)> {
         let json = serde_json::to_vec(&object).map_err(Error::internal)?;
-        let shorteventid = self.create_shorteventid(&pdu.event_id, batch)?;
+        let shorteventid = match self.shorteventid(&pdu.event_id)? {
+            // Stored before as an outlier (an auth or state event): it moves into the timeline.
+            Some(short) => {
+                batch.delete(&self.eventid_outlierpdu, pdu.event_id.as_bytes())?;
+                short
+            }
+            None => self.get_or_create_shorteventid(&pdu.event_id, batch)?,
+        };
         let count = self.engine.next_count()?;
         let pduid = (shortroomid, count).encode();
         batch.put(&self.pduid_pdu, &pduid, &json)?;
@@ -45,32 +52,8 @@ impl Service {
             &[],
         )?;
 
-        let mut state_after = Arc::clone(&before.state);
-        let statehash_after = match &pdu.state_key {
-            Some(state_key) => {
-                let shortstatekey =
-                    self.get_or_create_shortstatekey(&pdu.kind.to_string(), state_key)?;
-                let mut state = StateMap::clone(&before.state);
-                state.insert(shortstatekey, shorteventid);
-                state_after = Arc::new(state.clone());
-                self.save_state(before.base, state, batch)?
-            }
-            None => match (before.hash, before.base) {
-                (Some(hash), _) => hash,
-                // Merging forks: the resolved state is the state after it too.
-                (None, Some(base)) => {
-                    self.save_state(Some(base), StateMap::clone(&before.state), batch)?
-                }
-                (None, None) => {
-                    return Err(Error::internal("timeline event in a room without state"));
-                }
-            },
-        };
-        batch.put(
-            &self.shorteventid_shortstatehash,
-            &shorteventid.to_be_bytes(),
-            &statehash_after.to_be_bytes(),
-        )?;
+        let (statehash_after, state_after) =
+            self.save_state_after(pdu, shorteventid, before, true, batch)?;
 
         // The room's forward extremities: this event replaces those it names. Appends to a
         // room are serialised by its lock, so reading them here is safe.
@@ -143,6 +126,45 @@ impl Service {
             floor: None,
         };
         Ok((count, json, appended))
+    }
+
+    /// Saves the state after an event (`counts`: its own entry applies; not for a rejected
+    /// event, after which the state is the state before it) and records it for the event.
+    pub(super) fn save_state_after(
+        &self,
+        pdu: &PduEvent,
+        shorteventid: u64,
+        before: &StateBefore,
+        counts: bool,
+        batch: &mut Batch,
+    ) -> Result<(u64, Arc<StateMap>)> {
+        let mut state_after = Arc::clone(&before.state);
+        let statehash_after = match &pdu.state_key {
+            Some(state_key) if counts => {
+                let shortstatekey =
+                    self.get_or_create_shortstatekey(&pdu.kind.to_string(), state_key)?;
+                let mut state = StateMap::clone(&before.state);
+                state.insert(shortstatekey, shorteventid);
+                state_after = Arc::new(state.clone());
+                self.save_state(before.base, state, batch)?
+            }
+            _ => match (before.hash, before.base) {
+                (Some(hash), _) => hash,
+                // Merging forks: the resolved state is the state after it too.
+                (None, Some(base)) => {
+                    self.save_state(Some(base), StateMap::clone(&before.state), batch)?
+                }
+                (None, None) => {
+                    return Err(Error::internal("event in a room without state"));
+                }
+            },
+        };
+        batch.put(
+            &self.shorteventid_shortstatehash,
+            &shorteventid.to_be_bytes(),
+            &statehash_after.to_be_bytes(),
+        )?;
+        Ok((statehash_after, state_after))
     }
 
     /// The current state when extremities other than the new event's own remain: the

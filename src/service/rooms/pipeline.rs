@@ -4,7 +4,7 @@
 
 use ruma::events::TimelineEventType;
 use ruma::room_version_rules::RoomIdFormatVersion;
-use ruma::{OwnedEventId, OwnedRoomId, RoomId, RoomVersionId, UserId};
+use ruma::{CanonicalJsonObject, OwnedEventId, OwnedRoomId, RoomId, RoomVersionId, UserId};
 use serde_json::{Value, json};
 
 use super::authorise::AuthOutcome;
@@ -208,29 +208,7 @@ impl Service {
             }
         }
 
-        // The state event this one replaces: clients show changes (a new display name rather
-        // than another join) from `unsigned.prev_content`. `unsigned` is outside the hashes and
-        // signatures, and is not sent over federation.
-        let previous = match &pdu.state_key {
-            Some(state_key) => self.state_event_in(state, &pdu.kind.to_string(), state_key)?,
-            None => None,
-        };
-        let was_joined = pdu.kind == TimelineEventType::RoomMember
-            && previous
-                .as_ref()
-                .is_some_and(|previous| previous.content_value()["membership"] == "join");
-        let mut object = object;
-        if let Some(previous) = &previous {
-            let unsigned = json!({
-                "replaces_state": previous.event_id,
-                "prev_content": previous.content_value(),
-                "prev_sender": previous.sender,
-            });
-            object.insert(
-                "unsigned".to_owned(),
-                serde_json::from_value(unsigned).map_err(Error::internal)?,
-            );
-        }
+        let (object, was_joined) = self.with_replaced_state(&pdu, state, object)?;
         let event_id = pdu.event_id.clone();
         let mut batch = Batch::default();
         let (count, json, appended) = self.append_pdu(
@@ -254,6 +232,56 @@ impl Service {
         }
         self.engine.write(batch)?;
         self.after_write(room_id, &pdu, appended, writing, guard);
+        self.defer_after_append(guard, room_id, &pdu, count, json, was_joined);
+        Ok(event_id)
+    }
+
+    /// The event with `unsigned` naming the state event it replaces, if any: clients show
+    /// changes (a new display name rather than another join) from `unsigned.prev_content`.
+    /// `unsigned` is outside the hashes and signatures, and is not sent over federation. Also
+    /// answers whether a member event's target was joined before it.
+    pub(super) fn with_replaced_state(
+        &self,
+        pdu: &PduEvent,
+        state_before: &StateMap,
+        mut object: CanonicalJsonObject,
+    ) -> Result<(CanonicalJsonObject, bool)> {
+        let previous = match &pdu.state_key {
+            Some(state_key) => {
+                self.state_event_in(state_before, &pdu.kind.to_string(), state_key)?
+            }
+            None => None,
+        };
+        let was_joined = pdu.kind == TimelineEventType::RoomMember
+            && previous
+                .as_ref()
+                .is_some_and(|previous| previous.content_value()["membership"] == "join");
+        object.remove("unsigned");
+        if let Some(previous) = &previous {
+            let unsigned = json!({
+                "replaces_state": previous.event_id,
+                "prev_content": previous.content_value(),
+                "prev_sender": previous.sender,
+            });
+            object.insert(
+                "unsigned".to_owned(),
+                serde_json::from_value(unsigned).map_err(Error::internal)?,
+            );
+        }
+        Ok((object, was_joined))
+    }
+
+    /// Push-rule evaluation and device-list tracking for a stored timeline event, after the
+    /// room is unlocked.
+    pub(super) fn defer_after_append(
+        &self,
+        guard: &RoomGuard,
+        room_id: &RoomId,
+        pdu: &PduEvent,
+        count: u64,
+        json: Vec<u8>,
+        was_joined: bool,
+    ) {
         // Stored: what follows may only be skipped while the server stops, and says so.
         match self.services.upgrade() {
             Some(services) => {
@@ -267,13 +295,12 @@ impl Service {
                 tracing::warn!(event_id = %pdu.event_id, "stopping: no push or device-list work for this event")
             }
         }
-        Ok(event_id)
     }
 
     /// What follows an event's batch under the room's lock: its members' indexes are queued
     /// and written once the room is unlocked (see [`super::fanout`]), after the cached members
     /// are dropped if it changed them.
-    fn after_write(
+    pub(super) fn after_write(
         &self,
         room_id: &RoomId,
         pdu: &PduEvent,

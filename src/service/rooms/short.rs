@@ -39,7 +39,16 @@ impl Service {
             .transpose()
     }
 
-    pub(super) fn create_shorteventid(&self, event_id: &EventId, batch: &mut Batch) -> Result<u64> {
+    /// The event's short ID, allocated (in `batch`) on first sight: an event first stored as
+    /// an outlier and later placed in the timeline keeps the ID that state snapshots name.
+    pub(super) fn get_or_create_shorteventid(
+        &self,
+        event_id: &EventId,
+        batch: &mut Batch,
+    ) -> Result<u64> {
+        if let Some(short) = self.shorteventid(event_id)? {
+            return Ok(short);
+        }
         let short = self.engine.next_count()?;
         batch.put(
             &self.eventid_shorteventid,

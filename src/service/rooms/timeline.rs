@@ -16,18 +16,39 @@ pub type Count = u64;
 pub type StoredEvent = (Count, Vec<u8>);
 
 impl Service {
-    /// The stored JSON of an event, by ID.
+    /// The stored JSON of an event, by ID: in the timeline, or kept outside it (an outlier,
+    /// a soft-failed or rejected event).
     pub fn get_pdu_json(&self, event_id: &EventId) -> Result<Option<Vec<u8>>> {
-        let Some(pduid) = self.eventid_pduid.get(event_id.as_bytes())? else {
-            return Ok(None);
-        };
-        self.pduid_pdu.get(&pduid)
+        match self.eventid_pduid.get(event_id.as_bytes())? {
+            Some(pduid) => self.pduid_pdu.get(&pduid),
+            None => self.eventid_outlierpdu.get(event_id.as_bytes()),
+        }
     }
 
+    /// The stored JSON of an event in the room's timeline (what clients may see).
+    pub fn get_timeline_pdu_json(&self, event_id: &EventId) -> Result<Option<Vec<u8>>> {
+        match self.eventid_pduid.get(event_id.as_bytes())? {
+            Some(pduid) => self.pduid_pdu.get(&pduid),
+            None => Ok(None),
+        }
+    }
+
+    /// An event, parsed, with `rejected` set for one that failed the authorization rules
+    /// (only events outside the timeline can be).
     pub fn get_pdu(&self, event_id: &EventId) -> Result<Option<PduEvent>> {
-        self.get_pdu_json(event_id)?
-            .map(|json| PduEvent::from_json(&json))
-            .transpose()
+        if let Some(pduid) = self.eventid_pduid.get(event_id.as_bytes())? {
+            return self
+                .pduid_pdu
+                .get(&pduid)?
+                .map(|json| PduEvent::from_json(&json))
+                .transpose();
+        }
+        let Some(json) = self.eventid_outlierpdu.get(event_id.as_bytes())? else {
+            return Ok(None);
+        };
+        let mut pdu = PduEvent::from_json(&json)?;
+        pdu.rejected = self.eventid_rejected.get(event_id.as_bytes())?.is_some();
+        Ok(Some(pdu))
     }
 
     /// The room and stream count of an event.
