@@ -71,7 +71,12 @@ impl Server {
 
         // Started first: a configuration error there must leave nothing running.
         let federation = if services.config.allow_federation {
-            Some(start_federation(&services).await?)
+            let listener = start_federation(&services).await?;
+            // What was queued for other servers before a stop is sent now.
+            if let Err(error) = services.sending.resume(&services) {
+                tracing::error!(%error, "cannot resume the federation queues");
+            }
+            Some(listener)
         } else {
             None
         };
@@ -132,6 +137,8 @@ impl Server {
                 tracing::error!(%error, "federation listener ended abnormally");
             }
         }
+        // Unsent events stay queued for the next start.
+        self.services.sending.stop().await;
         if let Err(error) = self.engine.flush() {
             tracing::error!(%error, "flushing the database failed");
         }

@@ -40,6 +40,10 @@ pub struct Services {
     pub server_keys: Arc<server_keys::Service>,
     /// Calls to other servers (discovery, certificates, the address policy).
     pub federation: federation::FederationClient,
+    /// The queues of events for other servers.
+    pub sending: federation::sender::Sender,
+    /// Recent incoming transactions.
+    pub inbound: federation::inbound::Inbound,
     pub rooms: rooms::Service,
     pub typing: typing::Service,
     pub receipts: receipts::Service,
@@ -98,6 +102,8 @@ impl Services {
             ),
             server_keys,
             federation,
+            sending: federation::sender::Sender::new(&engine),
+            inbound: federation::inbound::Inbound::default(),
             typing: typing::Service::new(&engine),
             receipts: receipts::Service::new(&engine),
             push: push::Service::new(&engine),

@@ -37,6 +37,10 @@ pub const TREES: &[TreeSpec] = &[
     // Other servers' verify keys, as fetched and checked. Key: ServerName, key ID
     // (`ed25519:…`). Value: JSON `{"key": unpadded base64, "valid_until_ts": ms}`.
     tree("serverkeyid_verifykey", true),
+    // The federation queues. Key: destination ServerName, queue position (u64, from the
+    // global counter). Value: EventId of a PDU to send there; removed once the destination
+    // acknowledged the transaction that carried it.
+    tree("servernamecount_eventid", false),
     // Key: UserId. Value: argon2id PHC string, or empty once the account is deactivated (the
     // entry stays so the user ID is never handed out again).
     tree("userid_password", true),

@@ -1,7 +1,9 @@
 //! The Server-Server API, served on the federation listener (see [`crate::server`]).
 
 mod discovery;
+mod events;
 mod query;
+mod transactions;
 
 use super::router::Routes;
 
@@ -12,4 +14,11 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(discovery::server_version)
         .ruma(query::profile)
         .ruma(query::directory)
+        .ruma(transactions::send)
+        .ruma(events::event)
+        .ruma(events::state_ids)
+        .ruma(events::state)
+        .ruma(events::event_auth)
+        .ruma(events::missing_events)
+        .ruma(events::backfill)
 }

@@ -87,7 +87,7 @@ impl FederationClient {
         if !response.status().is_success() {
             return None;
         }
-        let body = read_limited(response).await.ok()?;
+        let body = read_limited(response, MAX_ANSWER_BYTES).await.ok()?;
         let value: Value = serde_json::from_slice(&body).ok()?;
         discovery::delegated(value.get("m.server")?.as_str()?)
     }
@@ -117,11 +117,67 @@ impl FederationClient {
             .await
     }
 
+    /// `method path` on `server` with a JSON `body`, signed as `origin`; the answer as JSON,
+    /// read up to `limit` bytes (a room's state when joining is larger than a key answer).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_signed(
+        &self,
+        method: http::Method,
+        server: &ServerName,
+        path: &str,
+        body: Option<&Value>,
+        origin: &ServerName,
+        key_pair: &Ed25519KeyPair,
+        limit: usize,
+    ) -> Result<Value> {
+        let bytes = match body {
+            Some(body) => serde_json::to_vec(body).map_err(Error::internal)?,
+            None => Vec::new(),
+        };
+        let unsigned = http::Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .body(bytes.clone())
+            .map_err(|e| remote(server, format!("bad request path: {e}")))?;
+        let input = XMatrixSigningInput::new(origin.to_owned(), server.to_owned(), key_pair);
+        let x_matrix = XMatrix::sign_http_request(&unsigned, input).map_err(Error::internal)?;
+        let body = body.map(|_| bytes);
+        self.request(
+            method,
+            server,
+            path,
+            Some(http::HeaderValue::from(&x_matrix)),
+            body,
+            limit,
+        )
+        .await
+    }
+
     async fn get(
         &self,
         server: &ServerName,
         path: &str,
         authorization: Option<http::HeaderValue>,
+    ) -> Result<Value> {
+        self.request(
+            http::Method::GET,
+            server,
+            path,
+            authorization,
+            None,
+            MAX_ANSWER_BYTES,
+        )
+        .await
+    }
+
+    async fn request(
+        &self,
+        method: http::Method,
+        server: &ServerName,
+        path: &str,
+        authorization: Option<http::HeaderValue>,
+        body: Option<Vec<u8>>,
+        limit: usize,
     ) -> Result<Value> {
         let destination = self.destination(server).await?;
         let url = reqwest::Url::parse(&format!("{}{path}", destination.base))
@@ -133,17 +189,22 @@ impl FederationClient {
         }
         let mut request = self
             .http
-            .get(url)
+            .request(method, url)
             .header(http::header::HOST, &destination.host);
         if let Some(authorization) = authorization {
             request = request.header(http::header::AUTHORIZATION, authorization);
+        }
+        if let Some(body) = body {
+            request = request
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body);
         }
         let response = request
             .send()
             .await
             .map_err(|e| remote(server, error_chain(&e)))?;
         let status = response.status();
-        let body = read_limited(response)
+        let body = read_limited(response, limit)
             .await
             .map_err(|e| remote(server, e))?;
         if !status.is_success() {
@@ -168,12 +229,15 @@ fn fallback(host: &str) -> Destination {
     })
 }
 
-/// The body, refused past [`MAX_ANSWER_BYTES`].
-async fn read_limited(mut response: reqwest::Response) -> std::result::Result<Vec<u8>, String> {
+/// The body, refused past `limit` bytes.
+async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> std::result::Result<Vec<u8>, String> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
-        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(format!("answer larger than {MAX_ANSWER_BYTES} bytes"));
+        if body.len() + chunk.len() > limit {
+            return Err(format!("answer larger than {limit} bytes"));
         }
         body.extend_from_slice(&chunk);
     }

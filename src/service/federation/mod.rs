@@ -3,5 +3,8 @@
 
 pub mod client;
 pub mod discovery;
+pub mod inbound;
+pub mod incoming;
+pub mod sender;
 
 pub use client::FederationClient;

@@ -125,6 +125,7 @@ impl Service {
         if cache.epoch == epoch {
             if cache.entries + members.len() > MEMBER_CACHE_ENTRIES {
                 cache.rooms.clear();
+                cache.servers.clear();
                 cache.entries = 0;
             }
             cache.entries += members.len();
@@ -140,6 +141,33 @@ impl Service {
         if let Some(members) = cache.rooms.remove(room_id) {
             cache.entries -= members.len();
         }
+        cache.servers.remove(room_id);
+    }
+
+    /// The other servers with members joined to `room_id`: where its events are sent. Cached
+    /// until its membership changes, so a send does not walk the member list.
+    pub fn remote_servers(&self, room_id: &RoomId) -> Result<Arc<[ruma::OwnedServerName]>> {
+        if let Some(servers) = self.member_cache.lock().servers.get(room_id) {
+            return Ok(Arc::clone(servers));
+        }
+        let epoch = self.member_cache.lock().epoch;
+        let members = self.members_shared(room_id)?;
+        let mut servers: Vec<ruma::OwnedServerName> = Vec::new();
+        for (member, membership) in members.iter() {
+            let server = member.server_name();
+            if membership == "join" && server != self.server_name && !servers.iter().any(|s| s == server) {
+                servers.push(server.to_owned());
+            }
+        }
+        let servers: Arc<[ruma::OwnedServerName]> = servers.into();
+        let mut cache = self.member_cache.lock();
+        if cache.epoch == epoch {
+            if cache.servers.len() >= MEMBER_CACHE_ENTRIES {
+                cache.servers.clear();
+            }
+            cache.servers.insert(room_id.to_owned(), Arc::clone(&servers));
+        }
+        Ok(servers)
     }
 
     /// Members of a room with their membership.
@@ -239,6 +267,8 @@ pub(super) struct MemberCache {
 #[derive(Default)]
 struct MemberCacheInner {
     rooms: HashMap<OwnedRoomId, Members>,
+    /// Other servers joined to each room (see `remote_servers`).
+    servers: HashMap<OwnedRoomId, Arc<[ruma::OwnedServerName]>>,
     entries: usize,
     /// Bumped by every membership change: a read that overlapped one is not cached.
     epoch: u64,
@@ -257,6 +287,7 @@ impl MemberCache {
     pub fn clear(&self) {
         let mut inner = self.lock();
         inner.rooms.clear();
+        inner.servers.clear();
         inner.entries = 0;
         // A read that overlapped the clearing is not cached.
         inner.epoch += 1;

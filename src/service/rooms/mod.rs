@@ -22,6 +22,8 @@ pub mod relations;
 mod resolution;
 pub mod room_list;
 pub mod search;
+pub mod server_visibility;
+mod serving;
 mod short;
 pub mod state;
 pub mod summary;

@@ -230,8 +230,10 @@ impl Service {
                 &mut batch,
             )?;
         }
+        let destinations = self.queue_for_servers(room_id, &event_id, None, &mut batch)?;
         self.engine.write(batch)?;
         self.after_write(room_id, &pdu, appended, writing, guard);
+        self.wake_senders(&destinations);
         self.defer_after_append(guard, room_id, &pdu, count, json, was_joined);
         Ok(event_id)
     }
@@ -269,6 +271,40 @@ impl Service {
             );
         }
         Ok((object, was_joined))
+    }
+
+    /// Queues a timeline event, in its own batch, for the other servers joined to the room
+    /// (but `origin`, which sent it to us). Answers them, to wake their senders once written.
+    pub(super) fn queue_for_servers(
+        &self,
+        room_id: &RoomId,
+        event_id: &ruma::EventId,
+        origin: Option<&ruma::ServerName>,
+        batch: &mut Batch,
+    ) -> Result<Vec<ruma::OwnedServerName>> {
+        let servers = self.remote_servers(room_id)?;
+        if servers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let servers: Vec<ruma::OwnedServerName> = servers
+            .iter()
+            .filter(|server| Some(server.as_ref()) != origin)
+            .cloned()
+            .collect();
+        self.services()?
+            .sending
+            .queue_pdu(&servers, event_id, batch)?;
+        Ok(servers)
+    }
+
+    /// Starts sending what [`Self::queue_for_servers`] queued.
+    pub(super) fn wake_senders(&self, servers: &[ruma::OwnedServerName]) {
+        if servers.is_empty() {
+            return;
+        }
+        if let Some(services) = self.services.upgrade() {
+            services.sending.wake(&services, servers);
+        }
     }
 
     /// Push-rule evaluation and device-list tracking for a stored timeline event, after the

@@ -17,7 +17,7 @@
 use ruma::events::TimelineEventType;
 use ruma::room_version_rules::RoomVersionRules;
 use ruma::state_res::check_state_dependent_auth_rules;
-use ruma::{CanonicalJsonObject, EventId, OwnedEventId, RoomId};
+use ruma::{CanonicalJsonObject, EventId, OwnedEventId, RoomId, ServerName};
 
 use super::authorise::AuthOutcome;
 use super::error::PduError;
@@ -93,6 +93,9 @@ impl Service {
     /// Places a checked event received for `room_id` (whose lock `guard` holds): authorised
     /// against its auth events, the state before it and the current state, then stored where
     /// the outcome says. Answers also what a redaction it carried leaves to purge.
+    ///
+    /// `relay_from`: the event came to us as the resident server of a join, leave or knock
+    /// through `origin`; the other servers in the room receive it from us.
     pub fn place_received(
         &self,
         guard: &RoomGuard,
@@ -100,6 +103,7 @@ impl Service {
         rules: &RoomVersionRules,
         pdu: &PduEvent,
         object: CanonicalJsonObject,
+        relay_from: Option<&ServerName>,
     ) -> Result<(Received, Purge), PduError> {
         if self.is_in_timeline(&pdu.event_id)? {
             return Ok((Received::Known, Purge::default()));
@@ -140,8 +144,15 @@ impl Service {
                     &before,
                     &mut batch,
                 )?;
+                let destinations = match relay_from {
+                    Some(origin) => {
+                        self.queue_for_servers(room_id, &pdu.event_id, Some(origin), &mut batch)?
+                    }
+                    None => Vec::new(),
+                };
                 self.engine.write(batch)?;
                 self.after_write(room_id, pdu, appended, writing, guard);
+                self.wake_senders(&destinations);
                 self.defer_after_append(guard, room_id, pdu, count, json, was_joined);
                 let purge = self.apply_received_redaction(room_id, rules, pdu)?;
                 Ok((Received::Timeline, purge))
@@ -350,7 +361,7 @@ mod tests {
 
         let (object, accepted) = message("accepted");
         let (placed, _) = rooms
-            .place_received(&guard, &room_id, &rules, &accepted, object.clone())
+            .place_received(&guard, &room_id, &rules, &accepted, object.clone(), None)
             .unwrap();
         assert_eq!(placed, Received::Timeline);
         assert!(rooms.is_in_timeline(&accepted.event_id).unwrap());
@@ -359,7 +370,7 @@ mod tests {
             vec![accepted.event_id.clone()]
         );
         let (again, _) = rooms
-            .place_received(&guard, &room_id, &rules, &accepted, object)
+            .place_received(&guard, &room_id, &rules, &accepted, object, None)
             .unwrap();
         assert_eq!(again, Received::Known, "a second delivery changes nothing");
 
@@ -368,7 +379,7 @@ mod tests {
             .build_and_append(member("ban"), &alice, &room_id, &guard)
             .unwrap();
         let (placed, _) = rooms
-            .place_received(&guard, &room_id, &rules, &late, object)
+            .place_received(&guard, &room_id, &rules, &late, object, None)
             .unwrap();
         assert!(matches!(placed, Received::SoftFailed(_)), "{placed:?}");
         assert!(!rooms.is_in_timeline(&late.event_id).unwrap());
@@ -398,7 +409,7 @@ mod tests {
             })
             .collect();
         let (placed, _) = rooms
-            .place_received(&guard, &room_id, &rules, &forged, object)
+            .place_received(&guard, &room_id, &rules, &forged, object, None)
             .unwrap();
         assert!(matches!(placed, Received::Rejected(_)), "{placed:?}");
         assert!(rooms.rejection(&forged.event_id).unwrap().is_some());

@@ -1,0 +1,222 @@
+//! Events and state other servers ask for: one event, the state at an event, auth chains,
+//! missing events and backfill — each only what the room's history visibility lets the
+//! asking server see.
+
+use std::sync::Arc;
+
+use ruma::api::federation::authorization::get_event_authorization;
+use ruma::api::federation::backfill::get_backfill;
+use ruma::api::federation::event::{
+    get_event, get_missing_events, get_room_state, get_room_state_ids,
+};
+use ruma::{EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, RoomId, ServerName};
+use serde_json::value::RawValue;
+
+use crate::api::Ruma;
+use crate::error::{Error, Result};
+use crate::service::Services;
+
+/// Most events answered by backfill or missing events.
+const MAX_EVENTS: usize = 100;
+
+fn not_found() -> Error {
+    Error::not_found("Event not found")
+}
+
+/// The origin must be in the room (or the room world-readable) to ask about it.
+fn ensure_may_ask(services: &Services, origin: &ServerName, room_id: &RoomId) -> Result<()> {
+    let rooms = &services.rooms;
+    if !rooms.exists(room_id)? {
+        return Err(Error::not_found("Unknown room"));
+    }
+    if rooms.server_in_room(origin, room_id)? || rooms.history_visibility(room_id)? == "world_readable" {
+        return Ok(());
+    }
+    Err(Error::forbidden("Your server is not in this room"))
+}
+
+fn wire_list(services: &Services, ids: &[OwnedEventId]) -> Result<Vec<Box<RawValue>>> {
+    let mut list = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some((_, raw)) = services.rooms.wire_pdu(id)? {
+            list.push(raw);
+        }
+    }
+    Ok(list)
+}
+
+/// `GET /_matrix/federation/v1/event/{eventId}`.
+pub async fn event(
+    services: Arc<Services>,
+    request: Ruma<get_event::v1::Request>,
+) -> Result<get_event::v1::Response> {
+    let origin = request.origin()?;
+    let event_id = &request.body.event_id;
+    let (pdu, raw) = services.rooms.wire_pdu(event_id)?.ok_or_else(not_found)?;
+    let room_id = match &pdu.room_id {
+        Some(room_id) => room_id.clone(),
+        None => RoomId::parse(format!("!{}", event_id.as_str().trim_start_matches('$')))
+            .map_err(Error::internal)?,
+    };
+    ensure_may_ask(&services, origin, &room_id)?;
+    if !services
+        .rooms
+        .server_visibility(origin, &room_id)?
+        .can_see(event_id)?
+    {
+        return Err(not_found());
+    }
+    Ok(get_event::v1::Response::new(
+        services.server_name().to_owned(),
+        MilliSecondsSinceUnixEpoch::now(),
+        raw,
+    ))
+}
+
+/// The event named in a room's request, which must be in that room.
+fn event_in_room(services: &Services, room_id: &RoomId, event_id: &EventId) -> Result<()> {
+    let pdu = services.rooms.get_pdu(event_id)?.ok_or_else(not_found)?;
+    if pdu.room_id.as_deref().is_some_and(|room| room != room_id) {
+        return Err(not_found());
+    }
+    Ok(())
+}
+
+/// `GET /_matrix/federation/v1/state_ids/{roomId}?event_id=`.
+pub async fn state_ids(
+    services: Arc<Services>,
+    request: Ruma<get_room_state_ids::v1::Request>,
+) -> Result<get_room_state_ids::v1::Response> {
+    let origin = request.origin()?;
+    let body = &request.body;
+    ensure_may_ask(&services, origin, &body.room_id)?;
+    event_in_room(&services, &body.room_id, &body.event_id)?;
+    if !services
+        .rooms
+        .server_visibility(origin, &body.room_id)?
+        .can_see(&body.event_id)?
+    {
+        return Err(not_found());
+    }
+    let state = services
+        .rooms
+        .state_ids_before(&body.event_id)?
+        .ok_or_else(|| Error::not_found("The state at this event is not known here"))?;
+    let auth_chain = services.rooms.auth_chain_ids(&state)?;
+    Ok(get_room_state_ids::v1::Response::new(auth_chain, state))
+}
+
+/// `GET /_matrix/federation/v1/state/{roomId}?event_id=`.
+pub async fn state(
+    services: Arc<Services>,
+    request: Ruma<get_room_state::v1::Request>,
+) -> Result<get_room_state::v1::Response> {
+    let origin = request.origin()?;
+    let body = &request.body;
+    ensure_may_ask(&services, origin, &body.room_id)?;
+    event_in_room(&services, &body.room_id, &body.event_id)?;
+    if !services
+        .rooms
+        .server_visibility(origin, &body.room_id)?
+        .can_see(&body.event_id)?
+    {
+        return Err(not_found());
+    }
+    let state = services
+        .rooms
+        .state_ids_before(&body.event_id)?
+        .ok_or_else(|| Error::not_found("The state at this event is not known here"))?;
+    let auth_chain = services.rooms.auth_chain_ids(&state)?;
+    Ok(get_room_state::v1::Response::new(
+        wire_list(&services, &auth_chain)?,
+        wire_list(&services, &state)?,
+    ))
+}
+
+/// `GET /_matrix/federation/v1/event_auth/{roomId}/{eventId}`.
+pub async fn event_auth(
+    services: Arc<Services>,
+    request: Ruma<get_event_authorization::v1::Request>,
+) -> Result<get_event_authorization::v1::Response> {
+    let origin = request.origin()?;
+    let body = &request.body;
+    ensure_may_ask(&services, origin, &body.room_id)?;
+    event_in_room(&services, &body.room_id, &body.event_id)?;
+    if !services
+        .rooms
+        .server_visibility(origin, &body.room_id)?
+        .can_see(&body.event_id)?
+    {
+        return Err(not_found());
+    }
+    let chain = services
+        .rooms
+        .auth_chain_ids(std::slice::from_ref(&body.event_id))?;
+    Ok(get_event_authorization::v1::Response::new(wire_list(
+        &services, &chain,
+    )?))
+}
+
+/// `POST /_matrix/federation/v1/get_missing_events/{roomId}`: the events before
+/// `latest_events` back to `earliest_events`, oldest first.
+pub async fn missing_events(
+    services: Arc<Services>,
+    request: Ruma<get_missing_events::v1::Request>,
+) -> Result<get_missing_events::v1::Response> {
+    let origin = request.origin()?;
+    let body = &request.body;
+    ensure_may_ask(&services, origin, &body.room_id)?;
+    let limit = usize::try_from(u64::from(body.limit))
+        .unwrap_or(MAX_EVENTS)
+        .min(MAX_EVENTS);
+    let min_depth = u64::from(body.min_depth);
+    let mut found = services.rooms.walk_back(
+        &body.room_id,
+        &body.latest_events,
+        &body.earliest_events,
+        false,
+        limit,
+    )?;
+    found.retain(|pdu| u64::from(pdu.depth) >= min_depth);
+    found.reverse();
+    let mut visibility = services.rooms.server_visibility(origin, &body.room_id)?;
+    let mut events = Vec::with_capacity(found.len());
+    for pdu in found {
+        if visibility.can_see(&pdu.event_id)?
+            && let Some((_, raw)) = services.rooms.wire_pdu(&pdu.event_id)?
+        {
+            events.push(raw);
+        }
+    }
+    Ok(get_missing_events::v1::Response::new(events))
+}
+
+/// `GET /_matrix/federation/v1/backfill/{roomId}?v=&limit=`: events from `v` backwards.
+pub async fn backfill(
+    services: Arc<Services>,
+    request: Ruma<get_backfill::v1::Request>,
+) -> Result<get_backfill::v1::Response> {
+    let origin = request.origin()?;
+    let body = &request.body;
+    ensure_may_ask(&services, origin, &body.room_id)?;
+    let limit = usize::try_from(u64::from(body.limit))
+        .unwrap_or(MAX_EVENTS)
+        .min(MAX_EVENTS);
+    let found = services
+        .rooms
+        .walk_back(&body.room_id, &body.v, &[], true, limit)?;
+    let mut visibility = services.rooms.server_visibility(origin, &body.room_id)?;
+    let mut pdus = Vec::with_capacity(found.len());
+    for pdu in found {
+        if visibility.can_see(&pdu.event_id)?
+            && let Some((_, raw)) = services.rooms.wire_pdu(&pdu.event_id)?
+        {
+            pdus.push(raw);
+        }
+    }
+    Ok(get_backfill::v1::Response::new(
+        services.server_name().to_owned(),
+        MilliSecondsSinceUnixEpoch::now(),
+        pdus,
+    ))
+}

@@ -1,0 +1,378 @@
+//! The outgoing queue: events for other servers, one queue per destination, persisted in
+//! RocksDB in the event's own batch (so a restart resends what was not acknowledged, and a
+//! crash cannot store an event without queueing it). One worker per destination sends
+//! transactions of at most [`MAX_PDUS_PER_TXN`] PDUs, one at a time; after a failure it waits
+//! with exponential backoff (capped), reset as soon as the destination contacts us.
+//!
+//! Sending never slows a local send: the event's batch only gains one small entry per
+//! destination, and the workers run on their own tasks.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use ruma::{EventId, OwnedServerName, ServerName};
+use serde_json::{Value, json};
+use rocksdb::Direction;
+use tokio::sync::Notify;
+use tracing::Instrument;
+
+use crate::error::Result;
+use crate::service::Services;
+use crate::storage::{Batch, Engine, Key, Tree};
+
+/// Most PDUs in one transaction (the spec's limit).
+pub const MAX_PDUS_PER_TXN: usize = 50;
+/// First wait after a failure; doubled per failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(60 * 60);
+
+pub struct Sender {
+    /// Key: destination ServerName, queue position (u64). Value: EventId.
+    queue: Tree,
+    engine: Arc<Engine>,
+    destinations: Mutex<HashMap<OwnedServerName, Destination>>,
+    workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// What the worker of one destination knows, for itself and for `federation destinations`.
+#[derive(Default)]
+struct Destination {
+    running: bool,
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_success: Option<SystemTime>,
+    last_error: Option<String>,
+    wake: Arc<Notify>,
+}
+
+/// One destination as the admin command lists it.
+#[derive(Debug, Clone)]
+pub struct DestinationStatus {
+    pub server: OwnedServerName,
+    pub queued: usize,
+    pub failures: u32,
+    pub retry_in: Option<Duration>,
+    pub last_success: Option<SystemTime>,
+    pub last_error: Option<String>,
+}
+
+impl Sender {
+    pub fn new(engine: &Arc<Engine>) -> Self {
+        Self {
+            queue: engine.tree("servernamecount_eventid"),
+            engine: Arc::clone(engine),
+            destinations: Mutex::new(HashMap::new()),
+            workers: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OwnedServerName, Destination>> {
+        self.destinations.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `event_id` for each of `servers`, in the event's own batch.
+    pub fn queue_pdu(
+        &self,
+        servers: &[OwnedServerName],
+        event_id: &EventId,
+        batch: &mut Batch,
+    ) -> Result<()> {
+        for server in servers {
+            let position = self.engine.next_count()?;
+            batch.put(
+                &self.queue,
+                &(server.as_str(), position).encode(),
+                event_id.as_bytes(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Starts (or wakes) the workers of `servers`, once what was queued for them is written.
+    pub fn wake(&self, services: &Arc<Services>, servers: &[OwnedServerName]) {
+        for server in servers {
+            self.start(services, server, false);
+        }
+    }
+
+    /// `server` contacted us: it is up, so its backoff ends and its queue is sent now.
+    pub fn contacted(&self, services: &Arc<Services>, server: &ServerName) {
+        let pending = {
+            let mut destinations = self.lock();
+            match destinations.get_mut(server) {
+                Some(destination) if destination.retry_at.is_some() => {
+                    destination.retry_at = None;
+                    destination.failures = 0;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if pending {
+            self.start(services, server, true);
+        }
+    }
+
+    /// Retries `server` at once (the admin's `federation retry`).
+    pub fn retry(&self, services: &Arc<Services>, server: &ServerName) {
+        {
+            let mut destinations = self.lock();
+            let destination = destinations.entry(server.to_owned()).or_default();
+            destination.retry_at = None;
+        }
+        self.start(services, server, true);
+    }
+
+    /// Starts a worker for every destination with queued events (after a restart).
+    pub fn resume(&self, services: &Arc<Services>) -> Result<()> {
+        let mut servers: Vec<OwnedServerName> = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let from = after.clone().unwrap_or_default();
+            let next = self.queue.iter_from(&from, Direction::Forward).next();
+            let Some(entry) = next else { break };
+            let (key, _) = entry?;
+            let (server, _) = <(&str, u64)>::decode(&key)?;
+            let server = ServerName::parse(server)
+                .map_err(|e| crate::error::Error::Database(format!("queued destination: {e}")))?;
+            // Skip the rest of this destination's queue: continue after its prefix.
+            let mut next_prefix = (server.as_str(),).prefix();
+            if let Some(last) = next_prefix.last_mut() {
+                *last += 1;
+            }
+            after = Some(next_prefix);
+            servers.push(server);
+        }
+        if !servers.is_empty() {
+            tracing::info!(destinations = servers.len(), "resuming the federation queues");
+        }
+        self.wake(services, &servers);
+        Ok(())
+    }
+
+    fn start(&self, services: &Arc<Services>, server: &ServerName, retry_now: bool) {
+        let mut destinations = self.lock();
+        let destination = destinations.entry(server.to_owned()).or_default();
+        if retry_now {
+            destination.retry_at = None;
+        }
+        if destination.running {
+            destination.wake.notify_one();
+            return;
+        }
+        destination.running = true;
+        drop(destinations);
+        let services = Arc::clone(services);
+        let server = server.to_owned();
+        let span = tracing::info_span!("federation_sender", destination = %server);
+        let handle = tokio::spawn(
+            async move {
+                run(&services, &server).await;
+            }
+            .instrument(span),
+        );
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        workers.retain(|worker| !worker.is_finished());
+        workers.push(handle);
+    }
+
+    /// Stops every worker (the server stops; what they had not sent stays queued).
+    pub async fn stop(&self) {
+        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        for worker in &workers {
+            worker.abort();
+        }
+        for worker in workers {
+            let _ = worker.await;
+        }
+    }
+
+    /// Every destination known since start or with a queue, for `federation destinations`.
+    pub fn status(&self) -> Result<Vec<DestinationStatus>> {
+        let now = Instant::now();
+        let destinations = self.lock();
+        let mut list = Vec::new();
+        for (server, destination) in destinations.iter() {
+            list.push(DestinationStatus {
+                server: server.clone(),
+                queued: self.queued(server)?,
+                failures: destination.failures,
+                retry_in: destination
+                    .retry_at
+                    .map(|at| at.saturating_duration_since(now)),
+                last_success: destination.last_success,
+                last_error: destination.last_error.clone(),
+            });
+        }
+        list.sort_by(|a, b| a.server.cmp(&b.server));
+        Ok(list)
+    }
+
+    /// Events queued for `server`.
+    pub fn queued(&self, server: &ServerName) -> Result<usize> {
+        let mut count = 0;
+        for entry in self.queue.scan_prefix((server.as_str(),).prefix()) {
+            entry?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// The next transaction's entries for `server`: keys and event IDs, oldest first.
+    fn next_batch(&self, server: &ServerName) -> Result<Vec<(Vec<u8>, ruma::OwnedEventId)>> {
+        let mut entries = Vec::new();
+        for entry in self
+            .queue
+            .scan_prefix((server.as_str(),).prefix())
+            .take(MAX_PDUS_PER_TXN)
+        {
+            let (key, value) = entry?;
+            entries.push((key.to_vec(), crate::storage::decode_id(&value)?));
+        }
+        Ok(entries)
+    }
+
+    fn acknowledge(&self, keys: &[Vec<u8>]) -> Result<()> {
+        let mut batch = Batch::default();
+        for key in keys {
+            batch.delete(&self.queue, key)?;
+        }
+        self.engine.write(batch)
+    }
+}
+
+/// One destination's worker: sends its queue until it is empty, waiting out failures.
+async fn run(services: &Arc<Services>, server: &ServerName) {
+    let sender = &services.sending;
+    let mut shutdown = services.shutdown.subscribe();
+    loop {
+        let wake = {
+            let destinations = sender.lock();
+            let Some(destination) = destinations.get(server) else {
+                return;
+            };
+            match destination.retry_at {
+                Some(at) if at > Instant::now() => Some((at, Arc::clone(&destination.wake))),
+                _ => None,
+            }
+        };
+        if let Some((at, notify)) = wake {
+            tokio::select! {
+                _ = tokio::time::sleep_until(at.into()) => {}
+                _ = notify.notified() => {}
+                _ = shutdown.changed() => return,
+            }
+            continue;
+        }
+        let entries = match sender.next_batch(server) {
+            Ok(entries) => entries,
+            Err(error) => {
+                tracing::error!(%server, %error, "cannot read the federation queue");
+                failed(sender, server, error.to_string());
+                continue;
+            }
+        };
+        if entries.is_empty() {
+            let mut destinations = sender.lock();
+            // Checked again under the lock: an event queued meanwhile found us running.
+            if sender.next_batch(server).map(|e| e.is_empty()).unwrap_or(false)
+                && let Some(destination) = destinations.get_mut(server)
+            {
+                destination.running = false;
+                return;
+            }
+            continue;
+        }
+        let result = tokio::select! {
+            result = send_transaction(services, server, &entries) => result,
+            _ = shutdown.changed() => return,
+        };
+        match result {
+            Ok(()) => {
+                let keys: Vec<Vec<u8>> = entries.into_iter().map(|(key, _)| key).collect();
+                if let Err(error) = sender.acknowledge(&keys) {
+                    tracing::error!(%server, %error, "cannot remove sent events from the queue");
+                }
+                let mut destinations = sender.lock();
+                if let Some(destination) = destinations.get_mut(server) {
+                    destination.failures = 0;
+                    destination.retry_at = None;
+                    destination.last_success = Some(SystemTime::now());
+                    destination.last_error = None;
+                }
+            }
+            Err(error) => {
+                tracing::info!(%server, %error, "transaction failed; backing off");
+                failed(sender, server, error.to_string());
+            }
+        }
+    }
+}
+
+fn failed(sender: &Sender, server: &ServerName, error: String) {
+    let mut destinations = sender.lock();
+    let destination = destinations.entry(server.to_owned()).or_default();
+    destination.failures = destination.failures.saturating_add(1);
+    let backoff = FIRST_BACKOFF
+        .saturating_mul(1 << destination.failures.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF);
+    destination.retry_at = Some(Instant::now() + backoff);
+    destination.last_error = Some(error);
+}
+
+/// `PUT /_matrix/federation/v1/send/{txnId}` with the queued events. The transaction ID
+/// names the queue positions it carries, so a retry after a lost answer (even across a
+/// restart) repeats the same transaction, which the destination answers from memory.
+async fn send_transaction(
+    services: &Services,
+    server: &ServerName,
+    entries: &[(Vec<u8>, ruma::OwnedEventId)],
+) -> Result<()> {
+    let mut pdus = Vec::with_capacity(entries.len());
+    for (_, event_id) in entries {
+        let Some(json) = services.rooms.get_pdu_json(event_id)? else {
+            continue;
+        };
+        let room_id = crate::service::rooms::pdu::PduEvent::from_json(&json)?.room_id;
+        let rules = match &room_id {
+            Some(room_id) => services.rooms.rules(room_id)?,
+            None => continue,
+        };
+        let object = crate::service::rooms::wire::wire_object(&json, &rules)?;
+        pdus.push(Value::Object(
+            serde_json::to_value(object)
+                .map_err(crate::error::Error::internal)?
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        ));
+    }
+    let first = <(&str, u64)>::decode(&entries[0].0)?.1;
+    let last = <(&str, u64)>::decode(&entries[entries.len() - 1].0)?.1;
+    let txn_id = format!("{first}-{last}");
+    let body = json!({
+        "origin": services.server_name(),
+        "origin_server_ts": crate::service::now_millis(),
+        "pdus": pdus,
+        "edus": [],
+    });
+    let path = format!("/_matrix/federation/v1/send/{txn_id}");
+    let answer = super::incoming::signed(
+        services,
+        http::Method::PUT,
+        server,
+        &path,
+        Some(&body),
+        1 << 20,
+    )
+    .await?;
+    if let Some(results) = answer["pdus"].as_object() {
+        for (event_id, result) in results {
+            if let Some(error) = result.get("error") {
+                tracing::info!(%server, %event_id, %error, "the destination refused an event");
+            }
+        }
+    }
+    Ok(())
+}
