@@ -43,6 +43,10 @@ pub enum ErrorCode {
     KeyTooLarge,
     ProfileTooLarge,
     UnsupportedRoomVersion,
+    /// A joining server supports none of the room's versions (`make_join`).
+    IncompatibleRoomVersion,
+    /// A restricted join that no member of this server can authorise.
+    UnableToAuthoriseJoin,
     RoomInUse,
     InvalidRoomState,
     BadAlias,
@@ -84,6 +88,8 @@ impl ErrorCode {
             Self::KeyTooLarge => "M_KEY_TOO_LARGE",
             Self::ProfileTooLarge => "M_PROFILE_TOO_LARGE",
             Self::UnsupportedRoomVersion => "M_UNSUPPORTED_ROOM_VERSION",
+            Self::IncompatibleRoomVersion => "M_INCOMPATIBLE_ROOM_VERSION",
+            Self::UnableToAuthoriseJoin => "M_UNABLE_TO_AUTHORISE_JOIN",
             Self::RoomInUse => "M_ROOM_IN_USE",
             Self::InvalidRoomState => "M_INVALID_ROOM_STATE",
             Self::BadAlias => "M_BAD_ALIAS",
@@ -122,6 +128,8 @@ impl ErrorCode {
             | Self::KeyTooLarge
             | Self::ProfileTooLarge
             | Self::UnsupportedRoomVersion
+            | Self::IncompatibleRoomVersion
+            | Self::UnableToAuthoriseJoin
             | Self::RoomInUse
             | Self::InvalidRoomState
             | Self::BadAlias

@@ -5,11 +5,8 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr};
-
-use common::federation::{SynapsePeer, certificate, federate_on, federation_client, json_of};
+use common::federation::{SynapsePeer, conclave_peer, federation_client, json_of};
 use common::*;
-use conclave::config::Config;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -17,23 +14,8 @@ const CONCLAVE: &str = "127.0.0.51:8448";
 const SYNAPSE_IP: &str = "127.0.0.52";
 const SYNAPSE: &str = "127.0.0.52:8448";
 
-/// A Conclave named `<ip>:8448`, its federation listener there with a test certificate.
 async fn conclave(last_octet: u8) -> (TestServer, tempfile::TempDir) {
-    let pki = tempfile::tempdir().unwrap();
-    let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, last_octet));
-    let (cert, key, _) = certificate(pki.path(), ip, "conclave");
-    let ts = TestServer::start_with(move |config: &mut Config| {
-        config.server_name = format!("{ip}:8448").try_into().unwrap();
-        config.allow_registration = true;
-        config.registration_token = None;
-        federate_on(config, ip, 8448);
-        config.federation.tls_certificate = Some(cert.clone());
-        config.federation.tls_private_key = Some(key.clone());
-        config.federation.ip_range_allowlist = vec!["127.0.0.0/8".to_owned()];
-        config.federation.verify_certificates = false;
-    })
-    .await;
-    (ts, pki)
+    conclave_peer(last_octet).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -125,6 +125,10 @@ pub const TREES: &[TreeSpec] = &[
     // auth events and the state before it, but not against the room's current state when it
     // arrived: kept, never sent to clients, never a forward extremity.
     tree("eventid_softfailed", true),
+    // Key: UserId, RoomId. Value: JSON `rooms::remote_invite::RemoteInvite`: an invite of a
+    // local user to a room on another server that this server is not in (the event signed by
+    // both servers, and the stripped state the inviting server sent), until joined or rejected.
+    tree("useridroomid_remoteinvite", true),
     // Key: ShortEventId (u64). Value: ShortStateHash (u64) of the room state *after* the event.
     tree("shorteventid_shortstatehash", true),
     // Key: ShortStateHash (u64). Value: a state delta: parent ShortStateHash (u64, 0 = none),

@@ -38,6 +38,35 @@ pub fn federate_on(config: &mut conclave::config::Config, ip: IpAddr, port: u16)
     config.federation.port = port;
 }
 
+/// A Conclave named `127.0.0.<last_octet>:8448`, its federation listener there with a
+/// certificate of the test PKI, registration open, loopback destinations allowed.
+pub async fn conclave_peer(last_octet: u8) -> (super::TestServer, tempfile::TempDir) {
+    conclave_peer_with(last_octet, |_| {}).await
+}
+
+/// [`conclave_peer`] with more configuration.
+pub async fn conclave_peer_with(
+    last_octet: u8,
+    customize: impl Fn(&mut conclave::config::Config) + Send + Sync + 'static,
+) -> (super::TestServer, tempfile::TempDir) {
+    let pki = tempfile::tempdir().unwrap();
+    let ip = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, last_octet));
+    let (cert, key, _) = certificate(pki.path(), ip, "conclave");
+    let ts = super::TestServer::start_with(move |config: &mut conclave::config::Config| {
+        config.server_name = format!("{ip}:8448").try_into().unwrap();
+        config.allow_registration = true;
+        config.registration_token = None;
+        federate_on(config, ip, 8448);
+        config.federation.tls_certificate = Some(cert.clone());
+        config.federation.tls_private_key = Some(key.clone());
+        config.federation.ip_range_allowlist = vec!["127.0.0.0/8".to_owned()];
+        config.federation.verify_certificates = false;
+        customize(config);
+    })
+    .await;
+    (ts, pki)
+}
+
 /// A client for the test PKI: certificate checks off, as `verify_certificates = false`.
 pub fn federation_client() -> reqwest::Client {
     reqwest::Client::builder()

@@ -105,6 +105,13 @@ impl TestServer {
     /// A server whose test configuration is further adjusted by `customize`. The
     /// adjustment is re-applied on every `restart`.
     pub async fn start_with(customize: impl Fn(&mut Config) + Send + Sync + 'static) -> TestServer {
+        // `CONCLAVE_TEST_LOG=conclave=debug` shows the servers' logs with a test's output.
+        if let Ok(filter) = std::env::var("CONCLAVE_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
         let dir = tempfile::tempdir().expect("create temporary directory");
         let db_path = dir.path().join("db");
         let client = reqwest::Client::builder()

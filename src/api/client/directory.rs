@@ -108,7 +108,10 @@ pub async fn get(
 }
 
 /// Another server's alias, asked of that server (`query/directory`, signed).
-async fn remote_alias(services: &Services, alias: &RoomAliasId) -> Result<get_alias::v3::Response> {
+pub(super) async fn remote_alias(
+    services: &Services,
+    alias: &RoomAliasId,
+) -> Result<get_alias::v3::Response> {
     if !services.config.allow_federation {
         return Err(Error::not_found("Unknown room alias"));
     }

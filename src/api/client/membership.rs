@@ -8,22 +8,50 @@ use ruma::api::client::membership::{
     ban_user, forget_room, get_member_events, invite_user, join_room_by_id,
     join_room_by_id_or_alias, joined_members, joined_rooms, kick_user, leave_room, unban_user,
 };
-use ruma::{OwnedRoomId, RoomId, RoomOrAliasId, UserId};
+use ruma::{OwnedRoomId, OwnedServerName, RoomId, RoomOrAliasId, UserId};
 use serde_json::Value;
 
 use crate::api::Ruma;
 use crate::error::{Error, Result};
 use crate::service::Services;
+use crate::service::federation::membership;
 use crate::service::rooms::member_change::{ensure_room, set_membership};
 use crate::service::rooms::pdu::{PduEvent, client_event};
 
+/// Joins a room: here when one of our users is in it, else through one of the room's other
+/// servers (`via`, the server of a remote invite, the room ID's server).
 async fn join(
-    services: &Services,
+    services: &Arc<Services>,
     sender: &UserId,
     room_id: &RoomId,
+    via: &[OwnedServerName],
     reason: Option<&str>,
 ) -> Result<()> {
-    set_membership(services, sender, room_id, sender, "join", reason).await
+    let rooms = &services.rooms;
+    let resident = rooms.exists(room_id)? && rooms.has_local_member(room_id)?;
+    if resident || !services.config.allow_federation {
+        return set_membership(services, sender, room_id, sender, "join", reason).await;
+    }
+    if rooms.is_blocked(room_id)? {
+        return Err(Error::forbidden(
+            "This room has been blocked on this server",
+        ));
+    }
+    services.users.ensure_not_suspended(sender)?;
+    let mut servers = via.to_vec();
+    if let Some(invite) = rooms.remote_invite(sender, room_id)?
+        && let Some(inviter) = invite.event["sender"]
+            .as_str()
+            .and_then(|s| UserId::parse(s).ok())
+    {
+        servers.push(inviter.server_name().to_owned());
+    }
+    let servers = membership::candidate_servers(services, room_id, &servers);
+    if servers.is_empty() {
+        // A room of ours that everyone left: joined here, if its rules allow.
+        return set_membership(services, sender, room_id, sender, "join", reason).await;
+    }
+    membership::join_remote(services, sender, room_id, &servers, reason).await
 }
 
 pub async fn join_by_id(
@@ -35,31 +63,45 @@ pub async fn join_by_id(
         &services,
         request.user()?,
         room_id,
+        &[],
         request.body.reason.as_deref(),
     )
     .await?;
     Ok(join_room_by_id::v3::Response::new(room_id.clone()))
 }
 
-fn resolve_room(services: &Services, room: &RoomOrAliasId) -> Result<OwnedRoomId> {
-    match <&RoomId>::try_from(room) {
-        Ok(room_id) => Ok(room_id.to_owned()),
-        Err(alias) => services
+/// The room an ID or alias names, with the servers that may be asked to join it (for an
+/// alias of another server, those its server answers).
+async fn resolve_room(
+    services: &Services,
+    room: &RoomOrAliasId,
+) -> Result<(OwnedRoomId, Vec<OwnedServerName>)> {
+    let alias = match <&RoomId>::try_from(room) {
+        Ok(room_id) => return Ok((room_id.to_owned(), Vec::new())),
+        Err(alias) => alias,
+    };
+    if alias.server_name() == services.server_name() {
+        let room_id = services
             .rooms
             .resolve_alias(alias)?
-            .ok_or_else(|| Error::not_found("Unknown room alias")),
+            .ok_or_else(|| Error::not_found("Unknown room alias"))?;
+        return Ok((room_id, Vec::new()));
     }
+    let answer = super::directory::remote_alias(services, alias).await?;
+    Ok((answer.room_id, answer.servers))
 }
 
 pub async fn join_by_id_or_alias(
     services: Arc<Services>,
     request: Ruma<join_room_by_id_or_alias::v3::Request>,
 ) -> Result<join_room_by_id_or_alias::v3::Response> {
-    let room_id = resolve_room(&services, &request.body.room_id_or_alias)?;
+    let (room_id, mut servers) = resolve_room(&services, &request.body.room_id_or_alias).await?;
+    servers.splice(0..0, request.body.via.iter().cloned());
     join(
         &services,
         request.user()?,
         &room_id,
+        &servers,
         request.body.reason.as_deref(),
     )
     .await?;
@@ -74,10 +116,30 @@ pub async fn invite(
         return Err(Error::forbidden("Third-party invites are not supported"));
     };
     let target = &recipient.user_id;
-    if target.server_name() != services.server_name() || !services.users.exists(target)? {
+    let sender = request.user()?;
+    if target.server_name() != services.server_name() {
+        if !services.config.allow_federation {
+            return Err(Error::forbidden("Federation is off on this server"));
+        }
+        ensure_room(&services, &request.body.room_id)?;
+        if services.rooms.is_blocked(&request.body.room_id)? {
+            return Err(Error::forbidden(
+                "This room has been blocked on this server",
+            ));
+        }
+        membership::invite(
+            &services,
+            sender,
+            &request.body.room_id,
+            target,
+            recipient.reason.as_deref(),
+        )
+        .await?;
+        return Ok(invite_user::v3::Response::new());
+    }
+    if !services.users.exists(target)? {
         return Err(Error::not_found("No such user on this server"));
     }
-    let sender = request.user()?;
     set_membership(
         &services,
         sender,
@@ -95,15 +157,31 @@ pub async fn leave(
     request: Ruma<leave_room::v3::Request>,
 ) -> Result<leave_room::v3::Response> {
     let sender = request.user()?;
-    set_membership(
-        &services,
-        sender,
-        &request.body.room_id,
-        sender,
-        "leave",
-        request.body.reason.as_deref(),
-    )
-    .await?;
+    let room_id = &request.body.room_id;
+    let reason = request.body.reason.as_deref();
+    // An invite to a room this server is not in is rejected through the inviter's server;
+    // unreachable, it is rejected here only (as Synapse does).
+    if !services.rooms.exists(room_id)?
+        && let Some(invite) = services.rooms.remote_invite(sender, room_id)?
+    {
+        let inviter_server = invite.event["sender"]
+            .as_str()
+            .and_then(|s| UserId::parse(s).ok())
+            .map(|inviter| inviter.server_name().to_owned());
+        let servers = membership::candidate_servers(
+            &services,
+            room_id,
+            &inviter_server.into_iter().collect::<Vec<_>>(),
+        );
+        if let Err(error) =
+            membership::leave_remote(&services, sender, room_id, &servers, reason).await
+        {
+            tracing::info!(%room_id, %error, "the invite is rejected here only");
+        }
+        services.rooms.end_remote_invite(sender, room_id, "leave")?;
+        return Ok(leave_room::v3::Response::new());
+    }
+    set_membership(&services, sender, room_id, sender, "leave", reason).await?;
     Ok(leave_room::v3::Response::new())
 }
 
@@ -295,7 +373,7 @@ pub async fn knock(
     services: Arc<Services>,
     request: Ruma<knock_room::v3::Request>,
 ) -> Result<knock_room::v3::Response> {
-    let room_id = resolve_room(&services, &request.body.room_id_or_alias)?;
+    let (room_id, _) = resolve_room(&services, &request.body.room_id_or_alias).await?;
     let sender = request.user()?;
     set_membership(
         &services,

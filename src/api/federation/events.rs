@@ -29,7 +29,9 @@ fn ensure_may_ask(services: &Services, origin: &ServerName, room_id: &RoomId) ->
     if !rooms.exists(room_id)? {
         return Err(Error::not_found("Unknown room"));
     }
-    if rooms.server_in_room(origin, room_id)? || rooms.history_visibility(room_id)? == "world_readable" {
+    if rooms.server_in_room(origin, room_id)?
+        || rooms.history_visibility(room_id)? == "world_readable"
+    {
         return Ok(());
     }
     Err(Error::forbidden("Your server is not in this room"))

@@ -2,6 +2,7 @@
 
 mod discovery;
 mod events;
+mod membership;
 mod query;
 mod transactions;
 
@@ -15,6 +16,11 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(query::profile)
         .ruma(query::directory)
         .ruma(transactions::send)
+        .ruma(membership::make_join)
+        .ruma(membership::send_join)
+        .ruma(membership::make_leave)
+        .ruma(membership::send_leave)
+        .ruma(membership::invite)
         .ruma(events::event)
         .ruma(events::state_ids)
         .ruma(events::state)

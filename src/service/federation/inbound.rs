@@ -100,8 +100,7 @@ pub async fn handle_transaction(
                 let Some(event_id) = event_id_for_result(&services, &room_id, &object) else {
                     continue;
                 };
-                let result =
-                    incoming::receive_pdu(&services, &origin, &room_id, object).await;
+                let result = incoming::receive_pdu(&services, &origin, &room_id, object).await;
                 results.insert(event_id, outcome(result));
             }
             results

@@ -16,9 +16,7 @@ use ruma::signatures::{
     required_server_signatures_to_verify_event, verify_event,
 };
 use ruma::state_res::check_pdu_format;
-use ruma::{
-    CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, RoomId, ServerName,
-};
+use ruma::{CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, RoomId, ServerName};
 use serde_json::{Value, json};
 
 use crate::service::Services;
@@ -145,7 +143,8 @@ async fn key_map(
 
 /// Parses one PDU of a transaction or an answer.
 pub fn parse_object(raw: &serde_json::value::RawValue) -> Result<CanonicalJsonObject, PduError> {
-    serde_json::from_str(raw.get()).map_err(|e| invalid(format!("not a canonical JSON object: {e}")))
+    serde_json::from_str(raw.get())
+        .map_err(|e| invalid(format!("not a canonical JSON object: {e}")))
 }
 
 /// Checks a received PDU and places it in its room, fetching from `origin` what it refers to
@@ -165,7 +164,15 @@ pub async fn receive_pdu(
         return Err(invalid("the event is for another room"));
     }
     let mut budget = MAX_FETCHED;
-    Box::pin(place(services, origin, room_id, &rules, checked, &mut budget)).await
+    Box::pin(place(
+        services,
+        origin,
+        room_id,
+        &rules,
+        checked,
+        &mut budget,
+    ))
+    .await
 }
 
 /// Places a checked event, filling gaps from `origin` within `budget` fetched events.
@@ -199,7 +206,7 @@ async fn place(
         }
         // Nothing fetched under the lock: first the auth events, then the history between
         // what we hold and the event.
-        let missing_auth = services.rooms.missing_auth_events(&checked.pdu)?;
+        let missing_auth = services.rooms.missing_auth_events(rules, &checked.pdu)?;
         if !missing_auth.is_empty() {
             fetch_auth_events(services, origin, rules, missing_auth, budget).await?;
             continue;
@@ -316,9 +323,16 @@ async fn fill_prev_events(
         "/_matrix/federation/v1/get_missing_events/{}",
         utf8_percent_encode(room_id.as_str())
     );
-    let answer = signed(services, http::Method::POST, origin, &path, Some(&body), 8 << 20)
-        .await
-        .map_err(|e| not_fetched(origin, pdu.prev_events.clone(), e))?;
+    let answer = signed(
+        services,
+        http::Method::POST,
+        origin,
+        &path,
+        Some(&body),
+        8 << 20,
+    )
+    .await
+    .map_err(|e| not_fetched(origin, pdu.prev_events.clone(), e))?;
     let mut events = Vec::new();
     for value in answer["events"].as_array().into_iter().flatten() {
         let object: CanonicalJsonObject = match serde_json::from_value(value.clone()) {
@@ -326,9 +340,7 @@ async fn fill_prev_events(
             Err(_) => continue,
         };
         match check_pdu(services, rules, object).await {
-            Ok(checked) if checked.pdu.room_id.as_deref() == Some(room_id) => {
-                events.push(checked)
-            }
+            Ok(checked) if checked.pdu.room_id.as_deref() == Some(room_id) => events.push(checked),
             Ok(_) => {}
             Err(error) => tracing::info!(%origin, %error, "a missing event failed its checks"),
         }
@@ -343,14 +355,20 @@ async fn fill_prev_events(
         // Each filled event may itself have gaps; its own placing fills them (bounded).
         match Box::pin(place(services, origin, room_id, rules, checked, budget)).await {
             Ok(_) => {}
-            Err(error) => tracing::info!(%origin, event_id = %id, %error, "a missing event was not placed"),
+            Err(error) => {
+                tracing::info!(%origin, event_id = %id, %error, "a missing event was not placed")
+            }
         }
     }
     Ok(())
 }
 
 /// Events that stay missing because `origin` did not give them.
-fn not_fetched(origin: &ServerName, ids: Vec<OwnedEventId>, error: crate::error::Error) -> PduError {
+fn not_fetched(
+    origin: &ServerName,
+    ids: Vec<OwnedEventId>,
+    error: crate::error::Error,
+) -> PduError {
     tracing::info!(%origin, %error, "cannot fetch missing events");
     PduError::Missing(ids)
 }

@@ -5,6 +5,7 @@ pub mod client;
 pub mod discovery;
 pub mod inbound;
 pub mod incoming;
+pub mod membership;
 pub mod sender;
 
 pub use client::FederationClient;

@@ -11,9 +11,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use rocksdb::Direction;
 use ruma::{EventId, OwnedServerName, ServerName};
 use serde_json::{Value, json};
-use rocksdb::Direction;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
@@ -145,7 +145,10 @@ impl Sender {
             servers.push(server);
         }
         if !servers.is_empty() {
-            tracing::info!(destinations = servers.len(), "resuming the federation queues");
+            tracing::info!(
+                destinations = servers.len(),
+                "resuming the federation queues"
+            );
         }
         self.wake(services, &servers);
         Ok(())
@@ -276,7 +279,10 @@ async fn run(services: &Arc<Services>, server: &ServerName) {
         if entries.is_empty() {
             let mut destinations = sender.lock();
             // Checked again under the lock: an event queued meanwhile found us running.
-            if sender.next_batch(server).map(|e| e.is_empty()).unwrap_or(false)
+            if sender
+                .next_batch(server)
+                .map(|e| e.is_empty())
+                .unwrap_or(false)
                 && let Some(destination) = destinations.get_mut(server)
             {
                 destination.running = false;

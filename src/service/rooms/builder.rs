@@ -98,6 +98,41 @@ impl Service {
         prev_events: Vec<OwnedEventId>,
         depth: u64,
     ) -> Result<(CanonicalJsonObject, PduEvent)> {
+        let mut event =
+            self.event_template(builder, sender, room_id, rules, state, prev_events, depth)?;
+        // Room versions 1 and 2: the event ID is chosen by its server and part of the event.
+        let legacy_event_id = (rules.event_id_format == EventIdFormatVersion::V1).then(|| {
+            let opaque: String = rand::rng()
+                .sample_iter(Alphanumeric)
+                .take(18)
+                .map(char::from)
+                .collect();
+            format!("${opaque}:{}", self.server_name)
+        });
+        if let Some(event_id) = &legacy_event_id {
+            event["event_id"] = json!(event_id);
+        }
+        let object = match CanonicalJsonValue::try_from(event) {
+            Ok(CanonicalJsonValue::Object(object)) => object,
+            Ok(_) => return Err(Error::internal("event is not an object")),
+            Err(e) => return Err(Error::bad_json(format!("Event is not canonical JSON: {e}"))),
+        };
+        self.sign_pdu(object, rules)
+    }
+
+    /// The event before its hashes, signatures and (room versions 1 and 2) ID: what the
+    /// resident server of a room answers to `make_join`, for the joining server to sign.
+    #[allow(clippy::too_many_arguments)]
+    pub fn event_template(
+        &self,
+        builder: &PduBuilder,
+        sender: &UserId,
+        room_id: Option<&RoomId>,
+        rules: &RoomVersionRules,
+        state: &StateMap,
+        prev_events: Vec<OwnedEventId>,
+        depth: u64,
+    ) -> Result<Value> {
         if !builder.content.is_object() {
             return Err(Error::bad_json("Event content must be a JSON object"));
         }
@@ -137,18 +172,6 @@ impl Service {
             "prev_events": self.event_references(&prev_events, rules)?,
             "auth_events": self.event_references(&auth_events, rules)?,
         });
-        // Room versions 1 and 2: the event ID is chosen by its server and part of the event.
-        let legacy_event_id = (rules.event_id_format == EventIdFormatVersion::V1).then(|| {
-            let opaque: String = rand::rng()
-                .sample_iter(Alphanumeric)
-                .take(18)
-                .map(char::from)
-                .collect();
-            format!("${opaque}:{}", self.server_name)
-        });
-        if let Some(event_id) = &legacy_event_id {
-            event["event_id"] = json!(event_id);
-        }
         if let Some(room_id) = room_id {
             event["room_id"] = json!(room_id);
         }
@@ -158,12 +181,24 @@ impl Service {
         if let Some(redacts) = &builder.redacts {
             event["redacts"] = json!(redacts);
         }
-        let mut object = match CanonicalJsonValue::try_from(event) {
-            Ok(CanonicalJsonValue::Object(object)) => object,
-            Ok(_) => return Err(Error::internal("event is not an object")),
-            Err(e) => return Err(Error::bad_json(format!("Event is not canonical JSON: {e}"))),
-        };
+        Ok(event)
+    }
 
+    /// Hashes and signs an event of ours (a template filled in, with its `event_id` in room
+    /// versions 1 and 2), and derives its event ID: the stored object and its parsed form.
+    pub fn sign_pdu(
+        &self,
+        mut object: CanonicalJsonObject,
+        rules: &RoomVersionRules,
+    ) -> Result<(CanonicalJsonObject, PduEvent)> {
+        let legacy_event_id = match object.get("event_id") {
+            Some(CanonicalJsonValue::String(id))
+                if rules.event_id_format == EventIdFormatVersion::V1 =>
+            {
+                Some(id.clone())
+            }
+            _ => None,
+        };
         hash_and_sign_event(
             self.server_name.as_str(),
             self.keys.key_pair(),

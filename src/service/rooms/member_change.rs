@@ -56,7 +56,7 @@ pub async fn set_membership(
 /// For `restricted` and `knock_restricted` rooms: a user who is not invited may join if they
 /// are in one of the allowed rooms; the join then names a member of ours who may invite
 /// (`join_authorised_via_users_server`), as the authorization rules require.
-fn authorise_restricted_join(
+pub fn authorise_restricted_join(
     services: &Services,
     user: &UserId,
     room_id: &RoomId,

@@ -155,7 +155,10 @@ impl Service {
         let mut servers: Vec<ruma::OwnedServerName> = Vec::new();
         for (member, membership) in members.iter() {
             let server = member.server_name();
-            if membership == "join" && server != self.server_name && !servers.iter().any(|s| s == server) {
+            if membership == "join"
+                && server != self.server_name
+                && !servers.iter().any(|s| s == server)
+            {
                 servers.push(server.to_owned());
             }
         }
@@ -165,7 +168,9 @@ impl Service {
             if cache.servers.len() >= MEMBER_CACHE_ENTRIES {
                 cache.servers.clear();
             }
-            cache.servers.insert(room_id.to_owned(), Arc::clone(&servers));
+            cache
+                .servers
+                .insert(room_id.to_owned(), Arc::clone(&servers));
         }
         Ok(servers)
     }

@@ -19,6 +19,8 @@ pub mod purge;
 pub mod receive;
 pub mod redaction;
 pub mod relations;
+pub mod remote_invite;
+mod remote_join;
 mod resolution;
 pub mod room_list;
 pub mod search;
@@ -66,6 +68,7 @@ pub struct Service {
     eventid_outlierpdu: Tree,
     eventid_rejected: Tree,
     eventid_softfailed: Tree,
+    useridroomid_remoteinvite: Tree,
     senderpduid_empty: Tree,
     shorteventid_shortstatehash: Tree,
     shortstatehash_statediff: Tree,
@@ -224,6 +227,7 @@ impl Service {
             eventid_outlierpdu: engine.tree("eventid_outlierpdu"),
             eventid_rejected: engine.tree("eventid_rejected"),
             eventid_softfailed: engine.tree("eventid_softfailed"),
+            useridroomid_remoteinvite: engine.tree("useridroomid_remoteinvite"),
             senderpduid_empty: engine.tree("senderpduid_empty"),
             shorteventid_shortstatehash: engine.tree("shorteventid_shortstatehash"),
             shortstatehash_statediff: engine.tree("shortstatehash_statediff"),

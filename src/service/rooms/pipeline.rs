@@ -163,6 +163,43 @@ impl Service {
         self.build_and_append_after(builder, sender, room_id, guard, prev_events)
     }
 
+    /// Builds and authorises an event on the room's forward extremities without storing it:
+    /// an invite that the invitee's server countersigns before it is placed.
+    pub fn build_unstored(
+        &self,
+        builder: &PduBuilder,
+        sender: &UserId,
+        room_id: &RoomId,
+        _guard: &RoomGuard,
+    ) -> Result<(CanonicalJsonObject, PduEvent)> {
+        self.check_not_suspended(builder, sender)?;
+        let rules = self.rules(room_id)?;
+        let mut prev_events = self.forward_extremities(room_id)?;
+        prev_events.truncate(MAX_PREV_EVENTS);
+        let before = self.state_before_events(room_id, &rules, &prev_events)?;
+        let mut depth = 0u64;
+        for prev in &prev_events {
+            if let Some(json) = self.get_pdu_json(prev)? {
+                depth = depth.max(super::pdu::depth_of(&json)?);
+            }
+        }
+        let (object, pdu) = self.build_pdu(
+            builder,
+            sender,
+            Some(room_id),
+            &rules,
+            &before.state,
+            prev_events,
+            depth + 1,
+        )?;
+        match self.authorise_built(&rules, &pdu, &before.state)? {
+            AuthOutcome::Accept => Ok((object, pdu)),
+            AuthOutcome::SoftFail(reason) | AuthOutcome::Reject(reason) => {
+                Err(Error::forbidden(format!("Event not allowed: {reason}")))
+            }
+        }
+    }
+
     /// Like [`Self::build_and_append`] with explicit `prev_events`. When they carry different
     /// states, the state before the event is their resolution.
     pub fn build_and_append_after(

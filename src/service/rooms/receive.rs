@@ -62,12 +62,22 @@ impl Service {
         self.eventid_softfailed.contains(event_id.as_bytes())
     }
 
-    /// The auth events of `pdu` not stored here (fetch them first, as outliers).
-    pub fn missing_auth_events(&self, pdu: &PduEvent) -> crate::error::Result<Vec<OwnedEventId>> {
+    /// The auth events of `pdu` not stored here (fetch them first, as outliers). From room
+    /// version 12 the create event counts among them, named by the room ID.
+    pub fn missing_auth_events(
+        &self,
+        rules: &RoomVersionRules,
+        pdu: &PduEvent,
+    ) -> crate::error::Result<Vec<OwnedEventId>> {
         let mut missing = Vec::new();
-        for id in &pdu.auth_events {
-            if !self.is_known(id)? {
-                missing.push(id.clone());
+        for id in pdu
+            .auth_events
+            .iter()
+            .cloned()
+            .chain(implied_create(rules, pdu))
+        {
+            if !self.is_known(&id)? {
+                missing.push(id);
             }
         }
         Ok(missing)
@@ -114,7 +124,7 @@ impl Service {
         if self.is_soft_failed(&pdu.event_id)? {
             return Ok((Received::Known, Purge::default()));
         }
-        let missing = self.missing_auth_events(pdu)?;
+        let missing = self.missing_auth_events(rules, pdu)?;
         if !missing.is_empty() {
             return Err(PduError::Missing(missing));
         }
@@ -185,11 +195,14 @@ impl Service {
         if self.is_known(&pdu.event_id)? {
             return Ok(Received::Known);
         }
-        let missing = self.missing_auth_events(pdu)?;
+        let missing = self.missing_auth_events(rules, pdu)?;
         if !missing.is_empty() {
             return Err(PduError::Missing(missing));
         }
         let rejection = self.reject_by_auth_events(rules, pdu)?;
+        if let Some(reason) = &rejection {
+            tracing::info!(event_id = %pdu.event_id, %reason, "outlier rejected by its auth events");
+        }
         let outside = match &rejection {
             Some(reason) => Outside::Rejected(reason),
             None => Outside::Outlier,
@@ -303,6 +316,15 @@ impl Service {
         let because = self.redacted_because(room_id, &pdu.event_id)?;
         Ok(self.apply_redaction(room_id, target, because)?)
     }
+}
+
+/// The create event that room version 12 names by the room ID instead of in `auth_events`.
+pub fn implied_create(rules: &RoomVersionRules, pdu: &PduEvent) -> Option<OwnedEventId> {
+    if !rules.authorization.room_create_event_id_as_room_id {
+        return None;
+    }
+    let room_id = pdu.room_id.as_ref()?;
+    EventId::parse(format!("${}", room_id.strip_sigil())).ok()
 }
 
 /// How an event outside the timeline is kept.

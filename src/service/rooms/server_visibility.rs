@@ -84,8 +84,7 @@ impl ServerVisibility<'_> {
         };
         let setting = field("m.room.history_visibility", "", "history_visibility")?
             .unwrap_or_else(|| "shared".to_owned());
-        let visible = if setting == "world_readable" || (setting == "shared" && self.in_room_now)
-        {
+        let visible = if setting == "world_readable" || (setting == "shared" && self.in_room_now) {
             true
         } else {
             let mut visible = false;

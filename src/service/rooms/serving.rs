@@ -20,7 +20,13 @@ impl Service {
         let rules = match &pdu.room_id {
             Some(room_id) => self.rules(room_id)?,
             // Room version 12's create event: its ID is the room's.
-            None => self.rules(&RoomId::parse(format!("!{}", pdu.event_id.as_str().trim_start_matches('$'))).map_err(Error::internal)?)?,
+            None => self.rules(
+                &RoomId::parse(format!(
+                    "!{}",
+                    pdu.event_id.as_str().trim_start_matches('$')
+                ))
+                .map_err(Error::internal)?,
+            )?,
         };
         let object = super::wire::wire_object(&json, &rules)?;
         let raw = serde_json::value::to_raw_value(&object).map_err(Error::internal)?;
@@ -47,7 +53,11 @@ impl Service {
                 .ok()
                 .and_then(|v| v["unsigned"]["replaces_state"].as_str().map(str::to_owned))
                 .and_then(|id| EventId::parse(id).ok());
-            match replaced.map(|id| self.shorteventid(&id)).transpose()?.flatten() {
+            match replaced
+                .map(|id| self.shorteventid(&id))
+                .transpose()?
+                .flatten()
+            {
                 Some(previous) => {
                     state.insert(key, previous);
                 }
@@ -63,13 +73,25 @@ impl Service {
             .map(Some)
     }
 
-    /// Every event reachable from `events` through `auth_events`, those stored here.
+    /// Every event reachable from `events` through `auth_events` (and from room version 12
+    /// the create event the room ID names), those stored here.
     pub fn auth_chain_ids(&self, events: &[OwnedEventId]) -> Result<Vec<OwnedEventId>> {
         let mut seen: HashSet<OwnedEventId> = HashSet::new();
         let mut todo: Vec<OwnedEventId> = Vec::new();
+        let mut rules = None;
         for event in events {
             if let Some(pdu) = self.get_pdu_shared(event)? {
+                if rules.is_none()
+                    && let Some(room_id) = &pdu.room_id
+                {
+                    rules = Some(self.rules(room_id)?);
+                }
                 todo.extend(pdu.auth_events.iter().cloned());
+                todo.extend(
+                    rules
+                        .as_ref()
+                        .and_then(|r| super::receive::implied_create(r, &pdu)),
+                );
             }
         }
         while let Some(id) = todo.pop() {
@@ -77,7 +99,12 @@ impl Service {
                 continue;
             }
             if let Some(pdu) = self.get_pdu_shared(&id)? {
-                todo.extend(pdu.auth_events.iter().filter(|a| !seen.contains(*a)).cloned());
+                todo.extend(
+                    pdu.auth_events
+                        .iter()
+                        .filter(|a| !seen.contains(*a))
+                        .cloned(),
+                );
             }
         }
         Ok(seen.into_iter().collect())

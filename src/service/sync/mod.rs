@@ -435,6 +435,11 @@ pub(crate) fn stripped_state(
         "m.room.topic",
     ];
     let rooms = &services.rooms;
+    if !rooms.exists(room_id)?
+        && let Some(invite) = rooms.remote_invite(user_id, room_id)?
+    {
+        return Ok(crate::service::rooms::remote_invite::stripped_of(&invite));
+    }
     let mut events = Vec::new();
     let mut push = |pdu: std::sync::Arc<PduEvent>| {
         events.push(value_object([

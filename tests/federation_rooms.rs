@@ -1,0 +1,235 @@
+//! Rooms shared between two Conclave servers over federation, each on its own loopback
+//! address with a certificate of the test PKI: joins by alias and by room ID, messages both
+//! ways, invites both ways and a rejection, leaving — every step seen by the other side's
+//! clients through `/sync` and `/messages`, as Element would see it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::federation::conclave_peer;
+use common::*;
+use serde_json::{Value, json};
+
+/// Waits (up to a minute: federation is asynchronous) until `check` finds what it looks for
+/// in the answers of `fetch`; fails with the last answer.
+async fn eventually<F, Fut>(what: &str, mut fetch: F, check: impl Fn(&Value) -> bool) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Value>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let value = fetch().await;
+        if check(&value) {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("never saw {what}; last answer: {value:#}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The room's latest messages as `who` reads them.
+async fn messages(ts: &TestServer, who: &Session, room_id: &str) -> Value {
+    let resp = ts
+        .get(
+            &room_path(room_id, "/messages?dir=b&limit=50"),
+            who.bearer(),
+        )
+        .await;
+    resp.1
+}
+
+fn has_body(messages: &Value, body: &str) -> bool {
+    messages["chunk"]
+        .as_array()
+        .is_some_and(|chunk| chunk.iter().any(|e| e["content"]["body"] == body))
+}
+
+fn membership_of(messages: &Value, user: &str) -> Option<String> {
+    messages["chunk"].as_array()?.iter().find_map(|e| {
+        (e["type"] == "m.room.member" && e["state_key"] == user)
+            .then(|| e["content"]["membership"].as_str().map(str::to_owned))
+            .flatten()
+    })
+}
+
+async fn joined_members(ts: &TestServer, who: &Session, room_id: &str) -> Value {
+    ts.get(&room_path(room_id, "/joined_members"), who.bearer())
+        .await
+        .1
+}
+
+async fn sync(ts: &TestServer, who: &Session) -> Value {
+    ts.get("/_matrix/client/v3/sync?timeout=0", who.bearer())
+        .await
+        .1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_conclaves_share_rooms_join_chat_invite_and_leave() {
+    let (a, _pki_a) = conclave_peer(61).await;
+    let (b, _pki_b) = conclave_peer(62).await;
+    let alice = a.register_open("alice", "alice-password").await;
+    let bob = b.register_open("bob", "bob-password").await;
+
+    // Alice's public room with an alias; Bob joins it by that alias from his server.
+    let lobby = create_room(
+        &a,
+        &alice,
+        json!({ "preset": "public_chat", "room_alias_name": "lobby", "name": "Lobby" }),
+    )
+    .await;
+    send_text_id(&a, &alice, &lobby, "t1", "before bob").await;
+    let joined = expect_ok(
+        b.post(
+            &format!("/_matrix/client/v3/join/{}", enc("#lobby:127.0.0.61:8448")),
+            bob.bearer(),
+            &json!({}),
+        )
+        .await,
+    );
+    assert_eq!(joined["room_id"], lobby);
+    // Both servers agree who is in the room.
+    for (ts, who) in [(&a, &alice), (&b, &bob)] {
+        eventually(
+            "both members joined",
+            || joined_members(ts, who, &lobby),
+            |members| {
+                members["joined"].get(&alice.user_id).is_some()
+                    && members["joined"].get(&bob.user_id).is_some()
+            },
+        )
+        .await;
+    }
+    // Bob's server knows the room's name from the state it was given.
+    let name = expect_ok(
+        b.get(&room_path(&lobby, "/state/m.room.name/"), bob.bearer())
+            .await,
+    );
+    assert_eq!(name["name"], "Lobby");
+
+    // Messages both ways.
+    send_text_id(&a, &alice, &lobby, "t2", "hello bob").await;
+    eventually(
+        "alice's message at bob's server",
+        || messages(&b, &bob, &lobby),
+        |m| has_body(m, "hello bob"),
+    )
+    .await;
+    send_text_id(&b, &bob, &lobby, "t1", "hello alice").await;
+    eventually(
+        "bob's message at alice's server",
+        || messages(&a, &alice, &lobby),
+        |m| has_body(m, "hello alice"),
+    )
+    .await;
+    // And through /sync, as a client sees it.
+    eventually(
+        "bob's message in alice's sync",
+        || sync(&a, &alice),
+        |s| {
+            s["rooms"]["join"][&lobby]["timeline"]["events"]
+                .as_array()
+                .is_some_and(|events| events.iter().any(|e| e["content"]["body"] == "hello alice"))
+        },
+    )
+    .await;
+
+    // Bob (on B) invites Alice (on A) to a room of his; she sees the invite with the room's
+    // name and joins it by its ID.
+    let bobs_room = create_room(
+        &b,
+        &bob,
+        json!({ "preset": "private_chat", "name": "Bob's corner" }),
+    )
+    .await;
+    expect_ok(
+        b.post(
+            &room_path(&bobs_room, "/invite"),
+            bob.bearer(),
+            &json!({ "user_id": alice.user_id }),
+        )
+        .await,
+    );
+    let invited = eventually(
+        "bob's invite in alice's sync",
+        || sync(&a, &alice),
+        |s| s["rooms"]["invite"].get(&bobs_room).is_some(),
+    )
+    .await;
+    let invite_state = &invited["rooms"]["invite"][&bobs_room]["invite_state"]["events"];
+    assert!(
+        invite_state
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Bob's corner"),
+        "{invite_state:#}"
+    );
+    expect_ok(
+        a.post(
+            &format!("/_matrix/client/v3/join/{}", enc(&bobs_room)),
+            alice.bearer(),
+            &json!({}),
+        )
+        .await,
+    );
+    send_text_id(&a, &alice, &bobs_room, "t3", "thanks for the invite").await;
+    eventually(
+        "alice's message in bob's room",
+        || messages(&b, &bob, &bobs_room),
+        |m| has_body(m, "thanks for the invite"),
+    )
+    .await;
+
+    // Alice (on A) invites Carol (on B), who rejects: the rejection reaches Alice's server.
+    let carol = b.register_open("carol", "carol-password").await;
+    let private = create_room(&a, &alice, json!({ "preset": "private_chat" })).await;
+    expect_ok(
+        a.post(
+            &room_path(&private, "/invite"),
+            alice.bearer(),
+            &json!({ "user_id": carol.user_id }),
+        )
+        .await,
+    );
+    eventually(
+        "alice's invite in carol's sync",
+        || sync(&b, &carol),
+        |s| s["rooms"]["invite"].get(&private).is_some(),
+    )
+    .await;
+    expect_ok(
+        b.post(&room_path(&private, "/leave"), carol.bearer(), &json!({}))
+            .await,
+    );
+    eventually(
+        "carol's rejection at alice's server",
+        || messages(&a, &alice, &private),
+        |m| membership_of(m, &carol.user_id).as_deref() == Some("leave"),
+    )
+    .await;
+    let after = sync(&b, &carol).await;
+    assert!(
+        after["rooms"]["invite"].get(&private).is_none(),
+        "{after:#}"
+    );
+
+    // Bob leaves the lobby: Alice's server sees it.
+    expect_ok(
+        b.post(&room_path(&lobby, "/leave"), bob.bearer(), &json!({}))
+            .await,
+    );
+    eventually(
+        "bob's leave at alice's server",
+        || joined_members(&a, &alice, &lobby),
+        |members| members["joined"].get(&bob.user_id).is_none(),
+    )
+    .await;
+
+    a.shutdown().await;
+    b.shutdown().await;
+}
