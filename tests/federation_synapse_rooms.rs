@@ -1,0 +1,339 @@
+//! Rooms shared with a real Synapse (PyPI `matrix-synapse`, started by
+//! `tests/federation/synapse-peer.sh`), in both directions: a Conclave user joins a Synapse
+//! room by alias and a Synapse user joins a Conclave room; messages both ways; invites both
+//! ways; a leave and a kick — each seen by the other side's client API.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::federation::{SynapsePeer, conclave_peer};
+use common::*;
+use serde_json::{Value, json};
+
+const SYNAPSE_IP: &str = "127.0.0.64";
+const SYNAPSE: &str = "127.0.0.64:8448";
+
+/// A user of the Synapse peer, through its client API.
+struct SynapseUser {
+    http: reqwest::Client,
+    token: String,
+    user_id: String,
+}
+
+impl SynapseUser {
+    fn url(path: &str) -> String {
+        format!("http://{SYNAPSE_IP}:8008{path}")
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, Self::url(path))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn ok(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let (status, value) = self.call(method, path, body).await;
+        assert_eq!(status, 200, "Synapse answered {status} to {path}: {value}");
+        value
+    }
+
+    async fn messages(&self, room_id: &str) -> Value {
+        self.call(
+            reqwest::Method::GET,
+            &format!(
+                "/_matrix/client/v3/rooms/{}/messages?dir=b&limit=50",
+                enc(room_id)
+            ),
+            None,
+        )
+        .await
+        .1
+    }
+
+    async fn sync(&self) -> Value {
+        self.call(
+            reqwest::Method::GET,
+            "/_matrix/client/v3/sync?timeout=0",
+            None,
+        )
+        .await
+        .1
+    }
+}
+
+async fn eventually<F, Fut>(what: &str, mut fetch: F, check: impl Fn(&Value) -> bool) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Value>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let value = fetch().await;
+        if check(&value) {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("never saw {what}; last answer: {value:#}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn has_body(messages: &Value, body: &str) -> bool {
+    messages["chunk"]
+        .as_array()
+        .is_some_and(|chunk| chunk.iter().any(|e| e["content"]["body"] == body))
+}
+
+fn membership_in(messages: &Value, user: &str) -> Option<String> {
+    messages["chunk"].as_array()?.iter().find_map(|e| {
+        (e["type"] == "m.room.member" && e["state_key"] == user)
+            .then(|| e["content"]["membership"].as_str().map(str::to_owned))
+            .flatten()
+    })
+}
+
+async fn conclave_messages(ts: &TestServer, who: &Session, room_id: &str) -> Value {
+    ts.get(
+        &room_path(room_id, "/messages?dir=b&limit=50"),
+        who.bearer(),
+    )
+    .await
+    .1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conclave_and_synapse_share_rooms_both_ways() {
+    use reqwest::Method;
+    let (ts, _pki) = conclave_peer(63).await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let synapse = SynapsePeer::start(SYNAPSE_IP).await;
+    let token = synapse.register(SYNAPSE_IP, "sam", "sam-password").await;
+    let sam = SynapseUser {
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        token,
+        user_id: format!("@sam:{SYNAPSE}"),
+    };
+
+    // 1. Alice (Conclave) joins Sam's Synapse room by its alias; messages both ways.
+    let created = sam
+        .ok(
+            Method::POST,
+            "/_matrix/client/v3/createRoom",
+            Some(json!({ "preset": "public_chat", "room_alias_name": "plaza", "name": "Plaza" })),
+        )
+        .await;
+    let plaza = created["room_id"].as_str().unwrap().to_owned();
+    sam.ok(
+        Method::PUT,
+        &format!(
+            "/_matrix/client/v3/rooms/{}/send/m.room.message/s1",
+            enc(&plaza)
+        ),
+        Some(json!({ "msgtype": "m.text", "body": "welcome to the plaza" })),
+    )
+    .await;
+    let joined = ts
+        .post(
+            &format!(
+                "/_matrix/client/v3/join/{}",
+                enc(&format!("#plaza:{SYNAPSE}"))
+            ),
+            alice.bearer(),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(joined.0, 200, "{}\n{}", joined.1, synapse.log_tail());
+    assert_eq!(joined.1["room_id"], plaza);
+    let name = expect_ok(
+        ts.get(&room_path(&plaza, "/state/m.room.name/"), alice.bearer())
+            .await,
+    );
+    assert_eq!(name["name"], "Plaza");
+    send_text_id(&ts, &alice, &plaza, "c1", "hello from conclave").await;
+    eventually(
+        "alice's message at Synapse",
+        || sam.messages(&plaza),
+        |m| has_body(m, "hello from conclave"),
+    )
+    .await;
+    sam.ok(
+        Method::PUT,
+        &format!(
+            "/_matrix/client/v3/rooms/{}/send/m.room.message/s2",
+            enc(&plaza)
+        ),
+        Some(json!({ "msgtype": "m.text", "body": "hello from synapse" })),
+    )
+    .await;
+    eventually(
+        "sam's message at Conclave",
+        || conclave_messages(&ts, &alice, &plaza),
+        |m| has_body(m, "hello from synapse"),
+    )
+    .await;
+
+    // 2. Sam (Synapse) joins Alice's Conclave room by its alias; messages both ways.
+    let lounge = create_room(
+        &ts,
+        &alice,
+        json!({ "preset": "public_chat", "room_alias_name": "lounge", "name": "Lounge" }),
+    )
+    .await;
+    let alias = format!("#lounge:127.0.0.63:8448");
+    let (status, answer) = sam
+        .call(
+            Method::POST,
+            &format!("/_matrix/client/v3/join/{}", enc(&alias)),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}\n{}", synapse.log_tail());
+    assert_eq!(answer["room_id"], lounge);
+    sam.ok(
+        Method::PUT,
+        &format!(
+            "/_matrix/client/v3/rooms/{}/send/m.room.message/s3",
+            enc(&lounge)
+        ),
+        Some(json!({ "msgtype": "m.text", "body": "sam in the lounge" })),
+    )
+    .await;
+    eventually(
+        "sam's message in alice's room",
+        || conclave_messages(&ts, &alice, &lounge),
+        |m| has_body(m, "sam in the lounge"),
+    )
+    .await;
+    send_text_id(&ts, &alice, &lounge, "c2", "alice answers").await;
+    eventually(
+        "alice's answer at Synapse",
+        || sam.messages(&lounge),
+        |m| has_body(m, "alice answers"),
+    )
+    .await;
+
+    // 3. Invites both ways: Alice invites Sam to a private room; Sam invites Alice.
+    let private = create_room(
+        &ts,
+        &alice,
+        json!({ "preset": "private_chat", "name": "Quiet" }),
+    )
+    .await;
+    expect_ok(
+        ts.post(
+            &room_path(&private, "/invite"),
+            alice.bearer(),
+            &json!({ "user_id": sam.user_id }),
+        )
+        .await,
+    );
+    eventually(
+        "alice's invite in sam's sync",
+        || sam.sync(),
+        |s| s["rooms"]["invite"].get(&private).is_some(),
+    )
+    .await;
+    sam.ok(
+        Method::POST,
+        &format!("/_matrix/client/v3/rooms/{}/join", enc(&private)),
+        Some(json!({})),
+    )
+    .await;
+    eventually(
+        "sam joined alice's private room",
+        || conclave_messages(&ts, &alice, &private),
+        |m| membership_in(m, &sam.user_id).as_deref() == Some("join"),
+    )
+    .await;
+
+    let sams_room = sam
+        .ok(
+            Method::POST,
+            "/_matrix/client/v3/createRoom",
+            Some(json!({ "preset": "private_chat", "name": "Sam's office" })),
+        )
+        .await["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sam.ok(
+        Method::POST,
+        &format!("/_matrix/client/v3/rooms/{}/invite", enc(&sams_room)),
+        Some(json!({ "user_id": alice.user_id })),
+    )
+    .await;
+    let invited = eventually(
+        "sam's invite in alice's sync",
+        || async {
+            ts.get("/_matrix/client/v3/sync?timeout=0", alice.bearer())
+                .await
+                .1
+        },
+        |s| s["rooms"]["invite"].get(&sams_room).is_some(),
+    )
+    .await;
+    let invite_state = &invited["rooms"]["invite"][&sams_room]["invite_state"]["events"];
+    assert!(
+        invite_state
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Sam's office"),
+        "{invite_state:#}"
+    );
+    let joined = ts
+        .post(
+            &format!("/_matrix/client/v3/join/{}", enc(&sams_room)),
+            alice.bearer(),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(joined.0, 200, "{}\n{}", joined.1, synapse.log_tail());
+    send_text_id(&ts, &alice, &sams_room, "c3", "thanks sam").await;
+    eventually(
+        "alice's message in sam's office",
+        || sam.messages(&sams_room),
+        |m| has_body(m, "thanks sam"),
+    )
+    .await;
+
+    // 4. Sam leaves the lounge; Alice kicks Sam from the quiet room.
+    sam.ok(
+        Method::POST,
+        &format!("/_matrix/client/v3/rooms/{}/leave", enc(&lounge)),
+        Some(json!({})),
+    )
+    .await;
+    eventually(
+        "sam's leave at Conclave",
+        || conclave_messages(&ts, &alice, &lounge),
+        |m| membership_in(m, &sam.user_id).as_deref() == Some("leave"),
+    )
+    .await;
+    expect_ok(
+        ts.post(
+            &room_path(&private, "/kick"),
+            alice.bearer(),
+            &json!({ "user_id": sam.user_id, "reason": "meeting over" }),
+        )
+        .await,
+    );
+    eventually(
+        "the kick at Synapse",
+        || sam.messages(&private),
+        |m| membership_in(m, &sam.user_id).as_deref() == Some("leave"),
+    )
+    .await;
+
+    synapse.stop().await;
+    ts.shutdown().await;
+}
