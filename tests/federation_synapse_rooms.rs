@@ -188,11 +188,11 @@ async fn conclave_and_synapse_share_rooms_both_ways() {
         json!({ "preset": "public_chat", "room_alias_name": "lounge", "name": "Lounge" }),
     )
     .await;
-    let alias = format!("#lounge:127.0.0.63:8448");
+    let alias = "#lounge:127.0.0.63:8448";
     let (status, answer) = sam
         .call(
             Method::POST,
-            &format!("/_matrix/client/v3/join/{}", enc(&alias)),
+            &format!("/_matrix/client/v3/join/{}", enc(alias)),
             Some(json!({})),
         )
         .await;
