@@ -46,6 +46,10 @@ async fn join(
     {
         servers.push(inviter.server_name().to_owned());
     }
+    // A room we were in: the servers its members were on when we left.
+    if rooms.exists(room_id)? {
+        servers.extend(rooms.remote_servers(room_id)?.iter().cloned());
+    }
     let servers = membership::candidate_servers(services, room_id, &servers);
     if servers.is_empty() {
         // A room of ours that everyone left: joined here, if its rules allow.

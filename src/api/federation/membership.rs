@@ -66,6 +66,11 @@ fn template(
         depth + 1,
     )?;
     event["origin"] = json!(services.server_name());
+    if let Err(reason) = rooms.template_allowed(&rules, &event, &state)? {
+        return Err(Error::forbidden(format!(
+            "You may not do that in this room: {reason}"
+        )));
+    }
     let raw = serde_json::value::to_raw_value(&event).map_err(Error::internal)?;
     Ok((version, raw))
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::discovery::{self, Destination, Literal, WellKnownCache};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::service::net::{IpPolicy, PolicyResolver};
 
 /// Largest answer read from another server (keys, well-known).
@@ -210,11 +210,18 @@ impl FederationClient {
         if !status.is_success() {
             // A Matrix error from the other server keeps its code for our client.
             let error: Value = serde_json::from_slice(&body).unwrap_or_default();
-            if status == http::StatusCode::NOT_FOUND && error["errcode"] == "M_NOT_FOUND" {
-                return Err(Error::not_found(format!(
-                    "{server}: {}",
-                    error["error"].as_str().unwrap_or("not found")
-                )));
+            let message = format!("{server}: {}", error["error"].as_str().unwrap_or("refused"));
+            let code = match (status, error["errcode"].as_str()) {
+                (http::StatusCode::NOT_FOUND, Some("M_NOT_FOUND")) => Some(ErrorCode::NotFound),
+                (http::StatusCode::FORBIDDEN, Some("M_FORBIDDEN")) => Some(ErrorCode::Forbidden),
+                (_, Some("M_INCOMPATIBLE_ROOM_VERSION")) => {
+                    Some(ErrorCode::IncompatibleRoomVersion)
+                }
+                (_, Some("M_UNABLE_TO_AUTHORISE_JOIN")) => Some(ErrorCode::UnableToAuthoriseJoin),
+                _ => None,
+            };
+            if let Some(code) = code {
+                return Err(Error::new(code, message));
             }
             return Err(remote(server, format!("answered {status}: {error}")));
         }

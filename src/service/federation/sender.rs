@@ -136,12 +136,12 @@ impl Sender {
             let (server, _) = <(&str, u64)>::decode(&key)?;
             let server = ServerName::parse(server)
                 .map_err(|e| crate::error::Error::Database(format!("queued destination: {e}")))?;
-            // Skip the rest of this destination's queue: continue after its prefix.
-            let mut next_prefix = (server.as_str(),).prefix();
-            if let Some(last) = next_prefix.last_mut() {
-                *last += 1;
-            }
-            after = Some(next_prefix);
+            // Skip the rest of this destination's queue: its keys are the prefix and eight
+            // bytes of position, so nine 0xFF bytes sort after all of them (server names are
+            // ASCII, so no other server's key lies in between).
+            let mut past = (server.as_str(),).prefix();
+            past.extend_from_slice(&[0xFF; 9]);
+            after = Some(past);
             servers.push(server);
         }
         if !servers.is_empty() {

@@ -90,6 +90,22 @@ impl Service {
         })
     }
 
+    /// Whether an unsigned event template (a `make_join` or `make_leave` answer) would be
+    /// allowed by `state`: a join the rules forbid (a ban) is refused before the joining
+    /// server signs it.
+    pub fn template_allowed(
+        &self,
+        rules: &RoomVersionRules,
+        template: &serde_json::Value,
+        state: &StateMap,
+    ) -> crate::error::Result<Result<(), String>> {
+        let mut event = template.clone();
+        event["event_id"] = serde_json::json!("$template:conclave");
+        let json = serde_json::to_vec(&event).map_err(crate::error::Error::internal)?;
+        let pdu = PduEvent::from_json(&json)?;
+        Ok(self.check_against(rules, &pdu, state)?)
+    }
+
     /// The state-independent rules: `Some(rejection)` when they fail.
     pub(super) fn check_independent(
         &self,

@@ -1,0 +1,283 @@
+//! Two Conclave servers when things go wrong: a kick and a ban of a remote user; a restart
+//! with events still queued for a server that is down (nothing is lost); and a partition,
+//! where each side changes the room's state while the other is away and both converge to the
+//! same state by state resolution once they meet again.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::federation::conclave_peer;
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn eventually<F, Fut>(what: &str, mut fetch: F, check: impl Fn(&Value) -> bool) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Value>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let value = fetch().await;
+        if check(&value) {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("never saw {what}; last answer: {value:#}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn messages(ts: &TestServer, who: &Session, room_id: &str) -> Value {
+    ts.get(
+        &room_path(room_id, "/messages?dir=b&limit=50"),
+        who.bearer(),
+    )
+    .await
+    .1
+}
+
+fn has_body(messages: &Value, body: &str) -> bool {
+    messages["chunk"]
+        .as_array()
+        .is_some_and(|chunk| chunk.iter().any(|e| e["content"]["body"] == body))
+}
+
+fn membership_of(messages: &Value, user: &str) -> Option<String> {
+    messages["chunk"].as_array()?.iter().find_map(|e| {
+        (e["type"] == "m.room.member" && e["state_key"] == user)
+            .then(|| e["content"]["membership"].as_str().map(str::to_owned))
+            .flatten()
+    })
+}
+
+async fn joined_members(ts: &TestServer, who: &Session, room_id: &str) -> Value {
+    ts.get(&room_path(room_id, "/joined_members"), who.bearer())
+        .await
+        .1
+}
+
+/// Alice's public room on `a`, joined by Bob from `b` (both servers agree on it).
+async fn shared_room(a: &TestServer, alice: &Session, b: &TestServer, bob: &Session) -> String {
+    let room = create_room(a, alice, json!({ "preset": "public_chat" })).await;
+    expect_ok(
+        b.post(
+            &format!(
+                "/_matrix/client/v3/join/{}?via={}",
+                enc(&room),
+                enc(a.config().server_name.as_str())
+            ),
+            bob.bearer(),
+            &json!({}),
+        )
+        .await,
+    );
+    eventually(
+        "bob joined at alice's server",
+        || joined_members(a, alice, &room),
+        |m| m["joined"].get(&bob.user_id).is_some(),
+    )
+    .await;
+    room
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kick_and_a_ban_reach_the_remote_member() {
+    let (a, _pki_a) = conclave_peer(65).await;
+    let (b, _pki_b) = conclave_peer(66).await;
+    let alice = a.register_open("alice", "alice-password").await;
+    let bob = b.register_open("bob", "bob-password").await;
+    let room = shared_room(&a, &alice, &b, &bob).await;
+
+    expect_ok(
+        a.post(
+            &room_path(&room, "/kick"),
+            alice.bearer(),
+            &json!({ "user_id": bob.user_id, "reason": "out" }),
+        )
+        .await,
+    );
+    // Bob's server learns it: his client reads his own kick.
+    eventually(
+        "the kick at bob's server",
+        || messages(&b, &bob, &room),
+        |m| membership_of(m, &bob.user_id).as_deref() == Some("leave"),
+    )
+    .await;
+    // A kick is not a ban: he joins again, through the server of the room's other member.
+    expect_ok(
+        b.post(
+            &format!("/_matrix/client/v3/join/{}", enc(&room)),
+            bob.bearer(),
+            &json!({}),
+        )
+        .await,
+    );
+    eventually(
+        "bob back at alice's server",
+        || joined_members(&a, &alice, &room),
+        |m| m["joined"].get(&bob.user_id).is_some(),
+    )
+    .await;
+
+    expect_ok(
+        a.post(
+            &room_path(&room, "/ban"),
+            alice.bearer(),
+            &json!({ "user_id": bob.user_id, "reason": "gone" }),
+        )
+        .await,
+    );
+    eventually(
+        "the ban at bob's server",
+        || messages(&b, &bob, &room),
+        |m| membership_of(m, &bob.user_id).as_deref() == Some("ban"),
+    )
+    .await;
+    let refused = b
+        .post(
+            &format!("/_matrix/client/v3/join/{}", enc(&room)),
+            bob.bearer(),
+            &json!({}),
+        )
+        .await;
+    assert_errcode(&refused, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+    let members = joined_members(&a, &alice, &room).await;
+    assert!(members["joined"].get(&bob.user_id).is_none(), "{members}");
+
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_queued_for_a_stopped_server_survive_a_restart() {
+    let (mut a, _pki_a) = conclave_peer(69).await;
+    let (mut b, _pki_b) = conclave_peer(70).await;
+    let alice = a.register_open("alice", "alice-password").await;
+    let bob = b.register_open("bob", "bob-password").await;
+    let room = shared_room(&a, &alice, &b, &bob).await;
+
+    b.stop().await;
+    for i in 0..3 {
+        send_text_id(&a, &alice, &room, &format!("q{i}"), &format!("queued {i}")).await;
+    }
+    // Alice's server restarts with the three events unsent; then Bob's comes back.
+    a.restart().await;
+    b.restart().await;
+    for i in 0..3 {
+        eventually(
+            "a queued message at bob's server",
+            || messages(&b, &bob, &room),
+            |m| has_body(m, &format!("queued {i}")),
+        )
+        .await;
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_sides_of_a_partition_converge_on_one_state() {
+    let (mut a, _pki_a) = conclave_peer(67).await;
+    let (mut b, _pki_b) = conclave_peer(68).await;
+    let alice = a.register_open("alice", "alice-password").await;
+    let bob = b.register_open("bob", "bob-password").await;
+    let room = shared_room(&a, &alice, &b, &bob).await;
+    // Bob gets the power to change state too (Alice, the creator, has it implicitly).
+    expect_ok(
+        a.put(
+            &room_path(&room, "/state/m.room.power_levels/"),
+            alice.bearer(),
+            &json!({ "users": { bob.user_id.clone(): 50 } }),
+        )
+        .await,
+    );
+    eventually(
+        "bob's power at his server",
+        || async {
+            b.get(
+                &room_path(&room, "/state/m.room.power_levels/"),
+                bob.bearer(),
+            )
+            .await
+            .1
+        },
+        |p| p["users"][&bob.user_id] == 50,
+    )
+    .await;
+
+    // Apart: Alice names the room while Bob's server is down; then Bob sets the topic while
+    // Alice's is down.
+    b.stop().await;
+    expect_ok(
+        a.put(
+            &room_path(&room, "/state/m.room.name/"),
+            alice.bearer(),
+            &json!({ "name": "Named by A" }),
+        )
+        .await,
+    );
+    a.stop().await;
+    b.restart().await;
+    expect_ok(
+        b.put(
+            &room_path(&room, "/state/m.room.topic/"),
+            bob.bearer(),
+            &json!({ "topic": "Topic by B" }),
+        )
+        .await,
+    );
+    // Together again: each side's queue delivers, each side resolves the fork.
+    a.restart().await;
+    for (ts, who) in [(&a, &alice), (&b, &bob)] {
+        eventually(
+            "the name on both sides",
+            || async {
+                ts.get(&room_path(&room, "/state/m.room.name/"), who.bearer())
+                    .await
+                    .1
+            },
+            |n| n["name"] == "Named by A",
+        )
+        .await;
+        eventually(
+            "the topic on both sides",
+            || async {
+                ts.get(&room_path(&room, "/state/m.room.topic/"), who.bearer())
+                    .await
+                    .1
+            },
+            |t| t["topic"] == "Topic by B",
+        )
+        .await;
+    }
+    // A message after the partition builds on both branches, and reaches the other side.
+    send_text_id(&a, &alice, &room, "after", "together again").await;
+    eventually(
+        "the merge at bob's server",
+        || messages(&b, &bob, &room),
+        |m| has_body(m, "together again"),
+    )
+    .await;
+    let state_a = expect_ok(a.get(&room_path(&room, "/state"), alice.bearer()).await);
+    let state_b = expect_ok(b.get(&room_path(&room, "/state"), bob.bearer()).await);
+    let ids = |state: &Value| {
+        let mut ids: Vec<String> = state
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        ids(&state_a),
+        ids(&state_b),
+        "both sides hold the same state"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
