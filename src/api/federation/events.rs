@@ -23,13 +23,15 @@ fn not_found() -> Error {
     Error::not_found("Event not found")
 }
 
-/// The origin must be in the room (or the room world-readable) to ask about it.
+/// The origin must have had a member in the room (or the room be world-readable) to ask
+/// about it; which events it sees is then decided event by event (a server whose users left
+/// or were banned still receives the history up to then, to place its own leave or ban).
 fn ensure_may_ask(services: &Services, origin: &ServerName, room_id: &RoomId) -> Result<()> {
     let rooms = &services.rooms;
     if !rooms.exists(room_id)? {
         return Err(Error::not_found("Unknown room"));
     }
-    if rooms.server_in_room(origin, room_id)?
+    if rooms.server_ever_in_room(origin, room_id)?
         || rooms.history_visibility(room_id)? == "world_readable"
     {
         return Ok(());

@@ -29,6 +29,18 @@ impl Service {
         Ok(self.remote_servers(room_id)?.iter().any(|s| s == server))
     }
 
+    /// Whether any user of `server` has a membership in the room (joined, invited, left,
+    /// banned): a server that took part in it.
+    pub fn server_ever_in_room(&self, server: &ServerName, room_id: &RoomId) -> Result<bool> {
+        if server == self.server_name {
+            return Ok(true);
+        }
+        Ok(self
+            .members_shared(room_id)?
+            .iter()
+            .any(|(user, _)| user.server_name() == server))
+    }
+
     pub fn server_visibility<'a>(
         &'a self,
         server: &ServerName,
