@@ -11,6 +11,7 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
@@ -21,6 +22,8 @@ use tokio_rustls::rustls::{self, ServerConfig};
 
 /// A TLS handshake that takes longer is dropped: a slow client must not hold a task.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long requests in flight may take to finish when the listener stops.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// The certificate and key files, and the key pair read from them last.
 #[derive(Debug)]
@@ -100,6 +103,11 @@ pub async fn serve_tls(
             .with_cert_resolver(certificates);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(config));
+    // Connections are tracked so that stopping ends them: another server's client keeps its
+    // connection open between requests, and each connection holds the application (and so
+    // the database) until it ends.
+    let graceful = GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -111,11 +119,13 @@ pub async fn serve_tls(
                     continue;
                 }
             },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             _ = &mut stopped => break,
         };
         let acceptor = acceptor.clone();
         let app = app.clone();
-        tokio::spawn(async move {
+        let watcher = graceful.watcher();
+        connections.spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
@@ -137,14 +147,24 @@ pub async fn serve_tls(
                     }
                 },
             );
-            if let Err(error) = auto::Builder::new(TokioExecutor::new())
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let connection = builder
                 .serve_connection(TokioIo::new(tls), service)
-                .await
-            {
+                .into_owned();
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%error, %peer, "federation connection ended with an error");
             }
         });
     }
+    // Requests in flight finish (idle connections close at once); past a few seconds the
+    // rest are cut.
+    if tokio::time::timeout(STOP_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!("federation listener: cutting connections still busy");
+    }
+    connections.shutdown().await;
 }
 
 /// Re-reads the certificate files whenever the process gets SIGHUP.

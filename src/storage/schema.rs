@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 
 /// The schema this build writes. Bump it and add a step to [`MIGRATIONS`] when a tree's layout
 /// changes.
-pub const CURRENT_VERSION: u64 = 3;
+pub const CURRENT_VERSION: u64 = 4;
 
 const VERSION_KEY: &[u8] = b"schema_version";
 
@@ -15,7 +15,11 @@ const VERSION_KEY: &[u8] = b"schema_version";
 type Migration = fn(&Arc<Engine>) -> Result<()>;
 
 /// Migration `i` brings a database from version `i + 1` to `i + 2`.
-const MIGRATIONS: &[Migration] = &[forward_extremities_in_one_value, index_events_by_sender];
+const MIGRATIONS: &[Migration] = &[
+    forward_extremities_in_one_value,
+    index_events_by_sender,
+    signed_timeline_positions,
+];
 
 /// 1 → 2: `roomid_pduleaves` from one key per leaf (`RoomId 0xFF EventId`, empty value) to one
 /// key per room whose value lists the leaves.
@@ -62,6 +66,63 @@ fn index_events_by_sender(engine: &Arc<Engine>) -> Result<()> {
         key.extend_from_slice(&pduid);
         batch.put(&index, &key, &[])?;
         pending += 1;
+        if pending == 10_000 {
+            engine.write(std::mem::take(&mut batch))?;
+            pending = 0;
+        }
+    }
+    engine.write(batch)
+}
+
+/// 3 → 4: timeline positions become signed (`rooms::count::PduCount`), stored with the sign
+/// bit flipped so that backfilled (negative) positions sort first. Every stored position was
+/// a plain `u64` below 2^63; it gains bit 63. Positions are the last eight bytes of the keys
+/// of `pduid_pdu`, `senderpduid_empty`, `relatestoeventid_relation` and
+/// `tokenshortroomidcount_empty`, and of the values of `eventid_pduid`. Only entries without
+/// the bit are rewritten, so a migration interrupted by a crash resumes safely.
+fn signed_timeline_positions(engine: &Arc<Engine>) -> Result<()> {
+    fn flipped(bytes: &[u8]) -> Option<Vec<u8>> {
+        let at = bytes.len().checked_sub(8)?;
+        if bytes[at] & 0x80 != 0 {
+            return None;
+        }
+        let mut out = bytes.to_vec();
+        out[at] |= 0x80;
+        Some(out)
+    }
+    for name in [
+        "pduid_pdu",
+        "senderpduid_empty",
+        "relatestoeventid_relation",
+        "tokenshortroomidcount_empty",
+    ] {
+        let tree = engine.tree(name);
+        let mut batch = super::Batch::default();
+        let mut pending = 0;
+        for entry in tree.scan_prefix(Vec::new()) {
+            let (key, value) = entry?;
+            let Some(new_key) = flipped(&key) else {
+                continue;
+            };
+            batch.put(&tree, &new_key, &value)?;
+            batch.delete(&tree, &key)?;
+            pending += 1;
+            if pending == 10_000 {
+                engine.write(std::mem::take(&mut batch))?;
+                pending = 0;
+            }
+        }
+        engine.write(batch)?;
+    }
+    let tree = engine.tree("eventid_pduid");
+    let mut batch = super::Batch::default();
+    let mut pending = 0;
+    for entry in tree.scan_prefix(Vec::new()) {
+        let (key, value) = entry?;
+        if let Some(new_value) = flipped(&value) {
+            batch.put(&tree, &key, &new_value)?;
+            pending += 1;
+        }
         if pending == 10_000 {
             engine.write(std::mem::take(&mut batch))?;
             pending = 0;
@@ -174,12 +235,60 @@ mod tests {
         }
         let engine = open(dir.path());
         let index = engine.tree("senderpduid_empty");
+        use crate::service::rooms::PduCount;
         use crate::storage::Key;
-        let of_a: Vec<(String, u64, u64)> = index
+        let of_a: Vec<(String, u64, PduCount)> = index
             .scan_prefix(("@a:x",).prefix())
-            .map(|entry| <(String, u64, u64)>::decode(&entry.unwrap().0).unwrap())
+            .map(|entry| <(String, u64, PduCount)>::decode(&entry.unwrap().0).unwrap())
             .collect();
-        assert_eq!(of_a, [("@a:x".to_owned(), 1, 5), ("@a:x".to_owned(), 2, 7)]);
+        let at = PduCount::normal;
+        assert_eq!(
+            of_a,
+            [("@a:x".to_owned(), 1, at(5)), ("@a:x".to_owned(), 2, at(7))]
+        );
+        // And the timeline itself moved to signed positions (schema 4).
+        let timeline = engine.tree("pduid_pdu");
+        assert!(timeline.get(&(1u64, at(5)).encode()).unwrap().is_some());
+        assert_eq!(timeline.scan_prefix(Vec::new()).count(), 3);
         assert_eq!(index.scan_prefix(("@b:x",).prefix()).count(), 1);
+    }
+    #[test]
+    fn version_3_positions_become_signed_once() {
+        use crate::service::rooms::PduCount;
+        use crate::storage::Key;
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(dir.path());
+        let mut old_pduid = 4u64.to_be_bytes().to_vec();
+        old_pduid.push(crate::storage::codec::SEP);
+        old_pduid.extend_from_slice(&9u64.to_be_bytes());
+        let mut old_relation = b"$target".to_vec();
+        old_relation.push(crate::storage::codec::SEP);
+        old_relation.extend_from_slice(&9u64.to_be_bytes());
+        let mut batch = Batch::default();
+        batch
+            .put(&engine.tree("eventid_pduid"), b"$e", &old_pduid)
+            .unwrap();
+        batch
+            .put(
+                &engine.tree("relatestoeventid_relation"),
+                &old_relation,
+                b"r",
+            )
+            .unwrap();
+        engine.write(batch).unwrap();
+        // Run twice, as after a crash in the middle: the second run changes nothing.
+        signed_timeline_positions(&engine).unwrap();
+        signed_timeline_positions(&engine).unwrap();
+        let pduid = engine.tree("eventid_pduid").get(b"$e").unwrap().unwrap();
+        assert_eq!(
+            <(u64, PduCount)>::decode(&pduid).unwrap(),
+            (4, PduCount::normal(9))
+        );
+        let relations: Vec<_> = engine
+            .tree("relatestoeventid_relation")
+            .scan_prefix(Vec::new())
+            .map(|entry| <(String, PduCount)>::decode(&entry.unwrap().0).unwrap())
+            .collect();
+        assert_eq!(relations, [("$target".to_owned(), PduCount::normal(9))]);
     }
 }

@@ -10,7 +10,7 @@ use ruma::api::client::keys::{
 use ruma::serde::Raw;
 use serde_json::{Map, Value, json};
 
-use super::message::parse_token;
+use super::message::parse_stream_token;
 use crate::api::Ruma;
 use crate::api::router::RawJson;
 use crate::error::{Error, Result};
@@ -150,8 +150,8 @@ pub async fn changes(
     services: Arc<Services>,
     request: Ruma<get_key_changes::v3::Request>,
 ) -> Result<get_key_changes::v3::Response> {
-    let from = parse_token(&request.body.from)?;
-    let to = parse_token(&request.body.to)?;
+    let from = parse_stream_token(&request.body.from)?;
+    let to = parse_stream_token(&request.body.to)?;
     let changes = services
         .keys
         .device_list_changes(request.user()?, from, to)?;

@@ -300,7 +300,7 @@ pub async fn members(
     let state = match &body.at {
         Some(at) => {
             let at = super::message::parse_token(at)?;
-            let event = rooms.timeline_page(room_id, at.saturating_add(1), true, 1)?;
+            let event = rooms.timeline_page(room_id, at.next(), true, 1)?;
             let event_id = match event.first() {
                 Some((_, json)) => PduEvent::from_json(json)?.event_id,
                 None => return Ok(get_member_events::v3::Response::new(Vec::new())),

@@ -16,7 +16,7 @@ use crate::api::Ruma;
 use crate::error::{Error, Result};
 use crate::service::Services;
 use crate::service::rooms::pdu::{PduEvent, client_event};
-use crate::service::rooms::{PduBuilder, StoredEvent};
+use crate::service::rooms::{PduBuilder, PduCount, StoredEvent};
 
 /// Most events one page returns.
 const MAX_LIMIT: usize = 1000;
@@ -104,22 +104,35 @@ pub async fn get_event(
     ))
 }
 
-/// Pagination tokens are stream counts: a token `c` sits just after the event numbered `c`,
-/// so paginating backwards from it returns that event first.
-pub fn parse_token(token: &str) -> Result<u64> {
-    // `t` tokens come from /messages, `s` tokens from /sync: both are stream positions (a
-    // sync token may carry a to-device position after `_`, which does not matter here).
+/// Pagination tokens are timeline positions: a token `c` sits just after the event at `c`,
+/// so paginating backwards from it returns that event first. Backfilled history has negative
+/// positions (`t-5`).
+pub fn parse_token(token: &str) -> Result<PduCount> {
+    // `t` tokens come from /messages, `s` tokens from /sync: both are positions (a sync token
+    // may carry a to-device position after `_`, which does not matter here).
+    let token = token.split('_').next().unwrap_or(token);
+    let invalid = || Error::invalid_param("Invalid pagination token");
+    if let Some(stream) = token.strip_prefix('s') {
+        return stream.parse().map(PduCount::normal).map_err(|_| invalid());
+    }
+    PduCount::parse(token.strip_prefix('t').unwrap_or(token)).ok_or_else(invalid)
+}
+
+/// A stream position from a token (`s` from /sync, `t` from /messages): for endpoints that
+/// count stream positions (sync, key changes, notifications), where backfilled history has
+/// no place.
+pub fn parse_stream_token(token: &str) -> Result<u64> {
     let token = token.split('_').next().unwrap_or(token);
     token
         .strip_prefix('t')
         .or_else(|| token.strip_prefix('s'))
         .unwrap_or(token)
         .parse()
-        .map_err(|_| Error::invalid_param("Invalid pagination token"))
+        .map_err(|_| Error::invalid_param("Invalid token"))
 }
 
-pub fn token(count: u64) -> String {
-    format!("t{count}")
+pub fn token(count: PduCount) -> String {
+    count.token()
 }
 
 /// Whether an event passes the type and sender parts of a room event filter.
@@ -149,23 +162,19 @@ pub(crate) fn page(
     services: &Services,
     user: Option<&UserId>,
     room_id: &RoomId,
-    from: u64,
-    to: Option<u64>,
+    from: PduCount,
+    to: Option<PduCount>,
     backwards: bool,
     limit: usize,
     filter: Option<&RoomEventFilter>,
-) -> Result<(Vec<StoredEvent>, Option<u64>)> {
+) -> Result<(Vec<StoredEvent>, Option<PduCount>)> {
     let mut visibility = user
         .map(|user| services.rooms.visibility(user, room_id))
         .transpose()?;
     let mut events = Vec::new();
     let mut cursor = from;
     loop {
-        let start = if backwards {
-            cursor.saturating_add(1)
-        } else {
-            cursor
-        };
+        let start = if backwards { cursor.next() } else { cursor };
         let batch = services
             .rooms
             .timeline_page(room_id, start, backwards, limit)?;
@@ -176,11 +185,7 @@ pub(crate) fn page(
             if to.is_some_and(|to| if backwards { count <= to } else { count > to }) {
                 return Ok((events, None));
             }
-            cursor = if backwards {
-                count.saturating_sub(1)
-            } else {
-                count
-            };
+            cursor = if backwards { count.prev() } else { count };
             let pdu = PduEvent::from_json(&json)?;
             let visible = match &mut visibility {
                 Some(visibility) => visibility.can_see_at(count, &pdu.event_id)?,
@@ -209,7 +214,7 @@ pub async fn messages(
     let from = match &body.from {
         Some(token) => parse_token(token)?,
         None if backwards => services.rooms.latest_count(room_id)?,
-        None => 0,
+        None => PduCount::MIN,
     };
     let to = body.to.as_deref().map(parse_token).transpose()?;
     let limit = usize::try_from(u64::from(body.limit))
@@ -302,14 +307,14 @@ pub async fn context(
             &services,
             Some(user),
             room_id,
-            count.saturating_sub(1),
+            count.prev(),
             None,
             true,
             before_limit,
             filter,
         )?
     } else {
-        (Vec::new(), Some(count.saturating_sub(1)))
+        (Vec::new(), Some(count.prev()))
     };
     let (after, after_next) = if after_limit > 0 {
         page(
@@ -328,7 +333,7 @@ pub async fn context(
 
     let mut response = get_context::v3::Response::new();
     response.event = Some(services.rooms.client_event_bundled(&json, room_id, user)?);
-    response.start = Some(token(before_next.unwrap_or(0)));
+    response.start = Some(token(before_next.unwrap_or(PduCount::MIN)));
     response.end = Some(token(
         after_next.unwrap_or_else(|| after.last().map_or(count, |(c, _)| *c)),
     ));
@@ -378,16 +383,12 @@ pub async fn timestamp_to_event(
     // Walk the timeline from the end the direction starts at; stream order follows time
     // closely enough for a room's own events.
     let mut cursor = if forwards {
-        0
+        PduCount::MIN
     } else {
         services.rooms.latest_count(room_id)?
     };
     loop {
-        let start = if forwards {
-            cursor
-        } else {
-            cursor.saturating_add(1)
-        };
+        let start = if forwards { cursor } else { cursor.next() };
         let batch = services
             .rooms
             .timeline_page(room_id, start, !forwards, 200)?;
@@ -395,11 +396,7 @@ pub async fn timestamp_to_event(
             return Err(Error::not_found("No event found in that direction"));
         }
         for (count, json) in batch {
-            cursor = if forwards {
-                count
-            } else {
-                count.saturating_sub(1)
-            };
+            cursor = if forwards { count } else { count.prev() };
             let pdu = PduEvent::from_json(&json)?;
             let ts = u64::from(pdu.origin_server_ts.get());
             let in_range = if forwards { ts >= target } else { ts <= target };

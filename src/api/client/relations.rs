@@ -124,13 +124,7 @@ fn relating_events(services: &Services, user: &UserId, query: Query<'_>) -> Resu
         }
     }
     let next_batch = if more {
-        last.map(|count| {
-            token(if backwards {
-                count.saturating_sub(1)
-            } else {
-                count
-            })
-        })
+        last.map(|count| token(if backwards { count.prev() } else { count }))
     } else {
         None
     };

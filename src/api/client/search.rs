@@ -18,7 +18,7 @@ const DEFAULT_LIMIT: usize = 10;
 
 struct Hit {
     room_id: OwnedRoomId,
-    count: u64,
+    count: crate::service::rooms::PduCount,
     rank: f64,
     json: Vec<u8>,
 }
@@ -175,7 +175,7 @@ fn context(
 ) -> Result<Value> {
     let rooms = &services.rooms;
     let mut visibility = rooms.visibility(user_id, &hit.room_id)?;
-    let mut collect = |events: Vec<(u64, Vec<u8>)>| -> Result<Vec<Value>> {
+    let mut collect = |events: Vec<crate::service::rooms::StoredEvent>| -> Result<Vec<Value>> {
         let mut out = Vec::new();
         for (_, json) in events {
             let pdu = PduEvent::from_json(&json)?;
@@ -200,8 +200,8 @@ fn context(
     let mut context = json!({
         "events_before": events_before,
         "events_after": events_after,
-        "start": format!("t{}", hit.count.saturating_sub(1)),
-        "end": format!("t{}", hit.count),
+        "start": hit.count.prev().token(),
+        "end": hit.count.token(),
     });
     if profiles {
         let mut info = serde_json::Map::new();

@@ -14,11 +14,12 @@ use ruma::{DeviceId, EventId, RoomId, UserId};
 use serde_json::json;
 
 use super::membership::ensure_joined;
-use super::message::parse_token;
+use super::message::parse_stream_token;
 use crate::api::Ruma;
 use crate::api::router::{JsonBody, RawJson};
 use crate::error::{Error, Result};
 use crate::service::Services;
+use crate::service::rooms::PduCount;
 use crate::service::sync::json::Json;
 use crate::service::sync::{SyncRequest, sync_once};
 
@@ -114,7 +115,7 @@ fn parse_sync_token(token: &str) -> Result<(u64, Option<u64>)> {
         Some((main, to_device)) => (main, Some(to_device)),
         None => (token, None),
     };
-    let since = parse_token(main)?;
+    let since = parse_stream_token(main)?;
     let to_device = to_device
         .map(|d| {
             d.parse::<u64>()
@@ -225,7 +226,7 @@ pub async fn notifications(
     let user_id = request.user()?;
     let body = &request.body;
     let before = match &body.from {
-        Some(from) => parse_token(from)?,
+        Some(from) => parse_stream_token(from)?,
         None => u64::MAX,
     };
     let limit = body
@@ -283,7 +284,7 @@ pub async fn notifications(
                         .ok()
                         .flatten()
                 })
-                .is_some_and(|(_, read_count)| read_count >= count);
+                .is_some_and(|(_, read_count)| read_count >= PduCount::normal(count));
             notifications.push(json!({
                 "actions": actions,
                 "event": event,

@@ -58,7 +58,7 @@ pub async fn messages(
     let from = match query.from.as_deref() {
         Some(from) => parse_token(from)?,
         None if backwards => services.rooms.latest_count(room_id)?,
-        None => 0,
+        None => crate::service::rooms::PduCount::MIN,
     };
     let to = query.to.as_deref().map(parse_token).transpose()?;
     let limit = query

@@ -49,7 +49,7 @@ pub fn mxcs_in_room(
 ) -> Result<BTreeSet<(OwnedServerName, String)>> {
     const PAGE: usize = 500;
     let mut found = BTreeSet::new();
-    let mut from = 0;
+    let mut from = crate::service::rooms::PduCount::MIN;
     loop {
         let page = rooms.timeline_page(room_id, from, false, PAGE)?;
         for (_, json) in &page {

@@ -45,7 +45,7 @@ impl Service {
             Some(count) => Ok(count),
             None if self.shortroomid(room_id)?.is_none() => Ok(0),
             None => {
-                let count = self.latest_count(room_id)?;
+                let count = self.latest_count(room_id)?.stream().unwrap_or(0);
                 Ok(self.room_latest.raise(room_id, count))
             }
         }

@@ -5,6 +5,7 @@ mod alias;
 pub mod authorise;
 mod builder;
 pub mod changes;
+pub mod count;
 pub mod creation;
 pub mod error;
 mod event_cache;
@@ -47,7 +48,7 @@ use ruma::{OwnedRoomId, OwnedServerName, RoomId, RoomVersionId};
 use tokio::sync::OwnedMutexGuard;
 
 pub use builder::PduBuilder;
-pub use timeline::{Count, StoredEvent};
+pub use timeline::{PduCount, StoredEvent};
 
 use super::{Services, server_keys};
 use crate::error::{Error, Result};

@@ -11,6 +11,7 @@ use ruma::{CanonicalJsonObject, OwnedEventId, RoomId};
 use serde_json::{Value, json};
 
 use super::Service;
+use super::count::PduCount;
 use super::error::PduError;
 use super::fanout::Appended;
 use super::pdu::PduEvent;
@@ -42,7 +43,8 @@ impl Service {
             }
             None => self.get_or_create_shorteventid(&pdu.event_id, batch)?,
         };
-        let count = self.engine.next_count()?;
+        let stream = self.engine.next_count()?;
+        let count = PduCount::normal(stream);
         let pduid = (shortroomid, count).encode();
         batch.put(&self.pduid_pdu, &pduid, &json)?;
         batch.put(&self.eventid_pduid, pdu.event_id.as_bytes(), &pduid)?;
@@ -109,7 +111,7 @@ impl Service {
             batch.put(
                 &self.roomid_bumpcount,
                 room_id.as_bytes(),
-                &count.to_be_bytes(),
+                &stream.to_be_bytes(),
             )?;
         }
         // Membership indexes follow the change in current state, not the event: a member
@@ -119,13 +121,13 @@ impl Service {
             membership.extend(self.index_membership(room_id, target, content, batch)?);
         }
         let appended = Appended {
-            count,
+            count: stream,
             bump,
             membership,
             members_changed: !changed.is_empty(),
             floor: None,
         };
-        Ok((count, json, appended))
+        Ok((stream, json, appended))
     }
 
     /// Saves the state after an event (`counts`: its own entry applies; not for a rejected

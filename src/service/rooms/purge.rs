@@ -9,6 +9,7 @@ use ruma::RoomId;
 use ruma::events::TimelineEventType;
 
 use super::Service;
+use super::count::PduCount;
 use super::pdu::PduEvent;
 use super::relations::relates_to;
 use crate::error::{Error, Result};
@@ -61,7 +62,7 @@ impl Service {
                 purged.kept += 1;
                 continue;
             }
-            let (_, count) = <(u64, u64)>::decode(&key)?;
+            let (_, count) = <(u64, PduCount)>::decode(&key)?;
             self.delete_event(shortroomid, count, &pdu, &mut batch)?;
             purged.events += 1;
             pending += 1;
@@ -143,7 +144,7 @@ impl Service {
         for entry in self.pduid_pdu.scan_prefix((shortroomid,).prefix()) {
             let (key, json) = entry?;
             let pdu = PduEvent::from_json(&json)?;
-            let (_, count) = <(u64, u64)>::decode(&key)?;
+            let (_, count) = <(u64, PduCount)>::decode(&key)?;
             if let Some(short) = self.shorteventid(&pdu.event_id)? {
                 if let Some(hash) = self.shorteventid_shortstatehash.get(&short.to_be_bytes())? {
                     snapshots.insert(crate::storage::schema::decode_u64(&hash)?);
@@ -173,7 +174,7 @@ impl Service {
     fn delete_event(
         &self,
         shortroomid: u64,
-        count: u64,
+        count: PduCount,
         pdu: &PduEvent,
         batch: &mut Batch,
     ) -> Result<()> {
@@ -235,7 +236,7 @@ impl Service {
             .scan_prefix((sender.as_str(), shortroomid).prefix())
         {
             let (key, _) = entry?;
-            let (_, shortroomid, count) = <(&str, u64, u64)>::decode(&key)?;
+            let (_, shortroomid, count) = <(&str, u64, PduCount)>::decode(&key)?;
             if let Some(json) = self.pduid_pdu.get(&(shortroomid, count).encode())? {
                 events.push(PduEvent::from_json(&json)?);
             }
@@ -257,7 +258,7 @@ impl Service {
     pub async fn keep_newest_extremity(&self, room_id: &RoomId) -> Result<usize> {
         let guard = self.lock_room(room_id).await;
         let leaves = self.forward_extremities(room_id)?;
-        let mut newest: Option<(u64, ruma::OwnedEventId)> = None;
+        let mut newest: Option<(PduCount, ruma::OwnedEventId)> = None;
         for leaf in &leaves {
             if let Some((_, count)) = self.pdu_position(leaf)?
                 && newest.as_ref().is_none_or(|(best, _)| count > *best)

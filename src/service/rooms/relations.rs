@@ -6,6 +6,7 @@ use serde_json::value::RawValue as RawJsonValue;
 use serde_json::{Map, Value, json};
 
 use super::Service;
+use super::count::PduCount;
 use super::pdu::{ClientParts, PduEvent};
 use crate::error::Result;
 use crate::storage::{Batch, Key};
@@ -13,7 +14,7 @@ use crate::storage::{Batch, Key};
 /// One relating event.
 #[derive(Debug, Clone)]
 pub struct Relation {
-    pub count: u64,
+    pub count: PduCount,
     pub rel_type: String,
     pub event_type: String,
     pub event_id: OwnedEventId,
@@ -36,7 +37,7 @@ impl Service {
         &self,
         room_id: &RoomId,
         pdu: &PduEvent,
-        count: u64,
+        count: PduCount,
         batch: &mut Batch,
     ) -> Result<()> {
         let Some((rel_type, target)) = relates_to(&pdu.content_value()) else {
@@ -85,7 +86,7 @@ impl Service {
             .scan_prefix((target.as_str(),).prefix())
             .map(|entry| {
                 let (key, value) = entry?;
-                let (_, count) = <(&str, u64)>::decode(&key)?;
+                let (_, count) = <(&str, PduCount)>::decode(&key)?;
                 let (rel_type, event_type, event_id) =
                     <(String, String, OwnedEventId)>::decode(&value)?;
                 Ok(Relation {
@@ -107,7 +108,7 @@ impl Service {
         let mut batch = Batch::default();
         for entry in self.relatestoeventid_relation.scan_prefix(Vec::new()) {
             let (key, _) = entry?;
-            let (target, _) = <(&str, u64)>::decode(&key)?;
+            let (target, _) = <(&str, PduCount)>::decode(&key)?;
             batch.put(&self.eventid_hasrelations, target.as_bytes(), &[])?;
         }
         batch.put(&global, RELATION_MARKERS_BUILT, &[])?;

@@ -7,6 +7,7 @@ use ruma::RoomId;
 use serde_json::Value;
 
 use super::Service;
+use super::count::PduCount;
 use super::pdu::PduEvent;
 use crate::error::Result;
 use crate::storage::{Batch, Key, Purge};
@@ -41,7 +42,7 @@ impl Service {
     pub(super) fn index_words(
         &self,
         shortroomid: u64,
-        count: u64,
+        count: PduCount,
         pdu: &PduEvent,
         batch: &mut Batch,
     ) -> Result<()> {
@@ -63,7 +64,7 @@ impl Service {
     pub(super) fn unindex_words(
         &self,
         shortroomid: u64,
-        count: u64,
+        count: PduCount,
         pdu: &PduEvent,
         purge: &mut Purge,
     ) -> Result<()> {
@@ -86,7 +87,7 @@ impl Service {
     pub(super) fn unindex_words_in(
         &self,
         shortroomid: u64,
-        count: u64,
+        count: PduCount,
         pdu: &PduEvent,
         batch: &mut Batch,
     ) -> Result<()> {
@@ -103,11 +104,11 @@ impl Service {
     }
 
     /// Counts of the room's events containing every one of `words`, newest first.
-    pub fn search_room(&self, room_id: &RoomId, words: &BTreeSet<String>) -> Result<Vec<u64>> {
+    pub fn search_room(&self, room_id: &RoomId, words: &BTreeSet<String>) -> Result<Vec<PduCount>> {
         let Some(shortroomid) = self.shortroomid(room_id)? else {
             return Ok(Vec::new());
         };
-        let mut matches: Option<BTreeSet<u64>> = None;
+        let mut matches: Option<BTreeSet<PduCount>> = None;
         for word in words {
             let mut found = BTreeSet::new();
             for entry in self
@@ -115,7 +116,7 @@ impl Service {
                 .scan_prefix((word.as_str(), shortroomid).prefix())
             {
                 let (key, _) = entry?;
-                let (_, _, count) = <(String, u64, u64)>::decode(&key)?;
+                let (_, _, count) = <(String, u64, PduCount)>::decode(&key)?;
                 found.insert(count);
             }
             matches = Some(match matches {
@@ -129,8 +130,8 @@ impl Service {
         Ok(matches.unwrap_or_default().into_iter().rev().collect())
     }
 
-    /// The stored event at a room's stream position.
-    pub fn pdu_at(&self, room_id: &RoomId, count: u64) -> Result<Option<Vec<u8>>> {
+    /// The stored event at a room's timeline position.
+    pub fn pdu_at(&self, room_id: &RoomId, count: PduCount) -> Result<Option<Vec<u8>>> {
         let Some(shortroomid) = self.shortroomid(room_id)? else {
             return Ok(None);
         };

@@ -9,11 +9,10 @@ use super::pdu::PduEvent;
 use crate::error::{Error, Result};
 use crate::storage::Key;
 
-/// A position in a room's timeline: the PDU's stream count.
-pub type Count = u64;
+pub use super::count::PduCount;
 
-/// An event's stream count and its stored JSON.
-pub type StoredEvent = (Count, Vec<u8>);
+/// An event's timeline position and its stored JSON.
+pub type StoredEvent = (PduCount, Vec<u8>);
 
 impl Service {
     /// The stored JSON of an event, by ID: in the timeline, or kept outside it (an outlier,
@@ -51,12 +50,12 @@ impl Service {
         Ok(Some(pdu))
     }
 
-    /// The room and stream count of an event.
-    pub fn pdu_position(&self, event_id: &EventId) -> Result<Option<(u64, Count)>> {
+    /// The short room ID and timeline position of an event in a timeline.
+    pub fn pdu_position(&self, event_id: &EventId) -> Result<Option<(u64, PduCount)>> {
         let Some(pduid) = self.eventid_pduid.get(event_id.as_bytes())? else {
             return Ok(None);
         };
-        let (shortroomid, count) = <(u64, u64)>::decode(&pduid)?;
+        let (shortroomid, count) = <(u64, PduCount)>::decode(&pduid)?;
         Ok(Some((shortroomid, count)))
     }
 
@@ -65,7 +64,7 @@ impl Service {
     pub fn timeline_page(
         &self,
         room_id: &RoomId,
-        from: Count,
+        from: PduCount,
         backwards: bool,
         limit: usize,
     ) -> Result<Vec<StoredEvent>> {
@@ -73,27 +72,21 @@ impl Service {
             return Ok(Vec::new());
         };
         let prefix = (shortroomid,).prefix();
-        let (start, direction) = if backwards {
-            (
-                (shortroomid, from.saturating_sub(1)).encode(),
-                Direction::Reverse,
-            )
-        } else {
-            (
-                (shortroomid, from.saturating_add(1)).encode(),
-                Direction::Forward,
-            )
-        };
-        if backwards && from == 0 {
+        if backwards && from <= PduCount::MIN {
             return Ok(Vec::new());
         }
+        let (start, direction) = if backwards {
+            ((shortroomid, from.prev()).encode(), Direction::Reverse)
+        } else {
+            ((shortroomid, from.next()).encode(), Direction::Forward)
+        };
         let mut page = Vec::new();
         for entry in self.pduid_pdu.iter_from(&start, direction) {
             let (key, value) = entry?;
             if !key.starts_with(&prefix) {
                 break;
             }
-            let (_, count) = <(u64, u64)>::decode(&key)?;
+            let (_, count) = <(u64, PduCount)>::decode(&key)?;
             page.push((count, value.into_vec()));
             if page.len() >= limit {
                 break;
@@ -102,21 +95,36 @@ impl Service {
         Ok(page)
     }
 
-    /// The stream count of the room's newest event.
-    pub fn latest_count(&self, room_id: &RoomId) -> Result<Count> {
+    /// The position of the room's newest event.
+    pub fn latest_count(&self, room_id: &RoomId) -> Result<PduCount> {
         let Some(shortroomid) = self.shortroomid(room_id)? else {
             return Err(Error::not_found("Unknown room"));
         };
+        self.edge_position(shortroomid, Direction::Reverse)
+            .map(|found| found.unwrap_or(PduCount::normal(0)))
+    }
+
+    /// The position of the room's oldest event held (`None`: none).
+    pub fn oldest_position(&self, shortroomid: u64) -> Result<Option<PduCount>> {
+        self.edge_position(shortroomid, Direction::Forward)
+    }
+
+    fn edge_position(&self, shortroomid: u64, direction: Direction) -> Result<Option<PduCount>> {
         let prefix = (shortroomid,).prefix();
-        let start = (shortroomid, u64::MAX).encode();
+        let start = match direction {
+            Direction::Reverse => (shortroomid, PduCount::MAX).encode(),
+            Direction::Forward => (shortroomid, PduCount::MIN).encode(),
+        };
         match self
             .pduid_pdu
-            .iter_from(&start, Direction::Reverse)
+            .iter_from(&start, direction)
             .next()
             .transpose()?
         {
-            Some((key, _)) if key.starts_with(&prefix) => Ok(<(u64, u64)>::decode(&key)?.1),
-            _ => Ok(0),
+            Some((key, _)) if key.starts_with(&prefix) => {
+                Ok(Some(<(u64, PduCount)>::decode(&key)?.1))
+            }
+            _ => Ok(None),
         }
     }
 }

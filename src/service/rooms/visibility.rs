@@ -7,6 +7,7 @@ use ruma::{EventId, RoomId, UserId};
 use serde_json::Value;
 
 use super::Service;
+use super::count::PduCount;
 use crate::error::Result;
 
 /// Answers "may this user see that event?" for one user and room, remembering the answer per
@@ -25,7 +26,7 @@ pub struct Visibility<'a> {
     /// visibility setting, or the user's membership.
     decided_by: HashMap<u64, Option<String>>,
     /// Position of the user's current join, read on first use (`Some(None)`: not joined).
-    joined_at: Option<Option<u64>>,
+    joined_at: Option<Option<PduCount>>,
     room_id: ruma::OwnedRoomId,
 }
 
@@ -60,14 +61,14 @@ impl Visibility<'_> {
     /// [`Self::can_see`] for the event at stream position `count`: events after the user's
     /// current join are visible whatever the history setting (their membership at each is
     /// `join`: the room's timeline here is linear), without reading their state.
-    pub fn can_see_at(&mut self, count: u64, event_id: &EventId) -> Result<bool> {
+    pub fn can_see_at(&mut self, count: PduCount, event_id: &EventId) -> Result<bool> {
         if self.currently_joined && self.joined_at()?.is_some_and(|joined| count > joined) {
             return Ok(true);
         }
         self.can_see(event_id)
     }
 
-    fn joined_at(&mut self) -> Result<Option<u64>> {
+    fn joined_at(&mut self) -> Result<Option<PduCount>> {
         if let Some(known) = self.joined_at {
             return Ok(known);
         }

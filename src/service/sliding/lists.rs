@@ -211,7 +211,7 @@ pub fn member_position(services: &Services, room_id: &RoomId, user_id: &UserId) 
         .ok()
         .flatten()
         .and_then(|member| services.rooms.pdu_position(&member.event_id).ok().flatten())
-        .map(|(_, count)| count)
+        .and_then(|(_, count)| count.stream())
 }
 
 /// What orders a room list: the room's place on the user's recency index (the latest

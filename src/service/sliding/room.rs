@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use super::lists::{self, Context};
 use crate::error::Result;
 use crate::service::Services;
+use crate::service::rooms::PduCount;
 use crate::service::rooms::pdu::{PduEvent, client_event};
 use crate::service::rooms::state::StateMap;
 use crate::service::sync::joined;
@@ -137,7 +138,7 @@ pub fn room(
     let txn_ids = joined::TransactionIds::new(services, user_id, device_id)?;
     for (count, json) in &events {
         senders.insert(PduEvent::from_json(json)?.sender);
-        if since.is_some_and(|since| *count > since) {
+        if since.is_some_and(|since| *count > PduCount::normal(since)) {
             num_live += 1;
         }
         let rendered = rooms.render_client_event(json, room_id, user_id, |event_id, sender| {
@@ -177,13 +178,13 @@ pub fn room(
     let counts = joined::unread_counts(services, room_id, user_id)?.total();
     let prev_batch = events
         .first()
-        .map_or(until, |(count, _)| count.saturating_sub(1));
+        .map_or(PduCount::normal(until), |(count, _)| count.prev());
     let mut out = Map::new();
     out.insert("initial".into(), json!(initial));
     out.insert("timeline".into(), json!(timeline));
     out.insert("required_state".into(), json!(required_state));
     out.insert("limited".into(), json!(limited));
-    out.insert("prev_batch".into(), json!(format!("t{prev_batch}")));
+    out.insert("prev_batch".into(), json!(prev_batch.token()));
     out.insert("num_live".into(), json!(num_live));
     out.insert("joined_count".into(), json!(joined_count));
     out.insert("invited_count".into(), json!(invited_count));

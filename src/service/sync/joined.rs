@@ -13,9 +13,9 @@ use super::{DEFAULT_TIMELINE_LIMIT, SyncRequest, value_object};
 use crate::error::Result;
 use crate::service::Services;
 use crate::service::push::UnreadCounts;
-use crate::service::rooms::StoredEvent;
 use crate::service::rooms::pdu::{EventHead, PduEvent, client_event_text};
 use crate::service::rooms::state::StateMap;
+use crate::service::rooms::{PduCount, StoredEvent};
 
 /// A timeline window, and what precedes it in the room.
 pub(crate) struct Window {
@@ -50,22 +50,22 @@ pub(crate) fn timeline_window(
     let mut visibility = rooms.visibility(request.user_id, room_id)?;
     let mut events = Vec::new();
     let mut limited = false;
-    let mut cursor = next;
+    let mut cursor = PduCount::normal(next);
     // The event read right after the oldest one kept (its predecessor in the room).
     let mut before: Option<ruma::OwnedEventId> = None;
     let mut senders = BTreeSet::new();
     'pages: loop {
-        let page = rooms.timeline_page(room_id, cursor.saturating_add(1), true, limit + 1)?;
+        let page = rooms.timeline_page(room_id, cursor.next(), true, limit + 1)?;
         if page.is_empty() {
             break;
         }
         for (count, json) in page {
-            cursor = count.saturating_sub(1);
+            cursor = count.prev();
             let head = EventHead::parse(&json)?;
             if !events.is_empty() && before.is_none() {
                 before = Some(head.event_id()?);
             }
-            if lower_bound && count <= since {
+            if lower_bound && count <= PduCount::normal(since) {
                 break 'pages;
             }
             let (kind, sender) = (head.kind.as_ref(), head.sender.as_ref());
@@ -114,7 +114,7 @@ fn matches_type(pattern: &str, kind: &str) -> bool {
 pub(crate) fn state_at(services: &Services, room_id: &RoomId, count: u64) -> Result<Arc<StateMap>> {
     let rooms = &services.rooms;
     let Some((_, json)) = rooms
-        .timeline_page(room_id, count.saturating_add(1), true, 1)?
+        .timeline_page(room_id, PduCount::normal(count).next(), true, 1)?
         .into_iter()
         .next()
     else {
@@ -278,7 +278,7 @@ pub fn joined_room(
             .current_state_event(room_id, "m.room.member", user_id.as_str())?
             .and_then(|pdu| rooms.pdu_position(&pdu.event_id).ok().flatten())
             .map(|(_, count)| count);
-        join_count.is_some_and(|count| count > since)
+        join_count.is_some_and(|count| count > PduCount::normal(since))
     };
 
     let window = timeline_window(services, request, room_id, since, next, !full)?;
@@ -342,7 +342,7 @@ pub fn joined_room(
             |event_id, sender| txn_ids.find(services, *count, event_id, sender),
         )?);
     }
-    let prev_batch = first_count.map_or(next, |first| first.saturating_sub(1));
+    let prev_batch = first_count.map_or(PduCount::normal(next), PduCount::prev);
     let (joined_count, invited_count, heroes) = summary(services, room_id, user_id)?;
     let per_thread = request.filter.room.timeline.unread_thread_notifications;
     let (unread, unread_threads) =
@@ -373,11 +373,11 @@ pub fn joined_room(
 }
 
 /// A room section's `timeline`.
-fn timeline(events: Vec<Box<RawValue>>, limited: bool, prev_batch: u64) -> Json {
+fn timeline(events: Vec<Box<RawValue>>, limited: bool, prev_batch: PduCount) -> Json {
     object([
         ("events", raw_array(events)),
         ("limited", Value::Bool(limited).into()),
-        ("prev_batch", Value::String(format!("t{prev_batch}")).into()),
+        ("prev_batch", Value::String(prev_batch.token()).into()),
     ])
 }
 
@@ -407,10 +407,14 @@ impl<'a> TransactionIds<'a> {
     pub fn find(
         &self,
         services: &Services,
-        count: u64,
+        count: PduCount,
         event_id: &ruma::EventId,
         sender: &UserId,
     ) -> Result<Option<String>> {
+        // Backfilled events were never sent by this device.
+        let Some(count) = count.stream() else {
+            return Ok(None);
+        };
         if count <= self.device_created || sender != self.user_id {
             return Ok(None);
         }
@@ -437,7 +441,7 @@ pub fn unread_counts(
                 .latest_in_thread(room_id, user_id, kind, thread)?
                 && let Some((_, count)) = services.rooms.pdu_position(&receipt.event_id)?
             {
-                position = position.max(count);
+                position = position.max(count.stream().unwrap_or(0));
             }
         }
         Ok(position)
@@ -508,7 +512,10 @@ pub fn left_room(
         // tells the client the room is gone.
         return Ok(request.since.is_some().then(|| {
             object([
-                ("timeline", timeline(Vec::new(), false, since)),
+                (
+                    "timeline",
+                    timeline(Vec::new(), false, PduCount::normal(since)),
+                ),
                 ("state", raw_events(Vec::new())),
                 ("account_data", raw_events(Vec::new())),
             ])
@@ -519,7 +526,10 @@ pub fn left_room(
     else {
         return Ok(None);
     };
-    let Some((_, leave_count)) = rooms.pdu_position(&member.event_id)? else {
+    let Some(leave_count) = rooms
+        .pdu_position(&member.event_id)?
+        .and_then(|(_, count)| count.stream())
+    else {
         return Ok(None);
     };
     if request.since.is_some() && leave_count <= since {
@@ -542,7 +552,7 @@ pub fn left_room(
     }
     let prev_batch = events
         .first()
-        .map_or(until, |(count, _)| count.saturating_sub(1));
+        .map_or(PduCount::normal(until), |(count, _)| count.prev());
     Ok(Some(object([
         ("timeline", timeline(timeline_events, limited, prev_batch)),
         ("state", raw_events(Vec::new())),
