@@ -233,3 +233,72 @@ async fn two_conclaves_share_rooms_join_chat_invite_and_leave() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_from_before_a_join_is_backfilled_when_paging_back() {
+    let (a, _pki_a) = conclave_peer(73).await;
+    let (b, _pki_b) = conclave_peer(74).await;
+    let alice = a.register_open("alice", "alice-password").await;
+    let bob = b.register_open("bob", "bob-password").await;
+    let room = create_room(
+        &a,
+        &alice,
+        json!({ "preset": "public_chat", "initial_state": [{
+            "type": "m.room.history_visibility", "state_key": "",
+            "content": { "history_visibility": "shared" }
+        }] }),
+    )
+    .await;
+    for i in 0..30 {
+        send_text_id(&a, &alice, &room, &format!("h{i}"), &format!("history {i}")).await;
+    }
+    expect_ok(
+        b.post(
+            &format!(
+                "/_matrix/client/v3/join/{}?via=127.0.0.73%3A8448",
+                enc(&room)
+            ),
+            bob.bearer(),
+            &json!({}),
+        )
+        .await,
+    );
+    // Bob's client pages back from the join, as Element does when the room opens.
+    let mut seen = Vec::new();
+    let mut from: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &from {
+            Some(token) => format!("/messages?dir=b&limit=10&from={}", enc(token)),
+            None => "/messages?dir=b&limit=10".to_owned(),
+        };
+        let page = expect_ok(b.get(&room_path(&room, &path), bob.bearer()).await);
+        for event in page["chunk"].as_array().unwrap() {
+            if let Some(body) = event["content"]["body"].as_str() {
+                seen.push(body.to_owned());
+            }
+        }
+        match page["end"].as_str() {
+            Some(end) => from = Some(end.to_owned()),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..30).rev().map(|i| format!("history {i}")).collect();
+    assert_eq!(seen, expected, "newest first, nothing missing or repeated");
+    // The room's creation is reached: the history is whole.
+    let first = expect_ok(
+        b.get(
+            &room_path(
+                &room,
+                &format!(
+                    "/messages?dir=b&limit=100&from={}",
+                    enc(from.as_deref().unwrap_or("t0"))
+                ),
+            ),
+            bob.bearer(),
+        )
+        .await,
+    );
+    assert!(first["end"].is_null(), "{first:#}");
+    a.shutdown().await;
+    b.shutdown().await;
+}

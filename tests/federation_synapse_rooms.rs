@@ -1,7 +1,8 @@
 //! Rooms shared with a real Synapse (PyPI `matrix-synapse`, started by
 //! `tests/federation/synapse-peer.sh`), in both directions: a Conclave user joins a Synapse
-//! room by alias and a Synapse user joins a Conclave room; messages both ways; invites both
-//! ways; a leave and a kick — each seen by the other side's client API.
+//! room by alias and a Synapse user joins a Conclave room; history from before each join
+//! backfilled; messages both ways; invites both ways; a leave and a kick — each seen by the
+//! other side's client API.
 
 mod common;
 
@@ -158,6 +159,13 @@ async fn conclave_and_synapse_share_rooms_both_ways() {
             .await,
     );
     assert_eq!(name["name"], "Plaza");
+    // History from before her join comes from Synapse when her client pages back.
+    eventually(
+        "the plaza's history at Conclave (backfill from Synapse)",
+        || conclave_messages(&ts, &alice, &plaza),
+        |m| has_body(m, "welcome to the plaza"),
+    )
+    .await;
     send_text_id(&ts, &alice, &plaza, "c1", "hello from conclave").await;
     eventually(
         "alice's message at Synapse",
@@ -188,6 +196,7 @@ async fn conclave_and_synapse_share_rooms_both_ways() {
         json!({ "preset": "public_chat", "room_alias_name": "lounge", "name": "Lounge" }),
     )
     .await;
+    send_text_id(&ts, &alice, &lounge, "c0", "lounge history").await;
     let alias = "#lounge:127.0.0.63:8448";
     let (status, answer) = sam
         .call(
@@ -198,6 +207,12 @@ async fn conclave_and_synapse_share_rooms_both_ways() {
         .await;
     assert_eq!(status, 200, "{answer}\n{}", synapse.log_tail());
     assert_eq!(answer["room_id"], lounge);
+    eventually(
+        "the lounge's history at Synapse (backfill from Conclave)",
+        || sam.messages(&lounge),
+        |m| has_body(m, "lounge history"),
+    )
+    .await;
     sam.ok(
         Method::PUT,
         &format!(

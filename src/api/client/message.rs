@@ -202,6 +202,9 @@ pub(crate) fn page(
     }
 }
 
+/// How long a client's `/messages` waits for history from another server.
+const BACKFILL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn messages(
     services: Arc<Services>,
     request: Ruma<get_message_events::v3::Request>,
@@ -220,16 +223,35 @@ pub async fn messages(
     let limit = usize::try_from(u64::from(body.limit))
         .unwrap_or(MAX_LIMIT)
         .clamp(1, MAX_LIMIT);
-    let (events, next) = page(
-        &services,
-        Some(user),
-        room_id,
-        from,
-        to,
-        backwards,
-        limit,
-        Some(&body.filter),
-    )?;
+    let read = || {
+        page(
+            &services,
+            Some(user),
+            room_id,
+            from,
+            to,
+            backwards,
+            limit,
+            Some(&body.filter),
+        )
+    };
+    let (mut events, mut next) = read()?;
+    // Paging back past the oldest event held (a room joined through another server): the
+    // room's other servers are asked for what came before.
+    if backwards && next.is_none() && events.len() < limit && to.is_none() {
+        let wanted = limit - events.len();
+        let fetched = tokio::time::timeout(
+            BACKFILL_WAIT,
+            crate::service::federation::backfill::backfill(&services, room_id, wanted.max(10)),
+        )
+        .await;
+        match fetched {
+            Ok(Ok(placed)) if placed > 0 => (events, next) = read()?,
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::info!(%room_id, %error, "backfill failed"),
+            Err(_) => tracing::info!(%room_id, "backfill took too long; answering what is here"),
+        }
+    }
 
     let mut response = get_message_events::v3::Response::new();
     response.start = token(from);

@@ -221,7 +221,7 @@ async fn place(
 }
 
 /// Fetches auth events (and theirs, depth first) and stores them as outliers.
-async fn fetch_auth_events(
+pub(super) async fn fetch_auth_events(
     services: &Services,
     origin: &ServerName,
     rules: &RoomVersionRules,

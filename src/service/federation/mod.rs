@@ -1,6 +1,7 @@
 //! Calling other servers: where a server name leads ([`discovery`]) and the HTTPS client with
 //! the operator's certificate and address policies ([`client`]).
 
+pub mod backfill;
 pub mod client;
 pub mod discovery;
 pub mod inbound;

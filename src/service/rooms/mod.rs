@@ -3,6 +3,7 @@
 
 mod alias;
 pub mod authorise;
+mod backfill;
 mod builder;
 pub mod changes;
 pub mod count;

@@ -199,7 +199,7 @@ impl Service {
         if !missing.is_empty() {
             return Err(PduError::Missing(missing));
         }
-        let rejection = self.reject_by_auth_events(rules, pdu)?;
+        let rejection = self.rejection_by_auth_events(rules, pdu)?;
         if let Some(reason) = &rejection {
             tracing::info!(event_id = %pdu.event_id, %reason, "outlier rejected by its auth events");
         }
@@ -215,7 +215,7 @@ impl Service {
     }
 
     /// Why the event's own auth events refuse it, if they do.
-    fn reject_by_auth_events(
+    pub(super) fn rejection_by_auth_events(
         &self,
         rules: &RoomVersionRules,
         pdu: &PduEvent,

@@ -8,6 +8,7 @@ use serde_json::value::RawValue;
 
 use super::Service;
 use super::pdu::PduEvent;
+use super::state::StateMap;
 use crate::error::{Error, Result};
 
 impl Service {
@@ -36,19 +37,31 @@ impl Service {
     /// The room state before `event_id` (what `/state_ids` answers): the state after it with
     /// its own entry taken back to the event it replaced. `None` when its state is not known.
     pub fn state_ids_before(&self, event_id: &EventId) -> Result<Option<Vec<OwnedEventId>>> {
+        let Some(state) = self.state_map_before(event_id)? else {
+            return Ok(None);
+        };
+        state
+            .values()
+            .map(|short| self.event_id_of_short(*short))
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// [`Self::state_ids_before`] as a state map.
+    pub(super) fn state_map_before(&self, event_id: &EventId) -> Result<Option<StateMap>> {
         let Some(short) = self.shorteventid(event_id)? else {
             return Ok(None);
         };
         let Some(after) = self.state_after_event(short)? else {
             return Ok(None);
         };
-        let mut state = super::state::StateMap::clone(&after);
-        if let Some(pdu) = self.get_pdu(event_id)?
+        let mut state = StateMap::clone(&after);
+        if let Some(json) = self.get_pdu_json(event_id)?
+            && let Ok(pdu) = PduEvent::from_json(&json)
             && let Some(state_key) = &pdu.state_key
             && let Some(key) = self.shortstatekey(&pdu.kind.to_string(), state_key)?
             && state.get(&key) == Some(&short)
         {
-            let json = self.get_pdu_json(event_id)?.unwrap_or_default();
             let replaced: Option<OwnedEventId> = serde_json::from_slice::<serde_json::Value>(&json)
                 .ok()
                 .and_then(|v| v["unsigned"]["replaces_state"].as_str().map(str::to_owned))
@@ -66,11 +79,7 @@ impl Service {
                 }
             }
         }
-        state
-            .values()
-            .map(|short| self.event_id_of_short(*short))
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
+        Ok(Some(state))
     }
 
     /// Every event reachable from `events` through `auth_events` (and from room version 12
