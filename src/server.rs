@@ -73,7 +73,7 @@ impl Server {
         let federation = if services.config.allow_federation {
             let listener = start_federation(&services).await?;
             // What was queued for other servers before a stop is sent now.
-            if let Err(error) = services.sending.resume(&services) {
+            if let Err(error) = services.sending.resume() {
                 tracing::error!(%error, "cannot resume the federation queues");
             }
             Some(listener)

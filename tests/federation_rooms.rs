@@ -138,6 +138,53 @@ async fn two_conclaves_share_rooms_join_chat_invite_and_leave() {
     )
     .await;
 
+    // What IT sees on Alice's server: Bob's server as a destination with nothing left queued
+    // and a success, its transactions among the incoming ones, and one of its events fetched
+    // and checked on demand.
+    let socket = a.config().admin_socket_path();
+    let (code, out, err) = console(&socket, &["federation", "destinations"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let row = out
+        .lines()
+        .find(|line| line.contains("127.0.0.62:8448"))
+        .unwrap_or_else(|| panic!("no row for bob's server:\n{out}"));
+    assert!(row.contains(" 0 ") && !row.contains("never"), "{row}");
+    let (code, out, err) = console(&socket, &["federation", "incoming", "--limit", "50"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("127.0.0.62:8448"), "{out}");
+    let hello = expect_ok(
+        b.get(&room_path(&lobby, "/messages?dir=b&limit=5"), bob.bearer())
+            .await,
+    )["chunk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["content"]["body"] == "hello alice")
+        .unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (code, out, err) = console(
+        &socket,
+        &[
+            "federation",
+            "fetch-event",
+            "127.0.0.62:8448",
+            &hello,
+            "--room",
+            &lobby,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("check out") && out.contains("hello alice"),
+        "{out}"
+    );
+    let (code, out, err) = console(&socket, &["federation", "retry", "127.0.0.62:8448"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("0 events queued"), "{out}");
+
     // Bob (on B) invites Alice (on A) to a room of his; she sees the invite with the room's
     // name and joins it by its ID.
     let bobs_room = create_room(

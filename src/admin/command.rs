@@ -51,6 +51,33 @@ pub enum FederationCommand {
         /// A server name, e.g. `partner.example.com` or `127.0.0.11:8448`.
         server: String,
     },
+    /// The servers this one sends events to: events queued for each, the last successful
+    /// transaction, failures in a row and when the next attempt is due.
+    Destinations,
+    /// Sends what is queued for a server now, ending its backoff (after an outage on its side).
+    Retry {
+        /// A server name, e.g. `partner.example.com`.
+        server: String,
+    },
+    /// The most recent transactions other servers sent us, newest first, with each event's
+    /// result.
+    Incoming {
+        /// How many transactions to show.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Fetches one event from another server (`/event`) and shows it, checked: signatures and
+    /// content hash as this server would check them on receipt. Stores nothing.
+    FetchEvent {
+        /// The server to ask.
+        server: String,
+        /// The event ID, e.g. `$abc…`.
+        event_id: String,
+        /// The room the event belongs to (its version decides the checks); a room this server
+        /// is in.
+        #[arg(long)]
+        room: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,6 +16,158 @@ pub async fn run(services: &Services, command: FederationCommand) -> Result<Answ
     }
     match command {
         FederationCommand::Resolve { server } => resolve(services, &server).await,
+        FederationCommand::Destinations => destinations(services),
+        FederationCommand::Retry { server } => retry(services, &server),
+        FederationCommand::Incoming { limit } => Ok(incoming(services, limit)),
+        FederationCommand::FetchEvent {
+            server,
+            event_id,
+            room,
+        } => fetch_event(services, &server, &event_id, &room).await,
+    }
+}
+
+fn server_name(server: &str) -> std::result::Result<OwnedServerName, Answer> {
+    OwnedServerName::try_from(server).map_err(|_| {
+        Answer::error(format!(
+            "`{server}` is not a server name: write it as in user IDs, e.g. \
+             `partner.example.com` or `127.0.0.11:8448`."
+        ))
+    })
+}
+
+/// How long ago (or from now) a moment is, in words.
+fn since(moment: std::time::SystemTime) -> String {
+    let millis = moment
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    format_ts(millis)
+}
+
+fn destinations(services: &Services) -> Result<Answer> {
+    let list = services.sending.status()?;
+    if list.is_empty() {
+        return Ok(Answer::ok(
+            "No server has been sent anything since this server started, and nothing is queued.",
+        ));
+    }
+    let rows = list
+        .into_iter()
+        .map(|d| {
+            vec![
+                d.server.to_string(),
+                d.queued.to_string(),
+                d.last_success.map_or_else(|| "never".to_owned(), since),
+                d.failures.to_string(),
+                match d.retry_in {
+                    Some(wait) if !wait.is_zero() => format!("in {} s", wait.as_secs().max(1)),
+                    _ => "now".to_owned(),
+                },
+                d.last_error.unwrap_or_default(),
+            ]
+        })
+        .collect();
+    Ok(Answer::ok("Destinations:").with(Block::Table {
+        head: [
+            "server",
+            "queued",
+            "last success",
+            "failures",
+            "next try",
+            "last error",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+    }))
+}
+
+fn retry(services: &Services, server: &str) -> Result<Answer> {
+    let server = match server_name(server) {
+        Ok(server) => server,
+        Err(answer) => return Ok(answer),
+    };
+    let queued = services.sending.queued(&server)?;
+    services.sending.retry(&server);
+    Ok(Answer::ok(format!(
+        "Sending to `{server}` now ({queued} events queued)."
+    )))
+}
+
+fn incoming(services: &Services, limit: usize) -> Answer {
+    let recent = services.inbound.recent(limit.clamp(1, 256));
+    if recent.is_empty() {
+        return Answer::ok("No transaction has arrived since this server started.");
+    }
+    let rows = recent
+        .into_iter()
+        .map(|txn| {
+            let failed: Vec<String> = txn
+                .results
+                .iter()
+                .filter_map(|(id, result)| result.as_ref().err().map(|e| format!("{id}: {e}")))
+                .collect();
+            vec![
+                since(txn.received),
+                txn.origin.to_string(),
+                txn.txn_id,
+                format!("{} ({} refused)", txn.results.len(), failed.len()),
+                txn.edus.to_string(),
+                failed.join("; "),
+            ]
+        })
+        .collect();
+    Answer::ok("Recent incoming transactions, newest first:").with(Block::Table {
+        head: [
+            "received",
+            "from",
+            "transaction",
+            "events",
+            "EDUs",
+            "refused events",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+    })
+}
+
+async fn fetch_event(
+    services: &Services,
+    server: &str,
+    event_id: &str,
+    room: &str,
+) -> Result<Answer> {
+    let server = match server_name(server) {
+        Ok(server) => server,
+        Err(answer) => return Ok(answer),
+    };
+    let Ok(event_id) = ruma::EventId::parse(event_id) else {
+        return Ok(Answer::error(format!("`{event_id}` is not an event ID.")));
+    };
+    let room_id = super::room_arg(services, room)?;
+    let Ok(rules) = services.rooms.rules(&room_id) else {
+        return Ok(Answer::error(format!(
+            "This server is not in `{room_id}`: its version, and so the checks, are unknown."
+        )));
+    };
+    match crate::service::federation::incoming::fetch_event(services, &server, &rules, &event_id)
+        .await
+    {
+        Ok(checked) => {
+            let json = serde_json::to_string_pretty(&checked.object)
+                .unwrap_or_else(|e| format!("(cannot show: {e})"));
+            Ok(Answer::ok(format!(
+                "`{server}` answered `{event_id}`; its signatures and content hash check out:"
+            ))
+            .with(Block::Code(json)))
+        }
+        Err(crate::service::rooms::error::PduError::Missing(_)) => Ok(Answer::error(format!(
+            "`{server}` did not give `{event_id}` (the server log says why)."
+        ))),
+        Err(error) => Ok(Answer::error(format!(
+            "`{event_id}` from `{server}`: {error}"
+        ))),
     }
 }
 

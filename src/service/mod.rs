@@ -102,7 +102,7 @@ impl Services {
             ),
             server_keys,
             federation,
-            sending: federation::sender::Sender::new(&engine),
+            sending: federation::sender::Sender::new(&engine, services.clone()),
             inbound: federation::inbound::Inbound::default(),
             typing: typing::Service::new(&engine),
             receipts: receipts::Service::new(&engine),

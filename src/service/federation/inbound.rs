@@ -71,7 +71,7 @@ pub async fn handle_transaction(
     if let Some(results) = services.inbound.answered(origin, txn_id) {
         return results;
     }
-    services.sending.contacted(services, origin);
+    services.sending.contacted(origin);
 
     // Grouped by room, in the order given.
     let mut by_room: HashMap<OwnedRoomId, Vec<ruma::CanonicalJsonObject>> = HashMap::new();

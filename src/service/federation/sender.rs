@@ -8,7 +8,7 @@
 //! destination, and the workers run on their own tasks.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use rocksdb::Direction;
@@ -30,6 +30,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60 * 60);
 pub struct Sender {
     /// Key: destination ServerName, queue position (u64). Value: EventId.
     queue: Tree,
+    /// The services the workers use (the client, keys, events); weak because `Services`
+    /// owns this sender. It fails to upgrade only while the server stops.
+    services: Weak<Services>,
     engine: Arc<Engine>,
     destinations: Mutex<HashMap<OwnedServerName, Destination>>,
     workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -58,9 +61,10 @@ pub struct DestinationStatus {
 }
 
 impl Sender {
-    pub fn new(engine: &Arc<Engine>) -> Self {
+    pub fn new(engine: &Arc<Engine>, services: Weak<Services>) -> Self {
         Self {
             queue: engine.tree("servernamecount_eventid"),
+            services,
             engine: Arc::clone(engine),
             destinations: Mutex::new(HashMap::new()),
             workers: Mutex::new(Vec::new()),
@@ -90,14 +94,14 @@ impl Sender {
     }
 
     /// Starts (or wakes) the workers of `servers`, once what was queued for them is written.
-    pub fn wake(&self, services: &Arc<Services>, servers: &[OwnedServerName]) {
+    pub fn wake(&self, servers: &[OwnedServerName]) {
         for server in servers {
-            self.start(services, server, false);
+            self.start(server, false);
         }
     }
 
     /// `server` contacted us: it is up, so its backoff ends and its queue is sent now.
-    pub fn contacted(&self, services: &Arc<Services>, server: &ServerName) {
+    pub fn contacted(&self, server: &ServerName) {
         let pending = {
             let mut destinations = self.lock();
             match destinations.get_mut(server) {
@@ -110,22 +114,17 @@ impl Sender {
             }
         };
         if pending {
-            self.start(services, server, true);
+            self.start(server, true);
         }
     }
 
     /// Retries `server` at once (the admin's `federation retry`).
-    pub fn retry(&self, services: &Arc<Services>, server: &ServerName) {
-        {
-            let mut destinations = self.lock();
-            let destination = destinations.entry(server.to_owned()).or_default();
-            destination.retry_at = None;
-        }
-        self.start(services, server, true);
+    pub fn retry(&self, server: &ServerName) {
+        self.start(server, true);
     }
 
     /// Starts a worker for every destination with queued events (after a restart).
-    pub fn resume(&self, services: &Arc<Services>) -> Result<()> {
+    pub fn resume(&self) -> Result<()> {
         let mut servers: Vec<OwnedServerName> = Vec::new();
         let mut after: Option<Vec<u8>> = None;
         loop {
@@ -150,11 +149,14 @@ impl Sender {
                 "resuming the federation queues"
             );
         }
-        self.wake(services, &servers);
+        self.wake(&servers);
         Ok(())
     }
 
-    fn start(&self, services: &Arc<Services>, server: &ServerName, retry_now: bool) {
+    fn start(&self, server: &ServerName, retry_now: bool) {
+        let Some(services) = self.services.upgrade() else {
+            return;
+        };
         let mut destinations = self.lock();
         let destination = destinations.entry(server.to_owned()).or_default();
         if retry_now {
@@ -166,7 +168,6 @@ impl Sender {
         }
         destination.running = true;
         drop(destinations);
-        let services = Arc::clone(services);
         let server = server.to_owned();
         let span = tracing::info_span!("federation_sender", destination = %server);
         let handle = tokio::spawn(

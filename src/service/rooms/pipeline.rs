@@ -340,7 +340,7 @@ impl Service {
             return;
         }
         if let Some(services) = self.services.upgrade() {
-            services.sending.wake(&services, servers);
+            services.sending.wake(servers);
         }
     }
 
