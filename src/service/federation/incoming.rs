@@ -83,7 +83,7 @@ pub async fn check_pdu(
         CanonicalJsonValue::String(event_id.to_string()),
     );
     let json = serde_json::to_vec(&object).map_err(invalid)?;
-    let pdu = PduEvent::from_json(&json).map_err(invalid)?;
+    let pdu = PduEvent::from_incoming(&json).map_err(invalid)?;
     Ok(Checked { pdu, object })
 }
 

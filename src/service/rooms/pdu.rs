@@ -54,6 +54,15 @@ impl PduEvent {
         Ok(pdu)
     }
 
+    /// An event received from another server: like [`Self::from_json`], but a failure is
+    /// the sender's, described as such.
+    pub fn from_incoming(json: &[u8]) -> std::result::Result<Self, String> {
+        Self::from_json(json).map_err(|error| match error {
+            Error::Database(message) => message.replace("stored PDU unreadable", "unreadable"),
+            other => other.to_string(),
+        })
+    }
+
     /// The content as a JSON value.
     pub fn content_value(&self) -> Value {
         serde_json::from_str(self.content.get()).unwrap_or(Value::Null)
