@@ -316,3 +316,64 @@ async fn forged_key_answers_are_refused() {
     assert!(check(&renamed, other).is_err(), "signed under another name");
     ts.shutdown().await;
 }
+
+/// A notary: Conclave A vouches for B's keys (answering with B's document countersigned),
+/// and Conclave C, with A among its `trusted_servers`, gets B's key through A while B is
+/// down — keeping it only because both B's and A's signatures check out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_of_an_unreachable_server_come_through_a_trusted_notary() {
+    use common::federation::{conclave_peer, conclave_peer_with};
+    let (a, _pki_a) = conclave_peer(77).await;
+    let (mut b, _pki_b) = conclave_peer(78).await;
+    let (c, _pki_c) = conclave_peer_with(79, |config| {
+        config.trusted_servers = vec!["127.0.0.77:8448".try_into().unwrap()];
+    })
+    .await;
+    let b_name: &ruma::ServerName = "127.0.0.78:8448".try_into().unwrap();
+    let b_key_id = b.server().services().server_keys.key_id();
+
+    // A answers for B (fetching B's keys on the way) and for itself, both countersigned.
+    let client = federation_client();
+    let answer = json_of(client.get(format!(
+        "https://127.0.0.77:8448/_matrix/key/v2/query/{}",
+        enc(b_name.as_str())
+    )))
+    .await;
+    let document = &answer["server_keys"][0];
+    assert_eq!(document["server_name"], b_name.as_str(), "{answer}");
+    assert!(document["verify_keys"].get(&b_key_id).is_some(), "{answer}");
+    for signer in ["127.0.0.78:8448", "127.0.0.77:8448"] {
+        assert!(
+            document["signatures"].get(signer).is_some(),
+            "{signer}: {answer}"
+        );
+    }
+    let batch = json_of(
+        client
+            .post("https://127.0.0.77:8448/_matrix/key/v2/query")
+            .json(&json!({ "server_keys": { "127.0.0.77:8448": {}, "127.0.0.78:8448": {} } })),
+    )
+    .await;
+    assert_eq!(
+        batch["server_keys"].as_array().map(Vec::len),
+        Some(2),
+        "{batch}"
+    );
+
+    // B goes away; C has never seen it, and asks its notary.
+    b.stop().await;
+    let services = c.server().services();
+    let key = services
+        .server_keys
+        .remote_key(
+            &services.federation,
+            b_name,
+            &b_key_id,
+            conclave::service::now_millis(),
+        )
+        .await
+        .expect("the notary answers");
+    assert!(key.is_some(), "B's key through A");
+    a.shutdown().await;
+    c.shutdown().await;
+}

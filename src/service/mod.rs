@@ -69,7 +69,10 @@ pub struct Services {
 
 impl Services {
     pub fn build(config: Config, engine: Arc<Engine>) -> Result<Arc<Self>> {
-        let server_keys = Arc::new(server_keys::Service::load_or_create(&engine)?);
+        let server_keys = Arc::new(server_keys::Service::load_or_create(
+            &engine,
+            config.trusted_servers.clone(),
+        )?);
         let bot = ruma::UserId::parse(format!(
             "@{}:{}",
             config.admin_bot_localpart, config.server_name

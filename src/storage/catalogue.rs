@@ -37,6 +37,9 @@ pub const TREES: &[TreeSpec] = &[
     // Other servers' verify keys, as fetched and checked. Key: ServerName, key ID
     // (`ed25519:…`). Value: JSON `{"key": unpadded base64, "valid_until_ts": ms}`.
     tree("serverkeyid_verifykey", true),
+    // Key: ServerName. Value: the server's latest key document (`/_matrix/key/v2/server`) as
+    // it signed it, checked; served again as this server's notary answer.
+    tree("servername_keydocument", true),
     // The federation queues. Key: destination ServerName, queue position (u64, from the
     // global counter). Value: EventId of a PDU to send there; removed once the destination
     // acknowledged the transaction that carried it.

@@ -13,6 +13,8 @@ pub fn routes(router: Routes) -> Routes {
     router
         .ruma(discovery::server_keys)
         .ruma(discovery::server_version)
+        .ruma(discovery::notary_query)
+        .ruma(discovery::notary_query_batch)
         .ruma(query::profile)
         .ruma(query::directory)
         .ruma(transactions::send)

@@ -97,6 +97,25 @@ impl FederationClient {
         self.get(server, path, None).await
     }
 
+    /// `POST path` on `server` with a JSON body, without authentication (notary key queries).
+    pub async fn post_public(
+        &self,
+        server: &ServerName,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value> {
+        let bytes = serde_json::to_vec(body).map_err(Error::internal)?;
+        self.request(
+            http::Method::POST,
+            server,
+            path,
+            None,
+            Some(bytes),
+            MAX_ANSWER_BYTES,
+        )
+        .await
+    }
+
     /// `GET path` (with its query) on `server`, signed as `origin` with `key_pair`
     /// (`Authorization: X-Matrix`); the answer as JSON.
     pub async fn get_signed(

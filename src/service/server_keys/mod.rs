@@ -19,14 +19,24 @@ const KEY_DER: &[u8] = b"signing_key_der";
 const PUBLISHED_VALIDITY_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 const KEY_VERSION: &[u8] = b"signing_key_version";
 
+pub mod notary;
+
 pub struct Service {
     key_pair: Ed25519KeyPair,
     /// Other servers' verify keys (`serverkeyid_verifykey`).
     remote: Tree,
+    /// Other servers' key documents as they signed them (`servername_keydocument`), served
+    /// again when this server acts as a notary.
+    documents: Tree,
+    /// Notaries asked for a server's keys when it cannot be reached (`trusted_servers`).
+    trusted: Vec<ruma::OwnedServerName>,
 }
 
 impl Service {
-    pub fn load_or_create(engine: &Arc<Engine>) -> Result<Self> {
+    pub fn load_or_create(
+        engine: &Arc<Engine>,
+        trusted: Vec<ruma::OwnedServerName>,
+    ) -> Result<Self> {
         let global: Tree = engine.tree("global");
         let (der, version) = match (global.get(KEY_DER)?, global.get(KEY_VERSION)?) {
             (Some(der), Some(version)) => (
@@ -52,6 +62,8 @@ impl Service {
         Ok(Self {
             key_pair,
             remote: engine.tree("serverkeyid_verifykey"),
+            documents: engine.tree("servername_keydocument"),
+            trusted,
         })
     }
 
@@ -113,11 +125,36 @@ impl Service {
         if let Some(key) = cached.filter(|key| key.valid_until_ts >= valid_at) {
             return Ok(Some(key));
         }
-        let keys = self.fetch_remote_keys(client, server).await?;
-        Ok(keys
-            .into_iter()
-            .find(|(id, key)| id == key_id && key.valid_until_ts >= valid_at)
-            .map(|(_, key)| key))
+        let wanted = |keys: Vec<(String, RemoteKey)>| {
+            keys.into_iter()
+                .find(|(id, key)| id == key_id && key.valid_until_ts >= valid_at)
+                .map(|(_, key)| key)
+        };
+        let direct = self.fetch_remote_keys(client, server).await;
+        let error = match direct {
+            Ok(keys) => match wanted(keys) {
+                Some(key) => return Ok(Some(key)),
+                None => None,
+            },
+            Err(error) => Some(error),
+        };
+        // The server itself cannot be reached or does not list the key: ask the notaries.
+        for notary in &self.trusted {
+            match self.fetch_through_notary(client, notary, server).await {
+                Ok(keys) => {
+                    if let Some(key) = wanted(keys) {
+                        return Ok(Some(key));
+                    }
+                }
+                Err(error) => {
+                    tracing::info!(%notary, %server, %error, "a notary did not vouch for the keys")
+                }
+            }
+        }
+        match error {
+            Some(error) => Err(error),
+            None => Ok(None),
+        }
     }
 
     fn cached_remote_key(&self, server: &ServerName, key_id: &str) -> Result<Option<RemoteKey>> {
@@ -138,8 +175,19 @@ impl Service {
         server: &ServerName,
     ) -> Result<Vec<(String, RemoteKey)>> {
         let answer = client.get_public(server, "/_matrix/key/v2/server").await?;
-        let keys = verified_key_document(&answer, server)?;
+        self.keep_document(server, &answer)
+    }
+
+    /// Keeps the keys of a document shown to be `server`'s, and the document itself.
+    fn keep_document(
+        &self,
+        server: &ServerName,
+        answer: &serde_json::Value,
+    ) -> Result<Vec<(String, RemoteKey)>> {
+        let keys = verified_key_document(answer, server)?;
         let mut batch = Batch::default();
+        let document = serde_json::to_vec(answer).map_err(Error::internal)?;
+        batch.put(&self.documents, server.as_bytes(), &document)?;
         for (key_id, key) in &keys {
             let value = serde_json::to_vec(key).map_err(Error::internal)?;
             batch.put(
