@@ -183,6 +183,9 @@ async fn resolve(services: &Services, server: &str) -> Result<Answer> {
         vec!["address".to_owned(), destination.base.clone()],
         vec!["Host header".to_owned(), destination.host.clone()],
     ];
+    if let Some(target) = services.federation.srv_target(&destination.host) {
+        rows.push(vec!["SRV target".to_owned(), target]);
+    }
     let version = services
         .federation
         .get_public(&server, "/_matrix/federation/v1/version")

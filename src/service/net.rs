@@ -137,13 +137,31 @@ impl IpPolicy {
 /// is left.
 pub struct PolicyResolver {
     pub policy: Arc<IpPolicy>,
+    /// Host names to look up under another name: the target of a server's SRV record, while
+    /// the URL (and so the TLS certificate checked) keeps the server's own name.
+    pub targets: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+}
+
+impl PolicyResolver {
+    pub fn new(policy: Arc<IpPolicy>) -> Self {
+        Self {
+            policy,
+            targets: Arc::default(),
+        }
+    }
 }
 
 impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = Arc::clone(&self.policy);
+        let target = self
+            .targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name.as_str())
+            .cloned();
         Box::pin(async move {
-            let host = name.as_str().to_owned();
+            let host = target.unwrap_or_else(|| name.as_str().to_owned());
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await?
                 .filter(|addr| policy.permits(addr.ip()))

@@ -21,6 +21,10 @@ const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 pub struct FederationClient {
     http: reqwest::Client,
+    /// SRV targets the main client resolves server names to (see [`PolicyResolver`]).
+    srv_targets: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    /// DNS for SRV records.
+    dns: Option<hickory_resolver::TokioResolver>,
     /// Well-known lookups: short, and without following redirects to other hosts.
     well_known_http: reqwest::Client,
     policy: Arc<IpPolicy>,
@@ -34,12 +38,16 @@ impl FederationClient {
             &federation.ip_range_denylist,
             &federation.ip_range_allowlist,
         ));
-        let build = |timeout: Duration| -> Result<reqwest::Client> {
+        let srv_targets: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+            Arc::default();
+        let build = |timeout: Duration, srv: bool| -> Result<reqwest::Client> {
+            let mut resolver = PolicyResolver::new(Arc::clone(&policy));
+            if srv {
+                resolver.targets = Arc::clone(&srv_targets);
+            }
             let mut builder = reqwest::Client::builder()
                 .no_proxy()
-                .dns_resolver(Arc::new(PolicyResolver {
-                    policy: Arc::clone(&policy),
-                }))
+                .dns_resolver(Arc::new(resolver))
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(Duration::from_secs(10))
                 .timeout(timeout)
@@ -59,9 +67,19 @@ impl FederationClient {
                 .build()
                 .map_err(|e| Error::Internal(format!("cannot build the federation client: {e}")))
         };
+        // Well-known lookups go to the server name itself, never to an SRV target.
+        let dns = match hickory_resolver::TokioResolver::builder_tokio() {
+            Ok(builder) => Some(builder.build()),
+            Err(error) => {
+                tracing::warn!(%error, "no DNS configuration: SRV records of partners will not be read");
+                None
+            }
+        };
         Ok(Self {
-            http: build(Duration::from_secs(30))?,
-            well_known_http: build(Duration::from_secs(10))?,
+            http: build(Duration::from_secs(30), true)?,
+            well_known_http: build(Duration::from_secs(10), false)?,
+            srv_targets,
+            dns,
             policy,
             well_known: WellKnownCache::default(),
         })
@@ -74,14 +92,63 @@ impl FederationClient {
             Literal::Name(host) => host,
         };
         if let Some(cached) = self.well_known.get(&host) {
-            return Ok(cached.unwrap_or_else(|| fallback(&host)));
+            return Ok(cached);
         }
         let delegated = self.fetch_well_known(&host).await;
-        self.well_known.put(&host, delegated.clone());
-        Ok(delegated.unwrap_or_else(|| fallback(&host)))
+        let destination = match &delegated {
+            // An IP literal or a name with a port is used as it is.
+            Some(value) => match discovery::needs_srv(value) {
+                Some(name) => self.srv_or_default(&name).await,
+                None => discovery::delegated(value).unwrap_or_else(|| fallback(&host)),
+            },
+            None => self.srv_or_default(&host).await,
+        };
+        self.well_known
+            .put(&host, destination.clone(), delegated.is_some());
+        Ok(destination)
     }
 
-    async fn fetch_well_known(&self, host: &str) -> Option<Destination> {
+    /// The SRV target a server name was found to lead to, if any.
+    pub fn srv_target(&self, name: &str) -> Option<String> {
+        self.srv_targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// `name`'s SRV record (`_matrix-fed._tcp`, then the deprecated `_matrix._tcp`) if it has
+    /// one, else port 8448. The URL keeps `name`, so the certificate must name it; only the
+    /// address comes from the SRV target.
+    async fn srv_or_default(&self, name: &str) -> Destination {
+        let Some(dns) = &self.dns else {
+            return fallback(name);
+        };
+        for service in ["_matrix-fed._tcp", "_matrix._tcp"] {
+            let Ok(lookup) = dns.srv_lookup(format!("{service}.{name}.")).await else {
+                continue;
+            };
+            let records: Vec<discovery::SrvRecord> = lookup
+                .iter()
+                .map(|srv| discovery::SrvRecord {
+                    priority: srv.priority(),
+                    weight: srv.weight(),
+                    target: srv.target().to_utf8().trim_end_matches('.').to_owned(),
+                    port: srv.port(),
+                })
+                .collect();
+            if let Some(record) = discovery::pick_srv(&records) {
+                self.srv_targets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name.to_owned(), record.target.clone());
+                return discovery::via_srv(name, record.port);
+            }
+        }
+        fallback(name)
+    }
+
+    async fn fetch_well_known(&self, host: &str) -> Option<String> {
         let url = format!("https://{host}/.well-known/matrix/server");
         let response = self.well_known_http.get(&url).send().await.ok()?;
         if !response.status().is_success() {
@@ -89,7 +156,9 @@ impl FederationClient {
         }
         let body = read_limited(response, MAX_ANSWER_BYTES).await.ok()?;
         let value: Value = serde_json::from_slice(&body).ok()?;
-        discovery::delegated(value.get("m.server")?.as_str()?)
+        let server = value.get("m.server")?.as_str()?;
+        discovery::delegated(server)?;
+        Some(server.to_owned())
     }
 
     /// `GET path` on `server` without authentication (keys, version); the answer as JSON.

@@ -1,9 +1,8 @@
 //! Server-name resolution (spec: "Resolving server names"): an IP literal or a name with an
 //! explicit port is used as it is; otherwise `/.well-known/matrix/server` may delegate to
-//! another host (cached, failures too); otherwise port 8448 of the name.
-//!
-//! Not done yet: SRV records (`_matrix-fed._tcp`, then `_matrix._tcp`), which the spec tries
-//! before falling back to 8448.
+//! another host (cached, failures too); a host name without a port (the server's own, or the
+//! delegated one) is looked up as an SRV record, `_matrix-fed._tcp` then `_matrix._tcp`;
+//! otherwise port 8448 of the name.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -83,15 +82,48 @@ pub fn delegated(value: &str) -> Option<Destination> {
     })
 }
 
-/// Well-known answers by host name, with when they expire.
+/// A delegated `m.server` value that is a host name without a port: its SRV records decide.
+pub fn needs_srv(value: &str) -> Option<String> {
+    let server = <&ServerName>::try_from(value).ok()?;
+    (server.port().is_none() && !server.is_ip_literal()).then(|| server.host().to_owned())
+}
+
+/// One SRV record, as read from DNS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvRecord {
+    pub priority: u16,
+    pub weight: u16,
+    pub target: String,
+    pub port: u16,
+}
+
+/// The record to use: the lowest priority, then the highest weight (a target of `.` means
+/// the service is not offered there).
+pub fn pick_srv(records: &[SrvRecord]) -> Option<&SrvRecord> {
+    records
+        .iter()
+        .filter(|r| !r.target.is_empty() && r.target != ".")
+        .min_by_key(|r| (r.priority, std::cmp::Reverse(r.weight)))
+}
+
+/// Where a name found through its SRV record leads: the name itself in the URL and `Host`
+/// (the certificate must name it), at the record's port.
+pub fn via_srv(name: &str, port: u16) -> Destination {
+    Destination {
+        host: name.to_owned(),
+        ..Destination::direct(name, port)
+    }
+}
+
+/// Resolved destinations by host name, with when they expire.
 #[derive(Default)]
 pub struct WellKnownCache {
-    entries: Mutex<HashMap<String, (Option<Destination>, Instant)>>,
+    entries: Mutex<HashMap<String, (Destination, Instant)>>,
 }
 
 impl WellKnownCache {
-    /// `Some(answer)` while cached: `Some(None)` for a cached failure.
-    pub fn get(&self, host: &str) -> Option<Option<Destination>> {
+    /// The destination while cached.
+    pub fn get(&self, host: &str) -> Option<Destination> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(host)
@@ -99,8 +131,10 @@ impl WellKnownCache {
             .map(|(destination, _)| destination.clone())
     }
 
-    pub fn put(&self, host: &str, destination: Option<Destination>) {
-        let ttl = if destination.is_some() {
+    /// Keeps a destination: a day after a well-known answer, an hour after none (so that a
+    /// host without one is not asked each time, yet a new one is noticed).
+    pub fn put(&self, host: &str, destination: Destination, well_known: bool) {
+        let ttl = if well_known {
             WELL_KNOWN_TTL
         } else {
             WELL_KNOWN_FAILURE_TTL
@@ -164,7 +198,38 @@ mod tests {
     fn failures_are_cached_too() {
         let cache = WellKnownCache::default();
         assert_eq!(cache.get("example.com"), None);
-        cache.put("example.com", None);
-        assert_eq!(cache.get("example.com"), Some(None));
+        let fallback = Destination::direct("example.com", 8448);
+        cache.put("example.com", fallback.clone(), false);
+        assert_eq!(cache.get("example.com"), Some(fallback));
+    }
+
+    #[test]
+    fn srv_records_pick_the_lowest_priority_then_the_heaviest() {
+        let record = |priority, weight, target: &str, port| SrvRecord {
+            priority,
+            weight,
+            target: target.to_owned(),
+            port,
+        };
+        let records = [
+            record(20, 100, "backup.example.com", 8448),
+            record(10, 5, "light.example.com", 8449),
+            record(10, 50, "main.example.com", 443),
+            record(0, 0, ".", 0),
+        ];
+        assert_eq!(
+            pick_srv(&records).map(|r| r.target.as_str()),
+            Some("main.example.com")
+        );
+        assert_eq!(pick_srv(&records[3..]), None, "`.`: no service");
+        let destination = via_srv("example.com", 443);
+        assert_eq!(destination.base, "https://example.com:443");
+        assert_eq!(destination.host, "example.com");
+        assert_eq!(
+            needs_srv("matrix.example.com").as_deref(),
+            Some("matrix.example.com")
+        );
+        assert_eq!(needs_srv("matrix.example.com:443"), None);
+        assert_eq!(needs_srv("10.0.0.1"), None);
     }
 }

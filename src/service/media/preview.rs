@@ -46,9 +46,7 @@ impl Fetcher {
         let client = reqwest::Client::builder()
             // A proxy would resolve names itself, out of reach of the address checks.
             .no_proxy()
-            .dns_resolver(Arc::new(PolicyResolver {
-                policy: Arc::clone(&policy),
-            }))
+            .dns_resolver(Arc::new(PolicyResolver::new(Arc::clone(&policy))))
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() >= MAX_REDIRECTS {
                     attempt.error("too many redirects")
