@@ -349,3 +349,83 @@ async fn history_from_before_a_join_is_backfilled_when_paging_back() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_knock_on_a_remote_room_is_seen_and_answered_with_an_invite() {
+    let (a, _pki_a) = conclave_peer(80).await;
+    let (b, _pki_b) = conclave_peer(81).await;
+    let alice = a.register_open("alice", "alice-password").await;
+    let bob = b.register_open("bob", "bob-password").await;
+    let room = create_room(
+        &a,
+        &alice,
+        json!({ "preset": "private_chat", "name": "Knock first", "initial_state": [{
+            "type": "m.room.join_rules", "state_key": "", "content": { "join_rule": "knock" }
+        }] }),
+    )
+    .await;
+    expect_ok(
+        b.post(
+            &format!(
+                "/_matrix/client/v3/knock/{}?via=127.0.0.80%3A8448",
+                enc(&room)
+            ),
+            bob.bearer(),
+            &json!({ "reason": "let me in" }),
+        )
+        .await,
+    );
+    // Bob's client shows the room he knocked on, by its name.
+    let knocked = eventually(
+        "the knock in bob's sync",
+        || sync(&b, &bob),
+        |s| s["rooms"]["knock"].get(&room).is_some(),
+    )
+    .await;
+    let knock_state = &knocked["rooms"]["knock"][&room]["knock_state"]["events"];
+    assert!(
+        knock_state
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Knock first"),
+        "{knock_state:#}"
+    );
+    // Alice sees the knock, and lets him in.
+    eventually(
+        "bob's knock at alice's server",
+        || messages(&a, &alice, &room),
+        |m| membership_of(m, &bob.user_id).as_deref() == Some("knock"),
+    )
+    .await;
+    expect_ok(
+        a.post(
+            &room_path(&room, "/invite"),
+            alice.bearer(),
+            &json!({ "user_id": bob.user_id }),
+        )
+        .await,
+    );
+    eventually(
+        "the invite in bob's sync",
+        || sync(&b, &bob),
+        |s| s["rooms"]["invite"].get(&room).is_some(),
+    )
+    .await;
+    expect_ok(
+        b.post(
+            &format!("/_matrix/client/v3/join/{}", enc(&room)),
+            bob.bearer(),
+            &json!({}),
+        )
+        .await,
+    );
+    eventually(
+        "bob joined at alice's server",
+        || joined_members(&a, &alice, &room),
+        |m| m["joined"].get(&bob.user_id).is_some(),
+    )
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
+}

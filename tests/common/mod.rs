@@ -159,14 +159,26 @@ impl TestServer {
         self.server().bootstrap_token()
     }
 
-    /// Shuts the server down and starts a new one on the same database.
+    /// Shuts the server down and starts a new one on the same database. Work the old
+    /// instance handed to the blocking pool (a purge, a password hash) may still hold the
+    /// database for a moment on a loaded machine: the lock is retried for a few seconds,
+    /// which a real leak would still fail.
     pub async fn restart(&mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
-        let server = Server::start(self.config())
-            .await
-            .expect("server failed to restart");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let server = loop {
+            match Server::start(self.config()).await {
+                Ok(server) => break server,
+                Err(conclave::server::StartError::Database(
+                    conclave::error::Error::DatabaseLocked(_),
+                )) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(error) => panic!("server failed to restart: {error:?}"),
+            }
+        };
         self.server = Some(server);
     }
 

@@ -377,16 +377,25 @@ pub async fn knock(
     services: Arc<Services>,
     request: Ruma<knock_room::v3::Request>,
 ) -> Result<knock_room::v3::Response> {
-    let (room_id, _) = resolve_room(&services, &request.body.room_id_or_alias).await?;
+    let (room_id, mut servers) = resolve_room(&services, &request.body.room_id_or_alias).await?;
     let sender = request.user()?;
-    set_membership(
-        &services,
-        sender,
-        &room_id,
-        sender,
-        "knock",
-        request.body.reason.as_deref(),
-    )
-    .await?;
+    let reason = request.body.reason.as_deref();
+    let rooms = &services.rooms;
+    let resident = rooms.exists(&room_id)? && rooms.has_local_member(&room_id)?;
+    if !resident && services.config.allow_federation {
+        servers.splice(0..0, request.body.via.iter().cloned());
+        let servers = membership::candidate_servers(&services, &room_id, &servers);
+        if !servers.is_empty() {
+            if rooms.is_blocked(&room_id)? {
+                return Err(Error::forbidden(
+                    "This room has been blocked on this server",
+                ));
+            }
+            services.users.ensure_not_suspended(sender)?;
+            membership::knock_remote(&services, sender, &room_id, &servers, reason).await?;
+            return Ok(knock_room::v3::Response::new(room_id));
+        }
+    }
+    set_membership(&services, sender, &room_id, sender, "knock", reason).await?;
     Ok(knock_room::v3::Response::new(room_id))
 }

@@ -1,11 +1,12 @@
 //! Membership through this server as a room's resident: another server's user joins
-//! (`make_join`/`send_join`) or leaves (`make_leave`/`send_leave`) one of our rooms, and
-//! other servers invite our users (`invite`).
+//! (`make_join`/`send_join`), knocks (`make_knock`/`send_knock`) or leaves
+//! (`make_leave`/`send_leave`) one of our rooms, and other servers invite our users (`invite`).
 
 use std::sync::Arc;
 
 use ruma::api::federation::membership::{
-    create_invite, create_join_event, create_leave_event, prepare_join_event, prepare_leave_event,
+    RawStrippedState, create_invite, create_join_event, create_knock_event, create_leave_event,
+    prepare_join_event, prepare_knock_event, prepare_leave_event,
 };
 use ruma::events::TimelineEventType;
 use ruma::{CanonicalJsonObject, CanonicalJsonValue, RoomId, RoomVersionId, ServerName, UserId};
@@ -372,11 +373,80 @@ pub async fn invite(
         &body.room_id,
         &body.room_version,
         &invitee,
-        &checked.pdu,
+        "invite",
         wire.clone(),
         stripped,
     )?;
     Ok(create_invite::v2::Response::new(
         serde_json::value::to_raw_value(&wire).map_err(Error::internal)?,
     ))
+}
+
+/// `GET /_matrix/federation/v1/make_knock/{roomId}/{userId}`.
+pub async fn make_knock(
+    services: Arc<Services>,
+    request: Ruma<prepare_knock_event::v1::Request>,
+) -> Result<prepare_knock_event::v1::Response> {
+    let origin = request.origin()?;
+    let body = &request.body;
+    ensure_resident(&services, origin, &body.room_id, &body.user_id)?;
+    let version = services.rooms.room_version(&body.room_id)?;
+    let knocking = services.rooms.rules(&body.room_id)?.authorization.knocking;
+    if !body.ver.contains(&version) || !knocking {
+        return Err(Error::new(
+            ErrorCode::IncompatibleRoomVersion,
+            format!(
+                "The room is of version {version}: knocking needs a version that allows it and that your server supports"
+            ),
+        ));
+    }
+    if services.rooms.is_blocked(&body.room_id)? {
+        return Err(Error::forbidden(
+            "This room has been blocked on this server",
+        ));
+    }
+    let (version, event) = template(
+        &services,
+        &body.room_id,
+        &body.user_id,
+        json!({ "membership": "knock" }),
+    )?;
+    Ok(prepare_knock_event::v1::Response::new(version, event))
+}
+
+/// `PUT /_matrix/federation/v1/send_knock/{roomId}/{eventId}`: the knock is placed and sent on
+/// to the room's other servers; the answer carries the room's stripped state.
+pub async fn send_knock(
+    services: Arc<Services>,
+    request: Ruma<create_knock_event::v1::Request>,
+) -> Result<create_knock_event::v1::Response> {
+    let origin = request.origin()?;
+    let body = &request.body;
+    if !services.rooms.exists(&body.room_id)? || !services.rooms.has_local_member(&body.room_id)? {
+        return Err(Error::not_found("This server is not in that room"));
+    }
+    let checked = checked_membership(
+        &services,
+        origin,
+        &body.room_id,
+        &body.event_id,
+        &body.pdu,
+        "knock",
+    )
+    .await?;
+    place_membership(&services, origin, &body.room_id, &checked).await?;
+    let rules = services.rooms.rules(&body.room_id)?;
+    let state = crate::service::federation::membership::invite_room_state(
+        &services,
+        &body.room_id,
+        &rules,
+    )?
+    .into_iter()
+    .map(|event| {
+        serde_json::value::to_raw_value(&event)
+            .map(RawStrippedState::Pdu)
+            .map_err(Error::internal)
+    })
+    .collect::<Result<Vec<_>>>()?;
+    Ok(create_knock_event::v1::Response::new(state))
 }

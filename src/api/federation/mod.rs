@@ -23,6 +23,8 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(membership::make_leave)
         .ruma(membership::send_leave)
         .ruma(membership::invite)
+        .ruma(membership::make_knock)
+        .ruma(membership::send_knock)
         .ruma(events::event)
         .ruma(events::state_ids)
         .ruma(events::state)

@@ -404,7 +404,7 @@ pub async fn invite_remote(
 
 /// The room's state sent with an invite (full PDUs, as Matrix 1.16 requires): what the
 /// invitee's client shows before joining.
-fn invite_room_state(
+pub fn invite_room_state(
     services: &Services,
     room_id: &RoomId,
     rules: &RoomVersionRules,
@@ -475,4 +475,100 @@ pub async fn invite(
         )),
         _ => Ok(()),
     }
+}
+
+/// Knocks on a room this server is not in, through one of `servers`; the knock is kept with
+/// the room's stripped state, which the user's client shows until they are let in.
+pub async fn knock_remote(
+    services: &Services,
+    user: &UserId,
+    room_id: &RoomId,
+    servers: &[OwnedServerName],
+    reason: Option<&str>,
+) -> Result<()> {
+    let mut last_error = None;
+    for server in servers {
+        match knock_through(services, user, room_id, server, reason).await {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                tracing::info!(%server, %room_id, %error, "knocking through this server failed");
+                if let Error::Matrix {
+                    code: ErrorCode::Forbidden,
+                    ..
+                } = &error
+                {
+                    return Err(error);
+                }
+                last_error = Some(error);
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        Error::not_found("This server is not in the room and knows no server to knock through")
+    }))
+}
+
+async fn knock_through(
+    services: &Services,
+    user: &UserId,
+    room_id: &RoomId,
+    server: &ServerName,
+    reason: Option<&str>,
+) -> Result<()> {
+    let versions: Vec<String> = SUPPORTED_VERSIONS
+        .iter()
+        .map(|v| format!("ver={}", utf8_percent_encode(v.as_str())))
+        .collect();
+    let path = format!(
+        "/_matrix/federation/v1/make_knock/{}/{}?{}",
+        utf8_percent_encode(room_id.as_str()),
+        utf8_percent_encode(user.as_str()),
+        versions.join("&")
+    );
+    let answer = signed(services, http::Method::GET, server, &path, None, 1 << 20).await?;
+    let version = answer["room_version"]
+        .as_str()
+        .and_then(|v| RoomVersionId::try_from(v).ok())
+        .ok_or_else(|| Error::Internal("no room version in make_knock".into()))?;
+    let rules = rules_of(&version)?;
+    let mut content = crate::service::rooms::creation::member_content(services, user, "knock")?;
+    if let Some(reason) = reason {
+        content["reason"] = json!(reason);
+    }
+    let (object, pdu) = sign_template(services, &rules, &answer["event"], user, room_id, content)?;
+    let path = format!(
+        "/_matrix/federation/v1/send_knock/{}/{}",
+        utf8_percent_encode(room_id.as_str()),
+        utf8_percent_encode(pdu.event_id.as_str())
+    );
+    let body = wire_value(&object, &rules)?;
+    let answer = signed(
+        services,
+        http::Method::PUT,
+        server,
+        &path,
+        Some(&body),
+        1 << 20,
+    )
+    .await?;
+    let stripped: Vec<Value> = answer["knock_room_state"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|event| {
+            Some(json!({
+                "type": event.get("type")?,
+                "state_key": event.get("state_key")?,
+                "content": event.get("content")?,
+                "sender": event.get("sender")?,
+            }))
+        })
+        .collect();
+    let mut wire = object;
+    if !rules.event_format.require_event_id {
+        wire.remove("event_id");
+    }
+    services
+        .rooms
+        .store_remote_invite(room_id, &version, user, "knock", wire, stripped)
 }

@@ -1,20 +1,22 @@
-//! Invites from rooms on other servers that this server is not in: the invite event (signed
-//! by both servers) and the room's stripped state as the inviting server sent it, kept per
-//! user until they join or reject it. The membership index says `invite` meanwhile, so
-//! `/sync` and the room lists show it like a local invite.
+//! Invites from rooms on other servers that this server is not in (and our users' knocks on
+//! such rooms): the membership event and the room's stripped state as the other server sent
+//! it, kept per user until they join, reject or withdraw. The membership index says `invite`
+//! (or `knock`) meanwhile, so `/sync` and the room lists show it like a local one.
 
 use ruma::{RoomId, RoomVersionId, UserId};
 use serde_json::{Value, json};
 
 use super::Service;
 use super::fanout::Appended;
-use super::pdu::PduEvent;
 use crate::error::{Error, Result};
 use crate::storage::{Batch, Key};
 
-/// A stored invite from a remote room.
+/// A stored invite to (or knock on) a remote room.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RemoteInvite {
+    /// `invite`, or `knock` for a knock of ours.
+    #[serde(default = "invite")]
+    pub membership: String,
     pub room_version: RoomVersionId,
     /// The invite event as signed by both servers (federation form).
     pub event: Value,
@@ -33,29 +35,30 @@ impl Service {
             }))
     }
 
-    /// Keeps an invite of `invitee` to a remote room and lists it for them.
+    /// Keeps an invite of `invitee` to a remote room (or a knock of theirs: `membership`) and
+    /// lists it for them.
     pub fn store_remote_invite(
         &self,
         room_id: &RoomId,
         room_version: &RoomVersionId,
         invitee: &UserId,
-        pdu: &PduEvent,
+        membership: &str,
         event: ruma::CanonicalJsonObject,
         stripped: Vec<Value>,
     ) -> Result<()> {
         let invite = RemoteInvite {
+            membership: membership.to_owned(),
             room_version: room_version.clone(),
             event: serde_json::to_value(event).map_err(Error::internal)?,
             stripped,
         };
-        let _ = pdu;
         let mut batch = Batch::default();
         batch.put(
             &self.useridroomid_remoteinvite,
             &(invitee.as_str(), room_id.as_str()).encode(),
             &serde_json::to_vec(&invite).map_err(Error::internal)?,
         )?;
-        self.set_remote_membership(room_id, invitee, "invite", batch)
+        self.set_remote_membership(room_id, invitee, membership, batch)
     }
 
     /// The remote invite of `user` to `room_id`, if one is kept.
@@ -133,4 +136,8 @@ pub fn stripped_of(invite: &RemoteInvite) -> Vec<Value> {
         "sender": event["sender"],
     }));
     events
+}
+
+fn invite() -> String {
+    "invite".to_owned()
 }
