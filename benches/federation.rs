@@ -1,0 +1,244 @@
+//! Federation benchmarks: a Conclave joining a room of 10,000 members on another Conclave
+//! (time, and the process's peak memory), and inbound transaction throughput (PDUs per
+//! second placed by the receiving server, into one room and into many).
+//! Run with `cargo bench --bench federation`; figures go to docs/performance.md. Both servers
+//! run in this process, each on its own loopback address with a certificate made here.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use conclave::config::{Config, RateLimit};
+use conclave::server::Server;
+use conclave::service::Services;
+use conclave::service::rooms::PduBuilder;
+use ruma::events::TimelineEventType;
+use ruma::{RoomId, UserId};
+use serde_json::{Value, json};
+
+const MEMBERS: usize = 10_000;
+const PDUS: usize = 2_000;
+const ROOMS: usize = 20;
+
+fn memory_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|line| line.starts_with(field))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
+}
+
+fn config(dir: &std::path::Path, octet: u8) -> Config {
+    let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, octet));
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![rcgen::SanType::IpAddress(ip)];
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(dir.join("fed.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.join("fed.key"), key.serialize_pem()).unwrap();
+    let fast = RateLimit {
+        per_second: 1e6,
+        burst: 1_000_000,
+    };
+    let mut config = Config {
+        database_path: dir.join("db"),
+        port: 0,
+        allow_registration: true,
+        registration_token: None,
+        login_rate_limit: fast.clone(),
+        registration_rate_limit: fast,
+        allow_federation: true,
+        log: "warn".into(),
+        ..Config::default()
+    };
+    config.server_name = format!("{ip}:8448").try_into().unwrap();
+    config.federation.address = Some(ip);
+    config.federation.port = 8448;
+    config.federation.tls_certificate = Some(dir.join("fed.crt"));
+    config.federation.tls_private_key = Some(dir.join("fed.key"));
+    config.federation.ip_range_allowlist = vec!["127.0.0.0/8".to_owned()];
+    config.federation.verify_certificates = false;
+    config
+}
+
+async fn call(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> Value {
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut request = http
+        .request(method, format!("http://{}{path}", server.local_addr()))
+        .json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let value: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(
+        status.is_success() || status == 401,
+        "{path}: {status} {value}"
+    );
+    value
+}
+
+async fn register(server: &Server, name: &str) -> (String, String) {
+    let path = "/_matrix/client/v3/register";
+    let body = json!({ "username": name, "password": "benchmark-password" });
+    let first = call(server, reqwest::Method::POST, path, None, body.clone()).await;
+    let mut body = body;
+    body["auth"] = json!({ "type": "m.login.dummy", "session": first["session"] });
+    let done = call(server, reqwest::Method::POST, path, None, body).await;
+    (
+        done["user_id"].as_str().unwrap().to_owned(),
+        done["access_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Adds `count` members (`@m<i>:<server>`, no accounts needed) to a room, in-process.
+async fn add_members(services: &Arc<Services>, room_id: &RoomId, count: usize) {
+    let rooms = &services.rooms;
+    for chunk in 0..count.div_ceil(500) {
+        let guard = rooms.lock_room(room_id).await;
+        for i in chunk * 500..((chunk + 1) * 500).min(count) {
+            let user = UserId::parse(format!("@m{i}:{}", services.server_name())).unwrap();
+            let builder = PduBuilder::state(
+                TimelineEventType::RoomMember,
+                user.as_str(),
+                json!({ "membership": "join", "displayname": format!("Member {i}") }),
+            );
+            rooms
+                .build_and_append(builder, &user, room_id, &guard)
+                .unwrap();
+        }
+        guard.release().await;
+    }
+}
+
+/// Waits until `server` holds `event_id` in a timeline.
+async fn until_placed(services: &Services, event_id: &str) {
+    let id = ruma::EventId::parse(event_id).unwrap();
+    while !services.rooms.is_in_timeline(&id).unwrap() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let config_a = config(dir_a.path(), 82);
+    let mut a = Server::start(config_a.clone()).await.unwrap();
+    let b = Server::start(config(dir_b.path(), 83)).await.unwrap();
+    let (_, alice) = register(&a, "alice").await;
+    let (_, bob) = register(&b, "bob").await;
+
+    // 1. Joining a room of 10,000 members.
+    let room = call(
+        &a,
+        reqwest::Method::POST,
+        "/_matrix/client/v3/createRoom",
+        Some(&alice),
+        json!({ "preset": "public_chat" }),
+    )
+    .await["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let room_id = RoomId::parse(&room).unwrap();
+    let started = Instant::now();
+    add_members(a.services(), &room_id, MEMBERS).await;
+    println!(
+        "setup: {MEMBERS} members added in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let rss_before = memory_kib("VmRSS:");
+    let peak_before = memory_kib("VmHWM:");
+    let started = Instant::now();
+    let via = format!("?via={}", config_a.server_name.as_str().replace(':', "%3A"));
+    call(
+        &b,
+        reqwest::Method::POST,
+        &format!("/_matrix/client/v3/join/{}{via}", room.replace('!', "%21")),
+        Some(&bob),
+        json!({}),
+    )
+    .await;
+    let join_time = started.elapsed();
+    let members = b.services().rooms.members(&room_id).unwrap().len();
+    println!(
+        "join of a {members}-member room: {:.2} s; process RSS {} → {} MiB, peak {} → {} MiB",
+        join_time.as_secs_f64(),
+        rss_before / 1024,
+        memory_kib("VmRSS:") / 1024,
+        peak_before / 1024,
+        memory_kib("VmHWM:") / 1024,
+    );
+
+    // 2. Inbound throughput: Bob's server sends while Alice's is down; timed from Alice's
+    // restart until her server has placed every event.
+    let one_room = room.clone();
+    let mut rooms = Vec::new();
+    for _ in 0..ROOMS {
+        let id = call(
+            &a,
+            reqwest::Method::POST,
+            "/_matrix/client/v3/createRoom",
+            Some(&alice),
+            json!({ "preset": "public_chat" }),
+        )
+        .await["room_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        call(
+            &b,
+            reqwest::Method::POST,
+            &format!("/_matrix/client/v3/join/{}{via}", id.replace('!', "%21")),
+            Some(&bob),
+            json!({}),
+        )
+        .await;
+        rooms.push(id);
+    }
+    for (label, targets) in [("one room", vec![one_room]), ("20 rooms", rooms)] {
+        a.shutdown().await;
+        let mut last = Vec::new();
+        for i in 0..PDUS {
+            let target = &targets[i % targets.len()];
+            let sent = call(
+                &b,
+                reqwest::Method::PUT,
+                &format!(
+                    "/_matrix/client/v3/rooms/{}/send/m.room.message/{label}{i}",
+                    target.replace('!', "%21")
+                ),
+                Some(&bob),
+                json!({ "msgtype": "m.text", "body": format!("message {i}") }),
+            )
+            .await;
+            if i + targets.len() >= PDUS {
+                last.push(sent["event_id"].as_str().unwrap().to_owned());
+            }
+        }
+        a = Server::start(config_a.clone()).await.unwrap();
+        let started = Instant::now();
+        b.services().sending.retry(&config_a.server_name);
+        for event_id in &last {
+            until_placed(a.services(), event_id).await;
+        }
+        let elapsed = started.elapsed();
+        println!(
+            "inbound, {label}: {PDUS} PDUs in {:.2} s = {:.0} PDUs/s",
+            elapsed.as_secs_f64(),
+            PDUS as f64 / elapsed.as_secs_f64()
+        );
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
