@@ -16,7 +16,13 @@ use ruma::events::TimelineEventType;
 use ruma::{RoomId, UserId};
 use serde_json::{Value, json};
 
-const MEMBERS: usize = 10_000;
+/// Members of the joined room (`CONCLAVE_BENCH_MEMBERS` to change).
+fn members() -> usize {
+    std::env::var("CONCLAVE_BENCH_MEMBERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000)
+}
 const PDUS: usize = 2_000;
 const ROOMS: usize = 20;
 
@@ -152,9 +158,10 @@ async fn main() {
         .to_owned();
     let room_id = RoomId::parse(&room).unwrap();
     let started = Instant::now();
-    add_members(a.services(), &room_id, MEMBERS).await;
+    let count = members();
+    add_members(a.services(), &room_id, count).await;
     println!(
-        "setup: {MEMBERS} members added in {:.1} s",
+        "setup: {count} members added in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     let rss_before = memory_kib("VmRSS:");

@@ -27,6 +27,8 @@ pub(super) struct Appended {
     pub membership: Vec<MembershipChange>,
     /// Some member's entry in the current state changed, local or not.
     pub members_changed: bool,
+    /// Changes in other servers' joined-member counts.
+    pub server_deltas: super::membership::ServerDeltas,
     /// Holds /sync below `count` until the note is written.
     pub floor: Option<OwnedWriteGuard>,
 }

@@ -14,26 +14,41 @@ use crate::storage::{Batch, Key, decode_id};
 
 impl Service {
     /// Records a membership change (in the caller's batch), and returns what the target's
-    /// room list needs (for a local target): see [`super::fanout`].
+    /// room list needs (for a local target): see [`super::fanout`]. A remote member joining or
+    /// leaving adds to `servers` the change in its server's count of joined members, which the
+    /// caller applies once the batch is written ([`Self::apply_server_deltas`]).
     pub(super) fn index_membership(
         &self,
         room_id: &RoomId,
         user: &str,
         content: &Value,
         batch: &mut Batch,
+        servers: &mut ServerDeltas,
     ) -> Result<Option<MembershipChange>> {
         let membership = content
             .get("membership")
             .and_then(Value::as_str)
             .unwrap_or("leave");
+        let previous = self
+            .roomuserid_membership
+            .get(&(room_id.as_str(), user).encode())?;
+        let was_joined = previous.as_deref() == Some(b"join".as_slice());
         let change = match UserId::parse(user) {
             Ok(target) if target.server_name() == self.server_name => {
-                let unchanged = self.membership(&target, room_id)?.as_deref() == Some(membership);
+                let unchanged = previous.as_deref() == Some(membership.as_bytes());
                 Some(MembershipChange {
                     target,
                     membership: membership.to_owned(),
                     unchanged,
                 })
+            }
+            Ok(target) => {
+                let now_joined = membership == "join";
+                if now_joined != was_joined {
+                    let delta = if now_joined { 1 } else { -1 };
+                    servers.push((target.server_name().to_owned(), delta));
+                }
+                None
             }
             _ => None,
         };
@@ -141,38 +156,69 @@ impl Service {
         if let Some(members) = cache.rooms.remove(room_id) {
             cache.entries -= members.len();
         }
-        cache.servers.remove(room_id);
     }
 
-    /// The other servers with members joined to `room_id`: where its events are sent. Cached
-    /// until its membership changes, so a send does not walk the member list.
-    pub fn remote_servers(&self, room_id: &RoomId) -> Result<Arc<[ruma::OwnedServerName]>> {
-        if let Some(servers) = self.member_cache.lock().servers.get(room_id) {
-            return Ok(Arc::clone(servers));
+    /// Applies the changes in servers' joined-member counts of an event just written (under
+    /// the room's lock, so no count is being built for the room meanwhile).
+    pub(super) fn apply_server_deltas(&self, room_id: &RoomId, deltas: &ServerDeltas) {
+        if deltas.is_empty() {
+            return;
         }
-        let epoch = self.member_cache.lock().epoch;
-        let members = self.members_shared(room_id)?;
-        let mut servers: Vec<ruma::OwnedServerName> = Vec::new();
-        for (member, membership) in members.iter() {
-            let server = member.server_name();
-            if membership == "join"
-                && server != self.server_name
-                && !servers.iter().any(|s| s == server)
-            {
-                servers.push(server.to_owned());
-            }
-        }
-        let servers: Arc<[ruma::OwnedServerName]> = servers.into();
         let mut cache = self.member_cache.lock();
-        if cache.epoch == epoch {
-            if cache.servers.len() >= MEMBER_CACHE_ENTRIES {
-                cache.servers.clear();
+        let Some(counts) = cache.servers.get_mut(room_id) else {
+            return;
+        };
+        let counts = Arc::make_mut(counts);
+        for (server, delta) in deltas {
+            let count = counts.joined.entry(server.clone()).or_insert(0);
+            *count = count.saturating_add_signed(i64::from(*delta));
+            if *count == 0 {
+                counts.joined.remove(server);
             }
-            cache
-                .servers
-                .insert(room_id.to_owned(), Arc::clone(&servers));
         }
-        Ok(servers)
+        counts.list = counts.joined.keys().cloned().collect();
+    }
+
+    /// The other servers with members joined to `room_id`: where its events are sent. Kept
+    /// per room as counts of joined members per server, changed by each membership event
+    /// ([`Self::apply_server_deltas`]), so neither a send nor a join walks the member list.
+    pub fn remote_servers(&self, room_id: &RoomId) -> Result<Arc<[ruma::OwnedServerName]>> {
+        if let Some(counts) = self.member_cache.lock().servers.get(room_id) {
+            return Ok(Arc::clone(&counts.list));
+        }
+        Ok(Arc::clone(&self.count_servers(room_id)?.list))
+    }
+
+    /// [`Self::remote_servers`] for a caller holding the room's lock: a count built here is
+    /// kept, since no membership of the room can change meanwhile.
+    pub(super) fn remote_servers_locked(
+        &self,
+        room_id: &RoomId,
+    ) -> Result<Arc<[ruma::OwnedServerName]>> {
+        if let Some(counts) = self.member_cache.lock().servers.get(room_id) {
+            return Ok(Arc::clone(&counts.list));
+        }
+        let counts = self.count_servers(room_id)?;
+        let list = Arc::clone(&counts.list);
+        let mut cache = self.member_cache.lock();
+        if cache.servers.len() >= MEMBER_CACHE_ENTRIES {
+            cache.servers.clear();
+        }
+        cache.servers.insert(room_id.to_owned(), Arc::new(counts));
+        Ok(list)
+    }
+
+    fn count_servers(&self, room_id: &RoomId) -> Result<ServerCounts> {
+        let mut joined: std::collections::BTreeMap<ruma::OwnedServerName, u64> =
+            std::collections::BTreeMap::new();
+        for (member, membership) in self.members_shared(room_id)?.iter() {
+            let server = member.server_name();
+            if membership == "join" && server != self.server_name {
+                *joined.entry(server.to_owned()).or_insert(0) += 1;
+            }
+        }
+        let list = joined.keys().cloned().collect();
+        Ok(ServerCounts { joined, list })
     }
 
     /// Members of a room with their membership.
@@ -261,6 +307,16 @@ impl Service {
 /// A room's members with their membership, in user ID order.
 pub type Members = Arc<[(OwnedUserId, String)]>;
 
+/// Changes in other servers' counts of joined members, from membership events being stored.
+pub(super) type ServerDeltas = Vec<(ruma::OwnedServerName, i32)>;
+
+/// Joined members per other server in one room, and those servers as a list.
+#[derive(Clone)]
+pub(super) struct ServerCounts {
+    joined: std::collections::BTreeMap<ruma::OwnedServerName, u64>,
+    list: Arc<[ruma::OwnedServerName]>,
+}
+
 /// Members held by the cache at most (over all rooms); past it the cache starts again.
 const MEMBER_CACHE_ENTRIES: usize = 200_000;
 
@@ -273,7 +329,7 @@ pub(super) struct MemberCache {
 struct MemberCacheInner {
     rooms: HashMap<OwnedRoomId, Members>,
     /// Other servers joined to each room (see `remote_servers`).
-    servers: HashMap<OwnedRoomId, Arc<[ruma::OwnedServerName]>>,
+    servers: HashMap<OwnedRoomId, Arc<ServerCounts>>,
     entries: usize,
     /// Bumped by every membership change: a read that overlapped one is not cached.
     epoch: u64,

@@ -117,14 +117,22 @@ impl Service {
         // Membership indexes follow the change in current state, not the event: a member
         // event on a losing branch changes nobody's membership.
         let mut membership = Vec::new();
+        let mut server_deltas = Vec::new();
         for (target, content) in &changed {
-            membership.extend(self.index_membership(room_id, target, content, batch)?);
+            membership.extend(self.index_membership(
+                room_id,
+                target,
+                content,
+                batch,
+                &mut server_deltas,
+            )?);
         }
         let appended = Appended {
             count: stream,
             bump,
             membership,
             members_changed: !changed.is_empty(),
+            server_deltas,
             floor: None,
         };
         Ok((stream, json, appended))

@@ -319,7 +319,7 @@ impl Service {
         origin: Option<&ruma::ServerName>,
         batch: &mut Batch,
     ) -> Result<Vec<ruma::OwnedServerName>> {
-        let servers = self.remote_servers(room_id)?;
+        let servers = self.remote_servers_locked(room_id)?;
         if servers.is_empty() {
             return Ok(Vec::new());
         }
@@ -384,6 +384,7 @@ impl Service {
         if appended.members_changed {
             self.forget_members(room_id);
         }
+        self.apply_server_deltas(room_id, &appended.server_deltas);
         appended.floor = Some(floor);
         self.queue_fanout(room_id, appended);
         match self.services.upgrade() {

@@ -101,11 +101,13 @@ impl Service {
         mut batch: Batch,
     ) -> Result<()> {
         let writing = self.engine.begin_write_owned();
+        let mut server_deltas = Vec::new();
         let change = self.index_membership(
             room_id,
             user.as_str(),
             &json!({ "membership": membership }),
             &mut batch,
+            &mut server_deltas,
         )?;
         let count = self.engine.next_count()?;
         self.engine.write(batch)?;
@@ -117,6 +119,7 @@ impl Service {
                 bump: false,
                 membership: change.into_iter().collect(),
                 members_changed: true,
+                server_deltas,
                 floor: Some(writing),
             },
         );

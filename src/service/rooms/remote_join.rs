@@ -92,9 +92,16 @@ impl Service {
         let mut batch = Batch::default();
         // Everyone the state names, indexed as of now; the join's own entry follows.
         let mut changes = Vec::new();
+        let mut server_deltas = Vec::new();
         for (target, content) in &members {
             if target != pdu.sender.as_str() {
-                changes.extend(self.index_membership(room_id, target, content, &mut batch)?);
+                changes.extend(self.index_membership(
+                    room_id,
+                    target,
+                    content,
+                    &mut batch,
+                    &mut server_deltas,
+                )?);
             }
         }
         let (count, json, mut appended) = self.append_pdu(
@@ -108,6 +115,7 @@ impl Service {
         )?;
         self.engine.write(batch)?;
         appended.membership.extend(changes);
+        appended.server_deltas.extend(server_deltas);
         appended.members_changed = true;
         self.after_write(room_id, pdu, appended, writing, guard);
         self.defer_after_append(guard, room_id, pdu, count, json, was_joined);
