@@ -7,33 +7,13 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::federation::conclave_peer;
+use common::federation::*;
 use common::*;
 use conclave::service::Services;
 use conclave::service::rooms::PduBuilder;
 use ruma::events::TimelineEventType;
 use ruma::{CanonicalJsonObject, CanonicalJsonValue, RoomId, UserId};
 use serde_json::{Value, json};
-
-async fn eventually<F, Fut>(what: &str, mut fetch: F, check: impl Fn(&Value) -> bool) -> Value
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Value>,
-{
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let value = fetch().await;
-        if check(&value) {
-            return value;
-        }
-        if Instant::now() > deadline {
-            panic!("never saw {what}; last answer: {value:#}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// An event by `sender` built and signed by `services`' server on its current view of the
 /// room; answers its ID and its federation form.

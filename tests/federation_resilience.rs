@@ -5,59 +5,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::federation::conclave_peer;
+use common::federation::*;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-async fn eventually<F, Fut>(what: &str, mut fetch: F, check: impl Fn(&Value) -> bool) -> Value
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Value>,
-{
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let value = fetch().await;
-        if check(&value) {
-            return value;
-        }
-        if Instant::now() > deadline {
-            panic!("never saw {what}; last answer: {value:#}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn messages(ts: &TestServer, who: &Session, room_id: &str) -> Value {
-    ts.get(
-        &room_path(room_id, "/messages?dir=b&limit=50"),
-        who.bearer(),
-    )
-    .await
-    .1
-}
-
-fn has_body(messages: &Value, body: &str) -> bool {
-    messages["chunk"]
-        .as_array()
-        .is_some_and(|chunk| chunk.iter().any(|e| e["content"]["body"] == body))
-}
-
-fn membership_of(messages: &Value, user: &str) -> Option<String> {
-    messages["chunk"].as_array()?.iter().find_map(|e| {
-        (e["type"] == "m.room.member" && e["state_key"] == user)
-            .then(|| e["content"]["membership"].as_str().map(str::to_owned))
-            .flatten()
-    })
-}
-
-async fn joined_members(ts: &TestServer, who: &Session, room_id: &str) -> Value {
-    ts.get(&room_path(room_id, "/joined_members"), who.bearer())
-        .await
-        .1
-}
 
 /// Alice's public room on `a`, joined by Bob from `b` (both servers agree on it).
 async fn shared_room(a: &TestServer, alice: &Session, b: &TestServer, bob: &Session) -> String {
@@ -102,7 +53,7 @@ async fn a_kick_and_a_ban_reach_the_remote_member() {
     // Bob's server learns it: his client reads his own kick.
     eventually(
         "the kick at bob's server",
-        || messages(&b, &bob, &room),
+        || room_messages(&b, &bob, &room),
         |m| membership_of(m, &bob.user_id).as_deref() == Some("leave"),
     )
     .await;
@@ -132,7 +83,7 @@ async fn a_kick_and_a_ban_reach_the_remote_member() {
     );
     eventually(
         "the ban at bob's server",
-        || messages(&b, &bob, &room),
+        || room_messages(&b, &bob, &room),
         |m| membership_of(m, &bob.user_id).as_deref() == Some("ban"),
     )
     .await;
@@ -169,7 +120,7 @@ async fn events_queued_for_a_stopped_server_survive_a_restart() {
     for i in 0..3 {
         eventually(
             "a queued message at bob's server",
-            || messages(&b, &bob, &room),
+            || room_messages(&b, &bob, &room),
             |m| has_body(m, &format!("queued {i}")),
         )
         .await;
@@ -257,7 +208,7 @@ async fn both_sides_of_a_partition_converge_on_one_state() {
     send_text_id(&a, &alice, &room, "after", "together again").await;
     eventually(
         "the merge at bob's server",
-        || messages(&b, &bob, &room),
+        || room_messages(&b, &bob, &room),
         |m| has_body(m, "together again"),
     )
     .await;

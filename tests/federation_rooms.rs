@@ -5,68 +5,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::federation::conclave_peer;
+use common::federation::*;
 use common::*;
-use serde_json::{Value, json};
-
-/// Waits (up to a minute: federation is asynchronous) until `check` finds what it looks for
-/// in the answers of `fetch`; fails with the last answer.
-async fn eventually<F, Fut>(what: &str, mut fetch: F, check: impl Fn(&Value) -> bool) -> Value
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Value>,
-{
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let value = fetch().await;
-        if check(&value) {
-            return value;
-        }
-        if Instant::now() > deadline {
-            panic!("never saw {what}; last answer: {value:#}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// The room's latest messages as `who` reads them.
-async fn messages(ts: &TestServer, who: &Session, room_id: &str) -> Value {
-    let resp = ts
-        .get(
-            &room_path(room_id, "/messages?dir=b&limit=50"),
-            who.bearer(),
-        )
-        .await;
-    resp.1
-}
-
-fn has_body(messages: &Value, body: &str) -> bool {
-    messages["chunk"]
-        .as_array()
-        .is_some_and(|chunk| chunk.iter().any(|e| e["content"]["body"] == body))
-}
-
-fn membership_of(messages: &Value, user: &str) -> Option<String> {
-    messages["chunk"].as_array()?.iter().find_map(|e| {
-        (e["type"] == "m.room.member" && e["state_key"] == user)
-            .then(|| e["content"]["membership"].as_str().map(str::to_owned))
-            .flatten()
-    })
-}
-
-async fn joined_members(ts: &TestServer, who: &Session, room_id: &str) -> Value {
-    ts.get(&room_path(room_id, "/joined_members"), who.bearer())
-        .await
-        .1
-}
-
-async fn sync(ts: &TestServer, who: &Session) -> Value {
-    ts.get("/_matrix/client/v3/sync?timeout=0", who.bearer())
-        .await
-        .1
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_conclaves_share_rooms_join_chat_invite_and_leave() {
@@ -115,21 +56,21 @@ async fn two_conclaves_share_rooms_join_chat_invite_and_leave() {
     send_text_id(&a, &alice, &lobby, "t2", "hello bob").await;
     eventually(
         "alice's message at bob's server",
-        || messages(&b, &bob, &lobby),
+        || room_messages(&b, &bob, &lobby),
         |m| has_body(m, "hello bob"),
     )
     .await;
     send_text_id(&b, &bob, &lobby, "t1", "hello alice").await;
     eventually(
         "bob's message at alice's server",
-        || messages(&a, &alice, &lobby),
+        || room_messages(&a, &alice, &lobby),
         |m| has_body(m, "hello alice"),
     )
     .await;
     // And through /sync, as a client sees it.
     eventually(
         "bob's message in alice's sync",
-        || sync(&a, &alice),
+        || sync_now(&a, &alice),
         |s| {
             s["rooms"]["join"][&lobby]["timeline"]["events"]
                 .as_array()
@@ -203,7 +144,7 @@ async fn two_conclaves_share_rooms_join_chat_invite_and_leave() {
     );
     let invited = eventually(
         "bob's invite in alice's sync",
-        || sync(&a, &alice),
+        || sync_now(&a, &alice),
         |s| s["rooms"]["invite"].get(&bobs_room).is_some(),
     )
     .await;
@@ -227,7 +168,7 @@ async fn two_conclaves_share_rooms_join_chat_invite_and_leave() {
     send_text_id(&a, &alice, &bobs_room, "t3", "thanks for the invite").await;
     eventually(
         "alice's message in bob's room",
-        || messages(&b, &bob, &bobs_room),
+        || room_messages(&b, &bob, &bobs_room),
         |m| has_body(m, "thanks for the invite"),
     )
     .await;
@@ -245,7 +186,7 @@ async fn two_conclaves_share_rooms_join_chat_invite_and_leave() {
     );
     eventually(
         "alice's invite in carol's sync",
-        || sync(&b, &carol),
+        || sync_now(&b, &carol),
         |s| s["rooms"]["invite"].get(&private).is_some(),
     )
     .await;
@@ -255,11 +196,11 @@ async fn two_conclaves_share_rooms_join_chat_invite_and_leave() {
     );
     eventually(
         "carol's rejection at alice's server",
-        || messages(&a, &alice, &private),
+        || room_messages(&a, &alice, &private),
         |m| membership_of(m, &carol.user_id).as_deref() == Some("leave"),
     )
     .await;
-    let after = sync(&b, &carol).await;
+    let after = sync_now(&b, &carol).await;
     assert!(
         after["rooms"]["invite"].get(&private).is_none(),
         "{after:#}"
@@ -378,7 +319,7 @@ async fn a_knock_on_a_remote_room_is_seen_and_answered_with_an_invite() {
     // Bob's client shows the room he knocked on, by its name.
     let knocked = eventually(
         "the knock in bob's sync",
-        || sync(&b, &bob),
+        || sync_now(&b, &bob),
         |s| s["rooms"]["knock"].get(&room).is_some(),
     )
     .await;
@@ -394,7 +335,7 @@ async fn a_knock_on_a_remote_room_is_seen_and_answered_with_an_invite() {
     // Alice sees the knock, and lets him in.
     eventually(
         "bob's knock at alice's server",
-        || messages(&a, &alice, &room),
+        || room_messages(&a, &alice, &room),
         |m| membership_of(m, &bob.user_id).as_deref() == Some("knock"),
     )
     .await;
@@ -408,7 +349,7 @@ async fn a_knock_on_a_remote_room_is_seen_and_answered_with_an_invite() {
     );
     eventually(
         "the invite in bob's sync",
-        || sync(&b, &bob),
+        || sync_now(&b, &bob),
         |s| s["rooms"]["invite"].get(&room).is_some(),
     )
     .await;

@@ -6,9 +6,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::federation::{SynapsePeer, conclave_peer};
+use common::federation::*;
 use common::*;
 use serde_json::{Value, json};
 
@@ -46,7 +44,7 @@ impl SynapseUser {
         value
     }
 
-    async fn messages(&self, room_id: &str) -> Value {
+    async fn room_messages(&self, room_id: &str) -> Value {
         self.call(
             reqwest::Method::GET,
             &format!(
@@ -68,47 +66,6 @@ impl SynapseUser {
         .await
         .1
     }
-}
-
-async fn eventually<F, Fut>(what: &str, mut fetch: F, check: impl Fn(&Value) -> bool) -> Value
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Value>,
-{
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let value = fetch().await;
-        if check(&value) {
-            return value;
-        }
-        if Instant::now() > deadline {
-            panic!("never saw {what}; last answer: {value:#}");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-fn has_body(messages: &Value, body: &str) -> bool {
-    messages["chunk"]
-        .as_array()
-        .is_some_and(|chunk| chunk.iter().any(|e| e["content"]["body"] == body))
-}
-
-fn membership_in(messages: &Value, user: &str) -> Option<String> {
-    messages["chunk"].as_array()?.iter().find_map(|e| {
-        (e["type"] == "m.room.member" && e["state_key"] == user)
-            .then(|| e["content"]["membership"].as_str().map(str::to_owned))
-            .flatten()
-    })
-}
-
-async fn conclave_messages(ts: &TestServer, who: &Session, room_id: &str) -> Value {
-    ts.get(
-        &room_path(room_id, "/messages?dir=b&limit=50"),
-        who.bearer(),
-    )
-    .await
-    .1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,14 +119,14 @@ async fn conclave_and_synapse_share_rooms_both_ways() {
     // History from before her join comes from Synapse when her client pages back.
     eventually(
         "the plaza's history at Conclave (backfill from Synapse)",
-        || conclave_messages(&ts, &alice, &plaza),
+        || room_messages(&ts, &alice, &plaza),
         |m| has_body(m, "welcome to the plaza"),
     )
     .await;
     send_text_id(&ts, &alice, &plaza, "c1", "hello from conclave").await;
     eventually(
         "alice's message at Synapse",
-        || sam.messages(&plaza),
+        || sam.room_messages(&plaza),
         |m| has_body(m, "hello from conclave"),
     )
     .await;
@@ -184,7 +141,7 @@ async fn conclave_and_synapse_share_rooms_both_ways() {
     .await;
     eventually(
         "sam's message at Conclave",
-        || conclave_messages(&ts, &alice, &plaza),
+        || room_messages(&ts, &alice, &plaza),
         |m| has_body(m, "hello from synapse"),
     )
     .await;
@@ -209,7 +166,7 @@ async fn conclave_and_synapse_share_rooms_both_ways() {
     assert_eq!(answer["room_id"], lounge);
     eventually(
         "the lounge's history at Synapse (backfill from Conclave)",
-        || sam.messages(&lounge),
+        || sam.room_messages(&lounge),
         |m| has_body(m, "lounge history"),
     )
     .await;
@@ -224,14 +181,14 @@ async fn conclave_and_synapse_share_rooms_both_ways() {
     .await;
     eventually(
         "sam's message in alice's room",
-        || conclave_messages(&ts, &alice, &lounge),
+        || room_messages(&ts, &alice, &lounge),
         |m| has_body(m, "sam in the lounge"),
     )
     .await;
     send_text_id(&ts, &alice, &lounge, "c2", "alice answers").await;
     eventually(
         "alice's answer at Synapse",
-        || sam.messages(&lounge),
+        || sam.room_messages(&lounge),
         |m| has_body(m, "alice answers"),
     )
     .await;
@@ -265,8 +222,8 @@ async fn conclave_and_synapse_share_rooms_both_ways() {
     .await;
     eventually(
         "sam joined alice's private room",
-        || conclave_messages(&ts, &alice, &private),
-        |m| membership_in(m, &sam.user_id).as_deref() == Some("join"),
+        || room_messages(&ts, &alice, &private),
+        |m| membership_of(m, &sam.user_id).as_deref() == Some("join"),
     )
     .await;
 
@@ -316,7 +273,7 @@ async fn conclave_and_synapse_share_rooms_both_ways() {
     send_text_id(&ts, &alice, &sams_room, "c3", "thanks sam").await;
     eventually(
         "alice's message in sam's office",
-        || sam.messages(&sams_room),
+        || sam.room_messages(&sams_room),
         |m| has_body(m, "thanks sam"),
     )
     .await;
@@ -330,8 +287,8 @@ async fn conclave_and_synapse_share_rooms_both_ways() {
     .await;
     eventually(
         "sam's leave at Conclave",
-        || conclave_messages(&ts, &alice, &lounge),
-        |m| membership_in(m, &sam.user_id).as_deref() == Some("leave"),
+        || room_messages(&ts, &alice, &lounge),
+        |m| membership_of(m, &sam.user_id).as_deref() == Some("leave"),
     )
     .await;
     expect_ok(
@@ -344,8 +301,8 @@ async fn conclave_and_synapse_share_rooms_both_ways() {
     );
     eventually(
         "the kick at Synapse",
-        || sam.messages(&private),
-        |m| membership_in(m, &sam.user_id).as_deref() == Some("leave"),
+        || sam.room_messages(&private),
+        |m| membership_of(m, &sam.user_id).as_deref() == Some("leave"),
     )
     .await;
 

@@ -155,3 +155,75 @@ impl SynapsePeer {
             .to_owned()
     }
 }
+
+/// Waits (up to a minute: federation is asynchronous) until `check` finds what it looks for
+/// in the answers of `fetch`; fails with the last answer.
+pub async fn eventually<F, Fut>(
+    what: &str,
+    mut fetch: F,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = serde_json::Value>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let value = fetch().await;
+        if check(&value) {
+            return value;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("never saw {what}; last answer: {value:#}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The room's latest 50 events as `who` reads them (`/messages` backwards).
+pub async fn room_messages(
+    ts: &super::TestServer,
+    who: &super::Session,
+    room_id: &str,
+) -> serde_json::Value {
+    ts.get(
+        &super::room_path(room_id, "/messages?dir=b&limit=50"),
+        who.bearer(),
+    )
+    .await
+    .1
+}
+
+/// Whether a `/messages` answer holds a message with this body.
+pub fn has_body(messages: &serde_json::Value, body: &str) -> bool {
+    messages["chunk"]
+        .as_array()
+        .is_some_and(|chunk| chunk.iter().any(|e| e["content"]["body"] == body))
+}
+
+/// The newest membership of `user` in a `/messages` answer.
+pub fn membership_of(messages: &serde_json::Value, user: &str) -> Option<String> {
+    messages["chunk"].as_array()?.iter().find_map(|e| {
+        (e["type"] == "m.room.member" && e["state_key"] == user)
+            .then(|| e["content"]["membership"].as_str().map(str::to_owned))
+            .flatten()
+    })
+}
+
+/// `/joined_members` of a room as `who` reads it.
+pub async fn joined_members(
+    ts: &super::TestServer,
+    who: &super::Session,
+    room_id: &str,
+) -> serde_json::Value {
+    ts.get(&super::room_path(room_id, "/joined_members"), who.bearer())
+        .await
+        .1
+}
+
+/// An immediate `/sync` of `who` (no `since`).
+pub async fn sync_now(ts: &super::TestServer, who: &super::Session) -> serde_json::Value {
+    ts.get("/_matrix/client/v3/sync?timeout=0", who.bearer())
+        .await
+        .1
+}

@@ -77,13 +77,37 @@ pub async fn event(
     ))
 }
 
-/// The event named in a room's request, which must be in that room.
-fn event_in_room(services: &Services, room_id: &RoomId, event_id: &EventId) -> Result<()> {
+/// The event a room's request names must be in that room, and visible to the origin.
+fn ensure_visible_in_room(
+    services: &Services,
+    origin: &ServerName,
+    room_id: &RoomId,
+    event_id: &EventId,
+) -> Result<()> {
+    ensure_may_ask(services, origin, room_id)?;
     let pdu = services.rooms.get_pdu(event_id)?.ok_or_else(not_found)?;
-    if pdu.room_id.as_deref().is_some_and(|room| room != room_id) {
+    if pdu.room_id.as_deref().is_some_and(|room| room != room_id)
+        || !services
+            .rooms
+            .server_visibility(origin, room_id)?
+            .can_see(event_id)?
+    {
         return Err(not_found());
     }
     Ok(())
+}
+
+/// The state before an event and its auth chain, as `/state` and `/state_ids` answer.
+fn state_and_chain(
+    services: &Services,
+    event_id: &EventId,
+) -> Result<(Vec<OwnedEventId>, Vec<OwnedEventId>)> {
+    let state = services
+        .rooms
+        .state_ids_before(event_id)?
+        .ok_or_else(|| Error::not_found("The state at this event is not known here"))?;
+    let auth_chain = services.rooms.auth_chain_ids(&state)?;
+    Ok((state, auth_chain))
 }
 
 /// `GET /_matrix/federation/v1/state_ids/{roomId}?event_id=`.
@@ -93,20 +117,8 @@ pub async fn state_ids(
 ) -> Result<get_room_state_ids::v1::Response> {
     let origin = request.origin()?;
     let body = &request.body;
-    ensure_may_ask(&services, origin, &body.room_id)?;
-    event_in_room(&services, &body.room_id, &body.event_id)?;
-    if !services
-        .rooms
-        .server_visibility(origin, &body.room_id)?
-        .can_see(&body.event_id)?
-    {
-        return Err(not_found());
-    }
-    let state = services
-        .rooms
-        .state_ids_before(&body.event_id)?
-        .ok_or_else(|| Error::not_found("The state at this event is not known here"))?;
-    let auth_chain = services.rooms.auth_chain_ids(&state)?;
+    ensure_visible_in_room(&services, origin, &body.room_id, &body.event_id)?;
+    let (state, auth_chain) = state_and_chain(&services, &body.event_id)?;
     Ok(get_room_state_ids::v1::Response::new(auth_chain, state))
 }
 
@@ -117,20 +129,8 @@ pub async fn state(
 ) -> Result<get_room_state::v1::Response> {
     let origin = request.origin()?;
     let body = &request.body;
-    ensure_may_ask(&services, origin, &body.room_id)?;
-    event_in_room(&services, &body.room_id, &body.event_id)?;
-    if !services
-        .rooms
-        .server_visibility(origin, &body.room_id)?
-        .can_see(&body.event_id)?
-    {
-        return Err(not_found());
-    }
-    let state = services
-        .rooms
-        .state_ids_before(&body.event_id)?
-        .ok_or_else(|| Error::not_found("The state at this event is not known here"))?;
-    let auth_chain = services.rooms.auth_chain_ids(&state)?;
+    ensure_visible_in_room(&services, origin, &body.room_id, &body.event_id)?;
+    let (state, auth_chain) = state_and_chain(&services, &body.event_id)?;
     Ok(get_room_state::v1::Response::new(
         wire_list(&services, &auth_chain)?,
         wire_list(&services, &state)?,
@@ -144,15 +144,7 @@ pub async fn event_auth(
 ) -> Result<get_event_authorization::v1::Response> {
     let origin = request.origin()?;
     let body = &request.body;
-    ensure_may_ask(&services, origin, &body.room_id)?;
-    event_in_room(&services, &body.room_id, &body.event_id)?;
-    if !services
-        .rooms
-        .server_visibility(origin, &body.room_id)?
-        .can_see(&body.event_id)?
-    {
-        return Err(not_found());
-    }
+    ensure_visible_in_room(&services, origin, &body.room_id, &body.event_id)?;
     let chain = services
         .rooms
         .auth_chain_ids(std::slice::from_ref(&body.event_id))?;

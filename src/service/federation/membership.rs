@@ -41,6 +41,58 @@ pub fn candidate_servers(
     servers
 }
 
+/// What is asked of a resident server.
+#[derive(Clone, Copy)]
+enum Through {
+    Join,
+    Leave,
+    Knock,
+}
+
+/// Asks each server in turn: the first success, a refusal by the room's rules (that is the
+/// answer, whoever gives it), or the last failure.
+async fn through_one_of(
+    services: &Services,
+    what: Through,
+    user: &UserId,
+    room_id: &RoomId,
+    servers: &[OwnedServerName],
+    reason: Option<&str>,
+) -> Result<()> {
+    let verb = match what {
+        Through::Join => "join",
+        Through::Leave => "leave",
+        Through::Knock => "knock",
+    };
+    let mut last_error = None;
+    for server in servers {
+        let attempt = match what {
+            Through::Join => join_through(services, user, room_id, server, reason).await,
+            Through::Leave => leave_through(services, user, room_id, server, reason).await,
+            Through::Knock => knock_through(services, user, room_id, server, reason).await,
+        };
+        match attempt {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                tracing::info!(%server, %room_id, %error, "{verb} through this server failed");
+                if let Error::Matrix {
+                    code: ErrorCode::Forbidden,
+                    ..
+                } = &error
+                {
+                    return Err(error);
+                }
+                last_error = Some(error);
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        Error::not_found(format!(
+            "This server is not in the room and knows no server to {verb} through"
+        ))
+    }))
+}
+
 /// A membership template from `make_join` or `make_leave`, filled in and signed by us.
 fn sign_template(
     services: &Services,
@@ -106,34 +158,11 @@ pub async fn join_remote(
     servers: &[OwnedServerName],
     reason: Option<&str>,
 ) -> Result<()> {
-    if servers.is_empty() {
-        return Err(Error::not_found(
-            "This server is not in the room and knows no server to join it through",
-        ));
-    }
-    let mut last_error = None;
-    for server in servers {
-        match join_through(services, user, room_id, server, reason).await {
-            Ok(()) => return Ok(()),
-            Err(error) => {
-                tracing::info!(%server, %room_id, %error, "joining through this server failed");
-                // A refusal by the room's rules is the answer; other failures try the next.
-                if let Error::Matrix {
-                    code: ErrorCode::Forbidden,
-                    ..
-                } = &error
-                {
-                    return Err(error);
-                }
-                last_error = Some(error);
-            }
-        }
-    }
-    Err(last_error.unwrap_or_else(|| Error::not_found("No server could be reached")))
+    through_one_of(services, Through::Join, user, room_id, servers, reason).await
 }
 
 async fn join_through(
-    services: &Arc<Services>,
+    services: &Services,
     user: &UserId,
     room_id: &RoomId,
     server: &ServerName,
@@ -288,21 +317,11 @@ pub async fn leave_remote(
     servers: &[OwnedServerName],
     reason: Option<&str>,
 ) -> Result<()> {
-    let mut last_error = None;
-    for server in servers {
-        match leave_through(services, user, room_id, server, reason).await {
-            Ok(()) => return Ok(()),
-            Err(error) => {
-                tracing::info!(%server, %room_id, %error, "leaving through this server failed");
-                last_error = Some(error);
-            }
-        }
-    }
-    Err(last_error.unwrap_or_else(|| Error::not_found("No server to leave the room through")))
+    through_one_of(services, Through::Leave, user, room_id, servers, reason).await
 }
 
 async fn leave_through(
-    services: &Arc<Services>,
+    services: &Services,
     user: &UserId,
     room_id: &RoomId,
     server: &ServerName,
@@ -486,26 +505,7 @@ pub async fn knock_remote(
     servers: &[OwnedServerName],
     reason: Option<&str>,
 ) -> Result<()> {
-    let mut last_error = None;
-    for server in servers {
-        match knock_through(services, user, room_id, server, reason).await {
-            Ok(()) => return Ok(()),
-            Err(error) => {
-                tracing::info!(%server, %room_id, %error, "knocking through this server failed");
-                if let Error::Matrix {
-                    code: ErrorCode::Forbidden,
-                    ..
-                } = &error
-                {
-                    return Err(error);
-                }
-                last_error = Some(error);
-            }
-        }
-    }
-    Err(last_error.unwrap_or_else(|| {
-        Error::not_found("This server is not in the room and knows no server to knock through")
-    }))
+    through_one_of(services, Through::Knock, user, room_id, servers, reason).await
 }
 
 async fn knock_through(
