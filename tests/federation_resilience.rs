@@ -232,3 +232,53 @@ async fn both_sides_of_a_partition_converge_on_one_state() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_deeper_than_missing_events_is_crossed_with_the_state_at_it() {
+    let (a, _pki_a) = conclave_peer(84).await;
+    let (mut b, _pki_b) = conclave_peer(85).await;
+    let alice = a.register_open("alice", "alice-password").await;
+    let bob = b.register_open("bob", "bob-password").await;
+    let room = shared_room(&a, &alice, &b, &bob).await;
+
+    b.stop().await;
+    for i in 0..30 {
+        send_text_id(&a, &alice, &room, &format!("g{i}"), &format!("gap {i}")).await;
+    }
+    // As after a long outage with Synapse, which sends only the newest event of a room: all
+    // but the last event queued for Bob's server are dropped.
+    let queue = a.server().services().engine.tree("servernamecount_eventid");
+    let mut prefix = b"127.0.0.85:8448".to_vec();
+    prefix.push(0xFF);
+    let keys: Vec<Vec<u8>> = queue
+        .scan_prefix(prefix)
+        .map(|entry| entry.unwrap().0.to_vec())
+        .collect();
+    assert_eq!(keys.len(), 30, "the 30 events are queued");
+    for key in &keys[..keys.len() - 1] {
+        queue.remove(key).unwrap();
+    }
+    b.restart().await;
+    a.server()
+        .services()
+        .sending
+        .retry("127.0.0.85:8448".try_into().unwrap());
+    // Twenty-nine events are missing before it, more than get_missing_events fetches: Bob's
+    // server asks for the state at its parent and places it across the gap.
+    eventually(
+        "the newest event at bob's server",
+        || room_messages(&b, &bob, &room),
+        |m| has_body(m, "gap 29"),
+    )
+    .await;
+    // And the room goes on: Bob's answer reaches Alice.
+    send_text_id(&b, &bob, &room, "after", "across the gap").await;
+    eventually(
+        "bob's answer at alice's server",
+        || room_messages(&a, &alice, &room),
+        |m| has_body(m, "across the gap"),
+    )
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -185,6 +185,7 @@ async fn place(
     budget: &mut usize,
 ) -> Result<Received, PduError> {
     let mut filled_prev = false;
+    let mut filled_state = false;
     loop {
         let guard = services.rooms.lock_room(room_id).await;
         let result = services.rooms.place_received(
@@ -211,13 +212,64 @@ async fn place(
             fetch_auth_events(services, origin, rules, missing_auth, budget).await?;
             continue;
         }
-        if filled_prev {
-            let missing = services.rooms.missing_prev_events(&checked.pdu)?;
+        if !filled_prev {
+            filled_prev = true;
+            fill_prev_events(services, origin, room_id, rules, &checked.pdu, budget).await?;
+            continue;
+        }
+        let missing = services.rooms.missing_prev_events(&checked.pdu)?;
+        if filled_state || missing.is_empty() {
             return Err(PduError::Missing(missing));
         }
-        filled_prev = true;
-        fill_prev_events(services, origin, room_id, rules, &checked.pdu, budget).await?;
+        // A gap deeper than `get_missing_events` fills: the state at each missing parent is
+        // asked for instead, and the event placed across the gap.
+        filled_state = true;
+        for prev in missing.iter().take(MAX_GAP_PARENTS) {
+            fill_gap_with_state(services, origin, room_id, rules, prev, budget).await?;
+        }
     }
+}
+
+/// Most missing parents of one event whose state is fetched to place it across a gap.
+const MAX_GAP_PARENTS: usize = 5;
+
+/// Fetches a missing parent and the state before it (`/state`), stores them as outliers and
+/// gives the parent the state after it, so that its children can be placed.
+async fn fill_gap_with_state(
+    services: &Services,
+    origin: &ServerName,
+    room_id: &RoomId,
+    rules: &RoomVersionRules,
+    prev: &EventId,
+    budget: &mut usize,
+) -> Result<(), PduError> {
+    let path = format!(
+        "/_matrix/federation/v1/state/{}?event_id={}",
+        utf8_percent_encode(room_id.as_str()),
+        utf8_percent_encode(prev.as_str())
+    );
+    let answer = signed(services, http::Method::GET, origin, &path, None, 64 << 20)
+        .await
+        .map_err(|e| not_fetched(origin, vec![prev.to_owned()], e))?;
+    let state =
+        super::membership::store_state_answer(services, origin, rules, room_id, &answer, "pdus")
+            .await?;
+    let parent = fetch_event(services, origin, rules, prev).await?;
+    if parent.pdu.room_id.as_deref() != Some(room_id) {
+        return Err(invalid("a missing parent is in another room"));
+    }
+    let missing = services.rooms.missing_auth_events(rules, &parent.pdu)?;
+    if !missing.is_empty() {
+        fetch_auth_events(services, origin, rules, missing, budget).await?;
+    }
+    services
+        .rooms
+        .store_outlier(rules, &parent.pdu, parent.object.clone())?;
+    let stored = services
+        .rooms
+        .get_pdu(prev)?
+        .ok_or_else(|| PduError::Missing(vec![prev.to_owned()]))?;
+    services.rooms.give_outlier_state(room_id, &stored, &state)
 }
 
 /// Fetches auth events (and theirs, depth first) and stores them as outliers.

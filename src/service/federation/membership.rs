@@ -224,7 +224,7 @@ async fn join_through(
     }
 
     services.rooms.prepare_remote_room(room_id, &version)?;
-    let state_ids = store_join_state(services, server, &rules, room_id, &answer).await?;
+    let state_ids = store_state_answer(services, server, &rules, room_id, &answer, "state").await?;
     let guard = services.rooms.lock_room(room_id).await;
     let placed = services.rooms.place_remote_join(
         &guard,
@@ -243,18 +243,20 @@ async fn join_through(
     Ok(())
 }
 
-/// Checks every event of a `send_join` answer and stores it as an outlier, auth events
-/// before the events they authorise; answers the state's event IDs.
-async fn store_join_state(
+/// Checks every event of a `send_join` (or `/state`) answer and stores it as an outlier, auth
+/// events before the events they authorise; answers the state's event IDs (`state_field`
+/// names their list).
+pub(super) async fn store_state_answer(
     services: &Services,
     server: &ServerName,
     rules: &RoomVersionRules,
     room_id: &RoomId,
     answer: &Value,
+    state_field: &str,
 ) -> Result<Vec<OwnedEventId>> {
     let mut checked = Vec::new();
     let mut state_ids = Vec::new();
-    for (list, is_state) in [("auth_chain", false), ("state", true)] {
+    for (list, is_state) in [("auth_chain", false), (state_field, true)] {
         for value in answer[list].as_array().into_iter().flatten() {
             let Ok(object) = serde_json::from_value::<CanonicalJsonObject>(value.clone()) else {
                 continue;

@@ -17,6 +17,68 @@ use crate::error::Error;
 use crate::storage::Batch;
 
 impl Service {
+    /// The state map of a list of stored state event IDs (rejected events and other rooms'
+    /// left out), with the member events among them.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn state_map_of(
+        &self,
+        room_id: &RoomId,
+        state: &[OwnedEventId],
+    ) -> Result<(StateMap, Vec<(String, serde_json::Value)>), PduError> {
+        let mut map = StateMap::new();
+        let mut members = Vec::new();
+        for id in state {
+            let Some(event) = self.get_pdu(id)? else {
+                return Err(PduError::Missing(vec![id.clone()]));
+            };
+            let Some(state_key) = &event.state_key else {
+                continue;
+            };
+            if event.rejected || event.room_id.as_deref().is_some_and(|room| room != room_id) {
+                continue;
+            }
+            let key = self.get_or_create_shortstatekey(&event.kind.to_string(), state_key)?;
+            let short = self
+                .shorteventid(id)?
+                .ok_or_else(|| Error::Database(format!("stored event {id} has no short ID")))?;
+            map.insert(key, short);
+            if event.kind == ruma::events::TimelineEventType::RoomMember {
+                members.push((state_key.clone(), event.content_value()));
+            }
+        }
+        Ok((map, members))
+    }
+
+    /// Gives an event stored as an outlier the state after it: `state_before` (stored state
+    /// event IDs, as another server answered `/state` for it) plus the event itself. Events
+    /// that name it as a `prev_event` can then be placed, across a gap in the history held.
+    pub fn give_outlier_state(
+        &self,
+        room_id: &RoomId,
+        pdu: &PduEvent,
+        state_before: &[OwnedEventId],
+    ) -> Result<(), PduError> {
+        let (mut map, _) = self.state_map_of(room_id, state_before)?;
+        let short = self
+            .shorteventid(&pdu.event_id)?
+            .ok_or_else(|| Error::Database(format!("outlier {} has no short ID", pdu.event_id)))?;
+        if let Some(state_key) = &pdu.state_key
+            && !pdu.rejected
+        {
+            let key = self.get_or_create_shortstatekey(&pdu.kind.to_string(), state_key)?;
+            map.insert(key, short);
+        }
+        let mut batch = Batch::default();
+        let hash = self.save_state(None, map, &mut batch)?;
+        batch.put(
+            &self.shorteventid_shortstatehash,
+            &short.to_be_bytes(),
+            &hash.to_be_bytes(),
+        )?;
+        self.engine.write(batch)?;
+        Ok(())
+    }
+
     /// Records a room we are joining through another server: its version and short ID.
     pub fn prepare_remote_room(
         &self,
@@ -46,27 +108,7 @@ impl Service {
         object: CanonicalJsonObject,
         state: &[OwnedEventId],
     ) -> Result<(), PduError> {
-        let mut map = StateMap::new();
-        let mut members = Vec::new();
-        for id in state {
-            let Some(event) = self.get_pdu(id)? else {
-                return Err(PduError::Missing(vec![id.clone()]));
-            };
-            let Some(state_key) = &event.state_key else {
-                continue;
-            };
-            if event.rejected || event.room_id.as_deref().is_some_and(|room| room != room_id) {
-                continue;
-            }
-            let key = self.get_or_create_shortstatekey(&event.kind.to_string(), state_key)?;
-            let short = self
-                .shorteventid(id)?
-                .ok_or_else(|| Error::Database(format!("stored event {id} has no short ID")))?;
-            map.insert(key, short);
-            if event.kind == ruma::events::TimelineEventType::RoomMember {
-                members.push((state_key.clone(), event.content_value()));
-            }
-        }
+        let (map, members) = self.state_map_of(room_id, state)?;
         let mut batch = Batch::default();
         let hash = self.save_state(None, map.clone(), &mut batch)?;
         batch.delete(&self.roomid_pduleaves, room_id.as_bytes())?;
