@@ -30,7 +30,13 @@ pub struct Service {
     documents: Tree,
     /// Notaries asked for a server's keys when it cannot be reached (`trusted_servers`).
     trusted: Vec<ruma::OwnedServerName>,
+    /// Servers whose key fetch failed lately, and when: not asked again for a while, so that
+    /// requests naming an unreachable origin cannot make this server call it each time.
+    failed: std::sync::Mutex<std::collections::HashMap<ruma::OwnedServerName, std::time::Instant>>,
 }
+
+/// How long a server whose keys could not be fetched is not asked again.
+const FETCH_FAILURE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Service {
     pub fn load_or_create(
@@ -64,6 +70,7 @@ impl Service {
             remote: engine.tree("serverkeyid_verifykey"),
             documents: engine.tree("servername_keydocument"),
             trusted,
+            failed: std::sync::Mutex::default(),
         })
     }
 
@@ -174,8 +181,34 @@ impl Service {
         client: &FederationClient,
         server: &ServerName,
     ) -> Result<Vec<(String, RemoteKey)>> {
-        let answer = client.get_public(server, "/_matrix/key/v2/server").await?;
-        self.keep_document(server, &answer)
+        let recently_failed = self
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(server)
+            .is_some_and(|at| at.elapsed() < FETCH_FAILURE_TTL);
+        if recently_failed {
+            return Err(Error::Internal(format!(
+                "{server}'s keys could not be fetched a moment ago; not asking again yet"
+            )));
+        }
+        let fetched = match client.get_public(server, "/_matrix/key/v2/server").await {
+            Ok(answer) => self.keep_document(server, &answer),
+            Err(error) => Err(error),
+        };
+        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        match &fetched {
+            Ok(_) => {
+                failed.remove(server);
+            }
+            Err(_) => {
+                if failed.len() >= 10_000 {
+                    failed.retain(|_, at| at.elapsed() < FETCH_FAILURE_TTL);
+                }
+                failed.insert(server.to_owned(), std::time::Instant::now());
+            }
+        }
+        fetched
     }
 
     /// Keeps the keys of a document shown to be `server`'s, and the document itself.
