@@ -1,9 +1,9 @@
 //! The checks on events received over federation, with events crafted as a misbehaving
 //! server would send them: Bob's server (a second Conclave, whose signing key this test
 //! borrows) sends Alice's server a message with a forged signature (refused), one whose
-//! content no longer matches its hash (kept redacted), a power-levels change Bob has no
-//! right to (rejected), and a message built before Bob was banned but sent after (soft-failed:
-//! stored, never shown).
+//! content no longer matches its hash (kept redacted), a redaction before its target (applied
+//! when the target arrives), a power-levels change Bob has no right to (rejected), and a
+//! message built before Bob was banned but sent after (soft-failed: stored, never shown).
 
 mod common;
 
@@ -145,6 +145,27 @@ async fn forged_tampered_unauthorised_and_late_events_are_handled_as_the_spec_sa
     .await;
     let event = find(&seen, &tampered).unwrap();
     assert_eq!(event["content"], json!({}), "kept redacted: {event}");
+
+    // A redaction that arrives before its target waits for it, and applies when it comes.
+    let (later, later_pdu) = craft(services, &room_id, &bob_id, message("regretted"));
+    let rules = services.rooms.rules(&room_id).unwrap();
+    let (redaction, redaction_pdu) = craft(
+        services,
+        &room_id,
+        &bob_id,
+        conclave::service::rooms::redaction::redaction_event(
+            &rules,
+            &ruma::EventId::parse(&later).unwrap(),
+            None,
+        ),
+    );
+    let results = send(services, a_name, "r1", &[redaction_pdu]).await;
+    assert_eq!(results[&redaction], json!({}), "{results}");
+    let results = send(services, a_name, "r2", &[later_pdu]).await;
+    assert_eq!(results[&later], json!({}), "{results}");
+    let seen = eventually("the late target", messages, |m| find(m, &later).is_some()).await;
+    let event = find(&seen, &later).unwrap();
+    assert_eq!(event["content"], json!({}), "redacted on arrival: {event}");
 
     // Bob (power 0) makes himself an administrator: rejected by the auth rules.
     let (power, pdu) = craft(

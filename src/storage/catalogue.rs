@@ -132,6 +132,9 @@ pub const TREES: &[TreeSpec] = &[
     // local user to a room on another server that this server is not in (the event signed by
     // both servers, and the stripped state the inviting server sent), until joined or rejected.
     tree("useridroomid_remoteinvite", true),
+    // Key: EventId of a redaction's target, EventId of the redaction. Value: empty. A redaction
+    // received before its target; applied (if it may be) when the target is placed.
+    tree("eventid_pendingredaction", false),
     // Key: ShortEventId (u64). Value: ShortStateHash (u64) of the room state *after* the event.
     tree("shorteventid_shortstatehash", true),
     // Key: ShortStateHash (u64). Value: a state delta: parent ShortStateHash (u64, 0 = none),

@@ -25,7 +25,7 @@ use super::pdu::PduEvent;
 use super::resolution::StateBefore;
 use super::{RoomGuard, Service};
 use crate::error::Error;
-use crate::storage::{Batch, Purge};
+use crate::storage::{Batch, Key, Purge};
 
 /// Where a received event was placed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,7 +164,8 @@ impl Service {
                 self.after_write(room_id, pdu, appended, writing, guard);
                 self.wake_senders(&destinations);
                 self.defer_after_append(guard, room_id, pdu, count, json, was_joined);
-                let purge = self.apply_received_redaction(room_id, rules, pdu)?;
+                let mut purge = self.apply_received_redaction(room_id, rules, pdu)?;
+                purge.append(self.apply_pending_redactions(room_id, rules, pdu)?);
                 Ok((Received::Timeline, purge))
             }
             AuthOutcome::SoftFail(reason) => {
@@ -300,6 +301,9 @@ impl Service {
             return Ok(Purge::default());
         }
         let Some(original) = self.get_pdu(target)? else {
+            // The target has not arrived yet: the redaction waits for it.
+            self.eventid_pendingredaction
+                .insert(&(target.as_str(), pdu.event_id.as_str()).encode(), &[])?;
             return Ok(Purge::default());
         };
         if original
@@ -315,6 +319,31 @@ impl Service {
         }
         let because = self.redacted_because(room_id, &pdu.event_id)?;
         Ok(self.apply_redaction(room_id, target, because)?)
+    }
+
+    /// Applies the redactions that arrived before `pdu`, now that it is placed.
+    fn apply_pending_redactions(
+        &self,
+        room_id: &RoomId,
+        rules: &RoomVersionRules,
+        pdu: &PduEvent,
+    ) -> Result<Purge, PduError> {
+        let mut purge = Purge::default();
+        let pending: Vec<Vec<u8>> = self
+            .eventid_pendingredaction
+            .scan_prefix((pdu.event_id.as_str(),).prefix())
+            .map(|entry| entry.map(|(key, _)| key.to_vec()))
+            .collect::<crate::error::Result<_>>()?;
+        for key in pending {
+            let (_, redaction) = <(&str, ruma::OwnedEventId)>::decode(&key)?;
+            if let Some(redaction) = self.get_pdu(&redaction)?
+                && self.is_in_timeline(&redaction.event_id)?
+            {
+                purge.append(self.apply_received_redaction(room_id, rules, &redaction)?);
+            }
+            self.eventid_pendingredaction.remove(&key)?;
+        }
+        Ok(purge)
     }
 }
 
