@@ -39,7 +39,8 @@ fn ensure_may_ask(services: &Services, origin: &ServerName, room_id: &RoomId) ->
     Err(Error::forbidden("Your server is not in this room"))
 }
 
-fn wire_list(services: &Services, ids: &[OwnedEventId]) -> Result<Vec<Box<RawValue>>> {
+/// Stored events in their federation form (those not stored left out).
+pub(super) fn wire_list(services: &Services, ids: &[OwnedEventId]) -> Result<Vec<Box<RawValue>>> {
     let mut list = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some((_, raw)) = services.rooms.wire_pdu(id)? {

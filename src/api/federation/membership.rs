@@ -13,6 +13,7 @@ use ruma::{CanonicalJsonObject, CanonicalJsonValue, RoomId, RoomVersionId, Serve
 use serde_json::json;
 use serde_json::value::RawValue;
 
+use super::events::wire_list;
 use crate::api::Ruma;
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
@@ -199,21 +200,9 @@ pub async fn send_join(
         .as_str()
         .and_then(|user| UserId::parse(user).ok());
     let mut countersigned = None;
-    if let Some(authoriser) = authoriser.filter(|user| user.server_name() == services.server_name())
-    {
+    if authoriser.is_some_and(|user| user.server_name() == services.server_name()) {
         let rules = rooms.rules(&body.room_id)?;
-        let mut wire = checked.object.clone();
-        if !rules.event_format.require_event_id {
-            wire.remove("event_id");
-        }
-        ruma::signatures::sign_event(
-            services.server_name().as_str(),
-            services.server_keys.key_pair(),
-            &mut wire,
-            &rules.redaction,
-        )
-        .map_err(Error::internal)?;
-        let _ = authoriser;
+        let wire = countersign(&services, &rules, &checked.object)?;
         countersigned = Some(serde_json::value::to_raw_value(&wire).map_err(Error::internal)?);
         if let Some(CanonicalJsonValue::Object(signatures)) = wire.get("signatures").cloned() {
             checked.object.insert(
@@ -245,14 +234,25 @@ pub async fn send_join(
     Ok(create_join_event::v2::Response::new(room_state))
 }
 
-fn wire_list(services: &Services, ids: &[ruma::OwnedEventId]) -> Result<Vec<Box<RawValue>>> {
-    let mut list = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some((_, raw)) = services.rooms.wire_pdu(id)? {
-            list.push(raw);
-        }
+/// Another server's event in its federation form with this server's signature added (a
+/// restricted join we authorise, an invite of one of our users).
+fn countersign(
+    services: &Services,
+    rules: &ruma::room_version_rules::RoomVersionRules,
+    object: &CanonicalJsonObject,
+) -> Result<CanonicalJsonObject> {
+    let mut wire = object.clone();
+    if !rules.event_format.require_event_id {
+        wire.remove("event_id");
     }
-    Ok(list)
+    ruma::signatures::sign_event(
+        services.server_name().as_str(),
+        services.server_keys.key_pair(),
+        &mut wire,
+        &rules.redaction,
+    )
+    .map_err(Error::internal)?;
+    Ok(wire)
 }
 
 /// `GET /_matrix/federation/v1/make_leave/{roomId}/{userId}`.
@@ -336,17 +336,7 @@ pub async fn invite(
             "This room has been blocked on this server",
         ));
     }
-    let mut wire = checked.object.clone();
-    if !rules.event_format.require_event_id {
-        wire.remove("event_id");
-    }
-    ruma::signatures::sign_event(
-        services.server_name().as_str(),
-        services.server_keys.key_pair(),
-        &mut wire,
-        &rules.redaction,
-    )
-    .map_err(Error::internal)?;
+    let wire = countersign(&services, &rules, &checked.object)?;
     // Full PDUs since Matrix 1.16, stripped events before: clients see the stripped form.
     #[allow(deprecated)]
     let stripped: Vec<serde_json::Value> = body
