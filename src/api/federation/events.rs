@@ -98,6 +98,25 @@ fn ensure_visible_in_room(
     Ok(())
 }
 
+/// The federation form of those of `events` the origin may see.
+fn visible_wire(
+    services: &Services,
+    origin: &ServerName,
+    room_id: &RoomId,
+    events: Vec<crate::service::rooms::pdu::PduEvent>,
+) -> Result<Vec<Box<RawValue>>> {
+    let mut visibility = services.rooms.server_visibility(origin, room_id)?;
+    let mut out = Vec::with_capacity(events.len());
+    for pdu in events {
+        if visibility.can_see(&pdu.event_id)?
+            && let Some((_, raw)) = services.rooms.wire_pdu(&pdu.event_id)?
+        {
+            out.push(raw);
+        }
+    }
+    Ok(out)
+}
+
 /// The state before an event and its auth chain, as `/state` and `/state_ids` answer.
 fn state_and_chain(
     services: &Services,
@@ -176,15 +195,7 @@ pub async fn missing_events(
     )?;
     found.retain(|pdu| u64::from(pdu.depth) >= min_depth);
     found.reverse();
-    let mut visibility = services.rooms.server_visibility(origin, &body.room_id)?;
-    let mut events = Vec::with_capacity(found.len());
-    for pdu in found {
-        if visibility.can_see(&pdu.event_id)?
-            && let Some((_, raw)) = services.rooms.wire_pdu(&pdu.event_id)?
-        {
-            events.push(raw);
-        }
-    }
+    let events = visible_wire(&services, origin, &body.room_id, found)?;
     Ok(get_missing_events::v1::Response::new(events))
 }
 
@@ -202,15 +213,7 @@ pub async fn backfill(
     let found = services
         .rooms
         .walk_back(&body.room_id, &body.v, &[], true, limit)?;
-    let mut visibility = services.rooms.server_visibility(origin, &body.room_id)?;
-    let mut pdus = Vec::with_capacity(found.len());
-    for pdu in found {
-        if visibility.can_see(&pdu.event_id)?
-            && let Some((_, raw)) = services.rooms.wire_pdu(&pdu.event_id)?
-        {
-            pdus.push(raw);
-        }
-    }
+    let pdus = visible_wire(&services, origin, &body.room_id, found)?;
     Ok(get_backfill::v1::Response::new(
         services.server_name().to_owned(),
         MilliSecondsSinceUnixEpoch::now(),

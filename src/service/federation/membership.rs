@@ -430,17 +430,8 @@ pub fn invite_room_state(
     room_id: &RoomId,
     rules: &RoomVersionRules,
 ) -> Result<Vec<Value>> {
-    const KINDS: &[&str] = &[
-        "m.room.create",
-        "m.room.join_rules",
-        "m.room.name",
-        "m.room.avatar",
-        "m.room.canonical_alias",
-        "m.room.encryption",
-        "m.room.topic",
-    ];
     let mut events = Vec::new();
-    for kind in KINDS {
+    for kind in crate::service::sync::STRIPPED_STATE_KINDS {
         if let Some(pdu) = services.rooms.current_state_event(room_id, kind, "")?
             && let Some(json) = services.rooms.get_pdu_json(&pdu.event_id)?
         {

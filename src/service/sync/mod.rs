@@ -419,21 +419,24 @@ fn room_mates(services: &Services, rooms: &[OwnedRoomId]) -> Result<BTreeSet<Own
     Ok(mates)
 }
 
+/// The state events (empty state key) shown with an invite or knock, here and to other
+/// servers: enough to name and describe the room.
+pub(crate) const STRIPPED_STATE_KINDS: &[&str] = &[
+    "m.room.create",
+    "m.room.join_rules",
+    "m.room.name",
+    "m.room.avatar",
+    "m.room.canonical_alias",
+    "m.room.encryption",
+    "m.room.topic",
+];
+
 /// Stripped state shown with an invite or knock: enough to name and describe the room.
 pub(crate) fn stripped_state(
     services: &Services,
     room_id: &RoomId,
     user_id: &UserId,
 ) -> Result<Vec<Value>> {
-    const KINDS: &[&str] = &[
-        "m.room.create",
-        "m.room.join_rules",
-        "m.room.name",
-        "m.room.avatar",
-        "m.room.canonical_alias",
-        "m.room.encryption",
-        "m.room.topic",
-    ];
     let rooms = &services.rooms;
     if !rooms.exists(room_id)?
         && let Some(invite) = rooms.remote_invite(user_id, room_id)?
@@ -449,7 +452,7 @@ pub(crate) fn stripped_state(
             ("sender", Value::String(pdu.sender.to_string())),
         ]));
     };
-    for kind in KINDS {
+    for kind in STRIPPED_STATE_KINDS {
         if let Some(pdu) = rooms.current_state_event(room_id, kind, "")? {
             push(pdu);
         }
