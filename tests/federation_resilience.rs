@@ -242,35 +242,58 @@ async fn a_gap_deeper_than_missing_events_is_crossed_with_the_state_at_it() {
     let room = shared_room(&a, &alice, &b, &bob).await;
 
     b.stop().await;
-    for i in 0..30 {
+    // Bob's server is down while Alice writes more than one transaction's worth: her server
+    // fails to reach it, and once it is back catches up as Synapse does, sending only the
+    // room's newest event.
+    for i in 0..60 {
         send_text_id(&a, &alice, &room, &format!("g{i}"), &format!("gap {i}")).await;
     }
-    // As after a long outage with Synapse, which sends only the newest event of a room: all
-    // but the last event queued for Bob's server are dropped.
-    let queue = a.server().services().engine.tree("servernamecount_eventid");
-    let mut prefix = b"127.0.0.85:8448".to_vec();
-    prefix.push(0xFF);
-    let keys: Vec<Vec<u8>> = queue
-        .scan_prefix(prefix)
-        .map(|entry| entry.unwrap().0.to_vec())
-        .collect();
-    assert_eq!(keys.len(), 30, "the 30 events are queued");
-    for key in &keys[..keys.len() - 1] {
-        queue.remove(key).unwrap();
-    }
+    let bob_server: ruma::OwnedServerName = "127.0.0.85:8448".try_into().unwrap();
+    eventually(
+        "alice's server failed to reach bob's",
+        || async {
+            json!(
+                a.server()
+                    .services()
+                    .sending
+                    .status()
+                    .unwrap()
+                    .into_iter()
+                    .find(|d| d.server == bob_server)
+                    .map_or(0, |d| d.failures)
+            )
+        },
+        |failures| failures.as_u64() > Some(0),
+    )
+    .await;
     b.restart().await;
-    a.server()
-        .services()
-        .sending
-        .retry("127.0.0.85:8448".try_into().unwrap());
-    // Twenty-nine events are missing before it, more than get_missing_events fetches: Bob's
+    a.server().services().sending.retry(&bob_server);
+    // Fifty-nine events are missing before it, more than get_missing_events fetches: Bob's
     // server asks for the state at its parent and places it across the gap.
     eventually(
         "the newest event at bob's server",
         || room_messages(&b, &bob, &room),
-        |m| has_body(m, "gap 29"),
+        |m| has_body(m, "gap 59"),
     )
     .await;
+    let from_alice: Vec<usize> = b
+        .server()
+        .services()
+        .inbound
+        .recent(50)
+        .into_iter()
+        .filter(|txn| txn.origin.as_str() == "127.0.0.84:8448")
+        .map(|txn| txn.results.len())
+        .collect();
+    assert_eq!(
+        from_alice,
+        [1],
+        "one transaction of one PDU: {from_alice:?}"
+    );
+    assert_eq!(
+        a.server().services().sending.queued(&bob_server).unwrap(),
+        0
+    );
     // And the room goes on: Bob's answer reaches Alice.
     send_text_id(&b, &bob, &room, "after", "across the gap").await;
     eventually(

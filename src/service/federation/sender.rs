@@ -26,6 +26,11 @@ pub const MAX_PDUS_PER_TXN: usize = 50;
 /// First wait after a failure; doubled per failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(60 * 60);
+/// After an outage, a room with more events than this queued for the destination is caught
+/// up as Synapse does: only its newest event is sent, and the destination fetches what it
+/// wants of the rest (`get_missing_events`, then the state at the gap). A shorter backlog is
+/// sent whole, so that a brief outage leaves no gap in the destination's timeline.
+pub const CATCH_UP_ROOM_BACKLOG: usize = MAX_PDUS_PER_TXN;
 
 pub struct Sender {
     /// Key: destination ServerName, queue position (u64). Value: EventId.
@@ -46,6 +51,8 @@ struct Destination {
     retry_at: Option<Instant>,
     last_success: Option<SystemTime>,
     last_error: Option<String>,
+    /// A transaction failed since the last success: the queue is trimmed before the next try.
+    catching_up: bool,
     wake: Arc<Notify>,
 }
 
@@ -237,6 +244,55 @@ impl Sender {
         Ok(entries)
     }
 
+    /// Trims the queue of `server` after an outage: of each room with more than
+    /// [`CATCH_UP_ROOM_BACKLOG`] events queued, only the newest stays. Returns how many
+    /// entries were dropped. Two passes over the queue, so memory stays per room, not per
+    /// queued event.
+    fn trim_for_catch_up(&self, services: &Services, server: &ServerName) -> Result<usize> {
+        let prefix = (server.as_str(),).prefix();
+        // The room of each entry, or None for an event no longer in a timeline.
+        let room_of = |value: &[u8]| -> Result<Option<u64>> {
+            let event_id = crate::storage::decode_id::<ruma::OwnedEventId>(value)?;
+            Ok(services
+                .rooms
+                .pdu_position(&event_id)?
+                .map(|(room, _)| room))
+        };
+        let mut rooms: HashMap<u64, (usize, Vec<u8>)> = HashMap::new();
+        for entry in self.queue.scan_prefix(prefix.clone()) {
+            let (key, value) = entry?;
+            if let Some(room) = room_of(&value)? {
+                let newest = rooms.entry(room).or_default();
+                newest.0 += 1;
+                newest.1 = key.to_vec();
+            }
+        }
+        rooms.retain(|_, (count, _)| *count > CATCH_UP_ROOM_BACKLOG);
+        if rooms.is_empty() {
+            return Ok(0);
+        }
+        let mut dropped = 0;
+        let mut batch = Batch::default();
+        for entry in self.queue.scan_prefix(prefix) {
+            let (key, value) = entry?;
+            let Some(room) = room_of(&value)? else {
+                continue;
+            };
+            if rooms
+                .get(&room)
+                .is_some_and(|(_, newest)| newest[..] != key[..])
+            {
+                batch.delete(&self.queue, &key)?;
+                dropped += 1;
+                if dropped % 1024 == 0 {
+                    self.engine.write(std::mem::take(&mut batch))?;
+                }
+            }
+        }
+        self.engine.write(batch)?;
+        Ok(dropped)
+    }
+
     fn acknowledge(&self, keys: &[Vec<u8>]) -> Result<()> {
         let mut batch = Batch::default();
         for key in keys {
@@ -268,6 +324,21 @@ async fn run(services: &Arc<Services>, server: &ServerName) {
                 _ = shutdown.changed() => return,
             }
             continue;
+        }
+        let catching_up = {
+            let mut destinations = sender.lock();
+            destinations
+                .get_mut(server)
+                .is_some_and(|destination| std::mem::take(&mut destination.catching_up))
+        };
+        if catching_up {
+            match sender.trim_for_catch_up(services, server) {
+                Ok(0) => {}
+                Ok(dropped) => {
+                    tracing::info!(%server, dropped, "caught up: only the newest event of each busy room is sent")
+                }
+                Err(error) => tracing::error!(%server, %error, "cannot trim the federation queue"),
+            }
         }
         let entries = match sender.next_batch(server) {
             Ok(entries) => entries,
@@ -326,6 +397,7 @@ fn failed(sender: &Sender, server: &ServerName, error: String) {
         .min(MAX_BACKOFF);
     destination.retry_at = Some(Instant::now() + backoff);
     destination.last_error = Some(error);
+    destination.catching_up = true;
 }
 
 /// `PUT /_matrix/federation/v1/send/{txnId}` with the queued events. The transaction ID
