@@ -37,11 +37,9 @@ async fn call(
                 .uri(path)
                 .body(body.clone().unwrap_or_default())
                 .unwrap();
-            let input = XMatrixSigningInput::new(
-                B.try_into().unwrap(),
-                A.try_into().unwrap(),
-                services.server_keys.key_pair(),
-            );
+            let key_pair = services.server_keys.key_pair();
+            let input =
+                XMatrixSigningInput::new(B.try_into().unwrap(), A.try_into().unwrap(), &key_pair);
             XMatrix::sign_http_request(&unsigned, input)
                 .ok()
                 .map(|x| http::HeaderValue::from(&x).to_str().unwrap().to_owned())
@@ -107,7 +105,7 @@ fn resign(services: &Services, room_id: &RoomId, mut object: CanonicalJsonObject
     object.remove("hashes");
     let _ = ruma::signatures::hash_and_sign_event(
         B,
-        services.server_keys.key_pair(),
+        &*services.server_keys.key_pair(),
         &mut object,
         &rules.redaction,
     );
@@ -220,11 +218,9 @@ async fn hostile_federation_input_is_refused_with_the_spec_errors() {
             .uri("/_matrix/federation/v1/send/f2")
             .body(b"{\"pdus\":[],\"edus\":[]}".to_vec())
             .unwrap();
-        let input = XMatrixSigningInput::new(
-            B.try_into().unwrap(),
-            A.try_into().unwrap(),
-            b_services.server_keys.key_pair(),
-        );
+        let key_pair = b_services.server_keys.key_pair();
+        let input =
+            XMatrixSigningInput::new(B.try_into().unwrap(), A.try_into().unwrap(), &key_pair);
         let x = XMatrix::sign_http_request(&unsigned, input).unwrap();
         http::HeaderValue::from(&x).to_str().unwrap().to_owned()
     };

@@ -377,3 +377,93 @@ async fn keys_of_an_unreachable_server_come_through_a_trusted_notary() {
     a.shutdown().await;
     c.shutdown().await;
 }
+
+/// A rotation of the signing key: the new key signs from then on and is fetched by the
+/// servers that meet it; the old one is published under `old_verify_keys` with its expiry, so
+/// that a server joining later still verifies the history it signed; the rotation survives a
+/// restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_signing_key_keeps_old_events_verifiable() {
+    use common::federation::{conclave_peer, eventually, has_body, joined_members, room_messages};
+    let (mut a, _pki_a) = conclave_peer(86).await;
+    let (b, _pki_b) = conclave_peer(87).await;
+    let (c, _pki_c) = conclave_peer(88).await;
+    let alice = a.register_open("alice", "alice-password").await;
+    let bob = b.register_open("bob", "bob-password").await;
+    let carol = c.register_open("carol", "carol-password").await;
+    let server_a = a.config().server_name.to_string();
+    let room = create_room(
+        &a,
+        &alice,
+        json!({ "preset": "public_chat", "initial_state": [{
+            "type": "m.room.history_visibility", "state_key": "",
+            "content": { "history_visibility": "world_readable" } }] }),
+    )
+    .await;
+    let join_path = format!(
+        "/_matrix/client/v3/join/{}?via={}",
+        enc(&room),
+        enc(&server_a)
+    );
+    expect_ok(b.post(&join_path, bob.bearer(), &json!({})).await);
+    send_text_id(&a, &alice, &room, "old", "signed with the first key").await;
+    eventually(
+        "the first message at bob's server",
+        || room_messages(&b, &bob, &room),
+        |m| has_body(m, "signed with the first key"),
+    )
+    .await;
+
+    let client = federation_client();
+    let keys_url = format!("https://{server_a}/_matrix/key/v2/server");
+    let before = json_of(client.get(&keys_url)).await;
+    let first_key = verify_key_document(&before, &server_a);
+    let (code, out, err) = console(
+        &a.config().admin_socket_path(),
+        &["federation", "rotate-signing-key"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&first_key), "{out}");
+
+    // The document: signed by the new key alone, the old one listed with its expiry.
+    let after = json_of(client.get(&keys_url)).await;
+    let second_key = verify_key_document(&after, &server_a);
+    assert_ne!(first_key, second_key);
+    let old = &after["old_verify_keys"][&first_key];
+    assert_eq!(
+        old["key"], before["verify_keys"][&first_key]["key"],
+        "{after}"
+    );
+    let expired = old["expired_ts"].as_u64().expect("expired_ts");
+    assert!(expired > before["valid_until_ts"].as_u64().unwrap() - 8 * 24 * 3600 * 1000);
+
+    // Bob's server knows only the first key: it fetches the second on meeting it.
+    send_text_id(&a, &alice, &room, "new", "signed with the second key").await;
+    eventually(
+        "the second message at bob's server",
+        || room_messages(&b, &bob, &room),
+        |m| has_body(m, "signed with the second key"),
+    )
+    .await;
+    // Carol's server has never seen either key: the room's history, signed with the first,
+    // verifies through `old_verify_keys`.
+    expect_ok(c.post(&join_path, carol.bearer(), &json!({})).await);
+    eventually(
+        "the history at carol's server",
+        || room_messages(&c, &carol, &room),
+        |m| has_body(m, "signed with the first key") && has_body(m, "signed with the second key"),
+    )
+    .await;
+    let members = joined_members(&a, &alice, &room).await;
+    assert!(members["joined"].get(&carol.user_id).is_some(), "{members}");
+
+    // The new key is the one stored.
+    a.restart().await;
+    let restarted = json_of(client.get(&keys_url)).await;
+    assert_eq!(verify_key_document(&restarted, &server_a), second_key);
+    assert!(restarted["old_verify_keys"].get(&first_key).is_some());
+    a.shutdown().await;
+    b.shutdown().await;
+    c.shutdown().await;
+}

@@ -221,7 +221,7 @@ async fn a_signature_by_another_key_is_refused() {
     // Genuine: signed by B's own key.
     let answer = b_services
         .federation
-        .get_signed(a_name, &path, b_name, b_services.server_keys.key_pair())
+        .get_signed(a_name, &path, b_name, &b_services.server_keys.key_pair())
         .await
         .expect("B's signed query is answered");
     assert!(answer.is_object(), "{answer}");

@@ -1,8 +1,8 @@
 //! Rooms shared with a real Synapse (PyPI `matrix-synapse`, started by
 //! `tests/federation/synapse-peer.sh`), in both directions: a Conclave user joins a Synapse
 //! room by alias and a Synapse user joins a Conclave room; history from before each join
-//! backfilled; messages both ways; invites both ways; a leave and a kick — each seen by the
-//! other side's client API.
+//! backfilled; messages both ways; invites both ways; a rotation of Conclave's signing key; a
+//! leave and a kick — each seen by the other side's client API.
 
 mod common;
 
@@ -278,7 +278,23 @@ async fn conclave_and_synapse_share_rooms_both_ways() {
     )
     .await;
 
-    // 4. Sam leaves the lounge; Alice kicks Sam from the quiet room.
+    // 4. Conclave's signing key is replaced: Synapse fetches the new key when Alice's next
+    // event names it, and accepts the event.
+    let (code, out, err) = console(
+        &ts.config().admin_socket_path(),
+        &["federation", "rotate-signing-key"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    send_text_id(&ts, &alice, &lounge, "c4", "signed with the new key").await;
+    eventually(
+        "a message signed with the new key at Synapse",
+        || sam.room_messages(&lounge),
+        |m| has_body(m, "signed with the new key"),
+    )
+    .await;
+
+    // 5. Sam leaves the lounge; Alice kicks Sam from the quiet room.
     sam.ok(
         Method::POST,
         &format!("/_matrix/client/v3/rooms/{}/leave", enc(&lounge)),

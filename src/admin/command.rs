@@ -78,6 +78,13 @@ pub enum FederationCommand {
         #[arg(long)]
         room: String,
     },
+    /// This server's signing keys: the current one, and those it replaced with when they
+    /// expired (still published, so that what they signed keeps verifying elsewhere).
+    SigningKeys,
+    /// Replaces this server's signing key, e.g. after a leak: a new key signs from now on;
+    /// the old one stays published as expired now, so that events signed before still verify
+    /// and nothing signed with it later does. Other servers fetch the new key on first use.
+    RotateSigningKey,
 }
 
 #[derive(Debug, Subcommand)]

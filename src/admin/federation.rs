@@ -24,6 +24,35 @@ pub async fn run(services: &Services, command: FederationCommand) -> Result<Answ
             event_id,
             room,
         } => fetch_event(services, &server, &event_id, &room).await,
+        FederationCommand::SigningKeys => Ok(signing_keys(services)),
+        FederationCommand::RotateSigningKey => {
+            let (new_id, old) = services.server_keys.rotate_signing_key()?;
+            Ok(Answer::ok(format!(
+                "Events and requests are now signed with `{new_id}`; `{}` is published as \
+                 expired at {}.",
+                old.key_id,
+                format_ts(old.expired_ts)
+            ))
+            .with(signing_key_table(services)))
+        }
+    }
+}
+
+fn signing_keys(services: &Services) -> Answer {
+    Answer::ok("This server's signing keys:").with(signing_key_table(services))
+}
+
+fn signing_key_table(services: &Services) -> Block {
+    let mut rows = vec![vec![services.server_keys.key_id(), "current".to_owned()]];
+    for old in services.server_keys.old_keys().into_iter().rev() {
+        rows.push(vec![
+            old.key_id,
+            format!("expired {}", format_ts(old.expired_ts)),
+        ]);
+    }
+    Block::Table {
+        head: ["key", "state"].map(String::from).to_vec(),
+        rows,
     }
 }
 

@@ -125,7 +125,7 @@ pub(super) async fn remote_alias(
             alias.server_name(),
             &path,
             services.server_name(),
-            services.server_keys.key_pair(),
+            &services.server_keys.key_pair(),
         )
         .await?;
     let room_id = answer["room_id"]

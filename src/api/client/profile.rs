@@ -48,7 +48,7 @@ async fn remote_profile(
             user_id.server_name(),
             &path,
             services.server_name(),
-            services.server_keys.key_pair(),
+            &services.server_keys.key_pair(),
         )
         .await?;
     match answer {

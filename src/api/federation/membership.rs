@@ -247,7 +247,7 @@ fn countersign(
     }
     ruma::signatures::sign_event(
         services.server_name().as_str(),
-        services.server_keys.key_pair(),
+        &*services.server_keys.key_pair(),
         &mut wire,
         &rules.redaction,
     )

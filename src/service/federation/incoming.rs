@@ -112,7 +112,7 @@ async fn key_map(
     let mut map = PublicKeyMap::new();
     for server in servers {
         if server == ours {
-            map.extend(services.server_keys.public_key_map(ours));
+            map.extend(services.server_keys.public_key_map(ours, valid_at));
             continue;
         }
         let Some(CanonicalJsonValue::Object(by_key)) = signatures.get(server.as_str()) else {
@@ -442,7 +442,7 @@ pub async fn signed(
             path,
             body,
             services.server_name(),
-            services.server_keys.key_pair(),
+            &services.server_keys.key_pair(),
             limit,
         )
         .await

@@ -201,7 +201,7 @@ impl Service {
         };
         hash_and_sign_event(
             self.server_name.as_str(),
-            self.keys.key_pair(),
+            &*self.keys.key_pair(),
             &mut object,
             &rules.redaction,
         )

@@ -95,7 +95,10 @@ async fn every_stored_pdu_verifies() {
         guard.release().await;
     }
 
-    let keys = services.rooms.keys.public_key_map(services.server_name());
+    let keys = services
+        .rooms
+        .keys
+        .public_key_map(services.server_name(), 0);
     let mut checked = 0;
     let mut redacted = 0;
     for entry in rooms.pduid_pdu.iter_from(&[], rocksdb::Direction::Forward) {

@@ -49,7 +49,7 @@ impl Service {
         };
         let mut object: CanonicalJsonObject =
             serde_json::from_value(document).map_err(Error::internal)?;
-        sign_json(ours.as_str(), &self.key_pair, &mut object).map_err(Error::internal)?;
+        sign_json(ours.as_str(), &*self.key_pair(), &mut object).map_err(Error::internal)?;
         Ok(vec![object])
     }
 
