@@ -72,6 +72,11 @@ impl Server {
         // Started first: a configuration error there must leave nothing running.
         let federation = if services.config.allow_federation {
             let listener = start_federation(&services).await?;
+            if let Err(error) =
+                crate::service::federation::state_answer::clear_stale_stages(&services)
+            {
+                tracing::error!(%error, "cannot clear what an interrupted join left staged");
+            }
             // What was queued for other servers before a stop is sent now.
             if let Err(error) = services.sending.resume() {
                 tracing::error!(%error, "cannot resume the federation queues");

@@ -32,7 +32,9 @@ const fn counter_tree(name: &'static str) -> TreeSpec {
 /// Every column family the server opens.
 pub const TREES: &[TreeSpec] = &[
     // Named singletons: `schema_version` (u64), `counter` (u64, the global stream ordering),
-    // `admin_bot` (UserId of the bot this server created), `admin_room` (RoomId).
+    // `admin_bot` (UserId of the bot this server created), `admin_room` (RoomId),
+    // `signing_key_der` (PKCS#8) and `signing_key_version` (the current signing key),
+    // `signing_keys_old` (JSON list of replaced keys with their `expired_ts`).
     tree("global", true),
     // Other servers' verify keys, as fetched and checked. Key: ServerName, key ID
     // (`ed25519:…`). Value: JSON `{"key": unpadded base64, "valid_until_ts": ms}`.
@@ -135,6 +137,11 @@ pub const TREES: &[TreeSpec] = &[
     // Key: EventId of a redaction's target, EventId of the redaction. Value: empty. A redaction
     // received before its target; applied (if it may be) when the target is placed.
     tree("eventid_pendingredaction", false),
+    // Key: stage ID (u64, one per room state being taken in), EventId. Value: the event's
+    // checked canonical JSON. A room's state from another server (`send_join`, `/state`)
+    // waits here, read from the answer one event at a time, until it is stored as outliers
+    // in auth order; emptied then, and at start after an interruption.
+    tree("stageid_eventid_pdu", false),
     // Key: ShortEventId (u64). Value: ShortStateHash (u64) of the room state *after* the event.
     tree("shorteventid_shortstatehash", true),
     // Key: ShortStateHash (u64). Value: a state delta: parent ShortStateHash (u64, 0 = none),

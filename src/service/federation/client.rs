@@ -194,19 +194,12 @@ impl FederationClient {
         origin: &ServerName,
         key_pair: &Ed25519KeyPair,
     ) -> Result<Value> {
-        let unsigned = http::Request::builder()
-            .method(http::Method::GET)
-            .uri(path)
-            .body(Vec::<u8>::new())
-            .map_err(|e| remote(server, format!("bad request path: {e}")))?;
-        let input = XMatrixSigningInput::new(origin.to_owned(), server.to_owned(), key_pair);
-        let x_matrix = XMatrix::sign_http_request(&unsigned, input).map_err(Error::internal)?;
-        self.get(server, path, Some(http::HeaderValue::from(&x_matrix)))
-            .await
+        let (authorization, _) = sign(&http::Method::GET, server, path, None, origin, key_pair)?;
+        self.get(server, path, Some(authorization)).await
     }
 
     /// `method path` on `server` with a JSON `body`, signed as `origin`; the answer as JSON,
-    /// read up to `limit` bytes (a room's state when joining is larger than a key answer).
+    /// read up to `limit` bytes.
     #[allow(clippy::too_many_arguments)]
     pub async fn send_signed(
         &self,
@@ -218,27 +211,44 @@ impl FederationClient {
         key_pair: &Ed25519KeyPair,
         limit: usize,
     ) -> Result<Value> {
-        let bytes = match body {
-            Some(body) => serde_json::to_vec(body).map_err(Error::internal)?,
-            None => Vec::new(),
-        };
-        let unsigned = http::Request::builder()
-            .method(method.clone())
-            .uri(path)
-            .body(bytes.clone())
-            .map_err(|e| remote(server, format!("bad request path: {e}")))?;
-        let input = XMatrixSigningInput::new(origin.to_owned(), server.to_owned(), key_pair);
-        let x_matrix = XMatrix::sign_http_request(&unsigned, input).map_err(Error::internal)?;
-        let body = body.map(|_| bytes);
-        self.request(
-            method,
-            server,
-            path,
-            Some(http::HeaderValue::from(&x_matrix)),
-            body,
-            limit,
-        )
-        .await
+        let (authorization, body) = sign(&method, server, path, body, origin, key_pair)?;
+        self.request(method, server, path, Some(authorization), body, limit)
+            .await
+    }
+
+    /// [`Self::send_signed`], the answer written to `file` rather than held in memory (a
+    /// large room's state when joining): up to `limit` bytes; answers the bytes written.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_signed_to_file(
+        &self,
+        method: http::Method,
+        server: &ServerName,
+        path: &str,
+        body: Option<&Value>,
+        origin: &ServerName,
+        key_pair: &Ed25519KeyPair,
+        file: &mut tokio::fs::File,
+        limit: u64,
+    ) -> Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let (authorization, body) = sign(&method, server, path, body, origin, key_pair)?;
+        let mut response = self
+            .response(method, server, path, Some(authorization), body)
+            .await?;
+        let mut written: u64 = 0;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| remote(server, error_chain(&e)))?
+        {
+            written += chunk.len() as u64;
+            if written > limit {
+                return Err(remote(server, format!("answer larger than {limit} bytes")));
+            }
+            file.write_all(&chunk).await.map_err(Error::internal)?;
+        }
+        file.flush().await.map_err(Error::internal)?;
+        Ok(written)
     }
 
     async fn get(
@@ -267,6 +277,25 @@ impl FederationClient {
         body: Option<Vec<u8>>,
         limit: usize,
     ) -> Result<Value> {
+        let response = self
+            .response(method, server, path, authorization, body)
+            .await?;
+        let body = read_limited(response, limit)
+            .await
+            .map_err(|e| remote(server, e))?;
+        serde_json::from_slice(&body).map_err(|e| remote(server, format!("answered bad JSON: {e}")))
+    }
+
+    /// Sends the request; a successful answer's response, whose body is still to be read, or
+    /// the other server's error.
+    async fn response(
+        &self,
+        method: http::Method,
+        server: &ServerName,
+        path: &str,
+        authorization: Option<http::HeaderValue>,
+        body: Option<Vec<u8>>,
+    ) -> Result<reqwest::Response> {
         let destination = self.destination(server).await?;
         let url = reqwest::Url::parse(&format!("{}{path}", destination.base))
             .map_err(|e| remote(server, format!("bad URL: {e}")))?;
@@ -292,29 +321,50 @@ impl FederationClient {
             .await
             .map_err(|e| remote(server, error_chain(&e)))?;
         let status = response.status();
-        let body = read_limited(response, limit)
+        if status.is_success() {
+            return Ok(response);
+        }
+        // A Matrix error from the other server keeps its code for our client.
+        let body = read_limited(response, MAX_ANSWER_BYTES)
             .await
             .map_err(|e| remote(server, e))?;
-        if !status.is_success() {
-            // A Matrix error from the other server keeps its code for our client.
-            let error: Value = serde_json::from_slice(&body).unwrap_or_default();
-            let message = format!("{server}: {}", error["error"].as_str().unwrap_or("refused"));
-            let code = match (status, error["errcode"].as_str()) {
-                (http::StatusCode::NOT_FOUND, Some("M_NOT_FOUND")) => Some(ErrorCode::NotFound),
-                (http::StatusCode::FORBIDDEN, Some("M_FORBIDDEN")) => Some(ErrorCode::Forbidden),
-                (_, Some("M_INCOMPATIBLE_ROOM_VERSION")) => {
-                    Some(ErrorCode::IncompatibleRoomVersion)
-                }
-                (_, Some("M_UNABLE_TO_AUTHORISE_JOIN")) => Some(ErrorCode::UnableToAuthoriseJoin),
-                _ => None,
-            };
-            if let Some(code) = code {
-                return Err(Error::new(code, message));
-            }
-            return Err(remote(server, format!("answered {status}: {error}")));
-        }
-        serde_json::from_slice(&body).map_err(|e| remote(server, format!("answered bad JSON: {e}")))
+        let error: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let message = format!("{server}: {}", error["error"].as_str().unwrap_or("refused"));
+        let code = match (status, error["errcode"].as_str()) {
+            (http::StatusCode::NOT_FOUND, Some("M_NOT_FOUND")) => Some(ErrorCode::NotFound),
+            (http::StatusCode::FORBIDDEN, Some("M_FORBIDDEN")) => Some(ErrorCode::Forbidden),
+            (_, Some("M_INCOMPATIBLE_ROOM_VERSION")) => Some(ErrorCode::IncompatibleRoomVersion),
+            (_, Some("M_UNABLE_TO_AUTHORISE_JOIN")) => Some(ErrorCode::UnableToAuthoriseJoin),
+            _ => None,
+        };
+        Err(match code {
+            Some(code) => Error::new(code, message),
+            None => remote(server, format!("answered {status}: {error}")),
+        })
     }
+}
+
+/// The `Authorization: X-Matrix` header for a request as `origin`, and its body's bytes.
+fn sign(
+    method: &http::Method,
+    server: &ServerName,
+    path: &str,
+    body: Option<&Value>,
+    origin: &ServerName,
+    key_pair: &Ed25519KeyPair,
+) -> Result<(http::HeaderValue, Option<Vec<u8>>)> {
+    let bytes = match body {
+        Some(body) => serde_json::to_vec(body).map_err(Error::internal)?,
+        None => Vec::new(),
+    };
+    let unsigned = http::Request::builder()
+        .method(method.clone())
+        .uri(path)
+        .body(bytes.clone())
+        .map_err(|e| remote(server, format!("bad request path: {e}")))?;
+    let input = XMatrixSigningInput::new(origin.to_owned(), server.to_owned(), key_pair);
+    let x_matrix = XMatrix::sign_http_request(&unsigned, input).map_err(Error::internal)?;
+    Ok((http::HeaderValue::from(&x_matrix), body.map(|_| bytes)))
 }
 
 fn fallback(host: &str) -> Destination {

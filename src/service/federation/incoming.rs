@@ -248,12 +248,17 @@ async fn fill_gap_with_state(
         utf8_percent_encode(room_id.as_str()),
         utf8_percent_encode(prev.as_str())
     );
-    let answer = signed(services, http::Method::GET, origin, &path, None, 64 << 20)
+    let request = super::state_answer::StateRequest {
+        method: http::Method::GET,
+        path,
+        body: None,
+        state_field: "pdus",
+        limit: 256 << 20,
+    };
+    let state = super::state_answer::fetch_state(services, origin, rules, room_id, request)
         .await
-        .map_err(|e| not_fetched(origin, vec![prev.to_owned()], e))?;
-    let state =
-        super::membership::store_state_answer(services, origin, rules, room_id, &answer, "pdus")
-            .await?;
+        .map_err(|e| not_fetched(origin, vec![prev.to_owned()], e))?
+        .state_ids;
     let parent = fetch_event(services, origin, rules, prev).await?;
     if parent.pdu.room_id.as_deref() != Some(room_id) {
         return Err(invalid("a missing parent is in another room"));

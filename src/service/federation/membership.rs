@@ -10,19 +10,20 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 use ruma::room_version_rules::{EventIdFormatVersion, RoomVersionRules};
 use ruma::{
-    CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, OwnedServerName, RoomId, RoomVersionId,
-    ServerName, UserId,
+    CanonicalJsonObject, CanonicalJsonValue, OwnedServerName, RoomId, RoomVersionId, ServerName,
+    UserId,
 };
 use serde_json::{Value, json};
 
 use super::incoming::{self, Checked, signed, utf8_percent_encode};
+use super::state_answer::StateRequest;
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
-use crate::service::rooms::error::PduError;
 use crate::service::rooms::{SUPPORTED_VERSIONS, rules_of};
 
-/// Largest `send_join` answer read: the whole state and auth chain of a large room.
-const MAX_JOIN_ANSWER: usize = 256 << 20;
+/// Largest `send_join` answer taken (on disk while it is read): the whole state and auth
+/// chain of a large room.
+const MAX_JOIN_ANSWER: u64 = 1 << 30;
 
 /// The servers to try for a room: those given, then the room ID's own server (room versions
 /// before 12 name one), ours left out, each once.
@@ -200,31 +201,27 @@ async fn join_through(
         utf8_percent_encode(pdu.event_id.as_str())
     );
     let body = wire_value(&object, &rules)?;
-    let answer = signed(
+    services.rooms.prepare_remote_room(room_id, &version)?;
+    let answer = super::state_answer::fetch_state(
         services,
-        http::Method::PUT,
         server,
-        &path,
-        Some(&body),
-        MAX_JOIN_ANSWER,
+        &rules,
+        room_id,
+        StateRequest {
+            method: http::Method::PUT,
+            path,
+            body: Some(body),
+            state_field: "state",
+            limit: MAX_JOIN_ANSWER,
+        },
     )
     .await?;
-
     // A restricted join comes back countersigned by the resident server.
-    let mut join = Checked { pdu, object };
-    if let Some(event) = answer.get("event").filter(|e| e.is_object()) {
-        let returned: CanonicalJsonObject = serde_json::from_value(event.clone())
-            .map_err(|e| Error::Internal(format!("bad event in send_join answer: {e}")))?;
-        let checked = incoming::check_pdu(services, &rules, returned)
-            .await
-            .map_err(Error::from)?;
-        if checked.pdu.event_id == join.pdu.event_id {
-            join = checked;
-        }
-    }
-
-    services.rooms.prepare_remote_room(room_id, &version)?;
-    let state_ids = store_state_answer(services, server, &rules, room_id, &answer, "state").await?;
+    let join = match answer.event {
+        Some(checked) if checked.pdu.event_id == pdu.event_id => checked,
+        _ => Checked { pdu, object },
+    };
+    let state_ids = answer.state_ids;
     let guard = services.rooms.lock_room(room_id).await;
     let placed = services.rooms.place_remote_join(
         &guard,
@@ -241,74 +238,6 @@ async fn join_through(
     }
     tracing::info!(%room_id, %server, %user, "joined a room through another server");
     Ok(())
-}
-
-/// Checks every event of a `send_join` (or `/state`) answer and stores it as an outlier, auth
-/// events before the events they authorise; answers the state's event IDs (`state_field`
-/// names their list).
-pub(super) async fn store_state_answer(
-    services: &Services,
-    server: &ServerName,
-    rules: &RoomVersionRules,
-    room_id: &RoomId,
-    answer: &Value,
-    state_field: &str,
-) -> Result<Vec<OwnedEventId>> {
-    let mut checked = Vec::new();
-    let mut state_ids = Vec::new();
-    for (list, is_state) in [("auth_chain", false), (state_field, true)] {
-        for value in answer[list].as_array().into_iter().flatten() {
-            let Ok(object) = serde_json::from_value::<CanonicalJsonObject>(value.clone()) else {
-                continue;
-            };
-            match incoming::check_pdu(services, rules, object).await {
-                Ok(event) => {
-                    if event
-                        .pdu
-                        .room_id
-                        .as_deref()
-                        .is_some_and(|room| room != room_id)
-                    {
-                        continue;
-                    }
-                    if is_state {
-                        state_ids.push(event.pdu.event_id.clone());
-                    }
-                    checked.push(event);
-                }
-                Err(error) => {
-                    tracing::info!(%server, %error, "an event of the room's state failed its checks");
-                }
-            }
-        }
-    }
-    // Stored in rounds: an event whose auth events are not stored yet waits for the next.
-    let mut pending = checked;
-    while !pending.is_empty() {
-        let before = pending.len();
-        let mut rest = Vec::new();
-        for event in pending {
-            if services.rooms.is_known(&event.pdu.event_id)? {
-                continue;
-            }
-            match services
-                .rooms
-                .store_outlier(rules, &event.pdu, event.object.clone())
-            {
-                Ok(_) => {}
-                Err(PduError::Missing(_)) => rest.push(event),
-                Err(other) => return Err(other.into()),
-            }
-        }
-        if rest.len() == before {
-            return Err(Error::Internal(format!(
-                "{server} answered a room state whose auth events are missing ({} events)",
-                rest.len()
-            )));
-        }
-        pending = rest;
-    }
-    Ok(state_ids)
 }
 
 /// Leaves (or rejects an invite to) a room this server is not in, through `servers`.

@@ -8,5 +8,6 @@ pub mod inbound;
 pub mod incoming;
 pub mod membership;
 pub mod sender;
+pub mod state_answer;
 
 pub use client::FederationClient;

@@ -32,7 +32,7 @@ mod short;
 pub mod state;
 pub mod summary;
 #[cfg(test)]
-mod test_room;
+pub(crate) mod test_room;
 mod timeline;
 pub mod upgrade;
 #[cfg(test)]
