@@ -96,7 +96,8 @@ pub async fn backfill(services: &Services, room_id: &RoomId, limit: usize) -> Re
             );
             guard.release().await;
             match result {
-                Ok(Received::Timeline) => {
+                Ok((Received::Timeline, purge)) => {
+                    super::incoming::purge_later(services, purge);
                     placed += 1;
                     placed_ids.push((id, checked.pdu.prev_events.clone()));
                 }

@@ -14,7 +14,7 @@ use super::pdu::PduEvent;
 use super::receive::Received;
 use super::{RoomGuard, Service};
 use crate::error::{Error, Result};
-use crate::storage::{Batch, Key};
+use crate::storage::{Batch, Key, Purge};
 
 impl Service {
     /// The room's oldest timeline event and its position, unless it is the create event (the
@@ -38,7 +38,9 @@ impl Service {
 
     /// Places a backfilled event below the oldest one held. `child` is a timeline event that
     /// names it among its `prev_events`: the state before the child is the state after it.
-    /// Its auth events must be stored (as outliers, fetched first).
+    /// Its auth events must be stored (as outliers, fetched first). Redactions take effect as
+    /// for live events: backfill runs newest first, so a redaction usually comes before its
+    /// target and waits for it. Answers the old versions a redaction leaves to purge.
     pub fn place_backfilled(
         &self,
         _guard: &RoomGuard,
@@ -47,9 +49,9 @@ impl Service {
         pdu: &PduEvent,
         object: CanonicalJsonObject,
         child: Option<&OwnedEventId>,
-    ) -> Result<Received, PduError> {
+    ) -> Result<(Received, Purge), PduError> {
         if self.is_in_timeline(&pdu.event_id)? {
-            return Ok(Received::Known);
+            return Ok((Received::Known, Purge::default()));
         }
         let missing = self.missing_auth_events(rules, pdu)?;
         if !missing.is_empty() {
@@ -57,7 +59,7 @@ impl Service {
         }
         if let Some(reason) = self.rejection_by_auth_events(rules, pdu)? {
             self.store_outlier(rules, pdu, object)?;
-            return Ok(Received::Rejected(reason));
+            return Ok((Received::Rejected(reason), Purge::default()));
         }
         let shortroomid = self
             .shortroomid(room_id)?
@@ -100,6 +102,100 @@ impl Service {
         self.index_words(shortroomid, position, pdu, &mut batch)?;
         self.engine.write(batch)?;
         self.forget_cached_event(Some(short));
-        Ok(Received::Timeline)
+        let mut purge = self.apply_received_redaction(room_id, rules, pdu)?;
+        purge.append(self.apply_pending_redactions(room_id, rules, pdu)?);
+        Ok((Received::Timeline, purge))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ruma::RoomVersionId;
+    use ruma::events::TimelineEventType;
+    use serde_json::json;
+
+    use super::Received;
+    use crate::service::Services;
+    use crate::service::rooms::PduBuilder;
+    use crate::service::rooms::redaction::redaction_event;
+    use crate::service::rooms::test_room::{self, TestRoom};
+
+    /// Backfill places the newest event first, so a redaction comes before its target: it
+    /// waits for it, and the target is stored redacted when it is placed.
+    #[tokio::test]
+    async fn a_backfilled_redaction_applies_to_its_target_placed_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let services = Services::for_tests(dir.path());
+        let rooms = &services.rooms;
+        let bob = test_room::user(&services, "bob");
+        let version = RoomVersionId::V11;
+        let rules = version.rules().unwrap();
+        let TestRoom { room_id, guard, .. } = test_room::alices_room(&services, &version).await;
+        rooms
+            .build_and_append(
+                test_room::member(&bob, json!({ "membership": "join" })),
+                &bob,
+                &room_id,
+                &guard,
+            )
+            .unwrap();
+        let state = rooms.current_state(&room_id).unwrap();
+        let extremities = rooms.forward_extremities(&room_id).unwrap();
+        let (message_object, message) = rooms
+            .build_pdu(
+                &PduBuilder::timeline(
+                    TimelineEventType::RoomMessage,
+                    json!({ "msgtype": "m.text", "body": "regretted" }),
+                ),
+                &bob,
+                Some(&room_id),
+                &rules,
+                &state,
+                extremities,
+                10,
+            )
+            .unwrap();
+        let (redaction_object, redaction) = rooms
+            .build_pdu(
+                &redaction_event(&rules, &message.event_id, None),
+                &bob,
+                Some(&room_id),
+                &rules,
+                &state,
+                vec![message.event_id.clone()],
+                11,
+            )
+            .unwrap();
+
+        let (placed, _) = rooms
+            .place_backfilled(&guard, &room_id, &rules, &redaction, redaction_object, None)
+            .unwrap();
+        assert_eq!(placed, Received::Timeline);
+        let (placed, _) = rooms
+            .place_backfilled(
+                &guard,
+                &room_id,
+                &rules,
+                &message,
+                message_object,
+                Some(&redaction.event_id),
+            )
+            .unwrap();
+        assert_eq!(placed, Received::Timeline);
+        let stored = rooms.get_pdu(&message.event_id).unwrap().unwrap();
+        assert!(
+            stored.content_value().get("body").is_none(),
+            "stored redacted: {}",
+            stored.content_value()
+        );
+        assert_eq!(
+            rooms
+                .eventid_pendingredaction
+                .scan_prefix(Vec::new())
+                .count(),
+            0,
+            "nothing left waiting"
+        );
+        guard.release().await;
     }
 }

@@ -283,7 +283,7 @@ impl Service {
     /// redaction may take effect: from room version 3 its auth rules no longer look at the
     /// target, so it applies only if its sender is on the target sender's server or has the
     /// power to redact others' events.
-    fn apply_received_redaction(
+    pub(super) fn apply_received_redaction(
         &self,
         room_id: &RoomId,
         rules: &RoomVersionRules,
@@ -322,7 +322,7 @@ impl Service {
     }
 
     /// Applies the redactions that arrived before `pdu`, now that it is placed.
-    fn apply_pending_redactions(
+    pub(super) fn apply_pending_redactions(
         &self,
         room_id: &RoomId,
         rules: &RoomVersionRules,
