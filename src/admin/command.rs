@@ -85,6 +85,30 @@ pub enum FederationCommand {
     /// the old one stays published as expired now, so that events signed before still verify
     /// and nothing signed with it later does. Other servers fetch the new key on first use.
     RotateSigningKey,
+    /// The partner policy: the servers this one may talk to (allowed; none = any) and never
+    /// talks to (denied), from the configuration file and added here.
+    Policy,
+    /// Allows a server (or a glob: `*.subsidiary.example`). Once any pattern is allowed, only
+    /// matching servers may talk to this one. In force at once, kept across restarts.
+    Allow {
+        /// A server name or glob.
+        pattern: String,
+    },
+    /// Denies a server (or a glob): nothing is sent to it, its requests are refused, at once.
+    Deny {
+        /// A server name or glob.
+        pattern: String,
+    },
+    /// Removes a pattern added with `federation allow`.
+    Unallow {
+        /// The pattern as it was allowed.
+        pattern: String,
+    },
+    /// Removes a pattern added with `federation deny`.
+    Undeny {
+        /// The pattern as it was denied.
+        pattern: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

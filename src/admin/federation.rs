@@ -7,6 +7,7 @@ use super::command::FederationCommand;
 use super::time::format_ts;
 use crate::error::Result;
 use crate::service::Services;
+use crate::service::federation::partners::List;
 
 pub async fn run(services: &Services, command: FederationCommand) -> Result<Answer> {
     if !services.config.allow_federation {
@@ -25,6 +26,19 @@ pub async fn run(services: &Services, command: FederationCommand) -> Result<Answ
             room,
         } => fetch_event(services, &server, &event_id, &room).await,
         FederationCommand::SigningKeys => Ok(signing_keys(services)),
+        FederationCommand::Policy => Ok(super::partners::policy(services)),
+        FederationCommand::Allow { pattern } => {
+            super::partners::add(services, List::Allowed, &pattern)
+        }
+        FederationCommand::Deny { pattern } => {
+            super::partners::add(services, List::Denied, &pattern)
+        }
+        FederationCommand::Unallow { pattern } => {
+            super::partners::remove(services, List::Allowed, &pattern)
+        }
+        FederationCommand::Undeny { pattern } => {
+            super::partners::remove(services, List::Denied, &pattern)
+        }
         FederationCommand::RotateSigningKey => {
             let (new_id, old) = services.server_keys.rotate_signing_key()?;
             Ok(Answer::ok(format!(

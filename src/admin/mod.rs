@@ -13,6 +13,7 @@ pub mod console;
 mod federation;
 mod media;
 pub mod notices;
+mod partners;
 mod room;
 mod rooms;
 mod server;

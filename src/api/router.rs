@@ -209,6 +209,8 @@ where
         Ok(body) => body,
         Err(error) => return error.into_response(),
     };
+    // Held until the answer is made: the origin's turn among its requests.
+    let _origin_turn = prepared.origin_turn;
     let request = Ruma {
         body,
         sender_user: prepared.sender_user,

@@ -106,6 +106,8 @@ pub struct Prepared {
     pub sender_device: Option<OwnedDeviceId>,
     pub origin: Option<OwnedServerName>,
     pub client_ip: IpAddr,
+    /// The origin server's turn among its requests running at once (held until answered).
+    pub origin_turn: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Endpoints a locked account may still call: logging out (MSC3939).
@@ -147,11 +149,13 @@ pub async fn prepare(
     };
 
     let client_ip = client_ip(services, &parts);
-    let origin = match auth {
+    let (origin, origin_turn) = match auth {
         AuthKind::ServerSignatures => {
-            Some(super::server_auth::verify(services, &parts, &body).await?)
+            let origin = super::server_auth::verify(services, &parts, &body).await?;
+            let turn = services.origin_limits.admit(&origin).await;
+            (Some(origin), Some(turn))
         }
-        _ => None,
+        _ => (None, None),
     };
     let (sender_user, sender_device) = match auth {
         AuthKind::None | AuthKind::ServerSignatures => (None, None),
@@ -177,6 +181,7 @@ pub async fn prepare(
         sender_device,
         origin,
         client_ip,
+        origin_turn,
     })
 }
 

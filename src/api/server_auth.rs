@@ -33,6 +33,8 @@ pub async fn verify(services: &Services, parts: &Parts, body: &[u8]) -> Result<O
             "Requests from this server's own name are refused",
         ));
     }
+    // A server the partner policy excludes is refused before any work (no key fetch).
+    services.federation.partners().check(&x_matrix.origin)?;
     let key = services
         .server_keys
         .remote_key(
@@ -73,5 +75,10 @@ pub async fn verify(services: &Services, parts: &Parts, body: &[u8]) -> Result<O
     x_matrix
         .verify_http_request(&request, ours, &map)
         .map_err(|e| unauthorized(format!("Invalid request signature: {e}")))?;
+    // Counted once the origin is proven, so that nobody can spend a partner's share.
+    services.rate_limit.check(
+        format!("federation:{}", x_matrix.origin),
+        &services.config.federation.rate_limit,
+    )?;
     Ok(x_matrix.origin)
 }

@@ -30,6 +30,16 @@ pub struct FederationConfig {
     pub ip_range_denylist: Vec<String>,
     /// Exceptions to the denylist, e.g. partners on a VPN.
     pub ip_range_allowlist: Vec<String>,
+    /// The partner policy: the only servers this one talks to (globs, `*` and `?`, matched
+    /// against the server name with and without its port); empty = any server. The admin
+    /// room adds more at runtime (`federation allow`).
+    pub allowed_servers: Vec<String>,
+    /// Servers this one never talks to, even when allowed (globs as above).
+    pub denied_servers: Vec<String>,
+    /// Requests one server may make (a token bucket per origin); past it, `429`.
+    pub rate_limit: super::RateLimit,
+    /// Requests of one server processed at once; more wait their turn.
+    pub concurrent_requests: usize,
 }
 
 impl Default for FederationConfig {
@@ -66,6 +76,15 @@ impl Default for FederationConfig {
             .map(String::from)
             .to_vec(),
             ip_range_allowlist: Vec::new(),
+            allowed_servers: Vec::new(),
+            denied_servers: Vec::new(),
+            // Synapse rejects past 50 requests a second from one server; a join or a
+            // catch-up comes in bursts.
+            rate_limit: super::RateLimit {
+                per_second: 50.0,
+                burst: 300,
+            },
+            concurrent_requests: 8,
         }
     }
 }

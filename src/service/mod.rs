@@ -44,6 +44,8 @@ pub struct Services {
     pub sending: federation::sender::Sender,
     /// Recent incoming transactions.
     pub inbound: federation::inbound::Inbound,
+    /// How fast, and how many at once, each other server's requests are taken.
+    pub origin_limits: federation::origin_limits::OriginLimits,
     pub rooms: rooms::Service,
     pub typing: typing::Service,
     pub receipts: receipts::Service,
@@ -95,7 +97,7 @@ impl Services {
         let users = users::Service::new(&engine, &config, bot.clone())?;
         let admin = crate::admin::Service::new(&engine, bot)?;
         let reports = reports::Service::new(&engine)?;
-        let federation = federation::FederationClient::new(&config)?;
+        let federation = federation::FederationClient::new(&config, &engine)?;
         let services = Arc::new_cyclic(|services| Self {
             rooms: rooms::Service::new(
                 &engine,
@@ -107,6 +109,9 @@ impl Services {
             federation,
             sending: federation::sender::Sender::new(&engine, services.clone()),
             inbound: federation::inbound::Inbound::default(),
+            origin_limits: federation::origin_limits::OriginLimits::new(
+                config.federation.concurrent_requests,
+            ),
             typing: typing::Service::new(&engine),
             receipts: receipts::Service::new(&engine),
             push: push::Service::new(&engine),

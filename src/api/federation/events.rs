@@ -31,6 +31,7 @@ fn ensure_may_ask(services: &Services, origin: &ServerName, room_id: &RoomId) ->
     if !rooms.exists(room_id)? {
         return Err(Error::not_found("Unknown room"));
     }
+    rooms.check_server_acl(room_id, origin)?;
     if rooms.server_ever_in_room(origin, room_id)?
         || rooms.history_visibility(room_id)? == "world_readable"
     {

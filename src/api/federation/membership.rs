@@ -35,7 +35,7 @@ fn ensure_resident(
     if !services.rooms.exists(room_id)? || !services.rooms.has_local_member(room_id)? {
         return Err(Error::not_found("This server is not in that room"));
     }
-    Ok(())
+    services.rooms.check_server_acl(room_id, origin)
 }
 
 /// A membership event for the remote server to sign: built on our forward extremities, with
@@ -128,6 +128,7 @@ async fn checked_membership(
     pdu: &RawValue,
     membership: &str,
 ) -> Result<incoming::Checked> {
+    services.rooms.check_server_acl(room_id, origin)?;
     let rules = services.rooms.rules(room_id)?;
     let object = incoming::parse_object(pdu)?;
     let checked = incoming::check_pdu(services, &rules, object).await?;
@@ -304,6 +305,10 @@ pub async fn invite(
 ) -> Result<create_invite::v2::Response> {
     let origin = request.origin()?;
     let body = &request.body;
+    // A room we know: its ACL applies (one we are not in has none we could read).
+    if services.rooms.exists(&body.room_id)? {
+        services.rooms.check_server_acl(&body.room_id, origin)?;
+    }
     let rules = crate::service::rooms::rules_of(&body.room_version).map_err(|_| {
         Error::new(
             ErrorCode::IncompatibleRoomVersion,

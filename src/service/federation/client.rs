@@ -29,11 +29,19 @@ pub struct FederationClient {
     well_known_http: reqwest::Client,
     policy: Arc<IpPolicy>,
     well_known: WellKnownCache,
+    /// Which servers may be called at all.
+    partners: super::partners::Policy,
 }
 
 impl FederationClient {
-    pub fn new(config: &Config) -> Result<Self> {
+    pub fn new(config: &Config, engine: &Arc<crate::storage::Engine>) -> Result<Self> {
         let federation = &config.federation;
+        let partners = super::partners::Policy::load(
+            engine,
+            config.server_name.clone(),
+            &federation.allowed_servers,
+            &federation.denied_servers,
+        )?;
         let policy = Arc::new(IpPolicy::from_lists(
             &federation.ip_range_denylist,
             &federation.ip_range_allowlist,
@@ -82,7 +90,13 @@ impl FederationClient {
             dns,
             policy,
             well_known: WellKnownCache::default(),
+            partners,
         })
+    }
+
+    /// The partner policy: which servers may be called, and may call us.
+    pub fn partners(&self) -> &super::partners::Policy {
+        &self.partners
     }
 
     /// Where requests for `server` go.
@@ -296,6 +310,7 @@ impl FederationClient {
         authorization: Option<http::HeaderValue>,
         body: Option<Vec<u8>>,
     ) -> Result<reqwest::Response> {
+        self.partners.check(server)?;
         let destination = self.destination(server).await?;
         let url = reqwest::Url::parse(&format!("{}{path}", destination.base))
             .map_err(|e| remote(server, format!("bad URL: {e}")))?;

@@ -96,10 +96,25 @@ pub async fn handle_transaction(
         let origin = origin.to_owned();
         tasks.spawn(async move {
             let mut results = BTreeMap::new();
+            // The room's ACL may refuse the sending server: its PDUs for the room are not
+            // looked at further.
+            let acl_refuses = !services
+                .rooms
+                .server_acl_allows(&room_id, &origin)
+                .unwrap_or(true);
             for object in objects {
                 let Some(event_id) = event_id_for_result(&services, &room_id, &object) else {
                     continue;
                 };
+                if acl_refuses {
+                    results.insert(
+                        event_id,
+                        Err(format!(
+                            "{origin} is banned from this room by its server ACL"
+                        )),
+                    );
+                    continue;
+                }
                 let result = incoming::receive_pdu(&services, &origin, &room_id, object).await;
                 results.insert(event_id, outcome(result));
             }

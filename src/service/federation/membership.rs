@@ -67,6 +67,12 @@ async fn through_one_of(
     };
     let mut last_error = None;
     for server in servers {
+        // A server the partner policy excludes is not asked; if no other is, that is the
+        // answer.
+        if let Err(refused) = services.federation.partners().check(server) {
+            last_error.get_or_insert(refused);
+            continue;
+        }
         let attempt = match what {
             Through::Join => join_through(services, user, room_id, server, reason).await,
             Through::Leave => leave_through(services, user, room_id, server, reason).await,

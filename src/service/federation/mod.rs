@@ -7,6 +7,8 @@ pub mod discovery;
 pub mod inbound;
 pub mod incoming;
 pub mod membership;
+pub mod origin_limits;
+pub mod partners;
 pub mod sender;
 pub mod state_answer;
 

@@ -293,6 +293,19 @@ impl Sender {
         Ok(dropped)
     }
 
+    /// Drops everything queued for `server`; answers how many events were dropped.
+    fn drop_queue(&self, server: &ServerName) -> Result<usize> {
+        let mut batch = Batch::default();
+        let mut dropped = 0;
+        for entry in self.queue.scan_prefix((server.as_str(),).prefix()) {
+            let (key, _) = entry?;
+            batch.delete(&self.queue, &key)?;
+            dropped += 1;
+        }
+        self.engine.write(batch)?;
+        Ok(dropped)
+    }
+
     fn acknowledge(&self, keys: &[Vec<u8>]) -> Result<()> {
         let mut batch = Batch::default();
         for key in keys {
@@ -339,6 +352,20 @@ async fn run(services: &Arc<Services>, server: &ServerName) {
                 }
                 Err(error) => tracing::error!(%server, %error, "cannot trim the federation queue"),
             }
+        }
+        if !services.federation.partners().allows(server) {
+            // Excluded by the partner policy since this was queued: nothing more goes there.
+            match sender.drop_queue(server) {
+                Ok(dropped) => {
+                    tracing::info!(%server, dropped, "the partner policy excludes this server; its queue is dropped")
+                }
+                Err(error) => tracing::error!(%server, %error, "cannot drop the federation queue"),
+            }
+            let mut destinations = sender.lock();
+            if let Some(destination) = destinations.get_mut(server) {
+                destination.running = false;
+            }
+            return;
         }
         let entries = match sender.next_batch(server) {
             Ok(entries) => entries,

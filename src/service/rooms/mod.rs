@@ -26,6 +26,7 @@ mod remote_join;
 mod resolution;
 pub mod room_list;
 pub mod search;
+mod server_acl;
 pub mod server_visibility;
 mod serving;
 mod short;

@@ -323,14 +323,15 @@ impl Service {
         if servers.is_empty() {
             return Ok(Vec::new());
         }
+        let services = self.services()?;
+        // Servers the partner policy excludes are sent nothing.
+        let partners = services.federation.partners();
         let servers: Vec<ruma::OwnedServerName> = servers
             .iter()
-            .filter(|server| Some(server.as_ref()) != origin)
+            .filter(|server| Some(server.as_ref()) != origin && partners.allows(server))
             .cloned()
             .collect();
-        self.services()?
-            .sending
-            .queue_pdu(&servers, event_id, batch)?;
+        services.sending.queue_pdu(&servers, event_id, batch)?;
         Ok(servers)
     }
 
