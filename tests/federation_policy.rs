@@ -221,7 +221,10 @@ async fn a_room_server_acl_refuses_the_banned_servers_events_and_requests() {
         .federation
         .get_signed(
             &a_server,
-            &format!("/_matrix/federation/v1/state_ids/{}?event_id=%24unknown", enc(&room)),
+            &format!(
+                "/_matrix/federation/v1/state_ids/{}?event_id=%24unknown",
+                enc(&room)
+            ),
             services.server_name(),
             &services.server_keys.key_pair(),
         )

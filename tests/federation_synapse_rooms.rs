@@ -1,8 +1,8 @@
 //! Rooms shared with a real Synapse (PyPI `matrix-synapse`, started by
 //! `tests/federation/synapse-peer.sh`), in both directions: a Conclave user joins a Synapse
 //! room by alias and a Synapse user joins a Conclave room; history from before each join
-//! backfilled; messages both ways; invites both ways; a rotation of Conclave's signing key; a
-//! leave and a kick — each seen by the other side's client API.
+//! backfilled; messages both ways; typing and read receipts both ways; invites both ways; a
+//! rotation of Conclave's signing key; a leave and a kick — each seen by the other side's client API.
 
 mod common;
 
@@ -55,6 +55,28 @@ impl SynapseUser {
         )
         .await
         .1
+    }
+
+    /// Follows Sam's sync from `since` (long-polling, as a client does: Synapse answers a
+    /// repeated identical sync from a cache) until a response passes `check`.
+    async fn sync_until(&self, what: &str, since: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut since = since.to_owned();
+        loop {
+            let (status, answer) = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/_matrix/client/v3/sync?since={}&timeout=5000", enc(&since)),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{answer}");
+            if check(&answer) {
+                return answer;
+            }
+            assert!(std::time::Instant::now() < deadline, "never saw {what}");
+            since = answer["next_batch"].as_str().unwrap().to_owned();
+        }
     }
 
     async fn sync(&self) -> Value {
@@ -185,7 +207,7 @@ async fn conclave_and_synapse_share_rooms_both_ways() {
         |m| has_body(m, "sam in the lounge"),
     )
     .await;
-    send_text_id(&ts, &alice, &lounge, "c2", "alice answers").await;
+    let answer = send_text_id(&ts, &alice, &lounge, "c2", "alice answers").await;
     eventually(
         "alice's answer at Synapse",
         || sam.room_messages(&lounge),
@@ -193,7 +215,90 @@ async fn conclave_and_synapse_share_rooms_both_ways() {
     )
     .await;
 
+    // Typing and read receipts, both ways.
+    let ephemeral = |sync: &Value, kind: &str| -> Value {
+        sync["rooms"]["join"][&lounge]["ephemeral"]["events"]
+            .as_array()
+            .and_then(|events| events.iter().find(|e| e["type"] == kind).cloned())
+            .map(|e| e["content"].clone())
+            .unwrap_or(Value::Null)
+    };
+    let since = sam.sync().await["next_batch"].as_str().unwrap().to_owned();
+    expect_ok(
+        ts.put(
+            &room_path(&lounge, &format!("/typing/{}", enc(&alice.user_id))),
+            alice.bearer(),
+            &json!({ "typing": true, "timeout": 30000 }),
+        )
+        .await,
+    );
+    sam.sync_until("alice typing at Synapse", &since, |s| {
+        ephemeral(s, "m.typing")["user_ids"] == json!([alice.user_id])
+    })
+    .await;
+    sam.ok(
+        Method::PUT,
+        &format!(
+            "/_matrix/client/v3/rooms/{}/typing/{}",
+            enc(&lounge),
+            enc(&sam.user_id)
+        ),
+        Some(json!({ "typing": true, "timeout": 30000 })),
+    )
+    .await;
+    eventually(
+        "sam typing at Conclave",
+        || async { ephemeral(&sync_now(&ts, &alice).await, "m.typing") },
+        |c| {
+            c["user_ids"]
+                .as_array()
+                .is_some_and(|u| u.contains(&json!(sam.user_id)))
+        },
+    )
+    .await;
+    sam.ok(
+        Method::POST,
+        &format!(
+            "/_matrix/client/v3/rooms/{}/receipt/m.read/{}",
+            enc(&lounge),
+            enc(&answer)
+        ),
+        Some(json!({})),
+    )
+    .await;
+    eventually(
+        "sam's receipt at Conclave",
+        || async { ephemeral(&sync_now(&ts, &alice).await, "m.receipt") },
+        |c| c[&answer]["m.read"].get(&sam.user_id).is_some(),
+    )
+    .await;
+    let sams_message = room_messages(&ts, &alice, &lounge).await["chunk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["content"]["body"] == "sam in the lounge")
+        .unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let since = sam.sync().await["next_batch"].as_str().unwrap().to_owned();
+    expect_ok(
+        ts.post(
+            &room_path(&lounge, &format!("/receipt/m.read/{}", enc(&sams_message))),
+            alice.bearer(),
+            &json!({}),
+        )
+        .await,
+    );
+    sam.sync_until("alice's receipt at Synapse", &since, |s| {
+        ephemeral(s, "m.receipt")[&sams_message]["m.read"]
+            .get(&alice.user_id)
+            .is_some()
+    })
+    .await;
+
     // 3. Invites both ways: Alice invites Sam to a private room; Sam invites Alice.
+    let since = sam.sync().await["next_batch"].as_str().unwrap().to_owned();
     let private = create_room(
         &ts,
         &alice,
@@ -208,11 +313,9 @@ async fn conclave_and_synapse_share_rooms_both_ways() {
         )
         .await,
     );
-    eventually(
-        "alice's invite in sam's sync",
-        || sam.sync(),
-        |s| s["rooms"]["invite"].get(&private).is_some(),
-    )
+    sam.sync_until("alice's invite in sam's sync", &since, |s| {
+        s["rooms"]["invite"].get(&private).is_some()
+    })
     .await;
     sam.ok(
         Method::POST,

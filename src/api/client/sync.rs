@@ -19,6 +19,7 @@ use crate::api::Ruma;
 use crate::api::router::{JsonBody, RawJson};
 use crate::error::{Error, Result};
 use crate::service::Services;
+use crate::service::federation::edus;
 use crate::service::rooms::PduCount;
 use crate::service::sync::json::Json;
 use crate::service::sync::{SyncRequest, sync_once};
@@ -141,6 +142,7 @@ pub async fn typing(
         _ => None,
     };
     services.typing.set(&body.room_id, sender, timeout)?;
+    edus::send_typing(&services, &body.room_id, sender, timeout.is_some())?;
     Ok(create_typing_event::v3::Response::new())
 }
 
@@ -186,6 +188,15 @@ pub async fn receipt(
                 &body.event_id,
                 body.thread.as_str(),
             )?;
+            if kind == "m.read" {
+                edus::send_receipt(
+                    &services,
+                    &body.room_id,
+                    sender,
+                    &body.event_id,
+                    body.thread.as_str(),
+                )?;
+            }
         }
         _ => return Err(Error::invalid_param("Unknown receipt type")),
     }
@@ -213,6 +224,9 @@ pub async fn read_markers(
             services
                 .receipts
                 .set(room_id, sender, kind, event_id, None)?;
+            if kind == "m.read" {
+                edus::send_receipt(&services, room_id, sender, event_id, None)?;
+            }
         }
     }
     Ok(set_read_marker::v3::Response::new())

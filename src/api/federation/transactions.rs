@@ -35,7 +35,7 @@ pub async fn send(
         &origin,
         body.transaction_id.as_str(),
         &body.pdus,
-        body.edus.len(),
+        &body.edus,
     )
     .await;
     Ok(send_transaction_message::v1::Response::new(results))

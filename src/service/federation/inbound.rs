@@ -66,7 +66,7 @@ pub async fn handle_transaction(
     origin: &ServerName,
     txn_id: &str,
     pdus: &[Box<RawValue>],
-    edus: usize,
+    edus: &[ruma::serde::Raw<ruma::api::federation::transactions::edu::Edu>],
 ) -> PduResults {
     if let Some(results) = services.inbound.answered(origin, txn_id) {
         return results;
@@ -128,11 +128,13 @@ pub async fn handle_transaction(
             Err(error) => tracing::error!(%origin, %error, "processing a room's PDUs failed"),
         }
     }
+    // After the PDUs: a receipt may name an event of this very transaction.
+    super::edus::receive_edus(services, origin, edus);
     services.inbound.record(InboundTxn {
         origin: origin.to_owned(),
         txn_id: txn_id.to_owned(),
         received: SystemTime::now(),
-        edus,
+        edus: edus.len(),
         results: results.clone(),
     });
     results

@@ -4,6 +4,7 @@
 pub mod backfill;
 pub mod client;
 pub mod discovery;
+pub mod edus;
 pub mod inbound;
 pub mod incoming;
 pub mod membership;

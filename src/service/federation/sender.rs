@@ -23,6 +23,11 @@ use crate::storage::{Batch, Engine, Key, Tree};
 
 /// Most PDUs in one transaction (the spec's limit).
 pub const MAX_PDUS_PER_TXN: usize = 50;
+/// Most EDUs in one transaction (the spec's limit).
+pub const MAX_EDUS_PER_TXN: usize = 100;
+/// Most EDUs waiting for one destination: typing and receipts are worth little once old, so
+/// a destination that is down keeps only the newest.
+const MAX_WAITING_EDUS: usize = 1000;
 /// First wait after a failure; doubled per failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(60 * 60);
@@ -53,6 +58,8 @@ struct Destination {
     last_error: Option<String>,
     /// A transaction failed since the last success: the queue is trimmed before the next try.
     catching_up: bool,
+    /// EDUs to send, oldest first. In memory only: they are ephemeral (typing, receipts).
+    edus: std::collections::VecDeque<Value>,
     wake: Arc<Notify>,
 }
 
@@ -98,6 +105,43 @@ impl Sender {
             )?;
         }
         Ok(())
+    }
+
+    /// Queues an EDU for each of `servers` and starts their workers.
+    pub fn queue_edu(&self, servers: &[OwnedServerName], edu: Value) {
+        {
+            let mut destinations = self.lock();
+            for server in servers {
+                let edus = &mut destinations.entry(server.clone()).or_default().edus;
+                if edus.len() >= MAX_WAITING_EDUS {
+                    edus.pop_front();
+                }
+                edus.push_back(edu.clone());
+            }
+        }
+        self.wake(servers);
+    }
+
+    /// Takes up to a transaction's worth of the EDUs waiting for `server`.
+    fn take_edus(&self, server: &ServerName) -> Vec<Value> {
+        let mut destinations = self.lock();
+        let Some(destination) = destinations.get_mut(server) else {
+            return Vec::new();
+        };
+        let take = destination.edus.len().min(MAX_EDUS_PER_TXN);
+        destination.edus.drain(..take).collect()
+    }
+
+    /// Puts back EDUs a failed transaction carried, before those queued since.
+    fn requeue_edus(&self, server: &ServerName, edus: Vec<Value>) {
+        let mut destinations = self.lock();
+        let waiting = &mut destinations.entry(server.to_owned()).or_default().edus;
+        for edu in edus.into_iter().rev() {
+            if waiting.len() >= MAX_WAITING_EDUS {
+                break;
+            }
+            waiting.push_front(edu);
+        }
     }
 
     /// Starts (or wakes) the workers of `servers`, once what was queued for them is written.
@@ -375,7 +419,8 @@ async fn run(services: &Arc<Services>, server: &ServerName) {
                 continue;
             }
         };
-        if entries.is_empty() {
+        let edus = sender.take_edus(server);
+        if entries.is_empty() && edus.is_empty() {
             let mut destinations = sender.lock();
             // Checked again under the lock: an event queued meanwhile found us running.
             if sender
@@ -383,6 +428,7 @@ async fn run(services: &Arc<Services>, server: &ServerName) {
                 .map(|e| e.is_empty())
                 .unwrap_or(false)
                 && let Some(destination) = destinations.get_mut(server)
+                && destination.edus.is_empty()
             {
                 destination.running = false;
                 return;
@@ -390,7 +436,7 @@ async fn run(services: &Arc<Services>, server: &ServerName) {
             continue;
         }
         let result = tokio::select! {
-            result = send_transaction(services, server, &entries) => result,
+            result = send_transaction(services, server, &entries, &edus) => result,
             _ = shutdown.changed() => return,
         };
         match result {
@@ -409,6 +455,7 @@ async fn run(services: &Arc<Services>, server: &ServerName) {
             }
             Err(error) => {
                 tracing::info!(%server, %error, "transaction failed; backing off");
+                sender.requeue_edus(server, edus);
                 failed(sender, server, error.to_string());
             }
         }
@@ -434,6 +481,7 @@ async fn send_transaction(
     services: &Services,
     server: &ServerName,
     entries: &[(Vec<u8>, ruma::OwnedEventId)],
+    edus: &[Value],
 ) -> Result<()> {
     let mut pdus = Vec::with_capacity(entries.len());
     for (_, event_id) in entries {
@@ -454,14 +502,25 @@ async fn send_transaction(
                 .unwrap_or_default(),
         ));
     }
-    let first = <(&str, u64)>::decode(&entries[0].0)?.1;
-    let last = <(&str, u64)>::decode(&entries[entries.len() - 1].0)?.1;
-    let txn_id = format!("{first}-{last}");
+    // PDUs alone: the queue positions, stable across retries and restarts. With EDUs, which
+    // differ from one try to the next, a fresh number as well, so that the destination does
+    // not answer a retry carrying new EDUs from its memory of the last try.
+    let mut txn_id = match (entries.first(), entries.last()) {
+        (Some((first, _)), Some((last, _))) => format!(
+            "{}-{}",
+            <(&str, u64)>::decode(first)?.1,
+            <(&str, u64)>::decode(last)?.1
+        ),
+        _ => String::new(),
+    };
+    if !edus.is_empty() {
+        txn_id.push_str(&format!("e{}", services.engine.next_count()?));
+    }
     let body = json!({
         "origin": services.server_name(),
         "origin_server_ts": crate::service::now_millis(),
         "pdus": pdus,
-        "edus": [],
+        "edus": edus,
     });
     let path = format!("/_matrix/federation/v1/send/{txn_id}");
     let answer = super::incoming::signed(

@@ -1,0 +1,181 @@
+//! Ephemeral events between servers (EDUs): what our users do that the room's other servers
+//! must see (typing, read receipts), queued to each of them beside the PDUs; and the EDUs
+//! other servers send us, checked (the user is one of the sending server's, joined to the
+//! room, and the room's ACL admits the server) and applied through the same services as a
+//! local user's.
+
+use std::time::Duration;
+
+use ruma::api::federation::transactions::edu::Edu;
+use ruma::serde::Raw;
+use ruma::{OwnedServerName, RoomId, ServerName, UserId};
+use serde_json::{Value, json};
+
+use crate::error::Result;
+use crate::service::Services;
+
+/// How long a remote user's typing notice lasts unless renewed (Synapse's federation
+/// timeout: its servers renew a notice every 40 seconds while the user types).
+const REMOTE_TYPING_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The servers a room's EDUs go to: those with joined members, allowed by the policy.
+fn destinations(services: &Services, room_id: &RoomId) -> Result<Vec<OwnedServerName>> {
+    let partners = services.federation.partners();
+    Ok(services
+        .rooms
+        .remote_servers(room_id)?
+        .iter()
+        .filter(|server| partners.allows(server))
+        .cloned()
+        .collect())
+}
+
+/// Tells the room's other servers that `user` (ours) started or stopped typing.
+pub fn send_typing(
+    services: &Services,
+    room_id: &RoomId,
+    user: &UserId,
+    typing: bool,
+) -> Result<()> {
+    if !services.config.allow_federation {
+        return Ok(());
+    }
+    let servers = destinations(services, room_id)?;
+    if servers.is_empty() {
+        return Ok(());
+    }
+    let edu = json!({
+        "edu_type": "m.typing",
+        "content": { "room_id": room_id, "user_id": user, "typing": typing },
+    });
+    services.sending.queue_edu(&servers, edu);
+    Ok(())
+}
+
+/// Tells the room's other servers of `user`'s (public) read receipt.
+pub fn send_receipt(
+    services: &Services,
+    room_id: &RoomId,
+    user: &UserId,
+    event_id: &ruma::EventId,
+    thread_id: Option<&str>,
+) -> Result<()> {
+    if !services.config.allow_federation {
+        return Ok(());
+    }
+    let servers = destinations(services, room_id)?;
+    if servers.is_empty() {
+        return Ok(());
+    }
+    let mut data = json!({ "ts": crate::service::now_millis() });
+    if let Some(thread_id) = thread_id {
+        data["thread_id"] = json!(thread_id);
+    }
+    let edu = json!({
+        "edu_type": "m.receipt",
+        "content": { room_id.as_str(): { "m.read": { user.as_str(): {
+            "event_ids": [event_id],
+            "data": data,
+        } } } },
+    });
+    services.sending.queue_edu(&servers, edu);
+    Ok(())
+}
+
+/// Applies the EDUs of a transaction from `origin`; one that fails its checks is dropped
+/// (EDUs get no result in the answer).
+pub fn receive_edus(services: &Services, origin: &ServerName, edus: &[Raw<Edu>]) {
+    for raw in edus {
+        let Ok(edu) = serde_json::from_str::<Value>(raw.json().get()) else {
+            tracing::info!(%origin, "an EDU that is not JSON");
+            continue;
+        };
+        let content = &edu["content"];
+        let result = match edu["edu_type"].as_str() {
+            Some("m.typing") => receive_typing(services, origin, content),
+            Some("m.receipt") => receive_receipts(services, origin, content),
+            _ => Ok(()),
+        };
+        if let Err(error) = result {
+            tracing::info!(%origin, edu_type = %edu["edu_type"], %error, "an EDU was dropped");
+        }
+    }
+}
+
+/// Why a remote user's EDU about a room is not taken, if it is not.
+fn may_speak_for(
+    services: &Services,
+    origin: &ServerName,
+    room_id: &RoomId,
+    user: &UserId,
+) -> Result<Option<&'static str>> {
+    if user.server_name() != origin {
+        return Ok(Some("the user is not one of the sending server's"));
+    }
+    if !services.rooms.exists(room_id)? || !services.rooms.server_acl_allows(room_id, origin)? {
+        return Ok(Some("unknown room, or the room's ACL refuses the server"));
+    }
+    if !services.rooms.is_joined(user, room_id)? {
+        return Ok(Some("the user is not in the room"));
+    }
+    Ok(None)
+}
+
+fn receive_typing(services: &Services, origin: &ServerName, content: &Value) -> Result<()> {
+    let (Some(room_id), Some(user)) = (
+        content["room_id"]
+            .as_str()
+            .and_then(|r| RoomId::parse(r).ok()),
+        content["user_id"]
+            .as_str()
+            .and_then(|u| UserId::parse(u).ok()),
+    ) else {
+        return Err(crate::error::Error::bad_json(
+            "m.typing without room_id or user_id",
+        ));
+    };
+    if let Some(why) = may_speak_for(services, origin, &room_id, &user)? {
+        return Err(crate::error::Error::forbidden(why));
+    }
+    let timeout = (content["typing"] == true).then_some(REMOTE_TYPING_TIMEOUT);
+    services.typing.set(&room_id, &user, timeout)
+}
+
+fn receive_receipts(services: &Services, origin: &ServerName, content: &Value) -> Result<()> {
+    let Some(rooms) = content.as_object() else {
+        return Err(crate::error::Error::bad_json(
+            "m.receipt content is not an object",
+        ));
+    };
+    for (room_id, kinds) in rooms {
+        let Ok(room_id) = RoomId::parse(room_id) else {
+            continue;
+        };
+        // Only public read receipts travel between servers.
+        let Some(users) = kinds["m.read"].as_object() else {
+            continue;
+        };
+        for (user, receipt) in users {
+            let Ok(user) = UserId::parse(user) else {
+                continue;
+            };
+            if let Some(why) = may_speak_for(services, origin, &room_id, &user)? {
+                tracing::info!(%origin, %room_id, %user, why, "a remote receipt was dropped");
+                continue;
+            }
+            let Some(event_id) = receipt["event_ids"]
+                .as_array()
+                .and_then(|ids| ids.first())
+                .and_then(Value::as_str)
+                .and_then(|id| ruma::EventId::parse(id).ok())
+            else {
+                continue;
+            };
+            let thread = receipt["data"]["thread_id"].as_str();
+            services
+                .receipts
+                .set(&room_id, &user, "m.read", &event_id, thread)?;
+        }
+    }
+    Ok(())
+}
