@@ -7,28 +7,7 @@
 
 mod common;
 
-use std::process::Stdio;
-
-use common::{TestServer, expect_ok, room_path};
-use serde_json::Value;
-
-/// Runs `script` (in tests/clients/) with `args`; returns the JSON line it prints.
-async fn run_nio(script: &str, args: &[&str]) -> Value {
-    let python = std::env::var("CONCLAVE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
-    let output = tokio::process::Command::new(&python)
-        .arg(&script)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e} (install matrix-nio; see README)"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{script} failed:\n{stderr}");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("unexpected output from {script} ({e}): {stdout}\n{stderr}"))
-}
+use common::{TestServer, expect_ok, room_path, run_nio};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matrix_nio_logs_in_and_manages_its_session() {

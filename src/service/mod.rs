@@ -168,7 +168,7 @@ impl Services {
         self.to_device.remove_device(user_id, device_id)?;
         self.sliding.forget_device(user_id, device_id);
         if had_keys {
-            keys::announce_change(self, user_id)?;
+            keys::announce_change(self, user_id, keys::Changed::Device(device_id))?;
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ pub struct Service {
 }
 
 /// Where one message goes: a device, or every device of the user.
+#[derive(Debug, Clone)]
 pub enum Target {
     Device(OwnedDeviceId),
     AllDevices,
@@ -35,7 +36,8 @@ impl Service {
     }
 
     /// Queues messages from `sender`'s device, once per transaction ID: a retried request
-    /// changes nothing. `devices_of` lists a user's devices for `*` targets.
+    /// changes nothing (and answers false). `devices_of` lists a user's devices for `*`
+    /// targets.
     pub fn send(
         &self,
         sender: &UserId,
@@ -44,10 +46,10 @@ impl Service {
         event_type: &str,
         messages: &[(&UserId, Target, Value)],
         devices_of: impl Fn(&UserId) -> Result<Vec<OwnedDeviceId>>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let txn_key = (sender.as_str(), sender_device.as_str(), txn_id).encode();
         if self.userdevicetxnid_todevice.contains(&txn_key)? {
-            return Ok(());
+            return Ok(false);
         }
         let writing = self.engine.begin_write();
         let mut batch = Batch::default();
@@ -73,7 +75,7 @@ impl Service {
         batch.put(&self.userdevicetxnid_todevice, &txn_key, &[])?;
         self.engine.write(batch)?;
         drop(writing);
-        Ok(())
+        Ok(true)
     }
 
     /// Deletes the device's messages up to `acknowledged` (the `since` position of a sync,

@@ -46,6 +46,10 @@ pub const TREES: &[TreeSpec] = &[
     // global counter). Value: EventId of a PDU to send there; removed once the destination
     // acknowledged the transaction that carried it.
     tree("servernamecount_eventid", false),
+    // Key: ServerName, queue position (u64). Value: an EDU's JSON that must reach the server
+    // (a to-device message, a device list update); removed once the server acknowledges
+    // the transaction that carried it. Typing and receipts stay in memory instead.
+    tree("servernamecount_edu", false),
     // Key: UserId. Value: argon2id PHC string, or empty once the account is deactivated (the
     // entry stays so the user ID is never handed out again).
     tree("userid_password", true),

@@ -1,6 +1,8 @@
 """Two matrix-nio clients chat through a Conclave server, in the clear and end-to-end encrypted.
 
-Usage: nio_chat.py BASE_URL ALICE_ID BOB_ID PASSWORD STORE_DIR
+Usage: nio_chat.py BASE_URL ALICE_ID BOB_ID PASSWORD STORE_DIR [BOB_BASE_URL]
+With BOB_BASE_URL, Bob is on another server (federation): his keys, the room keys sent to
+his device and the encrypted messages all cross between the two servers.
 Alice creates a plain room and an encrypted room, inviting Bob; Bob joins both with nio's
 join() (which sends no request body); each sends a message in each room and reads the other's,
 the encrypted ones decrypted by nio (vodozemac, `matrix-nio[e2e]`).
@@ -82,9 +84,9 @@ def has(seen, room, sender, body):
     )
 
 
-async def main(base_url, alice_id, bob_id, password, store_dir):
+async def main(base_url, alice_id, bob_id, password, store_dir, bob_base_url=None):
     alice = await new_client(base_url, alice_id, password, store_dir, "alice")
-    bob = await new_client(base_url, bob_id, password, store_dir, "bob")
+    bob = await new_client(bob_base_url or base_url, bob_id, password, store_dir, "bob")
     alice_seen, bob_seen = [], []
     try:
         await sync_once(alice, alice_seen)
@@ -184,4 +186,4 @@ async def main(base_url, alice_id, bob_id, password, store_dir):
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(*sys.argv[1:6])))
+    sys.exit(asyncio.run(main(*sys.argv[1:7])))

@@ -626,3 +626,21 @@ pub fn data_files_contain(dir: &std::path::Path, needle: &[u8]) -> bool {
         bytes.windows(needle.len()).any(|window| window == needle)
     })
 }
+
+/// Runs `script` (in tests/clients/) with `args`; returns the JSON line it prints.
+pub async fn run_nio(script: &str, args: &[&str]) -> serde_json::Value {
+    let python = std::env::var("CONCLAVE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let output = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e} (install matrix-nio; see README)"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{script} failed:\n{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("unexpected output from {script} ({e}): {stdout}\n{stderr}"))
+}

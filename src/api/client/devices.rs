@@ -66,6 +66,18 @@ pub async fn update(
         services
             .users
             .set_device_display_name(user_id, &body.device_id, Some(name.clone()))?;
+        // Others show the device's name beside its keys.
+        if services
+            .keys
+            .device_keys(user_id, &body.device_id)?
+            .is_some()
+        {
+            crate::service::keys::announce_change(
+                &services,
+                user_id,
+                crate::service::keys::Changed::Device(&body.device_id),
+            )?;
+        }
     }
     Ok(update_device::v3::Response::new())
 }

@@ -15,7 +15,7 @@ use crate::api::Ruma;
 use crate::api::router::RawJson;
 use crate::error::{Error, Result};
 use crate::service::Services;
-use crate::service::keys::{self, KeyKind, with_display_name};
+use crate::service::keys::{self, KeyKind, across_servers};
 use crate::service::uiaa::Requirement;
 
 fn to_value<T>(raw: &Raw<T>) -> Result<Value> {
@@ -54,16 +54,11 @@ pub async fn upload(
     if let Some(device_keys) = &device_keys
         && keys.upload_device_keys(user_id, device_id, device_keys)?
     {
-        keys::announce_change(&services, user_id)?;
+        keys::announce_change(&services, user_id, keys::Changed::Device(device_id))?;
     }
     Ok(RawJson(json!({
         "one_time_key_counts": services.keys.one_time_key_counts_json(user_id, device_id)?,
     })))
-}
-
-/// What one server answers for users it cannot be asked about yet (no federation).
-fn remote_failure() -> Value {
-    json!({ "status": 503, "message": "This server does not federate yet" })
 }
 
 pub async fn query(
@@ -71,41 +66,40 @@ pub async fn query(
     request: Ruma<get_keys::v3::Request>,
 ) -> Result<RawJson> {
     let viewer = request.user()?;
-    let keys = &services.keys;
     let mut device_keys = Map::new();
     let mut master_keys = Map::new();
     let mut self_signing_keys = Map::new();
     let mut user_signing_keys = Map::new();
-    let mut failures = Map::new();
+    let mut remote = BTreeMap::new();
     for (user_id, wanted) in &request.body.device_keys {
         if user_id.server_name() != services.server_name() {
-            failures.insert(user_id.server_name().to_string(), remote_failure());
+            remote.insert(user_id.clone(), wanted.clone());
             continue;
         }
-        let mut devices = Map::new();
-        for (device_id, stored) in services.users.devices(user_id)? {
-            if !wanted.is_empty() && !wanted.contains(&device_id) {
-                continue;
+        let found = across_servers::local_user_keys(&services, user_id, wanted, Some(viewer))?;
+        device_keys.insert(user_id.to_string(), Value::Object(found.devices));
+        let user = user_id.to_string();
+        for (map, key) in [
+            (&mut master_keys, found.master),
+            (&mut self_signing_keys, found.self_signing),
+            (&mut user_signing_keys, found.user_signing),
+        ] {
+            if let Some(key) = key {
+                map.insert(user.clone(), key);
             }
-            if let Some(published) = keys.device_keys(user_id, &device_id)? {
-                devices.insert(
-                    device_id.to_string(),
-                    with_display_name(published, stored.display_name.as_deref()),
-                );
-            }
         }
-        device_keys.insert(user_id.to_string(), Value::Object(devices));
-        if let Some(master) = keys.master_key_for(user_id, viewer)? {
-            master_keys.insert(user_id.to_string(), master);
-        }
-        if let Some(key) = keys.cross_signing_key(user_id, KeyKind::SelfSigning)? {
-            self_signing_keys.insert(user_id.to_string(), key);
-        }
-        if user_id == viewer
-            && let Some(key) = keys.cross_signing_key(user_id, KeyKind::UserSigning)?
-        {
-            user_signing_keys.insert(user_id.to_string(), key);
-        }
+    }
+    let mut failures = Map::new();
+    if !remote.is_empty() {
+        let timeout = request
+            .body
+            .timeout
+            .unwrap_or(across_servers::DEFAULT_TIMEOUT);
+        let found = across_servers::query_remote(&services, remote, timeout).await;
+        device_keys.extend(found.device_keys);
+        master_keys.extend(found.master_keys);
+        self_signing_keys.extend(found.self_signing_keys);
+        failures = found.failures;
     }
     Ok(RawJson(json!({
         "device_keys": device_keys,
@@ -121,25 +115,30 @@ pub async fn claim(
     request: Ruma<claim_keys::v3::Request>,
 ) -> Result<RawJson> {
     let mut claimed = Map::new();
-    let mut failures = Map::new();
+    let mut remote = BTreeMap::new();
     for (user_id, devices) in &request.body.one_time_keys {
+        let devices: BTreeMap<_, String> = devices
+            .iter()
+            .map(|(device, algorithm)| (device.clone(), algorithm.to_string()))
+            .collect();
         if user_id.server_name() != services.server_name() {
-            failures.insert(user_id.server_name().to_string(), remote_failure());
+            remote.insert(user_id.clone(), devices);
             continue;
         }
-        let mut by_device = Map::new();
-        for (device_id, algorithm) in devices {
-            if let Some((key_id, key)) =
-                services
-                    .keys
-                    .claim(user_id, device_id, algorithm.as_str())?
-            {
-                by_device.insert(device_id.to_string(), json!({ key_id: key }));
-            }
-        }
+        let by_device = across_servers::claim_local(&services, user_id, &devices)?;
         if !by_device.is_empty() {
             claimed.insert(user_id.to_string(), Value::Object(by_device));
         }
+    }
+    let mut failures = Map::new();
+    if !remote.is_empty() {
+        let timeout = request
+            .body
+            .timeout
+            .unwrap_or(across_servers::DEFAULT_TIMEOUT);
+        let (from_remote, failed) = across_servers::claim_remote(&services, remote, timeout).await;
+        claimed.extend(from_remote);
+        failures = failed;
     }
     Ok(RawJson(
         json!({ "one_time_keys": claimed, "failures": failures }),
@@ -199,7 +198,7 @@ pub async fn upload_signing_keys(
         self_signing.as_ref(),
         user_signing.as_ref(),
     )? {
-        keys::announce_change(&services, user_id)?;
+        keys::announce_change(&services, user_id, keys::Changed::CrossSigningKeys)?;
     }
     Ok(upload_signing_keys::v3::Response::new())
 }
@@ -241,7 +240,7 @@ pub async fn upload_signatures(
     }
     for user_id in &changed {
         if user_id == signer {
-            keys::announce_change(&services, user_id)?;
+            keys::announce_change(&services, user_id, keys::Changed::Everything)?;
         } else {
             // A signature on someone else's key is only shown to the signer.
             keys::announce_to_own_devices(&services, signer)?;

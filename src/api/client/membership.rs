@@ -137,6 +137,7 @@ pub async fn invite(
             &request.body.room_id,
             target,
             recipient.reason.as_deref(),
+            false,
         )
         .await?;
         return Ok(invite_user::v3::Response::new());

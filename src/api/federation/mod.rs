@@ -2,6 +2,7 @@
 
 mod discovery;
 mod events;
+mod keys;
 mod membership;
 mod query;
 mod transactions;
@@ -31,4 +32,7 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(events::event_auth)
         .ruma(events::missing_events)
         .ruma(events::backfill)
+        .ruma(keys::query)
+        .ruma(keys::claim)
+        .ruma(keys::devices)
 }

@@ -82,6 +82,38 @@ pub fn send_receipt(
     Ok(())
 }
 
+/// Sends to-device messages for other servers' users: one `m.direct_to_device` EDU per
+/// server, kept until that server acknowledges it. `messages` holds, per server, user ID →
+/// device ID (or `*`) → content.
+pub fn send_to_device(
+    services: &Services,
+    sender: &UserId,
+    event_type: &str,
+    txn_id: &str,
+    messages: std::collections::BTreeMap<OwnedServerName, serde_json::Map<String, Value>>,
+) -> Result<()> {
+    let partners = services.federation.partners();
+    for (server, messages) in messages {
+        if !partners.allows(&server) {
+            tracing::info!(%server, "to-device messages for a server the policy excludes dropped");
+            continue;
+        }
+        // Unique per sender and request; the receiver drops a repeat.
+        let message_id = format!("{}{}", services.engine.next_count()?, txn_id.len());
+        let edu = json!({
+            "edu_type": "m.direct_to_device",
+            "content": {
+                "sender": sender,
+                "type": event_type,
+                "message_id": message_id,
+                "messages": messages,
+            },
+        });
+        services.sending.queue_persistent_edu(&[server], &edu)?;
+    }
+    Ok(())
+}
+
 /// Applies the EDUs of a transaction from `origin`; one that fails its checks is dropped
 /// (EDUs get no result in the answer).
 pub fn receive_edus(services: &Services, origin: &ServerName, edus: &[Raw<Edu>]) {
@@ -94,6 +126,10 @@ pub fn receive_edus(services: &Services, origin: &ServerName, edus: &[Raw<Edu>])
         let result = match edu["edu_type"].as_str() {
             Some("m.typing") => receive_typing(services, origin, content),
             Some("m.receipt") => receive_receipts(services, origin, content),
+            Some("m.direct_to_device") => receive_to_device(services, origin, content),
+            Some("m.device_list_update" | "m.signing_key_update") => {
+                receive_key_change(services, origin, content)
+            }
             _ => Ok(()),
         };
         if let Err(error) = result {
@@ -178,4 +214,90 @@ fn receive_receipts(services: &Services, origin: &ServerName, content: &Value) -
         }
     }
     Ok(())
+}
+
+/// Delivers to-device messages from a remote user to our users' devices, once per message ID.
+fn receive_to_device(services: &Services, origin: &ServerName, content: &Value) -> Result<()> {
+    let (Some(sender), Some(event_type), Some(message_id), Some(messages)) = (
+        content["sender"]
+            .as_str()
+            .and_then(|u| UserId::parse(u).ok()),
+        content["type"].as_str(),
+        content["message_id"].as_str(),
+        content["messages"].as_object(),
+    ) else {
+        return Err(crate::error::Error::bad_json(
+            "m.direct_to_device without sender, type, message_id or messages",
+        ));
+    };
+    if sender.server_name() != origin {
+        return Err(crate::error::Error::forbidden(
+            "the sender is not one of the sending server's users",
+        ));
+    }
+    let mut deliveries = Vec::new();
+    for (user, targets) in messages {
+        let Ok(user) = UserId::parse(user.as_str()) else {
+            continue;
+        };
+        if user.server_name() != services.server_name() {
+            continue;
+        }
+        for (target, message) in targets.as_object().into_iter().flatten() {
+            if !message.is_object() {
+                continue;
+            }
+            let target = if target == "*" {
+                crate::service::to_device::Target::AllDevices
+            } else {
+                crate::service::to_device::Target::Device(target.as_str().into())
+            };
+            deliveries.push((user.clone(), target, message.clone()));
+        }
+    }
+    let deliveries: Vec<_> = deliveries
+        .iter()
+        .map(|(user, target, message)| (&**user, target.clone(), message.clone()))
+        .collect();
+    // The remote sender has no device here: the message ID, per origin, is the transaction.
+    let from_origin: &ruma::DeviceId = origin.as_str().into();
+    services.to_device.send(
+        &sender,
+        from_origin,
+        message_id,
+        event_type,
+        &deliveries,
+        |user_id| {
+            Ok(services
+                .users
+                .devices(user_id)?
+                .into_iter()
+                .map(|(device, _)| device)
+                .collect())
+        },
+    )?;
+    Ok(())
+}
+
+/// A remote user's devices or cross-signing keys changed: our users who share a room with
+/// them hear it in `/sync` (`device_lists.changed`) and query the keys afresh.
+fn receive_key_change(services: &Services, origin: &ServerName, content: &Value) -> Result<()> {
+    let Some(user) = content["user_id"]
+        .as_str()
+        .and_then(|u| UserId::parse(u).ok())
+    else {
+        return Err(crate::error::Error::bad_json(
+            "a key update without user_id",
+        ));
+    };
+    if user.server_name() != origin {
+        return Err(crate::error::Error::forbidden(
+            "the user is not one of the sending server's",
+        ));
+    }
+    crate::service::keys::announce_change(
+        services,
+        &user,
+        crate::service::keys::Changed::OnTheirServer,
+    )
 }

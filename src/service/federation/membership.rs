@@ -386,11 +386,15 @@ pub async fn invite(
     room_id: &RoomId,
     invitee: &UserId,
     reason: Option<&str>,
+    is_direct: bool,
 ) -> Result<()> {
     let rooms = &services.rooms;
     let mut content = json!({ "membership": "invite" });
     if let Some(reason) = reason {
         content["reason"] = json!(reason);
+    }
+    if is_direct {
+        content["is_direct"] = json!(true);
     }
     let builder = crate::service::rooms::PduBuilder::state(
         ruma::events::TimelineEventType::RoomMember,

@@ -40,6 +40,9 @@ pub const CATCH_UP_ROOM_BACKLOG: usize = MAX_PDUS_PER_TXN;
 pub struct Sender {
     /// Key: destination ServerName, queue position (u64). Value: EventId.
     queue: Tree,
+    /// EDUs that must not be lost (to-device messages, device list updates). Key:
+    /// destination ServerName, queue position (u64). Value: the EDU's JSON.
+    edu_queue: Tree,
     /// The services the workers use (the client, keys, events); weak because `Services`
     /// owns this sender. It fails to upgrade only while the server stops.
     services: Weak<Services>,
@@ -78,6 +81,7 @@ impl Sender {
     pub fn new(engine: &Arc<Engine>, services: Weak<Services>) -> Self {
         Self {
             queue: engine.tree("servernamecount_eventid"),
+            edu_queue: engine.tree("servernamecount_edu"),
             services,
             engine: Arc::clone(engine),
             destinations: Mutex::new(HashMap::new()),
@@ -122,13 +126,51 @@ impl Sender {
         self.wake(servers);
     }
 
-    /// Takes up to a transaction's worth of the EDUs waiting for `server`.
-    fn take_edus(&self, server: &ServerName) -> Vec<Value> {
+    /// Queues an EDU that must not be lost (stored until `server` acknowledges it) for each
+    /// of `servers`, and starts their workers.
+    pub fn queue_persistent_edu(&self, servers: &[OwnedServerName], edu: &Value) -> Result<()> {
+        let json = serde_json::to_vec(edu).map_err(crate::error::Error::internal)?;
+        let mut batch = Batch::default();
+        for server in servers {
+            let position = self.engine.next_count()?;
+            batch.put(
+                &self.edu_queue,
+                &(server.as_str(), position).encode(),
+                &json,
+            )?;
+        }
+        self.engine.write(batch)?;
+        self.wake(servers);
+        Ok(())
+    }
+
+    /// The stored EDUs for `server`'s next transaction: keys and EDUs, oldest first.
+    fn next_persistent_edus(&self, server: &ServerName) -> Result<Vec<(Vec<u8>, Value)>> {
+        let mut edus = Vec::new();
+        for entry in self
+            .edu_queue
+            .scan_prefix((server.as_str(),).prefix())
+            .take(MAX_EDUS_PER_TXN)
+        {
+            let (key, value) = entry?;
+            match serde_json::from_slice(&value) {
+                Ok(edu) => edus.push((key.to_vec(), edu)),
+                Err(error) => {
+                    tracing::error!(%server, %error, "a queued EDU is unreadable; dropped");
+                    self.edu_queue.remove(&key)?;
+                }
+            }
+        }
+        Ok(edus)
+    }
+
+    /// Takes up to `room` of the ephemeral EDUs waiting for `server`.
+    fn take_edus(&self, server: &ServerName, room: usize) -> Vec<Value> {
         let mut destinations = self.lock();
         let Some(destination) = destinations.get_mut(server) else {
             return Vec::new();
         };
-        let take = destination.edus.len().min(MAX_EDUS_PER_TXN);
+        let take = destination.edus.len().min(room);
         destination.edus.drain(..take).collect()
     }
 
@@ -174,26 +216,30 @@ impl Sender {
         self.start(server, true);
     }
 
-    /// Starts a worker for every destination with queued events (after a restart).
+    /// Starts a worker for every destination with queued events or EDUs (after a restart).
     pub fn resume(&self) -> Result<()> {
-        let mut servers: Vec<OwnedServerName> = Vec::new();
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let from = after.clone().unwrap_or_default();
-            let next = self.queue.iter_from(&from, Direction::Forward).next();
-            let Some(entry) = next else { break };
-            let (key, _) = entry?;
-            let (server, _) = <(&str, u64)>::decode(&key)?;
-            let server = ServerName::parse(server)
-                .map_err(|e| crate::error::Error::Database(format!("queued destination: {e}")))?;
-            // Skip the rest of this destination's queue: its keys are the prefix and eight
-            // bytes of position, so nine 0xFF bytes sort after all of them (server names are
-            // ASCII, so no other server's key lies in between).
-            let mut past = (server.as_str(),).prefix();
-            past.extend_from_slice(&[0xFF; 9]);
-            after = Some(past);
-            servers.push(server);
+        let mut servers: std::collections::BTreeSet<OwnedServerName> = Default::default();
+        for tree in [&self.queue, &self.edu_queue] {
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let from = after.clone().unwrap_or_default();
+                let next = tree.iter_from(&from, Direction::Forward).next();
+                let Some(entry) = next else { break };
+                let (key, _) = entry?;
+                let (server, _) = <(&str, u64)>::decode(&key)?;
+                let server = ServerName::parse(server).map_err(|e| {
+                    crate::error::Error::Database(format!("queued destination: {e}"))
+                })?;
+                // Skip the rest of this destination's queue: its keys are the prefix and
+                // eight bytes of position, so nine 0xFF bytes sort after all of them (server
+                // names are ASCII, so no other server's key lies in between).
+                let mut past = (server.as_str(),).prefix();
+                past.extend_from_slice(&[0xFF; 9]);
+                after = Some(past);
+                servers.insert(server);
+            }
         }
+        let servers: Vec<OwnedServerName> = servers.into_iter().collect();
         if !servers.is_empty() {
             tracing::info!(
                 destinations = servers.len(),
@@ -337,23 +383,28 @@ impl Sender {
         Ok(dropped)
     }
 
-    /// Drops everything queued for `server`; answers how many events were dropped.
+    /// Drops everything queued for `server`; answers how many events and EDUs were dropped.
     fn drop_queue(&self, server: &ServerName) -> Result<usize> {
         let mut batch = Batch::default();
         let mut dropped = 0;
-        for entry in self.queue.scan_prefix((server.as_str(),).prefix()) {
-            let (key, _) = entry?;
-            batch.delete(&self.queue, &key)?;
-            dropped += 1;
+        for tree in [&self.queue, &self.edu_queue] {
+            for entry in tree.scan_prefix((server.as_str(),).prefix()) {
+                let (key, _) = entry?;
+                batch.delete(tree, &key)?;
+                dropped += 1;
+            }
         }
         self.engine.write(batch)?;
         Ok(dropped)
     }
 
-    fn acknowledge(&self, keys: &[Vec<u8>]) -> Result<()> {
+    fn acknowledge(&self, pdu_keys: &[Vec<u8>], edu_keys: &[Vec<u8>]) -> Result<()> {
         let mut batch = Batch::default();
-        for key in keys {
+        for key in pdu_keys {
             batch.delete(&self.queue, key)?;
+        }
+        for key in edu_keys {
+            batch.delete(&self.edu_queue, key)?;
         }
         self.engine.write(batch)
     }
@@ -419,7 +470,20 @@ async fn run(services: &Arc<Services>, server: &ServerName) {
                 continue;
             }
         };
-        let edus = sender.take_edus(server);
+        let stored_edus = match sender.next_persistent_edus(server) {
+            Ok(edus) => edus,
+            Err(error) => {
+                tracing::error!(%server, %error, "cannot read the federation EDU queue");
+                failed(sender, server, error.to_string());
+                continue;
+            }
+        };
+        let ephemeral = sender.take_edus(server, MAX_EDUS_PER_TXN - stored_edus.len());
+        let edus: Vec<Value> = stored_edus
+            .iter()
+            .map(|(_, edu)| edu.clone())
+            .chain(ephemeral.iter().cloned())
+            .collect();
         if entries.is_empty() && edus.is_empty() {
             let mut destinations = sender.lock();
             // Checked again under the lock: an event queued meanwhile found us running.
@@ -429,6 +493,10 @@ async fn run(services: &Arc<Services>, server: &ServerName) {
                 .unwrap_or(false)
                 && let Some(destination) = destinations.get_mut(server)
                 && destination.edus.is_empty()
+                && sender
+                    .next_persistent_edus(server)
+                    .map(|e| e.is_empty())
+                    .unwrap_or(false)
             {
                 destination.running = false;
                 return;
@@ -442,7 +510,8 @@ async fn run(services: &Arc<Services>, server: &ServerName) {
         match result {
             Ok(()) => {
                 let keys: Vec<Vec<u8>> = entries.into_iter().map(|(key, _)| key).collect();
-                if let Err(error) = sender.acknowledge(&keys) {
+                let edu_keys: Vec<Vec<u8>> = stored_edus.into_iter().map(|(key, _)| key).collect();
+                if let Err(error) = sender.acknowledge(&keys, &edu_keys) {
                     tracing::error!(%server, %error, "cannot remove sent events from the queue");
                 }
                 let mut destinations = sender.lock();
@@ -455,7 +524,7 @@ async fn run(services: &Arc<Services>, server: &ServerName) {
             }
             Err(error) => {
                 tracing::info!(%server, %error, "transaction failed; backing off");
-                sender.requeue_edus(server, edus);
+                sender.requeue_edus(server, ephemeral);
                 failed(sender, server, error.to_string());
             }
         }

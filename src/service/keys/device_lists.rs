@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ruma::{OwnedUserId, RoomId, UserId};
+use ruma::{DeviceId, OwnedUserId, RoomId, UserId};
 
 use super::Service;
 use crate::error::Result;
@@ -122,11 +122,100 @@ fn users_sharing_rooms(services: &Services, user_id: &UserId) -> Result<BTreeSet
     Ok(users)
 }
 
+/// What changed about a user's keys, for the servers that must hear it.
+#[derive(Debug, Clone, Copy)]
+pub enum Changed<'a> {
+    /// One device: new, with new keys or signatures, renamed, or deleted.
+    Device(&'a DeviceId),
+    /// The cross-signing keys.
+    CrossSigningKeys,
+    /// Signatures on several of them: every device and the cross-signing keys are sent again.
+    Everything,
+    /// A remote user's keys, as their server told us: nothing to pass on.
+    OnTheirServer,
+}
+
 /// Tells everyone who shares a room with `user_id` (and the user's own devices) that the
-/// user's devices or keys changed.
-pub fn announce_change(services: &Services, user_id: &UserId) -> Result<()> {
+/// user's devices or keys changed; for one of our users, the servers of those rooms too
+/// (`m.device_list_update`, `m.signing_key_update`, kept until each server has them).
+pub fn announce_change(services: &Services, user_id: &UserId, changed: Changed<'_>) -> Result<()> {
     let observers = users_sharing_rooms(services, user_id)?;
-    services.keys.log_for(&observers, user_id, false)
+    services.keys.log_for(&observers, user_id, false)?;
+    if user_id.server_name() == services.server_name() && services.config.allow_federation {
+        tell_other_servers(services, user_id, changed)?;
+    }
+    Ok(())
+}
+
+/// The EDUs of a change to one of our users' keys, queued for every server sharing a room
+/// with them. Each update stands alone (`prev_id` empty): the receiver applies it as it is.
+fn tell_other_servers(services: &Services, user_id: &UserId, changed: Changed<'_>) -> Result<()> {
+    let partners = services.federation.partners();
+    let mut servers = BTreeSet::new();
+    for room_id in services.rooms.rooms_with_membership(user_id, "join")? {
+        for server in services.rooms.remote_servers(&room_id)?.iter() {
+            if partners.allows(server) {
+                servers.insert(server.clone());
+            }
+        }
+    }
+    if servers.is_empty() {
+        return Ok(());
+    }
+    let servers: Vec<_> = servers.into_iter().collect();
+    let device_update = |device_id: &DeviceId| -> Result<serde_json::Value> {
+        let mut content = serde_json::json!({
+            "user_id": user_id,
+            "device_id": device_id,
+            "stream_id": services.engine.next_count()?,
+            "prev_id": [],
+        });
+        let stored = services
+            .users
+            .devices(user_id)?
+            .into_iter()
+            .find(|(id, _)| id == device_id);
+        match (&stored, services.keys.device_keys(user_id, device_id)?) {
+            (Some((_, device)), Some(keys)) => {
+                content["keys"] = keys;
+                if let Some(name) = &device.display_name {
+                    content["device_display_name"] = serde_json::json!(name);
+                }
+            }
+            (Some(_), None) => {}
+            (None, _) => content["deleted"] = serde_json::json!(true),
+        }
+        Ok(serde_json::json!({ "edu_type": "m.device_list_update", "content": content }))
+    };
+    let signing_update = || -> Result<serde_json::Value> {
+        let mut content = serde_json::json!({ "user_id": user_id });
+        if let Some(master) = services.keys.master_key_for(user_id, user_id)? {
+            content["master_key"] = master;
+        }
+        if let Some(key) = services
+            .keys
+            .cross_signing_key(user_id, super::KeyKind::SelfSigning)?
+        {
+            content["self_signing_key"] = key;
+        }
+        Ok(serde_json::json!({ "edu_type": "m.signing_key_update", "content": content }))
+    };
+    let mut edus = Vec::new();
+    match changed {
+        Changed::Device(device_id) => edus.push(device_update(device_id)?),
+        Changed::CrossSigningKeys => edus.push(signing_update()?),
+        Changed::Everything => {
+            for (device_id, _) in services.users.devices(user_id)? {
+                edus.push(device_update(&device_id)?);
+            }
+            edus.push(signing_update()?);
+        }
+        Changed::OnTheirServer => {}
+    }
+    for edu in &edus {
+        services.sending.queue_persistent_edu(&servers, edu)?;
+    }
+    Ok(())
 }
 
 /// Tells only the user's own devices that something about the user's keys changed (e.g. they

@@ -4,6 +4,7 @@
 //! The server never sees plaintext. It stores what devices publish, checks that every key is
 //! signed by the key that vouches for it, and hands each one-time key out exactly once.
 
+pub mod across_servers;
 mod cross_signing;
 mod device_lists;
 pub mod signed;
@@ -16,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 pub use self::cross_signing::{KeyKind, SignatureFailure, public_key_of};
 pub use self::device_lists::{
-    DeviceListChanges, announce_change, announce_to_own_devices, on_membership_change,
+    Changed, DeviceListChanges, announce_change, announce_to_own_devices, on_membership_change,
 };
 use crate::error::{Error, Result};
 use crate::storage::{Batch, Engine, Key, Tree};

@@ -49,7 +49,18 @@ pub async fn create_room(
         None => None,
     };
     for invitee in &body.invite {
-        if invitee.server_name() != services.server_name() || !services.users.exists(invitee)? {
+        if invitee.server_name() != services.server_name() {
+            // Another server's user: invited over federation once the room exists.
+            if !services.config.allow_federation {
+                return Err(Error::forbidden(format!(
+                    "Cannot invite {invitee}: federation is off on this server"
+                )));
+            }
+            services
+                .federation
+                .partners()
+                .check(invitee.server_name())?;
+        } else if !services.users.exists(invitee)? {
             return Err(Error::not_found(format!(
                 "Cannot invite {invitee}: no such user on this server"
             )));
@@ -174,7 +185,11 @@ pub async fn create_room(
             json!({ "topic": topic, "m.topic": { "m.text": [{ "body": topic }] } }),
         ))?;
     }
-    for invitee in &body.invite {
+    let (local_invitees, remote_invitees): (Vec<_>, Vec<_>) = body
+        .invite
+        .iter()
+        .partition(|invitee| invitee.server_name() == services.server_name());
+    for invitee in local_invitees {
         let mut content = member_content(services, invitee, "invite")?;
         if body.is_direct {
             content["is_direct"] = json!(true);
@@ -186,6 +201,18 @@ pub async fn create_room(
         ))?;
     }
     drop(guard);
+    // Their servers countersign the invites (see `federation::membership::invite`).
+    for invitee in remote_invitees {
+        crate::service::federation::membership::invite(
+            services,
+            sender,
+            &room_id,
+            invitee,
+            None,
+            body.is_direct,
+        )
+        .await?;
+    }
 
     if body.visibility == Visibility::Public {
         rooms.set_public(&room_id, true)?;

@@ -48,7 +48,7 @@ impl Service {
     }
 
     /// [`Self::state_ids_before`] as a state map.
-    pub(super) fn state_map_before(&self, event_id: &EventId) -> Result<Option<StateMap>> {
+    pub fn state_map_before(&self, event_id: &EventId) -> Result<Option<StateMap>> {
         let Some(short) = self.shorteventid(event_id)? else {
             return Ok(None);
         };

@@ -286,7 +286,16 @@ pub fn joined_room(
     let first_count = events.first().map(|(count, _)| *count);
     let state_before_timeline = match window.before {
         Some(Some(before)) => state_after(services, &before)?,
-        Some(None) => Arc::new(StateMap::new()),
+        // The timeline starts at the room's first event held here: the create event (no
+        // state before it), or the join of a room joined through another server, whose
+        // state before it is the one that server answered.
+        Some(None) => match events.first() {
+            Some((_, json)) => rooms
+                .state_map_before(&EventHead::parse(json)?.event_id()?)?
+                .map(Arc::new)
+                .unwrap_or_default(),
+            None => Arc::new(StateMap::new()),
+        },
         None => state_at(services, room_id, next)?,
     };
     let lazy = match request.filter.room.state.lazy_load_options {

@@ -1,0 +1,221 @@
+//! Keys across servers. One function answers "what are this user's keys" for a local user,
+//! whoever asks (a client here, or another server over federation); a client's query or
+//! claim for users of other servers goes to each of those servers in parallel, bounded by a
+//! timeout, and a server that does not answer is listed in `failures` as the spec says.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ruma::{DeviceId, OwnedDeviceId, OwnedServerName, OwnedUserId, UserId};
+use serde_json::{Map, Value, json};
+
+use super::{KeyKind, with_display_name};
+use crate::error::Result;
+use crate::service::Services;
+use crate::service::federation::incoming::signed;
+
+/// How long a client's query or claim waits for other servers unless it says otherwise (the
+/// spec's default).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest answer read from another server for keys.
+const MAX_KEYS_ANSWER: usize = 16 << 20;
+
+/// A local user's published keys as `viewer` may see them.
+#[derive(Default)]
+pub struct UserKeys {
+    /// Device ID → the device's keys, with its display name.
+    pub devices: Map<String, Value>,
+    pub master: Option<Value>,
+    pub self_signing: Option<Value>,
+    /// Only for the user themselves.
+    pub user_signing: Option<Value>,
+}
+
+/// `user_id`'s keys (a local user): the devices in `wanted` (all when empty). `viewer` is
+/// the asking user, or `None` for another server (which sees what any user may).
+pub fn local_user_keys(
+    services: &Services,
+    user_id: &UserId,
+    wanted: &[OwnedDeviceId],
+    viewer: Option<&UserId>,
+) -> Result<UserKeys> {
+    let keys = &services.keys;
+    let mut found = UserKeys::default();
+    for (device_id, stored) in services.users.devices(user_id)? {
+        if !wanted.is_empty() && !wanted.contains(&device_id) {
+            continue;
+        }
+        if let Some(published) = keys.device_keys(user_id, &device_id)? {
+            found.devices.insert(
+                device_id.to_string(),
+                with_display_name(published, stored.display_name.as_deref()),
+            );
+        }
+    }
+    // Another server's users see the master key as anyone but its owner does.
+    found.master = keys.master_key_for(user_id, viewer.unwrap_or(user_id))?;
+    found.self_signing = keys.cross_signing_key(user_id, KeyKind::SelfSigning)?;
+    if viewer == Some(user_id) {
+        found.user_signing = keys.cross_signing_key(user_id, KeyKind::UserSigning)?;
+    }
+    Ok(found)
+}
+
+/// What other servers answered to a client's query.
+#[derive(Default)]
+pub struct RemoteKeys {
+    pub device_keys: Map<String, Value>,
+    pub master_keys: Map<String, Value>,
+    pub self_signing_keys: Map<String, Value>,
+    pub failures: Map<String, Value>,
+}
+
+/// A server's failure as the spec's `failures` lists it.
+fn failure(error: &crate::error::Error) -> Value {
+    let status = match error {
+        crate::error::Error::Matrix { status, .. } => status.as_u16(),
+        // Unreachable, or an answer that could not be read.
+        _ => 503,
+    };
+    json!({ "status": status, "message": error.message() })
+}
+
+fn timed_out() -> Value {
+    json!({ "status": 504, "message": "The server did not answer in time" })
+}
+
+/// Remote users by their server.
+fn by_server<T>(
+    users: BTreeMap<OwnedUserId, T>,
+) -> BTreeMap<OwnedServerName, BTreeMap<OwnedUserId, T>> {
+    let mut grouped: BTreeMap<OwnedServerName, BTreeMap<OwnedUserId, T>> = BTreeMap::new();
+    for (user, value) in users {
+        grouped
+            .entry(user.server_name().to_owned())
+            .or_default()
+            .insert(user, value);
+    }
+    grouped
+}
+
+/// Keeps the entries of an answer's `field` that are about `server`'s own users: no server
+/// answers for another's.
+fn own_users(answer: &Value, field: &str, server: &OwnedServerName) -> Map<String, Value> {
+    answer[field]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(user, _)| {
+            UserId::parse(user.as_str()).is_ok_and(|user| user.server_name() == server)
+        })
+        .map(|(user, value)| (user.clone(), value.clone()))
+        .collect()
+}
+
+/// Asks each remote user's server for their keys (`user/keys/query`), in parallel.
+pub async fn query_remote(
+    services: &Services,
+    users: BTreeMap<OwnedUserId, Vec<OwnedDeviceId>>,
+    timeout: Duration,
+) -> RemoteKeys {
+    let requests = by_server(users)
+        .into_iter()
+        .map(|(server, users)| async move {
+            let body = json!({ "device_keys": users });
+            let answer = tokio::time::timeout(
+                timeout,
+                signed(
+                    services,
+                    http::Method::POST,
+                    &server,
+                    "/_matrix/federation/v1/user/keys/query",
+                    Some(&body),
+                    MAX_KEYS_ANSWER,
+                ),
+            )
+            .await;
+            (server, answer)
+        });
+    let mut found = RemoteKeys::default();
+    for (server, answer) in futures_util::future::join_all(requests).await {
+        match answer {
+            Ok(Ok(answer)) => {
+                found
+                    .device_keys
+                    .extend(own_users(&answer, "device_keys", &server));
+                found
+                    .master_keys
+                    .extend(own_users(&answer, "master_keys", &server));
+                found
+                    .self_signing_keys
+                    .extend(own_users(&answer, "self_signing_keys", &server));
+            }
+            Ok(Err(error)) => {
+                tracing::info!(%server, %error, "a key query to another server failed");
+                found.failures.insert(server.to_string(), failure(&error));
+            }
+            Err(_) => {
+                found.failures.insert(server.to_string(), timed_out());
+            }
+        }
+    }
+    found
+}
+
+/// Claims one-time keys of remote users' devices from their servers (`user/keys/claim`),
+/// in parallel: the claimed keys by user, and the servers that failed.
+pub async fn claim_remote(
+    services: &Services,
+    claims: BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, String>>,
+    timeout: Duration,
+) -> (Map<String, Value>, Map<String, Value>) {
+    let requests = by_server(claims)
+        .into_iter()
+        .map(|(server, claims)| async move {
+            let body = json!({ "one_time_keys": claims });
+            let answer = tokio::time::timeout(
+                timeout,
+                signed(
+                    services,
+                    http::Method::POST,
+                    &server,
+                    "/_matrix/federation/v1/user/keys/claim",
+                    Some(&body),
+                    MAX_KEYS_ANSWER,
+                ),
+            )
+            .await;
+            (server, answer)
+        });
+    let mut claimed = Map::new();
+    let mut failures = Map::new();
+    for (server, answer) in futures_util::future::join_all(requests).await {
+        match answer {
+            Ok(Ok(answer)) => claimed.extend(own_users(&answer, "one_time_keys", &server)),
+            Ok(Err(error)) => {
+                tracing::info!(%server, %error, "a key claim to another server failed");
+                failures.insert(server.to_string(), failure(&error));
+            }
+            Err(_) => {
+                failures.insert(server.to_string(), timed_out());
+            }
+        }
+    }
+    (claimed, failures)
+}
+
+/// Claims one key per asked device of local users: device ID → `{key_id: key}`.
+pub fn claim_local(
+    services: &Services,
+    user_id: &UserId,
+    devices: &BTreeMap<OwnedDeviceId, String>,
+) -> Result<Map<String, Value>> {
+    let mut by_device = Map::new();
+    for (device_id, algorithm) in devices {
+        let device_id: &DeviceId = device_id;
+        if let Some((key_id, key)) = services.keys.claim(user_id, device_id, algorithm)? {
+            by_device.insert(device_id.to_string(), json!({ key_id: key }));
+        }
+    }
+    Ok(by_device)
+}
