@@ -19,8 +19,8 @@ use crate::api::router::{RawJson, Routes};
 use crate::api::ruma_wrapper::authenticate;
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
-use crate::service::media::thumbnail::{self, Method};
-use crate::service::media::{MediaMeta, valid_media_id};
+use crate::service::media::files;
+use crate::service::media::valid_media_id;
 
 /// Longest a download waits for an asynchronous upload to arrive.
 const MAX_WAIT: Duration = Duration::from_secs(120);
@@ -311,37 +311,27 @@ async fn preview_of(services: &Services, user: &ruma::UserId, url: &str) -> Resu
     Ok(RawJson(preview))
 }
 
-/// The media's metadata once it has content: waits (up to `timeout_ms`) for a pending
-/// asynchronous upload. Quarantined media is treated as absent.
-async fn ready_media(
-    services: &Services,
-    server: &ServerName,
-    media_id: &str,
-    query: &HashMap<String, String>,
-) -> Result<MediaMeta> {
-    let wait = query
+/// How long to wait for a pending upload (`timeout_ms`, bounded).
+fn wait_of(query: &HashMap<String, String>) -> Duration {
+    query
         .get("timeout_ms")
         .and_then(|t| t.parse::<u64>().ok())
         .map_or(DEFAULT_WAIT, Duration::from_millis)
-        .min(MAX_WAIT);
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let watch = services.media.watch(server, media_id);
-        let meta = services
-            .media
-            .get(server, media_id)?
-            .filter(|meta| !meta.quarantined)
-            .ok_or_else(|| Error::not_found("Unknown media ID"))?;
-        if !meta.pending {
-            return Ok(meta);
-        }
-        if tokio::time::timeout_at(deadline, watch).await.is_err() {
-            return Err(Error::new(
-                ErrorCode::NotYetUploaded,
-                "The media has not been uploaded yet",
-            ));
-        }
+        .min(MAX_WAIT)
+}
+
+/// The server a media request names: ours, or (with federation on) another one, whose media
+/// is fetched and cached.
+fn media_server(services: &Services, server: &str) -> Result<ruma::OwnedServerName> {
+    if server == services.server_name().as_str() {
+        return Ok(services.server_name().to_owned());
     }
+    if !services.config.allow_federation {
+        return Err(Error::not_found(
+            "Remote media is not available: federation is off on this server",
+        ));
+    }
+    ServerName::parse(server).map_err(|_| Error::not_found("Unknown media ID"))
 }
 
 async fn send_media(
@@ -352,16 +342,15 @@ async fn send_media(
     query: &HashMap<String, String>,
     headers: &http::HeaderMap,
 ) -> Result<Response> {
-    let server = own_server(services, server)?;
+    let server = media_server(services, server)?;
     let media_id = media_id_of(media_id)?;
-    let meta = ready_media(services, server, media_id, query).await?;
-    let path = services.media.path_of(&meta.sha256);
+    let file = files::media_file(services, &server, media_id, wait_of(query)).await?;
     serve(
         Served {
-            path: &path,
-            size: meta.size,
-            content_type: meta.content_type.as_deref(),
-            filename: filename.or(meta.filename.as_deref()),
+            path: &file.path,
+            size: file.size,
+            content_type: file.content_type.as_deref(),
+            filename: filename.or(file.filename.as_deref()),
         },
         headers,
     )
@@ -505,100 +494,15 @@ async fn send_thumbnail(
     query: &HashMap<String, String>,
     headers: &http::HeaderMap,
 ) -> Result<Response> {
-    let dimension = |name: &str| -> Result<u32> {
-        query
-            .get(name)
-            .and_then(|v| v.parse::<u32>().ok())
-            .filter(|v| (1..=10_000).contains(v))
-            .ok_or_else(|| {
-                Error::invalid_param(format!("{name} must be a whole number from 1 to 10000"))
-            })
-    };
-    let (width, height) = (dimension("width")?, dimension("height")?);
-    let method = match query.get("method").map(String::as_str) {
-        None | Some("scale") => Method::Scale,
-        Some("crop") => Method::Crop,
-        Some(_) => return Err(Error::invalid_param("method must be crop or scale")),
-    };
-    let animated = query.get("animated").is_some_and(|a| a == "true");
-    let server = own_server(services, server)?;
+    let request = files::ThumbnailRequest::from_query(query)?;
+    let server = media_server(services, server)?;
     let media_id = media_id_of(media_id)?;
-    let meta = ready_media(services, server, media_id, query).await?;
-    let content_type = meta
-        .content_type
-        .as_deref()
-        .map(|c| c.split(';').next().unwrap_or(c).trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    let original = services.media.path_of(&meta.sha256);
-    let serve_original = || {
-        serve(
-            Served {
-                path: &original,
-                size: meta.size,
-                content_type: meta.content_type.as_deref(),
-                filename: None,
-            },
-            headers,
-        )
-    };
-    if !thumbnail::can_thumbnail(&content_type) {
-        return Err(Error::with_status(
-            ErrorCode::Unknown,
-            http::StatusCode::BAD_REQUEST,
-            "This media cannot be thumbnailed",
-        ));
-    }
-    // An animation stays animated when the client asks for it.
-    if animated && matches!(content_type.as_str(), "image/gif" | "image/webp") {
-        return serve_original().await;
-    }
-    let (width, height, method) = thumbnail::pick_size(width, height, method);
-    let spec = format!("{width}x{height}-{}", method.as_str());
-    if let Some(stored) = services.media.thumbnail(server, media_id, &spec)? {
-        let path = services.media.path_of(&stored.sha256);
-        return serve(
-            Served {
-                path: &path,
-                size: stored.size,
-                content_type: Some(&stored.content_type),
-                filename: None,
-            },
-            headers,
-        )
-        .await;
-    }
-    let source = original.clone();
-    let generated =
-        tokio::task::spawn_blocking(move || thumbnail::generate(&source, width, height, method))
-            .await
-            .map_err(Error::internal)??;
-    let Some(generated) = generated else {
-        return serve_original().await;
-    };
-    let bytes = bytes::Bytes::from(generated.bytes);
-    let stored = services
-        .media
-        .write_stream(
-            futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) }),
-            u64::MAX,
-        )
-        .await?;
-    let thumbnail_meta = crate::service::media::ThumbnailMeta {
-        sha256: stored.sha256.clone(),
-        size: stored.size,
-        content_type: generated.content_type.to_owned(),
-        width: generated.width,
-        height: generated.height,
-    };
-    services
-        .media
-        .save_thumbnail(server, media_id, &spec, &thumbnail_meta)?;
-    let path = services.media.path_of(&stored.sha256);
+    let file = files::thumbnail_file(services, &server, media_id, wait_of(query), &request).await?;
     serve(
         Served {
-            path: &path,
-            size: stored.size,
-            content_type: Some(generated.content_type),
+            path: &file.path,
+            size: file.size,
+            content_type: file.content_type.as_deref(),
             filename: None,
         },
         headers,

@@ -3,6 +3,7 @@
 mod discovery;
 mod events;
 mod keys;
+mod media;
 mod membership;
 mod query;
 mod transactions;
@@ -11,7 +12,7 @@ use super::router::Routes;
 
 /// Registers the federation endpoints.
 pub fn routes(router: Routes) -> Routes {
-    router
+    media::routes(router)
         .ruma(discovery::server_keys)
         .ruma(discovery::server_version)
         .ruma(discovery::notary_query)

@@ -265,6 +265,57 @@ impl FederationClient {
         Ok(written)
     }
 
+    /// `GET path` on `server`, signed as `origin`: the successful response, its body unread
+    /// (media, streamed by the caller).
+    pub async fn get_signed_response(
+        &self,
+        server: &ServerName,
+        path: &str,
+        origin: &ServerName,
+        key_pair: &Ed25519KeyPair,
+    ) -> Result<reqwest::Response> {
+        let (authorization, _) = sign(&http::Method::GET, server, path, None, origin, key_pair)?;
+        self.response(http::Method::GET, server, path, Some(authorization), None)
+            .await
+    }
+
+    /// `GET path` on `server` without signing (the legacy media endpoint of older servers).
+    pub async fn get_unsigned_response(
+        &self,
+        server: &ServerName,
+        path: &str,
+    ) -> Result<reqwest::Response> {
+        self.response(http::Method::GET, server, path, None, None)
+            .await
+    }
+
+    /// `GET url` (where another server redirected us for media), through the same address
+    /// policy as every federation request.
+    pub async fn get_url(&self, url: &str) -> Result<reqwest::Response> {
+        let url = reqwest::Url::parse(url)
+            .map_err(|e| Error::Internal(format!("a media redirect to a bad URL: {e}")))?;
+        if !matches!(url.scheme(), "https" | "http") || self.policy.refuses_literal(&url) {
+            return Err(Error::forbidden(
+                "A media redirect to an address federation may not reach",
+            ));
+        }
+        let response = self
+            .well_known_http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                Error::Internal(format!("media redirect to {url}: {}", error_chain(&e)))
+            })?;
+        if !response.status().is_success() {
+            return Err(Error::Internal(format!(
+                "media redirect to {url} answered {}",
+                response.status()
+            )));
+        }
+        Ok(response)
+    }
+
     async fn get(
         &self,
         server: &ServerName,
@@ -350,6 +401,7 @@ impl FederationClient {
             (http::StatusCode::FORBIDDEN, Some("M_FORBIDDEN")) => Some(ErrorCode::Forbidden),
             (_, Some("M_INCOMPATIBLE_ROOM_VERSION")) => Some(ErrorCode::IncompatibleRoomVersion),
             (_, Some("M_UNABLE_TO_AUTHORISE_JOIN")) => Some(ErrorCode::UnableToAuthoriseJoin),
+            (http::StatusCode::NOT_FOUND, Some("M_UNRECOGNIZED")) => Some(ErrorCode::Unrecognized),
             _ => None,
         };
         Err(match code {

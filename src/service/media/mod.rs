@@ -5,8 +5,10 @@
 //! points at it, so a crash mid-upload leaves at most an orphaned temporary file, never a
 //! half-written file that something references.
 
+pub mod files;
 mod operator;
 pub mod preview;
+pub mod remote;
 pub mod thumbnail;
 
 use std::path::{Path, PathBuf};
@@ -82,6 +84,8 @@ pub struct Service {
     mediaidthumbnail_meta: Tree,
     /// Previews fetched recently, by URL (see [`preview`]).
     url_preview: Tree,
+    /// Other servers' media being fetched now (see [`remote`]).
+    in_flight: remote::InFlight,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -129,6 +133,7 @@ impl Service {
             useridmediaid_empty: engine.tree("useridmediaid_empty"),
             mediaidthumbnail_meta: engine.tree("mediaidthumbnail_meta"),
             url_preview: engine.tree("url_preview"),
+            in_flight: remote::InFlight::default(),
         })
     }
 
