@@ -1,4 +1,4 @@
-//! EDUs between two Conclave servers: typing notices and read receipts of each side's users
+//! EDUs between two Conclave servers: typing notices, read receipts and presence of each side's users
 //! reach the other side's clients through `/sync`; EDUs a server sends for users that are
 //! not its own, or not in the room, are dropped.
 
@@ -123,6 +123,38 @@ async fn typing_and_receipts_cross_servers_both_ways() {
         receipts[&message]["m.read"][&bob.user_id]["ts"].is_u64(),
         "{receipts}"
     );
+
+    // Alice's presence and status reach Bob's server: his sync shows it, and so does a
+    // presence query there.
+    expect_ok(
+        a.put(
+            &format!("/_matrix/client/v3/presence/{}/status", enc(&alice.user_id)),
+            alice.bearer(),
+            &json!({ "presence": "online", "status_msg": "in a meeting" }),
+        )
+        .await,
+    );
+    eventually(
+        "alice's presence in bob's sync",
+        || sync_now(&b, &bob),
+        |s| {
+            s["presence"]["events"].as_array().is_some_and(|events| {
+                events.iter().any(|e| {
+                    e["sender"] == alice.user_id.as_str()
+                        && e["content"]["status_msg"] == "in a meeting"
+                })
+            })
+        },
+    )
+    .await;
+    let presence = expect_ok(
+        b.get(
+            &format!("/_matrix/client/v3/presence/{}/status", enc(&alice.user_id)),
+            bob.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(presence["presence"], "online", "{presence}");
 
     // A server speaking for users that are not its own, or not in the room: dropped.
     let b_services = b.server().services();

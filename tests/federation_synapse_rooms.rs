@@ -1,7 +1,7 @@
 //! Rooms shared with a real Synapse (PyPI `matrix-synapse`, started by
 //! `tests/federation/synapse-peer.sh`), in both directions: a Conclave user joins a Synapse
 //! room by alias and a Synapse user joins a Conclave room; history from before each join
-//! backfilled; messages both ways; typing and read receipts both ways; invites both ways; a
+//! backfilled; messages both ways; typing, read receipts and presence both ways; invites both ways; a
 //! rotation of Conclave's signing key; a leave and a kick — each seen by the other side's client API.
 
 mod common;
@@ -295,6 +295,45 @@ async fn conclave_and_synapse_share_rooms_both_ways() {
             .get(&alice.user_id)
             .is_some()
     })
+    .await;
+
+    // Presence, both ways.
+    let since = sam.sync().await["next_batch"].as_str().unwrap().to_owned();
+    expect_ok(
+        ts.put(
+            &format!("/_matrix/client/v3/presence/{}/status", enc(&alice.user_id)),
+            alice.bearer(),
+            &json!({ "presence": "online", "status_msg": "at the plaza" }),
+        )
+        .await,
+    );
+    sam.sync_until("alice's presence at Synapse", &since, |s| {
+        s["presence"]["events"].as_array().is_some_and(|events| {
+            events.iter().any(|e| {
+                e["sender"] == alice.user_id.as_str()
+                    && e["content"]["status_msg"] == "at the plaza"
+            })
+        })
+    })
+    .await;
+    sam.ok(
+        Method::PUT,
+        &format!("/_matrix/client/v3/presence/{}/status", enc(&sam.user_id)),
+        Some(json!({ "presence": "online", "status_msg": "in the lounge" })),
+    )
+    .await;
+    eventually(
+        "sam's presence at Conclave",
+        || sync_now(&ts, &alice),
+        |s| {
+            s["presence"]["events"].as_array().is_some_and(|events| {
+                events.iter().any(|e| {
+                    e["sender"] == sam.user_id.as_str()
+                        && e["content"]["status_msg"] == "in the lounge"
+                })
+            })
+        },
+    )
     .await;
 
     // 3. Invites both ways: Alice invites Sam to a private room; Sam invites Alice.

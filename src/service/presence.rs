@@ -46,15 +46,38 @@ impl Service {
     }
 
     /// Sets the user's presence (and, if given, status message). `None` keeps the message.
+    /// Answers whether anything was written (a change, or activity not recorded for a while):
+    /// what other servers must hear.
     pub fn set(
         &self,
         user_id: &UserId,
         presence: &str,
         status_msg: Option<Option<String>>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
+        self.set_at(user_id, presence, status_msg, now_millis())
+    }
+
+    /// A remote user's presence as their server told it: active `last_active_ago` ms ago.
+    pub fn set_remote(
+        &self,
+        user_id: &UserId,
+        presence: &str,
+        status_msg: Option<String>,
+        last_active_ago: u64,
+    ) -> Result<bool> {
+        let at = now_millis().saturating_sub(last_active_ago);
+        self.set_at(user_id, presence, Some(status_msg), at)
+    }
+
+    fn set_at(
+        &self,
+        user_id: &UserId,
+        presence: &str,
+        status_msg: Option<Option<String>>,
+        now: u64,
+    ) -> Result<bool> {
         let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         let _writing = self.engine.begin_write();
-        let now = now_millis();
         let current: Option<StoredPresence> = self.userid_presence.get_json(user_id.as_bytes())?;
         let status = match status_msg {
             Some(status) => status,
@@ -65,7 +88,7 @@ impl Service {
             && current.status_msg == status
             && now.saturating_sub(current.last_active_ts) < ACTIVITY_WRITE_MS
         {
-            return Ok(());
+            return Ok(false);
         }
         let changed = current
             .as_ref()
@@ -97,7 +120,8 @@ impl Service {
             user_id.as_bytes(),
             &serde_json::to_vec(&stored)?,
         )?;
-        self.engine.write(batch)
+        self.engine.write(batch)?;
+        Ok(true)
     }
 
     /// The presence content clients see (`presence`, `last_active_ago`, ...), if ever set.

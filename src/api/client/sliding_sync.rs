@@ -22,7 +22,7 @@ pub async fn sync(services: Arc<Services>, request: Ruma<v5::Request>) -> Result
     if services.config.allow_presence {
         let state = body.set_presence.to_string();
         if state != "offline" {
-            services.presence.set(user_id, &state, None)?;
+            crate::service::federation::edus::set_presence(&services, user_id, &state, None)?;
         }
     }
     // Register for wake-ups before reading, so nothing written meanwhile is missed.

@@ -67,7 +67,7 @@ pub async fn sync(
     if services.config.allow_presence {
         let state = body.set_presence.to_string();
         if state != "offline" {
-            services.presence.set(user_id, &state, None)?;
+            crate::service::federation::edus::set_presence(&services, user_id, &state, None)?;
         }
     }
 
@@ -338,7 +338,13 @@ pub async fn get_presence(
 ) -> Result<RawJson> {
     let viewer = request.user()?;
     let user = &request.body.user_id;
-    if user.server_name() != services.server_name() || !services.users.exists(user)? {
+    // Another server's user: known here only as their server told us.
+    let known = if user.server_name() == services.server_name() {
+        services.users.exists(user)?
+    } else {
+        services.presence.get(user)?.is_some()
+    };
+    if !known {
         return Err(Error::not_found("Unknown user"));
     }
     if !services.config.allow_presence {
@@ -365,9 +371,12 @@ pub async fn set_presence(
         return Err(Error::forbidden("You can only set your own presence"));
     }
     if services.config.allow_presence {
-        services
-            .presence
-            .set(user, body.presence.as_ref(), Some(body.status_msg.clone()))?;
+        crate::service::federation::edus::set_presence(
+            &services,
+            user,
+            body.presence.as_ref(),
+            Some(body.status_msg.clone()),
+        )?;
     }
     Ok(ruma::api::client::presence::set_presence::v3::Response::new())
 }

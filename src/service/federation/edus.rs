@@ -82,6 +82,39 @@ pub fn send_receipt(
     Ok(())
 }
 
+/// Sets one of our users' presence; when that changed (or refreshed their activity), the
+/// servers sharing a room with them hear it (`m.presence`, only while `allow_presence`).
+pub fn set_presence(
+    services: &Services,
+    user: &UserId,
+    presence: &str,
+    status_msg: Option<Option<String>>,
+) -> Result<()> {
+    if !services.presence.set(user, presence, status_msg)? || !services.config.allow_federation {
+        return Ok(());
+    }
+    let partners = services.federation.partners();
+    let mut servers = std::collections::BTreeSet::new();
+    for room_id in services.rooms.rooms_with_membership(user, "join")? {
+        for server in services.rooms.remote_servers(&room_id)?.iter() {
+            if partners.allows(server) {
+                servers.insert(server.clone());
+            }
+        }
+    }
+    if servers.is_empty() {
+        return Ok(());
+    }
+    let Some(mut content) = services.presence.get(user)? else {
+        return Ok(());
+    };
+    content["user_id"] = json!(user);
+    let edu = json!({ "edu_type": "m.presence", "content": { "push": [content] } });
+    let servers: Vec<_> = servers.into_iter().collect();
+    services.sending.queue_edu(&servers, edu);
+    Ok(())
+}
+
 /// Sends to-device messages for other servers' users: one `m.direct_to_device` EDU per
 /// server, kept until that server acknowledges it. `messages` holds, per server, user ID →
 /// device ID (or `*`) → content.
@@ -127,6 +160,7 @@ pub fn receive_edus(services: &Services, origin: &ServerName, edus: &[Raw<Edu>])
             Some("m.typing") => receive_typing(services, origin, content),
             Some("m.receipt") => receive_receipts(services, origin, content),
             Some("m.direct_to_device") => receive_to_device(services, origin, content),
+            Some("m.presence") => receive_presence(services, origin, content),
             Some("m.device_list_update" | "m.signing_key_update") => {
                 receive_key_change(services, origin, content)
             }
@@ -300,4 +334,37 @@ fn receive_key_change(services: &Services, origin: &ServerName, content: &Value)
         &user,
         crate::service::keys::Changed::OnTheirServer,
     )
+}
+
+/// Remote users' presence, kept for those who share a room with one of our users.
+fn receive_presence(services: &Services, origin: &ServerName, content: &Value) -> Result<()> {
+    if !services.config.allow_presence {
+        return Ok(());
+    }
+    for update in content["push"].as_array().into_iter().flatten() {
+        let Some(user) = update["user_id"]
+            .as_str()
+            .and_then(|u| UserId::parse(u).ok())
+        else {
+            continue;
+        };
+        let Some(presence) = update["presence"]
+            .as_str()
+            .filter(|p| matches!(*p, "online" | "unavailable" | "offline"))
+        else {
+            continue;
+        };
+        if user.server_name() != origin
+            || services
+                .rooms
+                .rooms_with_membership(&user, "join")?
+                .is_empty()
+        {
+            continue;
+        }
+        let status = update["status_msg"].as_str().map(str::to_owned);
+        let ago = update["last_active_ago"].as_u64().unwrap_or(0);
+        services.presence.set_remote(&user, presence, status, ago)?;
+    }
+    Ok(())
 }
