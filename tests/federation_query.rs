@@ -1,7 +1,8 @@
 //! Signed requests both ways with a real Synapse: a Conclave user reads a Synapse user's
 //! profile (Conclave signs, Synapse checks with the keys it fetches from us) and a Synapse
 //! user reads a Conclave user's (Synapse signs, Conclave checks with Synapse's keys). An
-//! unsigned or forged request is refused with `401 M_UNAUTHORIZED`.
+//! unsigned or forged request is refused with `401 M_UNAUTHORIZED`. Aliases and public room
+//! directories are read both ways too.
 
 mod common;
 
@@ -151,6 +152,71 @@ async fn profiles_and_aliases_are_read_across_servers_both_ways() {
     .await;
     assert_eq!(answer["room_id"], ours, "{answer}");
     assert_eq!(answer["servers"], json!([CONCLAVE]), "{answer}");
+
+    // Room directories, both ways: each server's public rooms listed (and searched) through
+    // the other's client API.
+    let published = create_room(
+        &ts,
+        &alice,
+        json!({ "preset": "public_chat", "visibility": "public", "name": "Conclave Plaza" }),
+    )
+    .await;
+    let theirs: Value = json_of(
+        synapse_client
+            .post(format!(
+                "http://{SYNAPSE_IP}:8008/_matrix/client/v3/createRoom"
+            ))
+            .bearer_auth(&bob_token)
+            .json(&json!({ "preset": "public_chat", "visibility": "public", "name": "Synapse Square" })),
+    )
+    .await;
+    let their_public = theirs["room_id"].as_str().unwrap().to_owned();
+    let listed = expect_ok(
+        ts.post(
+            &format!("/_matrix/client/v3/publicRooms?server={}", enc(SYNAPSE)),
+            alice.bearer(),
+            &json!({ "filter": { "generic_search_term": "square" } }),
+        )
+        .await,
+    );
+    let chunk = listed["chunk"].as_array().unwrap();
+    assert!(
+        chunk.iter().any(|r| r["room_id"] == their_public.as_str()),
+        "{listed}"
+    );
+    let listed = expect_ok(
+        ts.get(
+            &format!("/_matrix/client/v3/publicRooms?server={}", enc(SYNAPSE)),
+            alice.bearer(),
+        )
+        .await,
+    );
+    assert!(
+        listed["chunk"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "Synapse Square"),
+        "{listed}"
+    );
+    let answer: Value = json_of(
+        synapse_client
+            .post(format!(
+                "http://{SYNAPSE_IP}:8008/_matrix/client/v3/publicRooms?server={}",
+                enc(CONCLAVE)
+            ))
+            .bearer_auth(&bob_token)
+            .json(&json!({ "filter": { "generic_search_term": "plaza" } })),
+    )
+    .await;
+    let chunk = answer["chunk"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert!(
+        chunk.iter().any(|r| r["room_id"] == published.as_str()),
+        "{answer}\n{}",
+        synapse.log_tail()
+    );
     synapse.stop().await;
     ts.shutdown().await;
 }

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod media;
 pub mod moderation;
 pub mod net;
+pub mod openid;
 pub mod presence;
 pub mod push;
 pub mod rate_limit;
@@ -44,6 +45,8 @@ pub struct Services {
     pub sending: federation::sender::Sender,
     /// Recent incoming transactions.
     pub inbound: federation::inbound::Inbound,
+    /// Tokens that prove a user to third parties (widgets, integrations).
+    pub openid: openid::Service,
     /// How fast, and how many at once, each other server's requests are taken.
     pub origin_limits: federation::origin_limits::OriginLimits,
     pub rooms: rooms::Service,
@@ -109,6 +112,7 @@ impl Services {
             federation,
             sending: federation::sender::Sender::new(&engine, services.clone()),
             inbound: federation::inbound::Inbound::default(),
+            openid: openid::Service::new(&engine),
             origin_limits: federation::origin_limits::OriginLimits::new(
                 config.federation.concurrent_requests,
             ),

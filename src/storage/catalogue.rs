@@ -50,6 +50,9 @@ pub const TREES: &[TreeSpec] = &[
     // (a to-device message, a device list update); removed once the server acknowledges
     // the transaction that carried it. Typing and receipts stay in memory instead.
     tree("servernamecount_edu", false),
+    // Key: SHA-256 of an OpenID token. Value: JSON `{"user_id", "expires_ms"}` (see
+    // `service::openid`; valid an hour, swept once many have expired).
+    tree("tokenhash_openid", true),
     // Key: UserId. Value: argon2id PHC string, or empty once the account is deactivated (the
     // entry stays so the user ID is never handed out again).
     tree("userid_password", true),

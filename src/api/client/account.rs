@@ -73,3 +73,26 @@ pub async fn third_party_ids(
     request.user()?;
     Ok(get_3pids::v3::Response::new(Vec::new()))
 }
+
+/// `POST /_matrix/client/v3/user/{userId}/openid/request_token`: a token a third party (a
+/// widget, an integration) can check with this server to learn who the user is.
+pub async fn request_openid_token(
+    services: Arc<Services>,
+    request: Ruma<ruma::api::client::account::request_openid_token::v3::Request>,
+) -> Result<ruma::api::client::account::request_openid_token::v3::Response> {
+    let user = request.user()?;
+    if request.body.user_id != user {
+        return Err(Error::forbidden(
+            "You can only request OpenID tokens for yourself",
+        ));
+    }
+    let token = services.openid.issue(user)?;
+    Ok(
+        ruma::api::client::account::request_openid_token::v3::Response::new(
+            token,
+            ruma::authentication::TokenType::Bearer,
+            services.server_name().to_owned(),
+            std::time::Duration::from_millis(crate::service::openid::TOKEN_LIFETIME_MS),
+        ),
+    )
+}

@@ -206,8 +206,9 @@ fn chunk(summary: &RoomSummary) -> Value {
     chunk
 }
 
-/// One page of the directory: rooms by member count, optionally filtered by a search term.
-fn directory_page(
+/// One page of the directory: rooms by member count, optionally filtered by a search term
+/// (for our clients, and for other servers asking over federation).
+pub(crate) fn directory_page(
     services: &Services,
     limit: Option<UInt>,
     since: Option<&str>,
@@ -265,13 +266,44 @@ fn directory_page(
     Ok(response)
 }
 
-fn ensure_this_server(services: &Services, server: Option<&ruma::ServerName>) -> Result<()> {
-    if server.is_some_and(|server| server != services.server_name()) {
+/// Another server's directory, for a client's `server` parameter: asked over federation.
+async fn remote_directory(
+    services: &Services,
+    server: &ruma::ServerName,
+    limit: Option<UInt>,
+    since: Option<&str>,
+    search: Option<&str>,
+) -> Result<RawJson> {
+    if !services.config.allow_federation {
         return Err(Error::forbidden(
-            "Other servers' directories need federation",
+            "Other servers' directories need federation, which is off on this server",
         ));
     }
-    Ok(())
+    let mut body = json!({});
+    if let Some(limit) = limit {
+        body["limit"] = json!(limit);
+    }
+    if let Some(since) = since {
+        body["since"] = json!(since);
+    }
+    if let Some(search) = search {
+        body["filter"] = json!({ "generic_search_term": search });
+    }
+    let answer = crate::service::federation::incoming::signed(
+        services,
+        http::Method::POST,
+        server,
+        "/_matrix/federation/v1/publicRooms",
+        Some(&body),
+        8 << 20,
+    )
+    .await?;
+    if !answer["chunk"].is_array() {
+        return Err(Error::Internal(format!(
+            "{server} answered a directory without a chunk"
+        )));
+    }
+    Ok(RawJson(answer))
 }
 
 pub async fn public_rooms(
@@ -279,7 +311,13 @@ pub async fn public_rooms(
     request: Ruma<get_public_rooms::v3::Request>,
 ) -> Result<RawJson> {
     let body = &request.body;
-    ensure_this_server(&services, body.server.as_deref())?;
+    if let Some(server) = body
+        .server
+        .as_deref()
+        .filter(|s| *s != services.server_name())
+    {
+        return remote_directory(&services, server, body.limit, body.since.as_deref(), None).await;
+    }
     Ok(RawJson(directory_page(
         &services,
         body.limit,
@@ -293,8 +331,15 @@ pub async fn public_rooms_filtered(
     request: Ruma<get_public_rooms_filtered::v3::Request>,
 ) -> Result<RawJson> {
     let body = &request.body;
-    ensure_this_server(&services, body.server.as_deref())?;
     let search = body.filter.generic_search_term.as_deref();
+    if let Some(server) = body
+        .server
+        .as_deref()
+        .filter(|s| *s != services.server_name())
+    {
+        return remote_directory(&services, server, body.limit, body.since.as_deref(), search)
+            .await;
+    }
     Ok(RawJson(directory_page(
         &services,
         body.limit,

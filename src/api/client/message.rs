@@ -399,36 +399,19 @@ pub async fn timestamp_to_event(
     let room_id = &body.room_id;
     let user = request.user()?;
     ensure_may_read(&services, user, room_id)?;
-    let target = u64::from(body.ts.get());
     let forwards = body.dir == Direction::Forward;
     let mut visibility = services.rooms.visibility(user, room_id)?;
-    // Walk the timeline from the end the direction starts at; stream order follows time
-    // closely enough for a room's own events.
-    let mut cursor = if forwards {
-        PduCount::MIN
-    } else {
-        services.rooms.latest_count(room_id)?
-    };
-    loop {
-        let start = if forwards { cursor } else { cursor.next() };
-        let batch = services
-            .rooms
-            .timeline_page(room_id, start, !forwards, 200)?;
-        if batch.is_empty() {
-            return Err(Error::not_found("No event found in that direction"));
-        }
-        for (count, json) in batch {
-            cursor = if forwards { count } else { count.prev() };
-            let pdu = PduEvent::from_json(&json)?;
-            let ts = u64::from(pdu.origin_server_ts.get());
-            let in_range = if forwards { ts >= target } else { ts <= target };
-            if in_range && visibility.can_see(&pdu.event_id)? {
-                return Ok(get_event_by_timestamp::v1::Response::new(
-                    pdu.event_id,
-                    pdu.origin_server_ts,
-                ));
-            }
-        }
+    match services.rooms.event_near(
+        room_id,
+        u64::from(body.ts.get()),
+        forwards,
+        |_, event_id| visibility.can_see(event_id),
+    )? {
+        Some(pdu) => Ok(get_event_by_timestamp::v1::Response::new(
+            pdu.event_id,
+            pdu.origin_server_ts,
+        )),
+        None => Err(Error::not_found("No event found in that direction")),
     }
 }
 

@@ -4,7 +4,7 @@ mod account;
 mod account_data;
 mod create_room;
 mod devices;
-mod directory;
+pub(crate) mod directory;
 mod discovery;
 mod key_backup;
 mod keys;
@@ -21,7 +21,7 @@ mod report;
 mod search;
 mod session;
 mod sliding_sync;
-mod spaces;
+pub(crate) mod spaces;
 mod state;
 mod sync;
 mod to_device;
@@ -43,6 +43,7 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(session::logout_all)
         .ruma(session::refresh)
         .ruma(session::whoami)
+        .ruma(account::request_openid_token)
         .ruma(account::change_password)
         .ruma(account::deactivate)
         .ruma(account::third_party_ids)

@@ -1,4 +1,5 @@
-//! Space hierarchies and room summaries for rooms on this server.
+//! Space hierarchies (children on other servers asked of them over federation, and ours
+//! answered to other servers) and room summaries.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,9 +17,73 @@ use crate::service::rooms::pdu::PduEvent;
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_DEPTH: u64 = 10;
+/// Most rooms of other servers asked about for one request.
+const MAX_REMOTE_ROOMS: usize = 20;
+
+/// The servers a child's `m.space.child` event names to reach it through.
+fn via_of(state: &Value) -> Vec<ruma::OwnedServerName> {
+    state["content"]["via"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|server| server.as_str())
+        .filter_map(|server| ruma::ServerName::parse(server).ok())
+        .collect()
+}
+
+/// A room this server is not in, as one of `via` describes it (`hierarchy` over federation):
+/// its summary and its children, or `None` when no server answers.
+async fn remote_room(
+    services: &Services,
+    room_id: &RoomId,
+    via: &[ruma::OwnedServerName],
+    suggested_only: bool,
+) -> Option<(Value, Vec<(OwnedRoomId, Value)>)> {
+    let path = format!(
+        "/_matrix/federation/v1/hierarchy/{}?suggested_only={suggested_only}",
+        crate::service::federation::incoming::utf8_percent_encode(room_id.as_str())
+    );
+    for server in via.iter().take(3) {
+        let answer = match crate::service::federation::incoming::signed(
+            services,
+            http::Method::GET,
+            server,
+            &path,
+            None,
+            4 << 20,
+        )
+        .await
+        {
+            Ok(answer) => answer,
+            Err(error) => {
+                tracing::info!(%server, %room_id, %error, "a space child's server did not describe it");
+                continue;
+            }
+        };
+        let mut room = answer["room"].clone();
+        if room["room_id"] != room_id.as_str() {
+            continue;
+        }
+        let children: Vec<(OwnedRoomId, Value)> = room["children_state"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|state| state["type"] == "m.space.child")
+            .filter_map(|state| {
+                let child = RoomId::parse(state["state_key"].as_str()?).ok()?;
+                Some((child, state.clone()))
+            })
+            .collect();
+        if let Some(object) = room.as_object_mut() {
+            object.remove("children_state");
+        }
+        return Some((room, children));
+    }
+    None
+}
 
 /// The `m.space.child` events of a room with a non-empty `via`, as stripped state.
-fn space_children(
+pub(crate) fn space_children(
     services: &Services,
     room_id: &RoomId,
     suggested_only: bool,
@@ -113,26 +178,40 @@ pub async fn hierarchy(
 
     // Depth-first over the space tree, children in the spec's order; `from` counts the rooms
     // already returned.
-    let mut stack = vec![(body.room_id.clone(), 0u64)];
+    let mut stack = vec![(body.room_id.clone(), 0u64, Vec::new())];
     let mut seen = HashSet::new();
     let mut position = 0usize;
     let mut out = Vec::new();
     let mut next_batch = None;
-    while let Some((room_id, depth)) = stack.pop() {
-        if !seen.insert(room_id.clone()) || !rooms.exists(&room_id)? {
+    let mut remote_budget = MAX_REMOTE_ROOMS;
+    while let Some((room_id, depth, via)) = stack.pop() {
+        if !seen.insert(room_id.clone()) {
             continue;
         }
-        let summary = rooms.summary(&room_id)?;
-        if !rooms.may_preview(user, &summary)? {
-            continue;
-        }
-        let children = space_children(&services, &room_id, body.suggested_only)?;
+        // A room of ours (or one we are in), or one asked of the servers its parent names.
+        let (mut chunk, children) = if rooms.exists(&room_id)? {
+            let summary = rooms.summary(&room_id)?;
+            if !rooms.may_preview(user, &summary)? {
+                continue;
+            }
+            let children = space_children(&services, &room_id, body.suggested_only)?;
+            (summary.to_json(), children)
+        } else {
+            if remote_budget == 0 || !services.config.allow_federation {
+                continue;
+            }
+            remote_budget -= 1;
+            match remote_room(&services, &room_id, &via, body.suggested_only).await {
+                Some(found) => found,
+                None => continue,
+            }
+        };
         if depth < max_depth {
             stack.extend(
                 children
                     .iter()
                     .rev()
-                    .map(|(child, _)| (child.clone(), depth + 1)),
+                    .map(|(child, state)| (child.clone(), depth + 1, via_of(state))),
             );
         }
         position += 1;
@@ -143,7 +222,6 @@ pub async fn hierarchy(
             next_batch = Some(format!("h{}", position - 1));
             break;
         }
-        let mut chunk = summary.to_json();
         chunk["children_state"] =
             Value::Array(children.into_iter().map(|(_, state)| state).collect());
         out.push(chunk);

@@ -221,3 +221,30 @@ pub async fn backfill(
         pdus,
     ))
 }
+
+/// `GET /_matrix/federation/v1/timestamp_to_event/{roomId}`: the event closest to a time in
+/// the given direction, among those the asking server may see.
+pub async fn timestamp_to_event(
+    services: Arc<Services>,
+    request: Ruma<ruma::api::federation::event::get_event_by_timestamp::v1::Request>,
+) -> Result<ruma::api::federation::event::get_event_by_timestamp::v1::Response> {
+    let origin = request.origin()?;
+    let body = &request.body;
+    ensure_may_ask(&services, origin, &body.room_id)?;
+    let mut visibility = services.rooms.server_visibility(origin, &body.room_id)?;
+    let forwards = body.dir == ruma::api::Direction::Forward;
+    match services.rooms.event_near(
+        &body.room_id,
+        u64::from(body.ts.get()),
+        forwards,
+        |_, event_id| visibility.can_see(event_id),
+    )? {
+        Some(pdu) => Ok(
+            ruma::api::federation::event::get_event_by_timestamp::v1::Response::new(
+                pdu.event_id,
+                pdu.origin_server_ts,
+            ),
+        ),
+        None => Err(Error::not_found("No event found in that direction")),
+    }
+}

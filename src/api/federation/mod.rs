@@ -6,6 +6,7 @@ mod keys;
 mod media;
 mod membership;
 mod query;
+mod spaces;
 mod transactions;
 
 use super::router::Routes;
@@ -19,6 +20,10 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(discovery::notary_query_batch)
         .ruma(query::profile)
         .ruma(query::directory)
+        .ruma(query::public_rooms)
+        .ruma(query::public_rooms_filtered)
+        .ruma(query::openid_userinfo)
+        .ruma(spaces::hierarchy)
         .ruma(transactions::send)
         .ruma(membership::make_join)
         .ruma(membership::send_join)
@@ -33,6 +38,7 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(events::event_auth)
         .ruma(events::missing_events)
         .ruma(events::backfill)
+        .ruma(events::timestamp_to_event)
         .ruma(keys::query)
         .ruma(keys::claim)
         .ruma(keys::devices)

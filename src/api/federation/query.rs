@@ -55,3 +55,52 @@ pub async fn directory(
     let servers = services.rooms.resident_servers(&room_id)?;
     Ok(get_room_information::v1::Response::new(room_id, servers))
 }
+
+/// `GET /_matrix/federation/v1/publicRooms`: our room directory, for another server's users.
+pub async fn public_rooms(
+    services: Arc<Services>,
+    request: Ruma<ruma::api::federation::directory::get_public_rooms::v1::Request>,
+) -> Result<crate::api::router::RawJson> {
+    let body = &request.body;
+    Ok(crate::api::router::RawJson(
+        crate::api::client::directory::directory_page(
+            &services,
+            body.limit,
+            body.since.as_deref(),
+            None,
+        )?,
+    ))
+}
+
+/// `POST /_matrix/federation/v1/publicRooms`: the same, with a search term.
+pub async fn public_rooms_filtered(
+    services: Arc<Services>,
+    request: Ruma<ruma::api::federation::directory::get_public_rooms_filtered::v1::Request>,
+) -> Result<crate::api::router::RawJson> {
+    let body = &request.body;
+    Ok(crate::api::router::RawJson(
+        crate::api::client::directory::directory_page(
+            &services,
+            body.limit,
+            body.since.as_deref(),
+            body.filter.generic_search_term.as_deref(),
+        )?,
+    ))
+}
+
+/// `GET /_matrix/federation/v1/openid/userinfo`: the user an OpenID token proves (asked by a
+/// third party, so not signed).
+pub async fn openid_userinfo(
+    services: Arc<Services>,
+    request: Ruma<ruma::api::federation::openid::get_openid_userinfo::v1::Request>,
+) -> Result<ruma::api::federation::openid::get_openid_userinfo::v1::Response> {
+    match services.openid.user_of(&request.body.access_token)? {
+        Some(user_id) => {
+            Ok(ruma::api::federation::openid::get_openid_userinfo::v1::Response::new(user_id))
+        }
+        None => Err(Error::new(
+            crate::error::ErrorCode::UnknownToken { soft_logout: false },
+            "Unknown or expired OpenID token",
+        )),
+    }
+}

@@ -127,4 +127,37 @@ impl Service {
             _ => Ok(None),
         }
     }
+
+    /// The first event at or after `ts` (`forwards`), or at or before it, that `may_see`
+    /// admits: what `timestamp_to_event` answers, for a client or another server. Stream
+    /// order follows time closely enough for a room's own events.
+    pub fn event_near(
+        &self,
+        room_id: &RoomId,
+        ts: u64,
+        forwards: bool,
+        mut may_see: impl FnMut(PduCount, &EventId) -> Result<bool>,
+    ) -> Result<Option<PduEvent>> {
+        let mut cursor = if forwards {
+            PduCount::MIN
+        } else {
+            self.latest_count(room_id)?
+        };
+        loop {
+            let start = if forwards { cursor } else { cursor.next() };
+            let batch = self.timeline_page(room_id, start, !forwards, 200)?;
+            if batch.is_empty() {
+                return Ok(None);
+            }
+            for (count, json) in batch {
+                cursor = if forwards { count } else { count.prev() };
+                let pdu = PduEvent::from_json(&json)?;
+                let at = u64::from(pdu.origin_server_ts.get());
+                let in_range = if forwards { at >= ts } else { at <= ts };
+                if in_range && may_see(count, &pdu.event_id)? {
+                    return Ok(Some(pdu));
+                }
+            }
+        }
+    }
 }
