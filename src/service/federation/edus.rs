@@ -93,6 +93,25 @@ pub fn set_presence(
     if !services.presence.set(user, presence, status_msg)? || !services.config.allow_federation {
         return Ok(());
     }
+    let servers = servers_sharing_rooms_with(services, user)?;
+    if servers.is_empty() {
+        return Ok(());
+    }
+    let Some(mut content) = services.presence.get(user)? else {
+        return Ok(());
+    };
+    content["user_id"] = json!(user);
+    let edu = json!({ "edu_type": "m.presence", "content": { "push": [content] } });
+    services.sending.queue_edu(&servers, edu);
+    Ok(())
+}
+
+/// The servers (other than ours, allowed by the policy) with a member in one of `user`'s
+/// joined rooms: those that must hear about the user's presence and keys.
+pub fn servers_sharing_rooms_with(
+    services: &Services,
+    user: &UserId,
+) -> Result<Vec<OwnedServerName>> {
     let partners = services.federation.partners();
     let mut servers = std::collections::BTreeSet::new();
     for room_id in services.rooms.rooms_with_membership(user, "join")? {
@@ -102,17 +121,7 @@ pub fn set_presence(
             }
         }
     }
-    if servers.is_empty() {
-        return Ok(());
-    }
-    let Some(mut content) = services.presence.get(user)? else {
-        return Ok(());
-    };
-    content["user_id"] = json!(user);
-    let edu = json!({ "edu_type": "m.presence", "content": { "push": [content] } });
-    let servers: Vec<_> = servers.into_iter().collect();
-    services.sending.queue_edu(&servers, edu);
-    Ok(())
+    Ok(servers.into_iter().collect())
 }
 
 /// Sends to-device messages for other servers' users: one `m.direct_to_device` EDU per

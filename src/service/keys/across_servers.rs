@@ -112,52 +112,75 @@ fn own_users(answer: &Value, field: &str, server: &OwnedServerName) -> Map<Strin
         .collect()
 }
 
+/// POSTs to each server its users' part of a request (`field` → that part) at `path`, in
+/// parallel within `timeout`: the servers' answers, and the failures as `failures` lists them.
+async fn ask_each_server<T: serde::Serialize>(
+    services: &Services,
+    users: BTreeMap<OwnedUserId, T>,
+    path: &str,
+    field: &str,
+    timeout: Duration,
+) -> (Vec<(OwnedServerName, Value)>, Map<String, Value>) {
+    let requests = by_server(users)
+        .into_iter()
+        .map(|(server, users)| async move {
+            let body = json!({ field: users });
+            let request = signed(
+                services,
+                http::Method::POST,
+                &server,
+                path,
+                Some(&body),
+                MAX_KEYS_ANSWER,
+            );
+            let answer = tokio::time::timeout(timeout, request).await;
+            (server, answer)
+        });
+    let mut answers = Vec::new();
+    let mut failures = Map::new();
+    for (server, answer) in futures_util::future::join_all(requests).await {
+        match answer {
+            Ok(Ok(answer)) => answers.push((server, answer)),
+            Ok(Err(error)) => {
+                tracing::info!(%server, %error, path, "a key request to another server failed");
+                failures.insert(server.to_string(), failure(&error));
+            }
+            Err(_) => {
+                failures.insert(server.to_string(), timed_out());
+            }
+        }
+    }
+    (answers, failures)
+}
+
 /// Asks each remote user's server for their keys (`user/keys/query`), in parallel.
 pub async fn query_remote(
     services: &Services,
     users: BTreeMap<OwnedUserId, Vec<OwnedDeviceId>>,
     timeout: Duration,
 ) -> RemoteKeys {
-    let requests = by_server(users)
-        .into_iter()
-        .map(|(server, users)| async move {
-            let body = json!({ "device_keys": users });
-            let answer = tokio::time::timeout(
-                timeout,
-                signed(
-                    services,
-                    http::Method::POST,
-                    &server,
-                    "/_matrix/federation/v1/user/keys/query",
-                    Some(&body),
-                    MAX_KEYS_ANSWER,
-                ),
-            )
-            .await;
-            (server, answer)
-        });
-    let mut found = RemoteKeys::default();
-    for (server, answer) in futures_util::future::join_all(requests).await {
-        match answer {
-            Ok(Ok(answer)) => {
-                found
-                    .device_keys
-                    .extend(own_users(&answer, "device_keys", &server));
-                found
-                    .master_keys
-                    .extend(own_users(&answer, "master_keys", &server));
-                found
-                    .self_signing_keys
-                    .extend(own_users(&answer, "self_signing_keys", &server));
-            }
-            Ok(Err(error)) => {
-                tracing::info!(%server, %error, "a key query to another server failed");
-                found.failures.insert(server.to_string(), failure(&error));
-            }
-            Err(_) => {
-                found.failures.insert(server.to_string(), timed_out());
-            }
-        }
+    let (answers, failures) = ask_each_server(
+        services,
+        users,
+        "/_matrix/federation/v1/user/keys/query",
+        "device_keys",
+        timeout,
+    )
+    .await;
+    let mut found = RemoteKeys {
+        failures,
+        ..RemoteKeys::default()
+    };
+    for (server, answer) in answers {
+        found
+            .device_keys
+            .extend(own_users(&answer, "device_keys", &server));
+        found
+            .master_keys
+            .extend(own_users(&answer, "master_keys", &server));
+        found
+            .self_signing_keys
+            .extend(own_users(&answer, "self_signing_keys", &server));
     }
     found
 }
@@ -169,37 +192,17 @@ pub async fn claim_remote(
     claims: BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, String>>,
     timeout: Duration,
 ) -> (Map<String, Value>, Map<String, Value>) {
-    let requests = by_server(claims)
-        .into_iter()
-        .map(|(server, claims)| async move {
-            let body = json!({ "one_time_keys": claims });
-            let answer = tokio::time::timeout(
-                timeout,
-                signed(
-                    services,
-                    http::Method::POST,
-                    &server,
-                    "/_matrix/federation/v1/user/keys/claim",
-                    Some(&body),
-                    MAX_KEYS_ANSWER,
-                ),
-            )
-            .await;
-            (server, answer)
-        });
+    let (answers, failures) = ask_each_server(
+        services,
+        claims,
+        "/_matrix/federation/v1/user/keys/claim",
+        "one_time_keys",
+        timeout,
+    )
+    .await;
     let mut claimed = Map::new();
-    let mut failures = Map::new();
-    for (server, answer) in futures_util::future::join_all(requests).await {
-        match answer {
-            Ok(Ok(answer)) => claimed.extend(own_users(&answer, "one_time_keys", &server)),
-            Ok(Err(error)) => {
-                tracing::info!(%server, %error, "a key claim to another server failed");
-                failures.insert(server.to_string(), failure(&error));
-            }
-            Err(_) => {
-                failures.insert(server.to_string(), timed_out());
-            }
-        }
+    for (server, answer) in answers {
+        claimed.extend(own_users(&answer, "one_time_keys", &server));
     }
     (claimed, failures)
 }

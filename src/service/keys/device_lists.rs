@@ -150,19 +150,10 @@ pub fn announce_change(services: &Services, user_id: &UserId, changed: Changed<'
 /// The EDUs of a change to one of our users' keys, queued for every server sharing a room
 /// with them. Each update stands alone (`prev_id` empty): the receiver applies it as it is.
 fn tell_other_servers(services: &Services, user_id: &UserId, changed: Changed<'_>) -> Result<()> {
-    let partners = services.federation.partners();
-    let mut servers = BTreeSet::new();
-    for room_id in services.rooms.rooms_with_membership(user_id, "join")? {
-        for server in services.rooms.remote_servers(&room_id)?.iter() {
-            if partners.allows(server) {
-                servers.insert(server.clone());
-            }
-        }
-    }
+    let servers = crate::service::federation::edus::servers_sharing_rooms_with(services, user_id)?;
     if servers.is_empty() {
         return Ok(());
     }
-    let servers: Vec<_> = servers.into_iter().collect();
     let device_update = |device_id: &DeviceId| -> Result<serde_json::Value> {
         let mut content = serde_json::json!({
             "user_id": user_id,
