@@ -1,6 +1,8 @@
 //! Federation benchmarks: a Conclave joining a room of 10,000 members on another Conclave
-//! (time, and the process's peak memory), and inbound transaction throughput (PDUs per
-//! second placed by the receiving server, into one room and into many).
+//! (time, and the process's peak memory), inbound transaction throughput (PDUs per second
+//! placed by the receiving server, into one room and into many), a local send's latency into
+//! rooms shared with 0, 1 and 20 other servers, and `/keys/query` for 100 remote users
+//! (`CONCLAVE_BENCH_ONLY=fanout` runs only the last two).
 //! Run with `cargo bench --bench federation`; figures go to docs/performance.md. Both servers
 //! run in this process, each on its own loopback address with a certificate made here.
 
@@ -144,6 +146,12 @@ async fn main() {
     let mut b = Server::start(config_b.clone()).await.unwrap();
     let (_, alice) = register(&a, "alice").await;
     let (_, bob) = register(&b, "bob").await;
+    if std::env::var("CONCLAVE_BENCH_ONLY").as_deref() == Ok("fanout") {
+        fanout(&a, &alice, &b).await;
+        a.shutdown().await;
+        b.shutdown().await;
+        return;
+    }
 
     // 1. Joining a room of 10,000 members.
     let room = call(
@@ -250,6 +258,119 @@ async fn main() {
             PDUS as f64 / elapsed.as_secs_f64()
         );
     }
+    fanout(&a, &alice, &b).await;
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// What federation costs a local sender: the latency of a message into a room shared with
+/// 0, 1 and 20 other servers (their members added in-process; the servers are addresses
+/// where nothing listens, so their queues back off in the background: the sender's cost is
+/// queueing, which is what is measured). Then a client's `/keys/query` for 100 users of
+/// another server (B), answered over federation.
+async fn fanout(a: &Server, alice: &str, b: &Server) {
+    for servers in [0usize, 1, 20] {
+        let room = call(
+            a,
+            reqwest::Method::POST,
+            "/_matrix/client/v3/createRoom",
+            Some(alice),
+            json!({ "preset": "public_chat" }),
+        )
+        .await["room_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let room_id = RoomId::parse(&room).unwrap();
+        let rooms = &a.services().rooms;
+        let guard = rooms.lock_room(&room_id).await;
+        for i in 0..servers {
+            let user = UserId::parse(format!("@far:127.0.0.{}:8448", 200 + i)).unwrap();
+            let builder = PduBuilder::state(
+                TimelineEventType::RoomMember,
+                user.as_str(),
+                json!({ "membership": "join" }),
+            );
+            rooms
+                .build_and_append(builder, &user, &room_id, &guard)
+                .unwrap();
+        }
+        guard.release().await;
+        let mut latencies = Vec::new();
+        for i in 0..300 {
+            let started = Instant::now();
+            call(
+                a,
+                reqwest::Method::PUT,
+                &format!(
+                    "/_matrix/client/v3/rooms/{}/send/m.room.message/f{servers}-{i}",
+                    room.replace('!', "%21")
+                ),
+                Some(alice),
+                json!({ "msgtype": "m.text", "body": format!("message {i}") }),
+            )
+            .await;
+            latencies.push(started.elapsed());
+        }
+        latencies.sort();
+        println!(
+            "send into a room shared with {servers} other servers: p50 {:.2} ms, p95 {:.2} ms",
+            latencies[latencies.len() / 2].as_secs_f64() * 1000.0,
+            latencies[latencies.len() * 95 / 100].as_secs_f64() * 1000.0,
+        );
+    }
+
+    let mut users = serde_json::Map::new();
+    for i in 0..100 {
+        let (user_id, _) = register(b, &format!("keyed{i}")).await;
+        let user = UserId::parse(&user_id).unwrap();
+        let devices = b.services().users.devices(&user).unwrap();
+        let (device_id, _) = devices.first().unwrap();
+        // Self-signed, as a client makes them.
+        let der = ruma::signatures::Ed25519KeyPair::generate();
+        let pair = ruma::signatures::Ed25519KeyPair::from_der(&der, device_id.to_string()).unwrap();
+        let ed25519 =
+            ruma::serde::Base64::<ruma::serde::base64::Standard>::new(pair.public_key().to_vec())
+                .encode();
+        let mut keys: ruma::CanonicalJsonObject = serde_json::from_value(json!({
+            "user_id": user, "device_id": device_id,
+            "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+            "keys": { format!("curve25519:{device_id}"): "Y3VydmUyNTUxOWtleWZvcmJlbmNobWFya2luZzAwMA",
+                      format!("ed25519:{device_id}"): ed25519 },
+        }))
+        .unwrap();
+        ruma::signatures::sign_json(user.as_str(), &pair, &mut keys).unwrap();
+        let keys = serde_json::to_value(keys).unwrap();
+        b.services()
+            .keys
+            .upload_device_keys(&user, device_id, &keys)
+            .unwrap();
+        users.insert(user_id, json!([]));
+    }
+    let query = json!({ "device_keys": users });
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let answer = call(
+            a,
+            reqwest::Method::POST,
+            "/_matrix/client/v3/keys/query",
+            Some(alice),
+            query.clone(),
+        )
+        .await;
+        times.push(started.elapsed());
+        assert_eq!(
+            answer["device_keys"].as_object().unwrap().len(),
+            100,
+            "{answer}"
+        );
+    }
+    let first = times[0];
+    times.sort();
+    println!(
+        "/keys/query for 100 users of another server: first {:.1} ms (key fetch included), p50 {:.1} ms",
+        first.as_secs_f64() * 1000.0,
+        times[times.len() / 2].as_secs_f64() * 1000.0,
+    );
 }
