@@ -1,7 +1,8 @@
 //! The partner policy and room server ACLs, with three Conclave servers sharing a room:
 //! a server denied by IT is cut off at once (its requests refused before any work, nothing
-//! sent to it, no invite to its users) and back once undenied; an allowlist admits only
-//! the servers on it; the policy survives a restart and every change is in the audit log.
+//! sent to it, no invite to its users, no join, key query or media download from it) and
+//! back once undenied; an allowlist admits only the servers on it; the policy survives a
+//! restart and every change is in the audit log.
 //! A room's `m.room.server_acl` refuses the banned server's events and requests.
 
 mod common;
@@ -87,6 +88,53 @@ async fn the_partner_policy_cuts_off_and_readmits_servers() {
         "{}",
         invite.1
     );
+    // Nothing else of C's gets through either: a join, a key query, a media download.
+    let other_room = create_room(&a, &alice, json!({ "preset": "public_chat" })).await;
+    let join = c
+        .post(
+            &format!(
+                "/_matrix/client/v3/join/{}?via={}",
+                enc(&other_room),
+                enc(A)
+            ),
+            carol.bearer(),
+            &json!({}),
+        )
+        .await;
+    assert_errcode(&join, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+    let keys = expect_ok(
+        c.post(
+            "/_matrix/client/v3/keys/query",
+            carol.bearer(),
+            &json!({ "device_keys": { alice.user_id.as_str(): [] } }),
+        )
+        .await,
+    );
+    assert!(keys["failures"].get(A).is_some(), "{keys}");
+    let mxc = expect_ok(
+        a.request_raw(
+            reqwest::Method::POST,
+            "/_matrix/media/v3/upload?filename=memo.txt",
+            alice.bearer(),
+            "text/plain",
+            b"for partners only".to_vec(),
+        )
+        .await,
+    )["content_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let media = c
+        .get(
+            &format!(
+                "/_matrix/client/v1/media/download/{}",
+                mxc.strip_prefix("mxc://").unwrap()
+            ),
+            carol.bearer(),
+        )
+        .await;
+    assert_eq!(media.0, StatusCode::FORBIDDEN, "{}", media.1);
+
     // Carol's message reaches Bob's server, not Alice's.
     send_text_id(&c, &carol, &room, "c1", "from the denied server").await;
     eventually(

@@ -64,7 +64,7 @@ pub async fn send(
     // A retried request was sent on the first time.
     if new && !remote.is_empty() {
         let event_type = body.event_type.to_string();
-        edus::send_to_device(&services, sender, &event_type, body.txn_id.as_str(), remote)?;
+        edus::send_to_device(&services, sender, &event_type, remote)?;
     }
     Ok(send_event_to_device::v3::Response::new())
 }

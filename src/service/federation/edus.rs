@@ -131,7 +131,6 @@ pub fn send_to_device(
     services: &Services,
     sender: &UserId,
     event_type: &str,
-    txn_id: &str,
     messages: std::collections::BTreeMap<OwnedServerName, serde_json::Map<String, Value>>,
 ) -> Result<()> {
     let partners = services.federation.partners();
@@ -140,8 +139,9 @@ pub fn send_to_device(
             tracing::info!(%server, "to-device messages for a server the policy excludes dropped");
             continue;
         }
-        // Unique per sender and request; the receiver drops a repeat.
-        let message_id = format!("{}{}", services.engine.next_count()?, txn_id.len());
+        // Unique (a stream position); the request's own repeats were dropped before this,
+        // and the receiver drops a repeat of the EDU.
+        let message_id = services.engine.next_count()?.to_string();
         let edu = json!({
             "edu_type": "m.direct_to_device",
             "content": {
