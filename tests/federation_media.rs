@@ -9,20 +9,6 @@ use common::federation::*;
 use common::*;
 use reqwest::StatusCode;
 
-fn png(width: u32, height: u32) -> Vec<u8> {
-    let image = image::RgbaImage::from_fn(width, height, |x, y| {
-        image::Rgba([(x % 256) as u8, (y % 256) as u8, 77, 255])
-    });
-    let mut bytes = Vec::new();
-    image::DynamicImage::ImageRgba8(image)
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .expect("encode PNG");
-    bytes
-}
-
 async fn upload(ts: &TestServer, who: &Session, bytes: Vec<u8>) -> String {
     let answer = expect_ok(
         ts.request_raw(

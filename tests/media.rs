@@ -64,20 +64,6 @@ fn pseudo_random_bytes(n: usize) -> Vec<u8> {
         .collect()
 }
 
-fn png(width: u32, height: u32) -> Vec<u8> {
-    let image = image::RgbaImage::from_fn(width, height, |x, y| {
-        image::Rgba([(x % 256) as u8, (y % 256) as u8, 128, 255])
-    });
-    let mut bytes = Vec::new();
-    image::DynamicImage::ImageRgba8(image)
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .expect("encode PNG");
-    bytes
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_then_download_gives_the_same_bytes_safely_served() {
     let ts = TestServer::start_open().await;

@@ -644,3 +644,18 @@ pub async fn run_nio(script: &str, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("unexpected output from {script} ({e}): {stdout}\n{stderr}"))
 }
+
+/// A PNG of `width`×`height` with a gradient, for media tests.
+pub fn png(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbaImage::from_fn(width, height, |x, y| {
+        image::Rgba([(x % 256) as u8, (y % 256) as u8, 128, 255])
+    });
+    let mut bytes = Vec::new();
+    image::DynamicImage::ImageRgba8(image)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .expect("encode PNG");
+    bytes
+}

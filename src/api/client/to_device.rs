@@ -52,14 +52,7 @@ pub async fn send(
         body.txn_id.as_str(),
         &body.event_type.to_string(),
         &messages,
-        |user_id| {
-            Ok(services
-                .users
-                .devices(user_id)?
-                .into_iter()
-                .map(|(device, _)| device)
-                .collect())
-        },
+        |user_id| services.users.device_ids(user_id),
     )?;
     // A retried request was sent on the first time.
     if new && !remote.is_empty() {

@@ -310,14 +310,7 @@ fn receive_to_device(services: &Services, origin: &ServerName, content: &Value) 
         message_id,
         event_type,
         &deliveries,
-        |user_id| {
-            Ok(services
-                .users
-                .devices(user_id)?
-                .into_iter()
-                .map(|(device, _)| device)
-                .collect())
-        },
+        |user_id| services.users.device_ids(user_id),
     )?;
     Ok(())
 }

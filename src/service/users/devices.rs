@@ -364,6 +364,15 @@ impl Service {
             .collect()
     }
 
+    /// The IDs of the user's devices (where a to-device message for `*` goes).
+    pub fn device_ids(&self, user_id: &UserId) -> Result<Vec<OwnedDeviceId>> {
+        Ok(self
+            .devices(user_id)?
+            .into_iter()
+            .map(|(device, _)| device)
+            .collect())
+    }
+
     pub fn set_device_display_name(
         &self,
         user_id: &UserId,
