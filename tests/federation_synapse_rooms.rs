@@ -13,83 +13,6 @@ use serde_json::{Value, json};
 const SYNAPSE_IP: &str = "127.0.0.64";
 const SYNAPSE: &str = "127.0.0.64:8448";
 
-/// A user of the Synapse peer, through its client API.
-struct SynapseUser {
-    http: reqwest::Client,
-    token: String,
-    user_id: String,
-}
-
-impl SynapseUser {
-    fn url(path: &str) -> String {
-        format!("http://{SYNAPSE_IP}:8008{path}")
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method, Self::url(path))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn ok(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let (status, value) = self.call(method, path, body).await;
-        assert_eq!(status, 200, "Synapse answered {status} to {path}: {value}");
-        value
-    }
-
-    async fn room_messages(&self, room_id: &str) -> Value {
-        self.call(
-            reqwest::Method::GET,
-            &format!(
-                "/_matrix/client/v3/rooms/{}/messages?dir=b&limit=50",
-                enc(room_id)
-            ),
-            None,
-        )
-        .await
-        .1
-    }
-
-    /// Follows Sam's sync from `since` (long-polling, as a client does: Synapse answers a
-    /// repeated identical sync from a cache) until a response passes `check`.
-    async fn sync_until(&self, what: &str, since: &str, check: impl Fn(&Value) -> bool) -> Value {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        let mut since = since.to_owned();
-        loop {
-            let (status, answer) = self
-                .call(
-                    reqwest::Method::GET,
-                    &format!("/_matrix/client/v3/sync?since={}&timeout=5000", enc(&since)),
-                    None,
-                )
-                .await;
-            assert_eq!(status, 200, "{answer}");
-            if check(&answer) {
-                return answer;
-            }
-            assert!(std::time::Instant::now() < deadline, "never saw {what}");
-            since = answer["next_batch"].as_str().unwrap().to_owned();
-        }
-    }
-
-    async fn sync(&self) -> Value {
-        self.call(
-            reqwest::Method::GET,
-            "/_matrix/client/v3/sync?timeout=0",
-            None,
-        )
-        .await
-        .1
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conclave_and_synapse_share_rooms_both_ways() {
     use reqwest::Method;
@@ -97,11 +20,7 @@ async fn conclave_and_synapse_share_rooms_both_ways() {
     let alice = ts.register_open("alice", "alice-password").await;
     let synapse = SynapsePeer::start(SYNAPSE_IP).await;
     let token = synapse.register(SYNAPSE_IP, "sam", "sam-password").await;
-    let sam = SynapseUser {
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        token,
-        user_id: format!("@sam:{SYNAPSE}"),
-    };
+    let sam = SynapseUser::new(SYNAPSE_IP, token, format!("@sam:{SYNAPSE}"));
 
     // 1. Alice (Conclave) joins Sam's Synapse room by its alias; messages both ways.
     let created = sam

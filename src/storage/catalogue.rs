@@ -246,6 +246,14 @@ pub const TREES: &[TreeSpec] = &[
     // Key: observer UserId, u64 count. Value: `c` (changed) or `l` (left) then a UserId: whose
     // devices or keys the observer must re-fetch or may forget (`device_lists`).
     tree("useridcount_devicelistchange", false),
+    // Key: remote UserId. Value: JSON {stream_id, devices: {DeviceId: keys}, master_key,
+    // self_signing_key}: a remote user's devices as their server last told us, kept while one
+    // of our users shares a room with them (`keys::remote_devices`).
+    tree("userid_remotedevicelist", true),
+    // Key: local UserId, ServerName (empty for "any"). Value: u64 big-endian: the stream ID
+    // of the user's last device update sent to that server (the next one's `prev_id`); with
+    // the empty name, the user's latest update (what `user/devices` answers).
+    tree("userserver_devicestreamid", true),
     // Key: UserId, DeviceId, u64 count. Value: JSON {sender, type, content}: a to-device
     // message waiting for the device; deleted once a sync acknowledges it.
     tree("userdevicecount_todevice", false),

@@ -5,7 +5,9 @@ With BOB_BASE_URL, Bob is on another server (federation): his keys, the room key
 his device and the encrypted messages all cross between the two servers.
 Alice creates a plain room and an encrypted room, inviting Bob; Bob joins both with nio's
 join() (which sends no request body); each sends a message in each room and reads the other's,
-the encrypted ones decrypted by nio (vodozemac, `matrix-nio[e2e]`).
+the encrypted ones decrypted by nio (vodozemac, `matrix-nio[e2e]`). Then Bob logs in on a
+new device, and Alice's next encrypted message must be decrypted there: the new device
+reached Alice's client and it shared the room key with it.
 Prints one JSON line with what each saw; exits non-zero on any failure.
 """
 
@@ -87,7 +89,7 @@ def has(seen, room, sender, body):
 async def main(base_url, alice_id, bob_id, password, store_dir, bob_base_url=None):
     alice = await new_client(base_url, alice_id, password, store_dir, "alice")
     bob = await new_client(bob_base_url or base_url, bob_id, password, store_dir, "bob")
-    alice_seen, bob_seen = [], []
+    alice_seen, bob_seen, bob2_seen = [], [], []
     try:
         await sync_once(alice, alice_seen)
         await sync_once(bob, bob_seen)
@@ -164,9 +166,38 @@ async def main(base_url, alice_id, bob_id, password, store_dir, bob_base_url=Non
             (alice, alice_seen),
         )
 
+        # Bob logs in on a new device: Alice's client hears of it (device_lists.changed, then
+        # a key query across the servers) and her next encrypted message reaches it too.
+        bob2 = await new_client(bob_base_url or base_url, bob_id, password, store_dir, "bob2")
+        try:
+            await sync_once(bob2, bob2_seen)
+            await until(
+                "Bob's new device, known to Alice",
+                lambda: bob2.device_id in alice.device_store[bob_id],
+                (alice, alice_seen),
+            )
+            expect(
+                await alice.room_send(
+                    secret,
+                    "m.room.message",
+                    {"msgtype": "m.text", "body": "secret for the new device"},
+                    ignore_unverified_devices=True,
+                ),
+                RoomSendResponse,
+                "Alice sending after Bob's new device",
+            )
+            await until(
+                "Alice's message decrypted by Bob's new device",
+                lambda: has(bob2_seen, secret, alice_id, "secret for the new device"),
+                (bob2, bob2_seen),
+            )
+        finally:
+            await bob2.close()
+
         print(
             json.dumps(
                 {
+                    "new_device_saw": bob2_seen,
                     "plain": plain,
                     "secret": secret,
                     "joined": joined,
@@ -178,7 +209,10 @@ async def main(base_url, alice_id, bob_id, password, store_dir, bob_base_url=Non
         )
         return 0
     except Failure as failure:
-        print(f"{failure}\nalice saw {alice_seen}\nbob saw {bob_seen}", file=sys.stderr)
+        print(
+            f"{failure}\nalice saw {alice_seen}\nbob saw {bob_seen}\nbob's new device saw {bob2_seen}",
+            file=sys.stderr,
+        )
         return 1
     finally:
         await alice.close()

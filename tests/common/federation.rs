@@ -156,6 +156,115 @@ impl SynapsePeer {
     }
 }
 
+/// A user of the Synapse peer, through its client API.
+pub struct SynapseUser {
+    http: reqwest::Client,
+    base: String,
+    pub token: String,
+    pub user_id: String,
+}
+
+impl SynapseUser {
+    /// The user of `token` on the Synapse peer at `ip`.
+    pub fn new(ip: &str, token: String, user_id: String) -> SynapseUser {
+        SynapseUser {
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            base: format!("http://{ip}:8008"),
+            token,
+            user_id,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub async fn ok(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let (status, value) = self.call(method, path, body).await;
+        assert_eq!(status, 200, "Synapse answered {status} to {path}: {value}");
+        value
+    }
+
+    pub async fn room_messages(&self, room_id: &str) -> serde_json::Value {
+        self.call(
+            reqwest::Method::GET,
+            &format!(
+                "/_matrix/client/v3/rooms/{}/messages?dir=b&limit=50",
+                super::enc(room_id)
+            ),
+            None,
+        )
+        .await
+        .1
+    }
+
+    /// Follows Sam's sync from `since` (long-polling, as a client does: Synapse answers a
+    /// repeated identical sync from a cache) until a response passes `check`.
+    pub async fn sync_until(
+        &self,
+        what: &str,
+        since: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut since = since.to_owned();
+        loop {
+            let (status, answer) = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!(
+                        "/_matrix/client/v3/sync?since={}&timeout=5000",
+                        super::enc(&since)
+                    ),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{answer}");
+            if check(&answer) {
+                return answer;
+            }
+            assert!(std::time::Instant::now() < deadline, "never saw {what}");
+            since = answer["next_batch"].as_str().unwrap().to_owned();
+        }
+    }
+
+    pub async fn sync(&self) -> serde_json::Value {
+        self.call(
+            reqwest::Method::GET,
+            "/_matrix/client/v3/sync?timeout=0",
+            None,
+        )
+        .await
+        .1
+    }
+}
+
 /// Waits (up to a minute: federation is asynchronous) until `check` finds what it looks for
 /// in the answers of `fetch`; fails with the last answer.
 pub async fn eventually<F, Fut>(

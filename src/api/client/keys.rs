@@ -95,7 +95,7 @@ pub async fn query(
             .body
             .timeout
             .unwrap_or(across_servers::DEFAULT_TIMEOUT);
-        let found = across_servers::query_remote(&services, remote, timeout).await;
+        let found = across_servers::query_remote(&services, viewer, remote, timeout).await?;
         device_keys.extend(found.device_keys);
         master_keys.extend(found.master_keys);
         self_signing_keys.extend(found.self_signing_keys);

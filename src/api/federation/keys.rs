@@ -75,6 +75,9 @@ pub async fn devices(
     if user_id.server_name() != services.server_name() || !services.users.exists(user_id)? {
         return Err(Error::not_found("No such user on this server"));
     }
+    // Read before the devices: an update made meanwhile has a later ID, so the asking server
+    // applies it on top of this answer rather than taking it as already included.
+    let stream_id = services.keys.latest_device_update(user_id)?;
     let found = local_user_keys(&services, user_id, &[], None)?;
     let devices: Vec<Value> = found
         .devices
@@ -92,8 +95,7 @@ pub async fn devices(
         .collect();
     let mut answer = json!({
         "user_id": user_id,
-        // Later device list updates carry larger stream IDs.
-        "stream_id": services.engine.current_count(),
+        "stream_id": stream_id.0,
         "devices": devices,
     });
     if let Some(master) = found.master {

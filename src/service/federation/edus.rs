@@ -4,6 +4,7 @@
 //! room, and the room's ACL admits the server) and applied through the same services as a
 //! local user's.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ruma::api::federation::transactions::edu::Edu;
@@ -158,7 +159,7 @@ pub fn send_to_device(
 
 /// Applies the EDUs of a transaction from `origin`; one that fails its checks is dropped
 /// (EDUs get no result in the answer).
-pub fn receive_edus(services: &Services, origin: &ServerName, edus: &[Raw<Edu>]) {
+pub fn receive_edus(services: &Arc<Services>, origin: &ServerName, edus: &[Raw<Edu>]) {
     for raw in edus {
         let Ok(edu) = serde_json::from_str::<Value>(raw.json().get()) else {
             tracing::info!(%origin, "an EDU that is not JSON");
@@ -170,9 +171,8 @@ pub fn receive_edus(services: &Services, origin: &ServerName, edus: &[Raw<Edu>])
             Some("m.receipt") => receive_receipts(services, origin, content),
             Some("m.direct_to_device") => receive_to_device(services, origin, content),
             Some("m.presence") => receive_presence(services, origin, content),
-            Some("m.device_list_update" | "m.signing_key_update") => {
-                receive_key_change(services, origin, content)
-            }
+            Some("m.device_list_update") => receive_device_update(services, origin, content),
+            Some("m.signing_key_update") => receive_signing_update(services, origin, content),
             _ => Ok(()),
         };
         if let Err(error) = result {
@@ -317,13 +317,52 @@ fn receive_to_device(services: &Services, origin: &ServerName, content: &Value) 
 
 /// A remote user's devices or cross-signing keys changed: our users who share a room with
 /// them hear it in `/sync` (`device_lists.changed`) and query the keys afresh.
-fn receive_key_change(services: &Services, origin: &ServerName, content: &Value) -> Result<()> {
+/// A remote user's device changed: applied to the list we hold of their devices, or, when
+/// it shows we missed an update, the list is fetched again (in the background) before our
+/// users are told to query their keys again.
+fn receive_device_update(
+    services: &Arc<Services>,
+    origin: &ServerName,
+    content: &Value,
+) -> Result<()> {
+    use crate::service::keys::remote_devices::{self, DeviceListUpdate, UpdateOutcome};
+    let Some(update) = DeviceListUpdate::parse(content) else {
+        return Err(crate::error::Error::bad_json(
+            "a device list update without user_id, device_id or stream_id",
+        ));
+    };
+    if update.user_id.server_name() != origin {
+        return Err(crate::error::Error::forbidden(
+            "the user is not one of the sending server's",
+        ));
+    }
+    let outcome = services.keys.apply_remote_device_update(&update)?;
+    tracing::debug!(user_id = %update.user_id, ?outcome, "remote device list update");
+    if outcome == UpdateOutcome::Gap && remote_devices::is_tracked(services, &update.user_id)? {
+        let services = Arc::clone(services);
+        tokio::spawn(async move {
+            remote_devices::refetch_after_gap(&services, &update.user_id).await;
+        });
+        return Ok(());
+    }
+    if outcome == UpdateOutcome::AlreadyKnown {
+        return Ok(());
+    }
+    crate::service::keys::announce_change(
+        services,
+        &update.user_id,
+        crate::service::keys::Changed::OnTheirServer,
+    )
+}
+
+/// A remote user's cross-signing keys changed.
+fn receive_signing_update(services: &Services, origin: &ServerName, content: &Value) -> Result<()> {
     let Some(user) = content["user_id"]
         .as_str()
         .and_then(|u| UserId::parse(u).ok())
     else {
         return Err(crate::error::Error::bad_json(
-            "a key update without user_id",
+            "a signing key update without user_id",
         ));
     };
     if user.server_name() != origin {
@@ -331,6 +370,7 @@ fn receive_key_change(services: &Services, origin: &ServerName, content: &Value)
             "the user is not one of the sending server's",
         ));
     }
+    services.keys.apply_remote_signing_update(&user, content)?;
     crate::service::keys::announce_change(
         services,
         &user,

@@ -72,6 +72,16 @@ pub async fn handle_transaction(
         return results;
     }
     services.sending.contacted(origin);
+    // To-device messages first: a room key sent with the message it decrypts must be there
+    // when a client's sync wakes up for the message.
+    let (to_device, other_edus): (Vec<_>, Vec<_>) = edus.iter().cloned().partition(|edu| {
+        edu.get_field::<String>("edu_type")
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("m.direct_to_device")
+    });
+    super::edus::receive_edus(services, origin, &to_device);
 
     // Grouped by room, in the order given.
     let mut by_room: HashMap<OwnedRoomId, Vec<ruma::CanonicalJsonObject>> = HashMap::new();
@@ -129,7 +139,7 @@ pub async fn handle_transaction(
         }
     }
     // After the PDUs: a receipt may name an event of this very transaction.
-    super::edus::receive_edus(services, origin, edus);
+    super::edus::receive_edus(services, origin, &other_edus);
     services.inbound.record(InboundTxn {
         origin: origin.to_owned(),
         txn_id: txn_id.to_owned(),

@@ -129,18 +129,32 @@ impl Sender {
     /// Queues an EDU that must not be lost (stored until `server` acknowledges it) for each
     /// of `servers`, and starts their workers.
     pub fn queue_persistent_edu(&self, servers: &[OwnedServerName], edu: &Value) -> Result<()> {
-        let json = serde_json::to_vec(edu).map_err(crate::error::Error::internal)?;
-        let mut batch = Batch::default();
-        for server in servers {
+        let edus = servers.iter().map(|server| (server.clone(), edu.clone()));
+        self.queue_persistent_edus(Batch::default(), edus)
+    }
+
+    /// Queues EDUs that must not be lost, each for its server, in one write with `batch`
+    /// (what the caller records alongside), and starts the servers' workers.
+    pub fn queue_persistent_edus(
+        &self,
+        mut batch: Batch,
+        edus: impl IntoIterator<Item = (OwnedServerName, Value)>,
+    ) -> Result<()> {
+        let mut servers = Vec::new();
+        for (server, edu) in edus {
+            let json = serde_json::to_vec(&edu).map_err(crate::error::Error::internal)?;
             let position = self.engine.next_count()?;
             batch.put(
                 &self.edu_queue,
                 &(server.as_str(), position).encode(),
                 &json,
             )?;
+            if !servers.contains(&server) {
+                servers.push(server);
+            }
         }
         self.engine.write(batch)?;
-        self.wake(servers);
+        self.wake(&servers);
         Ok(())
     }
 

@@ -9,6 +9,9 @@ use std::time::Duration;
 use ruma::{DeviceId, OwnedDeviceId, OwnedServerName, OwnedUserId, UserId};
 use serde_json::{Map, Value, json};
 
+use futures_util::StreamExt;
+
+use super::remote_devices::{self, RemoteDeviceList};
 use super::{KeyKind, with_display_name};
 use crate::error::Result;
 use crate::service::Services;
@@ -19,6 +22,8 @@ use crate::service::federation::incoming::signed;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest answer read from another server for keys.
 const MAX_KEYS_ANSWER: usize = 16 << 20;
+/// Remote users' device lists fetched at once for one query.
+const PARALLEL_FETCHES: usize = 8;
 
 /// A local user's published keys as `viewer` may see them.
 #[derive(Default)]
@@ -153,24 +158,61 @@ async fn ask_each_server<T: serde::Serialize>(
     (answers, failures)
 }
 
-/// Asks each remote user's server for their keys (`user/keys/query`), in parallel.
+/// Remote users' keys for `viewer`: from the lists we track (fetched first when we track a
+/// user but hold nothing yet), the others asked of their servers (`user/keys/query`); all in
+/// parallel within `timeout`.
 pub async fn query_remote(
     services: &Services,
+    viewer: &UserId,
     users: BTreeMap<OwnedUserId, Vec<OwnedDeviceId>>,
     timeout: Duration,
-) -> RemoteKeys {
-    let (answers, failures) = ask_each_server(
+) -> Result<RemoteKeys> {
+    let mut found = RemoteKeys::default();
+    let mut to_fetch = Vec::new();
+    let mut to_ask = BTreeMap::new();
+    for (user, wanted) in users {
+        if let Some(list) = services.keys.remote_device_list(&user)? {
+            add_held(services, &mut found, viewer, &user, &wanted, list)?;
+        } else if remote_devices::is_tracked(services, &user)? {
+            to_fetch.push((user, wanted));
+        } else {
+            to_ask.insert(user, wanted);
+        }
+    }
+    let fetches =
+        futures_util::stream::iter(to_fetch.into_iter().map(|(user, wanted)| async move {
+            let fetched =
+                tokio::time::timeout(timeout, remote_devices::fetch_device_list(services, &user))
+                    .await;
+            (user, wanted, fetched)
+        }))
+        .buffer_unordered(PARALLEL_FETCHES)
+        .collect::<Vec<_>>();
+    let asked = ask_each_server(
         services,
-        users,
+        to_ask,
         "/_matrix/federation/v1/user/keys/query",
         "device_keys",
         timeout,
-    )
-    .await;
-    let mut found = RemoteKeys {
-        failures,
-        ..RemoteKeys::default()
-    };
+    );
+    let (fetched, (answers, failures)) = tokio::join!(fetches, asked);
+    found.failures = failures;
+    for (user, wanted, list) in fetched {
+        match list {
+            Ok(Ok(list)) => add_held(services, &mut found, viewer, &user, &wanted, list)?,
+            Ok(Err(error)) => {
+                tracing::info!(%user, %error, "fetching a remote user's devices failed");
+                found
+                    .failures
+                    .insert(user.server_name().to_string(), failure(&error));
+            }
+            Err(_) => {
+                found
+                    .failures
+                    .insert(user.server_name().to_string(), timed_out());
+            }
+        }
+    }
     for (server, answer) in answers {
         found
             .device_keys
@@ -182,7 +224,37 @@ pub async fn query_remote(
             .self_signing_keys
             .extend(own_users(&answer, "self_signing_keys", &server));
     }
+    Ok(found)
+}
+
+/// Adds a tracked remote user's keys (the `wanted` devices, all when empty) to an answer; the
+/// master key carries the viewer's own signatures on it.
+fn add_held(
+    services: &Services,
+    found: &mut RemoteKeys,
+    viewer: &UserId,
+    user: &UserId,
+    wanted: &[OwnedDeviceId],
+    list: RemoteDeviceList,
+) -> Result<()> {
+    let devices: Map<String, Value> = list
+        .devices
+        .into_iter()
+        .filter(|(device, _)| wanted.is_empty() || wanted.iter().any(|w| w.as_str() == device))
+        .collect();
     found
+        .device_keys
+        .insert(user.to_string(), Value::Object(devices));
+    if let Some(mut master) = list.master_key {
+        services
+            .keys
+            .add_viewer_signatures(&mut master, user, viewer)?;
+        found.master_keys.insert(user.to_string(), master);
+    }
+    if let Some(key) = list.self_signing_key {
+        found.self_signing_keys.insert(user.to_string(), key);
+    }
+    Ok(())
 }
 
 /// Claims one-time keys of remote users' devices from their servers (`user/keys/claim`),

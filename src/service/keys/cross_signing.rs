@@ -71,14 +71,26 @@ impl Service {
         let Some(mut key) = self.cross_signing_key(user_id, KeyKind::Master)? else {
             return Ok(None);
         };
+        self.add_viewer_signatures(&mut key, user_id, viewer)?;
+        Ok(Some(key))
+    }
+
+    /// Adds to `user_id`'s master key the signatures `viewer` made on it (which only the
+    /// viewer is shown).
+    pub fn add_viewer_signatures(
+        &self,
+        master_key: &mut Value,
+        user_id: &UserId,
+        viewer: &UserId,
+    ) -> Result<()> {
         if viewer != user_id
             && let Some(signatures) = self
                 .targetsigner_signatures
                 .get_json::<Map<String, Value>>(&(user_id.as_str(), viewer.as_str()).encode())?
         {
-            merge_signatures(&mut key, viewer, &signatures);
+            merge_signatures(master_key, viewer, &signatures);
         }
-        Ok(Some(key))
+        Ok(())
     }
 
     /// Whether storing these keys replaces keys the user already has: only then must the
@@ -216,7 +228,14 @@ impl Service {
                 "No device or master key {key_id} of {target}"
             ))));
         }
-        let Some(master) = self.cross_signing_key(target, KeyKind::Master)? else {
+        // Another server's user: their master key as their server told us.
+        let master = match self.cross_signing_key(target, KeyKind::Master)? {
+            Some(master) => Some(master),
+            None => self
+                .remote_device_list(target)?
+                .and_then(|list| list.master_key),
+        };
+        let Some(master) = master else {
             return Ok(Err(SignatureFailure::not_found(format!(
                 "{target} has no master key"
             ))));

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ruma::{DeviceId, OwnedUserId, RoomId, UserId};
 
 use super::Service;
+use super::remote_devices::{self, DeviceListStreamId};
 use crate::error::Result;
 use crate::service::Services;
 use crate::storage::schema::decode_u64;
@@ -148,19 +149,12 @@ pub fn announce_change(services: &Services, user_id: &UserId, changed: Changed<'
 }
 
 /// The EDUs of a change to one of our users' keys, queued for every server sharing a room
-/// with them. Each update stands alone (`prev_id` empty): the receiver applies it as it is.
+/// with them. Each device update names, in `prev_id`, the last one sent to that server, so
+/// the server sees when it missed one (and refetches the list); the first names none.
 fn tell_other_servers(services: &Services, user_id: &UserId, changed: Changed<'_>) -> Result<()> {
     let servers = crate::service::federation::edus::servers_sharing_rooms_with(services, user_id)?;
-    if servers.is_empty() {
-        return Ok(());
-    }
     let device_update = |device_id: &DeviceId| -> Result<serde_json::Value> {
-        let mut content = serde_json::json!({
-            "user_id": user_id,
-            "device_id": device_id,
-            "stream_id": services.engine.next_count()?,
-            "prev_id": [],
-        });
+        let mut content = serde_json::json!({ "user_id": user_id, "device_id": device_id });
         let stored = services
             .users
             .devices(user_id)?
@@ -176,7 +170,7 @@ fn tell_other_servers(services: &Services, user_id: &UserId, changed: Changed<'_
             (Some(_), None) => {}
             (None, _) => content["deleted"] = serde_json::json!(true),
         }
-        Ok(serde_json::json!({ "edu_type": "m.device_list_update", "content": content }))
+        Ok(content)
     };
     let signing_update = || -> Result<serde_json::Value> {
         let mut content = serde_json::json!({ "user_id": user_id });
@@ -191,22 +185,46 @@ fn tell_other_servers(services: &Services, user_id: &UserId, changed: Changed<'_
         }
         Ok(serde_json::json!({ "edu_type": "m.signing_key_update", "content": content }))
     };
-    let mut edus = Vec::new();
-    match changed {
-        Changed::Device(device_id) => edus.push(device_update(device_id)?),
-        Changed::CrossSigningKeys => edus.push(signing_update()?),
+    let (devices, signing): (Vec<_>, bool) = match changed {
+        Changed::Device(device_id) => (vec![device_update(device_id)?], false),
+        Changed::CrossSigningKeys => (Vec::new(), true),
         Changed::Everything => {
+            let mut all = Vec::new();
             for (device_id, _) in services.users.devices(user_id)? {
-                edus.push(device_update(&device_id)?);
+                all.push(device_update(&device_id)?);
             }
-            edus.push(signing_update()?);
+            (all, true)
         }
-        Changed::OnTheirServer => {}
+        Changed::OnTheirServer => return Ok(()),
+    };
+
+    let keys = &services.keys;
+    let _in_order = keys.announce_lock.lock().unwrap_or_else(|e| e.into_inner());
+    let mut batch = Batch::default();
+    let mut edus = Vec::new();
+    let mut last_sent: BTreeMap<&str, Option<DeviceListStreamId>> = BTreeMap::new();
+    for server in &servers {
+        last_sent.insert(
+            server.as_str(),
+            keys.device_update_sent(user_id, server.as_str())?,
+        );
     }
-    for edu in &edus {
-        services.sending.queue_persistent_edu(&servers, edu)?;
+    for mut content in devices {
+        let stream_id = DeviceListStreamId(services.engine.next_count()?);
+        content["stream_id"] = serde_json::json!(stream_id.0);
+        for server in &servers {
+            let prev = last_sent.insert(server.as_str(), Some(stream_id)).flatten();
+            content["prev_id"] = serde_json::json!(prev.iter().map(|p| p.0).collect::<Vec<_>>());
+            let edu = serde_json::json!({ "edu_type": "m.device_list_update", "content": content });
+            edus.push((server.clone(), edu));
+        }
+        keys.record_device_update(&mut batch, user_id, stream_id, &servers)?;
     }
-    Ok(())
+    if signing {
+        let edu = signing_update()?;
+        edus.extend(servers.iter().map(|server| (server.clone(), edu.clone())));
+    }
+    services.sending.queue_persistent_edus(batch, edus)
 }
 
 /// Tells only the user's own devices that something about the user's keys changed (e.g. they
@@ -251,6 +269,14 @@ pub fn on_membership_change(
     keys.log_for(&parted, user_id, true)?;
     for other in &parted {
         keys.log_for([&user_id.to_owned()], other, true)?;
+    }
+    // Remote users none of ours shares a room with any more: their server stops telling us
+    // of their changes, so what we hold of their devices would go stale.
+    let server_name = services.server_name();
+    for user in parted.iter().chain([&user_id.to_owned()]) {
+        if user.server_name() != server_name && !remote_devices::is_tracked(services, user)? {
+            keys.forget_remote_device_list(user)?;
+        }
     }
     Ok(())
 }

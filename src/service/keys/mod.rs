@@ -7,6 +7,7 @@
 pub mod across_servers;
 mod cross_signing;
 mod device_lists;
+pub mod remote_devices;
 pub mod signed;
 
 use std::collections::BTreeMap;
@@ -34,6 +35,13 @@ pub struct Service {
     useridkind_crosssigningkey: Tree,
     targetsigner_signatures: Tree,
     useridcount_devicelistchange: Tree,
+    userid_remotedevicelist: Tree,
+    userserver_devicestreamid: Tree,
+    /// Remote users whose device list is being fetched.
+    remote_fetches: remote_devices::Fetches,
+    /// Serialises announcing our users' device changes, so each server gets them in the
+    /// order of their stream IDs, each naming the one before.
+    announce_lock: Mutex<()>,
     /// Serialises one-time key uploads and claims, so a key is handed out once, ever.
     one_time_key_lock: Mutex<()>,
 }
@@ -56,6 +64,10 @@ impl Service {
             useridkind_crosssigningkey: engine.tree("useridkind_crosssigningkey"),
             targetsigner_signatures: engine.tree("targetsigner_signatures"),
             useridcount_devicelistchange: engine.tree("useridcount_devicelistchange"),
+            userid_remotedevicelist: engine.tree("userid_remotedevicelist"),
+            userserver_devicestreamid: engine.tree("userserver_devicestreamid"),
+            remote_fetches: remote_devices::Fetches::default(),
+            announce_lock: Mutex::new(()),
             one_time_key_lock: Mutex::new(()),
         }
     }
