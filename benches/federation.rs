@@ -2,7 +2,7 @@
 //! (time, and the process's peak memory), inbound transaction throughput (PDUs per second
 //! placed by the receiving server, into one room and into many), a local send's latency into
 //! rooms shared with 0, 1 and 20 other servers, and `/keys/query` for 100 remote users
-//! (`CONCLAVE_BENCH_ONLY=fanout` runs only the last two).
+//! (sharing no room, and tracked; `CONCLAVE_BENCH_ONLY=fanout` runs only the last two).
 //! Run with `cargo bench --bench federation`; figures go to docs/performance.md. Both servers
 //! run in this process, each on its own loopback address with a certificate made here.
 
@@ -27,6 +27,21 @@ fn members() -> usize {
 }
 const PDUS: usize = 2_000;
 const ROOMS: usize = 20;
+
+/// CPU time this process used so far (user and system), from /proc (10 ms resolution).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: u64 = fields
+        .get(11..13)
+        .map(|both| both.iter().filter_map(|t| t.parse::<u64>().ok()).sum())
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
 
 fn memory_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -138,6 +153,9 @@ async fn until_placed(services: &Services, event_id: &str) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if std::env::var_os("CONCLAVE_BENCH_RECEIVERS").is_some() {
+        return serve_as_receivers().await;
+    }
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
     let config_a = config(dir_a.path(), 82);
@@ -263,12 +281,67 @@ async fn main() {
     b.shutdown().await;
 }
 
+/// Receivers for the fan-out figures: real Conclave servers on 127.0.0.200 and up.
+const RECEIVERS: u8 = 20;
+
+/// Runs the fan-out receivers in a child process of this benchmark pinned to the second core
+/// (the sender pinned to the first), so the sender's figures are its own costs and not the
+/// receivers' work on a shared core. Returns once they all listen; they stop with the child.
+fn start_receivers() -> std::process::Child {
+    use std::io::BufRead;
+    let _ = std::process::Command::new("taskset")
+        .args(["-a", "-cp", "0", &std::process::id().to_string()])
+        .stdout(std::process::Stdio::null())
+        .status();
+    let mut child = std::process::Command::new("taskset")
+        .args(["-c", "1"])
+        .arg(std::env::current_exe().unwrap())
+        .env("CONCLAVE_BENCH_RECEIVERS", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the receivers (taskset from util-linux)");
+    let mut ready = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready", "the receivers did not start");
+    child
+}
+
+/// The child of [`start_receivers`]: serves until its stdin closes.
+async fn serve_as_receivers() {
+    let mut receivers = Vec::new();
+    for i in 0..RECEIVERS {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(config(dir.path(), 200 + i)).await.unwrap();
+        receivers.push((server, dir));
+    }
+    println!("ready");
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut sink = String::new();
+        let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut sink);
+    })
+    .await;
+    for (receiver, _dir) in receivers {
+        receiver.shutdown().await;
+    }
+}
+
+/// The server name of fan-out receiver `i`.
+fn receiver_name(i: usize) -> String {
+    format!("127.0.0.{}:8448", 200 + i)
+}
+
 /// What federation costs a local sender: the latency of a message into a room shared with
-/// 0, 1 and 20 other servers (their members added in-process; the servers are addresses
-/// where nothing listens, so their queues back off in the background: the sender's cost is
-/// queueing, which is what is measured). Then a client's `/keys/query` for 100 users of
-/// another server (B), answered over federation.
+/// 0, 1 and 20 other servers, each a real Conclave receiving the transactions (in a child
+/// process on the other core; the members
+/// are added to the sender's room in-process; the receivers do not know the room, so they
+/// check each transaction's signature and answer it without storing its events), and how
+/// long after the first message every receiver had all of them. Then a client's
+/// `/keys/query` for 100 users of another server (B), answered over federation.
 async fn fanout(a: &Server, alice: &str, b: &Server) {
+    let mut receivers = start_receivers();
     for servers in [0usize, 1, 20] {
         let room = call(
             a,
@@ -284,8 +357,10 @@ async fn fanout(a: &Server, alice: &str, b: &Server) {
         let room_id = RoomId::parse(&room).unwrap();
         let rooms = &a.services().rooms;
         let guard = rooms.lock_room(&room_id).await;
+        let mut destinations = Vec::new();
         for i in 0..servers {
-            let user = UserId::parse(format!("@far:127.0.0.{}:8448", 200 + i)).unwrap();
+            let server = ruma::OwnedServerName::try_from(receiver_name(i)).unwrap();
+            let user = UserId::parse(format!("@far:{server}")).unwrap();
             let builder = PduBuilder::state(
                 TimelineEventType::RoomMember,
                 user.as_str(),
@@ -294,8 +369,21 @@ async fn fanout(a: &Server, alice: &str, b: &Server) {
             rooms
                 .build_and_append(builder, &user, &room_id, &guard)
                 .unwrap();
+            destinations.push(server);
         }
         guard.release().await;
+        let sending = &a.services().sending;
+        let delivered = || {
+            destinations
+                .iter()
+                .all(|server| sending.queued(server).unwrap() == 0)
+        };
+        // The member events reach the receivers first.
+        while !delivered() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let first = Instant::now();
+        let cpu_before = cpu_time();
         let mut latencies = Vec::new();
         for i in 0..300 {
             let started = Instant::now();
@@ -312,13 +400,24 @@ async fn fanout(a: &Server, alice: &str, b: &Server) {
             .await;
             latencies.push(started.elapsed());
         }
+        while !delivered() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let all_delivered = first.elapsed();
+        let cpu_per_message = (cpu_time() - cpu_before) / 300;
         latencies.sort();
         println!(
-            "send into a room shared with {servers} other servers: p50 {:.2} ms, p95 {:.2} ms",
+            "send into a room shared with {servers} other servers: p50 {:.2} ms, p95 {:.2} ms; \
+             sender CPU {:.2} ms per message (delivery included); \
+             all 300 at every server {:.2} s after the first",
             latencies[latencies.len() / 2].as_secs_f64() * 1000.0,
             latencies[latencies.len() * 95 / 100].as_secs_f64() * 1000.0,
+            cpu_per_message.as_secs_f64() * 1000.0,
+            all_delivered.as_secs_f64(),
         );
     }
+    drop(receivers.stdin.take());
+    let _ = receivers.wait();
 
     let mut users = serde_json::Map::new();
     for i in 0..100 {
@@ -348,29 +447,68 @@ async fn fanout(a: &Server, alice: &str, b: &Server) {
         users.insert(user_id, json!([]));
     }
     let query = json!({ "device_keys": users });
-    let mut times = Vec::new();
-    for _ in 0..20 {
-        let started = Instant::now();
-        let answer = call(
-            a,
-            reqwest::Method::POST,
-            "/_matrix/client/v3/keys/query",
-            Some(alice),
-            query.clone(),
-        )
-        .await;
-        times.push(started.elapsed());
-        assert_eq!(
-            answer["device_keys"].as_object().unwrap().len(),
-            100,
-            "{answer}"
-        );
-    }
-    let first = times[0];
-    times.sort();
+    let query_times = || async {
+        let mut times = Vec::new();
+        for _ in 0..20 {
+            let started = Instant::now();
+            let answer = call(
+                a,
+                reqwest::Method::POST,
+                "/_matrix/client/v3/keys/query",
+                Some(alice),
+                query.clone(),
+            )
+            .await;
+            times.push(started.elapsed());
+            assert_eq!(
+                answer["device_keys"].as_object().unwrap().len(),
+                100,
+                "{answer}"
+            );
+        }
+        let first = times[0];
+        times.sort();
+        (first, times[times.len() / 2])
+    };
+    let (first, p50) = query_times().await;
     println!(
-        "/keys/query for 100 users of another server: first {:.1} ms (key fetch included), p50 {:.1} ms",
+        "/keys/query for 100 users of another server sharing no room: first {:.1} ms (key fetch included), p50 {:.1} ms",
         first.as_secs_f64() * 1000.0,
-        times[times.len() / 2].as_secs_f64() * 1000.0,
+        p50.as_secs_f64() * 1000.0,
+    );
+
+    // The same users in a room with Alice: their lists are tracked, fetched by the first
+    // query (`user/devices`, one per user) and answered here afterwards.
+    let room = call(
+        a,
+        reqwest::Method::POST,
+        "/_matrix/client/v3/createRoom",
+        Some(alice),
+        json!({ "preset": "public_chat" }),
+    )
+    .await["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let room_id = RoomId::parse(&room).unwrap();
+    let rooms = &a.services().rooms;
+    let guard = rooms.lock_room(&room_id).await;
+    for user in users.keys() {
+        let user = UserId::parse(user).unwrap();
+        let builder = PduBuilder::state(
+            TimelineEventType::RoomMember,
+            user.as_str(),
+            json!({ "membership": "join" }),
+        );
+        rooms
+            .build_and_append(builder, &user, &room_id, &guard)
+            .unwrap();
+    }
+    guard.release().await;
+    let (first, p50) = query_times().await;
+    println!(
+        "/keys/query for 100 tracked users of another server: first {:.1} ms (100 lists fetched), p50 {:.1} ms",
+        first.as_secs_f64() * 1000.0,
+        p50.as_secs_f64() * 1000.0,
     );
 }

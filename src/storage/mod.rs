@@ -416,8 +416,36 @@ impl Tree {
 
     /// Entries whose key starts with `prefix`, in key order.
     pub fn scan_prefix<'a>(&'a self, prefix: Vec<u8>) -> impl Iterator<Item = Result<Entry>> + 'a {
-        self.iter_from(&prefix, Direction::Forward)
-            .take_while(move |item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
+        let from = prefix.clone();
+        self.scan_prefix_from(prefix, &from)
+    }
+
+    /// Entries whose key starts with `prefix`, from `from` on, in key order. The iterator is
+    /// bounded at the prefix's end: without the bound, RocksDB would step over every deleted
+    /// key after the prefix (a queue's acknowledged entries, not yet compacted away) looking
+    /// for the next live one.
+    pub fn scan_prefix_from<'a>(
+        &'a self,
+        prefix: Vec<u8>,
+        from: &[u8],
+    ) -> impl Iterator<Item = Result<Entry>> + use<'a> {
+        let iterator: Box<dyn Iterator<Item = Result<Entry>> + 'a> = match self.engine.cf(self.name)
+        {
+            Ok(cf) => {
+                let mut options = rocksdb::ReadOptions::default();
+                if let Some(end) = prefix_end(&prefix) {
+                    options.set_iterate_upper_bound(end);
+                }
+                Box::new(
+                    self.engine
+                        .db
+                        .iterator_cf_opt(cf, options, IteratorMode::From(from, Direction::Forward))
+                        .map(|item| item.map_err(Error::from)),
+                )
+            }
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        };
+        iterator.take_while(move |item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
     }
 
     /// Entries from `from` onwards in the given direction.
@@ -486,6 +514,19 @@ impl Batch {
     }
 }
 
+/// The first key after every key starting with `prefix`, if there is one (not when the
+/// prefix is all 0xFF bytes).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -498,6 +539,34 @@ mod tests {
             cache_capacity_bytes: 8 << 20,
             compression: true,
         })
+    }
+
+    #[test]
+    fn prefix_scans_stop_at_the_prefix_end() {
+        assert_eq!(prefix_end(&[1, 0xFF]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xFF, 0xFF]), None);
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(dir.path()).unwrap();
+        let queue = engine.tree("servernamecount_edu");
+        for (server, position) in [("a", 1u64), ("a", 2), ("a", 3), ("b", 1), ("b", 2)] {
+            queue.insert(&(server, position).encode(), b"x").unwrap();
+        }
+        queue.remove(&("a", 2u64).encode()).unwrap();
+        let positions = |server: &str, from: u64| -> Vec<u64> {
+            queue
+                .scan_prefix_from((server,).prefix(), &(server, from).encode())
+                .map(|entry| <(&str, u64)>::decode(&entry.unwrap().0).unwrap().1)
+                .collect()
+        };
+        assert_eq!(positions("a", 0), [1, 3]);
+        assert_eq!(positions("a", 2), [3]);
+        assert_eq!(positions("b", 0), [1, 2]);
+        assert_eq!(
+            queue
+                .scan_prefix((u8::MAX as char).to_string().into_bytes())
+                .count(),
+            0
+        );
     }
 
     #[test]

@@ -230,6 +230,32 @@ impl FederationClient {
             .await
     }
 
+    /// [`Self::send_signed`] with a body already in canonical JSON (an outgoing transaction):
+    /// signed as it is, without being parsed again.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_signed_canonical(
+        &self,
+        method: http::Method,
+        server: &ServerName,
+        path: &str,
+        canonical_body: String,
+        origin: &ServerName,
+        key_pair: &Ed25519KeyPair,
+        limit: usize,
+    ) -> Result<Value> {
+        let authorization =
+            sign_canonical(&method, server, path, &canonical_body, origin, key_pair)?;
+        self.request(
+            method,
+            server,
+            path,
+            Some(authorization),
+            Some(canonical_body.into_bytes()),
+            limit,
+        )
+        .await
+    }
+
     /// [`Self::send_signed`], the answer written to `file` rather than held in memory (a
     /// large room's state when joining): up to `limit` bytes; answers the bytes written.
     #[allow(clippy::too_many_arguments)]
@@ -432,6 +458,37 @@ fn sign(
     let input = XMatrixSigningInput::new(origin.to_owned(), server.to_owned(), key_pair);
     let x_matrix = XMatrix::sign_http_request(&unsigned, input).map_err(Error::internal)?;
     Ok((http::HeaderValue::from(&x_matrix), body.map(|_| bytes)))
+}
+
+/// The `X-Matrix` header of a request whose body is already canonical JSON: the signed
+/// object (`content`, `destination`, `method`, `origin`, `uri`, in canonical key order) is
+/// written around the body as it is.
+fn sign_canonical(
+    method: &http::Method,
+    server: &ServerName,
+    path: &str,
+    canonical_body: &str,
+    origin: &ServerName,
+    key_pair: &Ed25519KeyPair,
+) -> Result<http::HeaderValue> {
+    use ruma::signatures::KeyPair;
+    let string = |s: &str| serde_json::to_string(s).map_err(Error::internal);
+    let object = format!(
+        "{{\"content\":{canonical_body},\"destination\":{},\"method\":{},\"origin\":{},\"uri\":{}}}",
+        string(server.as_str())?,
+        string(method.as_str())?,
+        string(origin.as_str())?,
+        string(path)?,
+    );
+    let (key_id, signature) = key_pair.sign(object.as_bytes()).into_parts();
+    let key = ruma::OwnedServerSigningKeyId::try_from(key_id.as_str()).map_err(Error::internal)?;
+    let x_matrix = XMatrix::new(
+        origin.to_owned(),
+        server.to_owned(),
+        key,
+        ruma::serde::Base64::new(signature),
+    );
+    Ok(http::HeaderValue::from(&x_matrix))
 }
 
 fn fallback(host: &str) -> Destination {

@@ -12,5 +12,6 @@ pub mod origin_limits;
 pub mod partners;
 pub mod sender;
 pub mod state_answer;
+pub mod transaction;
 
 pub use client::FederationClient;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rocksdb::Direction;
 use ruma::{EventId, OwnedServerName, ServerName};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
@@ -48,6 +48,8 @@ pub struct Sender {
     services: Weak<Services>,
     engine: Arc<Engine>,
     destinations: Mutex<HashMap<OwnedServerName, Destination>>,
+    /// Recent events in their federation form, shared by the destinations' workers.
+    wire_pdus: super::transaction::WirePdus,
     workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -64,6 +66,19 @@ struct Destination {
     /// EDUs to send, oldest first. In memory only: they are ephemeral (typing, receipts).
     edus: std::collections::VecDeque<Value>,
     wake: Arc<Notify>,
+    /// Where the unsent part of each queue starts.
+    sent_below: SentBelow,
+}
+
+/// Queue positions below which everything was sent (of the PDU and the EDU queue), so a
+/// worker reads its queue from there rather than stepping again over every entry deleted
+/// since RocksDB last compacted (which made each read cost the whole recent history).
+/// Advanced only up to the engine's safe position: an entry with a lower position that a
+/// writer had not committed yet when the worker read the queue is still found later.
+#[derive(Default, Clone, Copy)]
+struct SentBelow {
+    pdus: u64,
+    edus: u64,
 }
 
 /// One destination as the admin command lists it.
@@ -85,6 +100,7 @@ impl Sender {
             services,
             engine: Arc::clone(engine),
             destinations: Mutex::new(HashMap::new()),
+            wire_pdus: super::transaction::WirePdus::default(),
             workers: Mutex::new(Vec::new()),
         }
     }
@@ -140,6 +156,9 @@ impl Sender {
         mut batch: Batch,
         edus: impl IntoIterator<Item = (OwnedServerName, Value)>,
     ) -> Result<()> {
+        // Positions taken here are committed before the safe position passes them, which the
+        // workers rely on (see `SentBelow`).
+        let _writing = self.engine.begin_write();
         let mut servers = Vec::new();
         for (server, edu) in edus {
             let json = serde_json::to_vec(&edu).map_err(crate::error::Error::internal)?;
@@ -159,13 +178,13 @@ impl Sender {
     }
 
     /// The stored EDUs for `server`'s next transaction: keys and EDUs, oldest first.
-    fn next_persistent_edus(&self, server: &ServerName) -> Result<Vec<(Vec<u8>, Value)>> {
+    fn next_persistent_edus(
+        &self,
+        server: &ServerName,
+        from: u64,
+    ) -> Result<Vec<(Vec<u8>, Value)>> {
         let mut edus = Vec::new();
-        for entry in self
-            .edu_queue
-            .scan_prefix((server.as_str(),).prefix())
-            .take(MAX_EDUS_PER_TXN)
-        {
+        for entry in queue_from(&self.edu_queue, server, from).take(MAX_EDUS_PER_TXN) {
             let (key, value) = entry?;
             match serde_json::from_slice(&value) {
                 Ok(edu) => edus.push((key.to_vec(), edu)),
@@ -311,7 +330,7 @@ impl Sender {
         for (server, destination) in destinations.iter() {
             list.push(DestinationStatus {
                 server: server.clone(),
-                queued: self.queued(server)?,
+                queued: self.queued_from(server, destination.sent_below.pdus)?,
                 failures: destination.failures,
                 retry_in: destination
                     .retry_at
@@ -326,22 +345,34 @@ impl Sender {
 
     /// Events queued for `server`.
     pub fn queued(&self, server: &ServerName) -> Result<usize> {
+        let from = self.sent_below(server).pdus;
+        self.queued_from(server, from)
+    }
+
+    fn queued_from(&self, server: &ServerName, from: u64) -> Result<usize> {
         let mut count = 0;
-        for entry in self.queue.scan_prefix((server.as_str(),).prefix()) {
+        for entry in queue_from(&self.queue, server, from) {
             entry?;
             count += 1;
         }
         Ok(count)
     }
 
+    fn sent_below(&self, server: &ServerName) -> SentBelow {
+        self.lock()
+            .get(server)
+            .map(|destination| destination.sent_below)
+            .unwrap_or_default()
+    }
+
     /// The next transaction's entries for `server`: keys and event IDs, oldest first.
-    fn next_batch(&self, server: &ServerName) -> Result<Vec<(Vec<u8>, ruma::OwnedEventId)>> {
+    fn next_batch(
+        &self,
+        server: &ServerName,
+        from: u64,
+    ) -> Result<Vec<(Vec<u8>, ruma::OwnedEventId)>> {
         let mut entries = Vec::new();
-        for entry in self
-            .queue
-            .scan_prefix((server.as_str(),).prefix())
-            .take(MAX_PDUS_PER_TXN)
-        {
+        for entry in queue_from(&self.queue, server, from).take(MAX_PDUS_PER_TXN) {
             let (key, value) = entry?;
             entries.push((key.to_vec(), crate::storage::decode_id(&value)?));
         }
@@ -476,7 +507,10 @@ async fn run(services: &Arc<Services>, server: &ServerName) {
             }
             return;
         }
-        let entries = match sender.next_batch(server) {
+        // Read before the queues: every entry at or below it is committed, so seen by them.
+        let safe = services.engine.safe_count();
+        let from = sender.sent_below(server);
+        let entries = match sender.next_batch(server, from.pdus) {
             Ok(entries) => entries,
             Err(error) => {
                 tracing::error!(%server, %error, "cannot read the federation queue");
@@ -484,7 +518,7 @@ async fn run(services: &Arc<Services>, server: &ServerName) {
                 continue;
             }
         };
-        let stored_edus = match sender.next_persistent_edus(server) {
+        let stored_edus = match sender.next_persistent_edus(server, from.edus) {
             Ok(edus) => edus,
             Err(error) => {
                 tracing::error!(%server, %error, "cannot read the federation EDU queue");
@@ -502,13 +536,13 @@ async fn run(services: &Arc<Services>, server: &ServerName) {
             let mut destinations = sender.lock();
             // Checked again under the lock: an event queued meanwhile found us running.
             if sender
-                .next_batch(server)
+                .next_batch(server, from.pdus)
                 .map(|e| e.is_empty())
                 .unwrap_or(false)
                 && let Some(destination) = destinations.get_mut(server)
                 && destination.edus.is_empty()
                 && sender
-                    .next_persistent_edus(server)
+                    .next_persistent_edus(server, from.edus)
                     .map(|e| e.is_empty())
                     .unwrap_or(false)
             {
@@ -525,11 +559,17 @@ async fn run(services: &Arc<Services>, server: &ServerName) {
             Ok(()) => {
                 let keys: Vec<Vec<u8>> = entries.into_iter().map(|(key, _)| key).collect();
                 let edu_keys: Vec<Vec<u8>> = stored_edus.into_iter().map(|(key, _)| key).collect();
-                if let Err(error) = sender.acknowledge(&keys, &edu_keys) {
+                let acknowledged = sender.acknowledge(&keys, &edu_keys);
+                if let Err(error) = &acknowledged {
                     tracing::error!(%server, %error, "cannot remove sent events from the queue");
                 }
                 let mut destinations = sender.lock();
                 if let Some(destination) = destinations.get_mut(server) {
+                    if acknowledged.is_ok() {
+                        let sent = &mut destination.sent_below;
+                        sent.pdus = sent.pdus.max(past_last(&keys, safe));
+                        sent.edus = sent.edus.max(past_last(&edu_keys, safe));
+                    }
                     destination.failures = 0;
                     destination.retry_at = None;
                     destination.last_success = Some(SystemTime::now());
@@ -543,6 +583,28 @@ async fn run(services: &Arc<Services>, server: &ServerName) {
             }
         }
     }
+}
+
+/// A queue's entries for `server` from position `from` on.
+fn queue_from<'a>(
+    tree: &'a Tree,
+    server: &ServerName,
+    from: u64,
+) -> impl Iterator<Item = Result<crate::storage::Entry>> + 'a {
+    tree.scan_prefix_from(
+        (server.as_str(),).prefix(),
+        &(server.as_str(), from).encode(),
+    )
+}
+
+/// The position after the last of `keys` (queue keys, in order), but at most one past `safe`:
+/// where the next read of the queue may start. 0 (the start) when there are none.
+fn past_last(keys: &[Vec<u8>], safe: u64) -> u64 {
+    keys.last()
+        .and_then(|last| <(&str, u64)>::decode(last).ok())
+        .map_or(0, |(_, position)| {
+            position.saturating_add(1).min(safe.saturating_add(1))
+        })
 }
 
 fn failed(sender: &Sender, server: &ServerName, error: String) {
@@ -568,22 +630,9 @@ async fn send_transaction(
 ) -> Result<()> {
     let mut pdus = Vec::with_capacity(entries.len());
     for (_, event_id) in entries {
-        let Some(json) = services.rooms.get_pdu_json(event_id)? else {
-            continue;
-        };
-        let room_id = crate::service::rooms::pdu::PduEvent::from_json(&json)?.room_id;
-        let rules = match &room_id {
-            Some(room_id) => services.rooms.rules(room_id)?,
-            None => continue,
-        };
-        let object = crate::service::rooms::wire::wire_object(&json, &rules)?;
-        pdus.push(Value::Object(
-            serde_json::to_value(object)
-                .map_err(crate::error::Error::internal)?
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-        ));
+        if let Some(wire) = services.sending.wire_pdus.get(services, event_id)? {
+            pdus.push(wire);
+        }
     }
     // PDUs alone: the queue positions, stable across retries and restarts. With EDUs, which
     // differ from one try to the next, a fresh number as well, so that the destination does
@@ -599,22 +648,25 @@ async fn send_transaction(
     if !edus.is_empty() {
         txn_id.push_str(&format!("e{}", services.engine.next_count()?));
     }
-    let body = json!({
-        "origin": services.server_name(),
-        "origin_server_ts": crate::service::now_millis(),
-        "pdus": pdus,
-        "edus": edus,
-    });
+    let body = super::transaction::body(
+        services.server_name().as_str(),
+        crate::service::now_millis(),
+        &pdus,
+        edus,
+    )?;
     let path = format!("/_matrix/federation/v1/send/{txn_id}");
-    let answer = super::incoming::signed(
-        services,
-        http::Method::PUT,
-        server,
-        &path,
-        Some(&body),
-        1 << 20,
-    )
-    .await?;
+    let answer = services
+        .federation
+        .send_signed_canonical(
+            http::Method::PUT,
+            server,
+            &path,
+            body,
+            services.server_name(),
+            &services.server_keys.key_pair(),
+            1 << 20,
+        )
+        .await?;
     if let Some(results) = answer["pdus"].as_object() {
         for (event_id, result) in results {
             if let Some(error) = result.get("error") {
