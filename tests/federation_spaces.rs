@@ -1,6 +1,7 @@
 //! A space whose rooms live on two Conclave servers: each side's `/hierarchy` lists the
 //! rooms of the other server, described by that server (`hierarchy` over federation); and
-//! `timestamp_to_event` answered to the other server.
+//! `timestamp_to_event` answered to the other server, and a client's asked of history its
+//! server fetches from the other.
 
 mod common;
 
@@ -105,6 +106,17 @@ async fn a_space_lists_rooms_of_both_servers_on_both_sides() {
         .expect("timestamp_to_event answered");
     assert_eq!(first["event_id"], format!("${}", &space[1..]), "{first}");
     assert!(first["origin_server_ts"].as_u64().unwrap() > 0, "{first}");
+
+    // Bob's client asks his server the same: it holds the space only from his join on, so it
+    // fetches the earlier history from Alice's server (backfill) and answers the same event.
+    let answer = expect_ok(
+        b.get(
+            &room_path(&space, "/timestamp_to_event?ts=0&dir=f").replace("/v3/", "/v1/"),
+            bob.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(answer["event_id"], first["event_id"], "{answer}");
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -36,13 +36,41 @@ async fn well_known_client_and_server() {
     assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
     let resp = ts.get("/.well-known/matrix/server", None).await;
     assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    let resp = ts.get("/.well-known/matrix/support", None).await;
+    assert_errcode(&resp, StatusCode::NOT_FOUND, "M_NOT_FOUND");
     ts.shutdown().await;
 
     let ts = TestServer::start_with(|cfg| {
         cfg.well_known.client = Some("https://matrix.example.com".into());
         cfg.well_known.server = Some("matrix.example.com:443".into());
+        cfg.well_known.support_contacts = vec![
+            conclave::config::SupportContact {
+                role: "m.role.admin".into(),
+                matrix_id: Some("@it:localhost".try_into().unwrap()),
+                email_address: Some("it@example.com".into()),
+            },
+            conclave::config::SupportContact {
+                role: "m.role.security".into(),
+                matrix_id: None,
+                email_address: Some("security@example.com".into()),
+            },
+        ];
+        cfg.well_known.support_page = Some("https://intranet.example.com/chat-help".into());
     })
     .await;
+    // Who to contact, as Element shows it when something goes wrong.
+    let support = expect_ok(ts.get("/.well-known/matrix/support", None).await);
+    assert_eq!(
+        support,
+        serde_json::json!({
+            "contacts": [
+                { "role": "m.role.admin", "matrix_id": "@it:localhost",
+                  "email_address": "it@example.com" },
+                { "role": "m.role.security", "email_address": "security@example.com" },
+            ],
+            "support_page": "https://intranet.example.com/chat-help",
+        })
+    );
     let client = expect_ok(ts.get("/.well-known/matrix/client", None).await);
     assert_eq!(
         client["m.homeserver"]["base_url"],

@@ -41,11 +41,6 @@ const CONDUIT_ONLY_KEYS: &[&str] = &[
     "proxy",
     "rocksdb_max_open_files",
     "tracing_flame",
-    "turn_password",
-    "turn_secret",
-    "turn_ttl",
-    "turn_uris",
-    "turn_username",
 ];
 
 /// Remembers which keys were set by environment variables, so an error can

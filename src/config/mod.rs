@@ -8,8 +8,12 @@
 
 mod federation;
 mod load;
+mod voip;
+mod well_known;
 
 pub use federation::FederationConfig;
+pub use voip::TurnConfig;
+pub use well_known::{SupportContact, WellKnown};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -22,7 +26,12 @@ use serde::{Deserialize, Serialize};
 pub const MIN_REQUEST_SIZE: u64 = 4096;
 
 /// Keys whose values must never be printed or echoed in errors.
-const SECRET_KEYS: &[&str] = &["registration_token", "registration_shared_secret"];
+const SECRET_KEYS: &[&str] = &[
+    "registration_token",
+    "registration_shared_secret",
+    "turn_secret",
+    "turn_password",
+];
 
 /// What secrets are replaced with in [`Config::to_masked_toml`].
 const REDACTED: &str = "<redacted>";
@@ -101,6 +110,9 @@ pub struct Config {
     pub media: MediaConfig,
     /// `[global.federation]`: the federation listener, its TLS, outgoing requests' limits.
     pub federation: FederationConfig,
+    /// TURN for calls (`turn_uris`, `turn_secret`, ...), at the top of `[global]`.
+    #[serde(flatten)]
+    pub turn: TurnConfig,
 }
 
 /// `[global.media]`.
@@ -187,18 +199,6 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
-/// `[global.well_known]`, as in Conduit.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct WellKnown {
-    /// Base URL clients should use (`/.well-known/matrix/client`). When unset that URL
-    /// answers 404: a guess would be wrong behind a reverse proxy.
-    pub client: Option<String>,
-    /// `host:port` other servers should connect to
-    /// (`/.well-known/matrix/server`).
-    pub server: Option<String>,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -237,6 +237,7 @@ impl Default for Config {
             max_upload_size: 50 * 1024 * 1024,
             media: MediaConfig::default(),
             federation: FederationConfig::default(),
+            turn: TurnConfig::default(),
         }
     }
 }
@@ -327,8 +328,14 @@ impl Config {
         if masked.registration_token.is_some() {
             masked.registration_token = Some(REDACTED.to_owned());
         }
-        if masked.registration_shared_secret.is_some() {
-            masked.registration_shared_secret = Some(REDACTED.to_owned());
+        for secret in [
+            &mut masked.registration_shared_secret,
+            &mut masked.turn.turn_secret,
+            &mut masked.turn.turn_password,
+        ] {
+            if secret.is_some() {
+                *secret = Some(REDACTED.to_owned());
+            }
         }
         match toml::to_string(&Document { global: &masked }) {
             Ok(text) => text,
@@ -483,6 +490,25 @@ impl Config {
                 format!("must be host or host:port (no scheme or path), got \"{server}\""),
             );
         }
+        for contact in &self.well_known.support_contacts {
+            if contact.matrix_id.is_none() && contact.email_address.is_none() {
+                return fail(
+                    "well_known.support_contacts",
+                    "each contact needs a matrix_id or an email_address".to_owned(),
+                );
+            }
+        }
+        if !self.turn.turn_uris.is_empty()
+            && self.turn.turn_secret.is_none()
+            && (self.turn.turn_username.is_none() || self.turn.turn_password.is_none())
+        {
+            return fail(
+                "turn_uris",
+                "needs turn_secret (coturn's static-auth-secret), or turn_username and \
+                 turn_password"
+                    .to_owned(),
+            );
+        }
         Ok(())
     }
 }
@@ -595,6 +621,38 @@ mod tests {
         );
         assert!(!all.contains("registration_token"), "{all}");
         assert_eq!(warnings.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn turn_and_support_keys_load_and_secrets_are_masked() {
+        let text = r#"
+            [global]
+            turn_uris = ["turn:turn.example.com:3478?transport=udp"]
+            turn_ttl = 600
+
+            [[global.well_known.support_contacts]]
+            email_address = "it@example.com"
+        "#;
+        let (config, warnings) =
+            Config::load_from(Some(text), env(&[("CONCLAVE_TURN_SECRET", "hush")])).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.turn.turn_uris.len(), 1);
+        assert_eq!(config.turn.turn_ttl, 600);
+        assert_eq!(config.turn.turn_secret.as_deref(), Some("hush"));
+        assert_eq!(config.well_known.support_contacts[0].role, "m.role.admin");
+        let shown = config.to_masked_toml();
+        assert!(
+            !shown.contains("hush") && shown.contains("turn_secret"),
+            "{shown}"
+        );
+        // TURN addresses without credentials, or a contact without an address, are refused.
+        let e = load_err("[global]\nturn_uris = [\"turn:t.example.com\"]", &[]);
+        assert!(e.contains("turn_uris"), "{e}");
+        let e = load_err(
+            "[global]\n[[global.well_known.support_contacts]]\nrole = \"m.role.admin\"",
+            &[],
+        );
+        assert!(e.contains("support_contacts"), "{e}");
     }
 
     #[test]

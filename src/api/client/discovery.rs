@@ -21,6 +21,11 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(capabilities)
         .on(Method::GET, "/.well-known/matrix/client", well_known_client)
         .on(Method::GET, "/.well-known/matrix/server", well_known_server)
+        .on(
+            Method::GET,
+            "/.well-known/matrix/support",
+            well_known_support,
+        )
 }
 
 /// Spec versions whose account and session APIs Conclave serves. Clients refuse servers that
@@ -80,6 +85,28 @@ async fn well_known_client(State(services): State<Arc<Services>>) -> Response {
         Some(base_url) => Json(json!({ "m.homeserver": { "base_url": base_url } })).into_response(),
         None => Error::not_found("No client base URL is configured").into_response(),
     }
+}
+
+/// Whom to contact about this server; 404 when nothing is configured, as the spec says.
+async fn well_known_support(State(services): State<Arc<Services>>) -> Response {
+    let known = &services.config.well_known;
+    if known.support_contacts.is_empty() && known.support_page.is_none() {
+        return Error::not_found("No support contacts are configured").into_response();
+    }
+    let mut answer = json!({ "contacts": known.support_contacts.iter().map(|contact| {
+        let mut entry = json!({ "role": contact.role });
+        if let Some(id) = &contact.matrix_id {
+            entry["matrix_id"] = json!(id);
+        }
+        if let Some(email) = &contact.email_address {
+            entry["email_address"] = json!(email);
+        }
+        entry
+    }).collect::<Vec<_>>() });
+    if let Some(page) = &known.support_page {
+        answer["support_page"] = json!(page);
+    }
+    Json(answer).into_response()
 }
 
 /// Delegation for federation; only served when configured, as a wrong answer is worse than none.

@@ -204,6 +204,8 @@ pub(crate) fn page(
 
 /// How long a client's `/messages` waits for history from another server.
 const BACKFILL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Pages of history (100 events each) `timestamp_to_event` asks other servers for, at most.
+const TIMESTAMP_BACKFILL_PAGES: usize = 10;
 
 pub async fn messages(
     services: Arc<Services>,
@@ -400,13 +402,45 @@ pub async fn timestamp_to_event(
     let user = request.user()?;
     ensure_may_read(&services, user, room_id)?;
     let forwards = body.dir == Direction::Forward;
-    let mut visibility = services.rooms.visibility(user, room_id)?;
-    match services.rooms.event_near(
-        room_id,
-        u64::from(body.ts.get()),
-        forwards,
-        |_, event_id| visibility.can_see(event_id),
-    )? {
+    let ts = u64::from(body.ts.get());
+    let near = || -> Result<Option<crate::service::rooms::pdu::PduEvent>> {
+        let mut visibility = services.rooms.visibility(user, room_id)?;
+        services
+            .rooms
+            .event_near(room_id, ts, forwards, |_, event_id| {
+                visibility.can_see(event_id)
+            })
+    };
+    let mut found = near()?;
+    // History from before the oldest event held (a room joined through another server) is
+    // asked of the room's other servers, a page at a time, while the answer may lie there.
+    let deadline = tokio::time::Instant::now() + BACKFILL_WAIT;
+    for _ in 0..TIMESTAMP_BACKFILL_PAGES {
+        let oldest = services.rooms.backfill_point(room_id)?;
+        let may_be_older = match (&found, &oldest) {
+            (_, None) => false,
+            (None, Some(_)) => !forwards,
+            (Some(pdu), Some((_, oldest))) => {
+                forwards
+                    && pdu.event_id == oldest.event_id
+                    && u64::from(pdu.origin_server_ts.get()) > ts
+            }
+        };
+        if !may_be_older {
+            break;
+        }
+        let page = crate::service::federation::backfill::backfill(&services, room_id, 100);
+        match tokio::time::timeout_at(deadline, page).await {
+            Ok(Ok(placed)) if placed > 0 => found = near()?,
+            Ok(Ok(_)) => break,
+            Ok(Err(error)) => {
+                tracing::info!(%room_id, %error, "backfill failed");
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    match found {
         Some(pdu) => Ok(get_event_by_timestamp::v1::Response::new(
             pdu.event_id,
             pdu.origin_server_ts,

@@ -27,12 +27,14 @@ mod sync;
 mod to_device;
 mod upgrade;
 mod user_directory;
+mod voip;
 
 use super::router::Routes;
 
 pub fn routes(router: Routes) -> Routes {
     let router = discovery::routes(router);
     let router = media::routes(router);
+    let router = voip::routes(router);
     router
         .ruma(register::register)
         .ruma(register::username_available)

@@ -55,9 +55,7 @@ pub async fn backfill(services: &Services, room_id: &RoomId, limit: usize) -> Re
                 continue;
             };
             match incoming::check_pdu(services, &rules, object).await {
-                Ok(checked) if checked.pdu.room_id.as_deref() == Some(room_id) => {
-                    events.push(checked)
-                }
+                Ok(checked) if belongs_to(&checked, room_id) => events.push(checked),
                 Ok(_) => {}
                 Err(error) => {
                     tracing::info!(%server, %error, "a backfilled event failed its checks")
@@ -111,4 +109,16 @@ pub async fn backfill(services: &Services, room_id: &RoomId, limit: usize) -> Re
         return Ok(placed);
     }
     Ok(0)
+}
+
+/// Whether a fetched event is of `room_id`. The create event of a room version 12 room names
+/// no room: the room's ID is made from the create event's.
+fn belongs_to(checked: &Checked, room_id: &RoomId) -> bool {
+    match checked.pdu.room_id.as_deref() {
+        Some(room) => room == room_id,
+        None => {
+            checked.pdu.kind == ruma::events::TimelineEventType::RoomCreate
+                && checked.pdu.event_id.as_str().get(1..) == room_id.as_str().get(1..)
+        }
+    }
 }
