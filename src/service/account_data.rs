@@ -18,14 +18,41 @@ pub struct Service {
     useridfilterid_filter: Tree,
     /// Makes read-modify-write of one user's entries (and the change log) atomic.
     write_lock: Mutex<()>,
-    /// Parsed push rules per user: every message is checked against each member's rules, and
-    /// parsing them (or building the defaults) per member per message dominated sending.
-    /// Dropped when the user's `m.push_rules` changes; cleared whole when it grows large.
-    push_rules_cache: Mutex<std::collections::HashMap<ruma::OwnedUserId, Arc<ruma::push::Ruleset>>>,
+    /// Parsed push rules and ignored users per user: every message is checked against each
+    /// member's rules (and whether they ignore the sender), and parsing them per member per
+    /// message dominated sending. Dropped when the user's `m.push_rules` or
+    /// `m.ignored_user_list` changes; cleared whole when it grows large.
+    settings_cache: Mutex<std::collections::HashMap<ruma::OwnedUserId, Arc<UserSettings>>>,
 }
 
-/// Users whose parsed push rules are kept (a few KiB each).
-const PUSH_RULES_CACHED: usize = 10_000;
+/// The users someone ignores. Their events are not shown to that user, except state events
+/// (so the room's name and members look the same to everyone), and neither are their invites.
+#[derive(Debug, Default, Clone)]
+pub struct IgnoredUsers(Arc<std::collections::HashSet<ruma::OwnedUserId>>);
+
+/// What is read of a user's account data for every message sent to them.
+pub struct UserSettings {
+    pub push_rules: ruma::push::Ruleset,
+    pub ignored: IgnoredUsers,
+}
+
+impl IgnoredUsers {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, user: &str) -> bool {
+        !self.0.is_empty() && ruma::UserId::parse(user).is_ok_and(|user| self.0.contains(&user))
+    }
+
+    /// Whether an event of `sender` is hidden: any but a state event.
+    pub fn hides(&self, sender: &str, is_state: bool) -> bool {
+        !is_state && self.contains(sender)
+    }
+}
+
+/// Users whose parsed settings are kept (a few KiB each).
+const SETTINGS_CACHED: usize = 10_000;
 
 impl Service {
     pub fn new(engine: &Arc<Engine>) -> Self {
@@ -35,7 +62,7 @@ impl Service {
             useridcount_accountdata: engine.tree("useridcount_accountdata"),
             useridfilterid_filter: engine.tree("useridfilterid_filter"),
             write_lock: Mutex::new(()),
-            push_rules_cache: Mutex::new(std::collections::HashMap::new()),
+            settings_cache: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -65,8 +92,8 @@ impl Service {
         content: &Value,
     ) -> Result<()> {
         let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
-        if kind == "m.push_rules" && room_id.is_none() {
-            self.push_rules_cache
+        if matches!(kind, "m.push_rules" | "m.ignored_user_list") && room_id.is_none() {
+            self.settings_cache
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(user_id);
@@ -130,29 +157,47 @@ impl Service {
             .watch_prefix(&(user_id.as_str(),).prefix())
     }
 
-    /// The user's push rules (the stored set, or the server defaults), parsed once and shared
-    /// until they change.
-    pub fn push_rules_shared(&self, user_id: &UserId) -> Result<Arc<ruma::push::Ruleset>> {
-        if let Some(rules) = self
-            .push_rules_cache
+    /// The users `user_id` ignores (`m.ignored_user_list`), as of now: read per request by
+    /// what hides their events, so a change takes effect at the next sync.
+    pub fn ignored_users(&self, user_id: &UserId) -> Result<IgnoredUsers> {
+        Ok(self.settings(user_id)?.ignored.clone())
+    }
+
+    /// The user's push rules (the stored set, or the server defaults) and whom they ignore,
+    /// parsed once and shared until they change.
+    pub fn settings(&self, user_id: &UserId) -> Result<Arc<UserSettings>> {
+        if let Some(settings) = self
+            .settings_cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(user_id)
         {
-            return Ok(Arc::clone(rules));
+            return Ok(Arc::clone(settings));
         }
         // Read under the write lock, so a concurrent change cannot be cached over.
         let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let rules = Arc::new(self.push_rules(user_id)?);
+        let mut ignored = std::collections::HashSet::new();
+        if let Some(content) = self.get(user_id, None, "m.ignored_user_list")? {
+            let users = content["ignored_users"].as_object().into_iter().flatten();
+            for (user, _) in users {
+                if let Ok(user) = ruma::UserId::parse(user.as_str()) {
+                    ignored.insert(user);
+                }
+            }
+        }
+        let settings = Arc::new(UserSettings {
+            push_rules: self.push_rules(user_id)?,
+            ignored: IgnoredUsers(Arc::new(ignored)),
+        });
         let mut cache = self
-            .push_rules_cache
+            .settings_cache
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= PUSH_RULES_CACHED {
+        if cache.len() >= SETTINGS_CACHED {
             cache.clear();
         }
-        cache.insert(user_id.to_owned(), Arc::clone(&rules));
-        Ok(rules)
+        cache.insert(user_id.to_owned(), Arc::clone(&settings));
+        Ok(settings)
     }
 
     pub fn push_rules(&self, user_id: &UserId) -> Result<ruma::push::Ruleset> {

@@ -138,9 +138,17 @@ impl Service {
         let ts = now_millis();
         let mut batch = Batch::default();
         for user in recipients {
-            let ruleset = services.account_data.push_rules_shared(user)?;
+            let settings = services.account_data.settings(user)?;
+            // Nothing of someone a user ignores counts for them, except state events.
+            if settings
+                .ignored
+                .hides(pdu.sender.as_str(), pdu.state_key.is_some())
+            {
+                continue;
+            }
+            let ruleset = &settings.push_rules;
             // The member event is read only for rules that need the display name.
-            let display_name = if uses_display_name(&ruleset) {
+            let display_name = if uses_display_name(ruleset) {
                 rooms
                     .current_state_event(room_id, "m.room.member", user.as_str())?
                     .and_then(|member| {
@@ -156,7 +164,7 @@ impl Service {
             };
             context.user_id = user.clone();
             context.user_display_name = display_name;
-            let Some(actions) = first_match(&ruleset, &flattened, &context) else {
+            let Some(actions) = first_match(ruleset, &flattened, &context) else {
                 continue;
             };
             if !actions.iter().any(Action::should_notify) {

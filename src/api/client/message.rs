@@ -171,6 +171,10 @@ pub(crate) fn page(
     let mut visibility = user
         .map(|user| services.rooms.visibility(user, room_id))
         .transpose()?;
+    let ignored = match user {
+        Some(user) => services.account_data.ignored_users(user)?,
+        None => Default::default(),
+    };
     let mut events = Vec::new();
     let mut cursor = from;
     loop {
@@ -191,7 +195,8 @@ pub(crate) fn page(
                 Some(visibility) => visibility.can_see_at(count, &pdu.event_id)?,
                 None => true,
             };
-            if filter.is_some_and(|f| !passes(f, &pdu)) || !visible {
+            let hidden = ignored.hides(pdu.sender.as_str(), pdu.state_key.is_some());
+            if filter.is_some_and(|f| !passes(f, &pdu)) || hidden || !visible {
                 continue;
             }
             events.push((count, json));

@@ -61,6 +61,7 @@ pub async fn sync(
         since_to_device,
         full_state: body.full_state,
         filter,
+        ignored: services.account_data.ignored_users(user_id)?,
     };
     let timeout = body.timeout.unwrap_or_default().min(MAX_TIMEOUT);
     // Syncing marks the user active unless the client says otherwise.

@@ -269,6 +269,9 @@ pub struct EventHead<'a> {
     pub sender: Cow<'a, str>,
     #[serde(rename = "type", borrow)]
     pub kind: Cow<'a, str>,
+    /// Present on state events only.
+    #[serde(default, borrow)]
+    pub state_key: Option<Cow<'a, str>>,
 }
 
 impl<'a> EventHead<'a> {

@@ -17,6 +17,8 @@ pub struct Context {
     user_id: OwnedUserId,
     /// Rooms the user's `m.direct` account data lists.
     direct: HashSet<OwnedRoomId>,
+    /// Users whose invites (and events) the user does not see.
+    ignored: crate::service::account_data::IgnoredUsers,
 }
 
 impl Context {
@@ -36,6 +38,7 @@ impl Context {
         Ok(Context {
             user_id: user_id.to_owned(),
             direct,
+            ignored: services.account_data.ignored_users(user_id)?,
         })
     }
 
@@ -49,6 +52,21 @@ impl Context {
         Ok(self
             .membership(services, room_id)?
             .is_some_and(|m| LISTED.contains(&m.as_str())))
+    }
+
+    pub fn ignored(&self) -> &crate::service::account_data::IgnoredUsers {
+        &self.ignored
+    }
+
+    /// Whether the room is an invite from someone the user ignores (not listed).
+    fn hidden_invite(&self, services: &Services, room: &ListedRoom) -> Result<bool> {
+        Ok(room.membership == "invite"
+            && crate::service::sync::invited_by_ignored(
+                services,
+                &room.room_id,
+                &self.user_id,
+                &self.ignored,
+            )?)
     }
 
     pub fn is_dm(&self, room_id: &RoomId) -> bool {
@@ -104,6 +122,9 @@ impl Context {
             {
                 continue;
             }
+            if self.hidden_invite(services, &room)? {
+                continue;
+            }
             if last.is_some_and(|last| matched <= last) {
                 head.push(room.room_id);
             }
@@ -126,6 +147,10 @@ impl Context {
         services: &Services,
         filters: Option<&ListFilters>,
     ) -> Result<Option<usize>> {
+        // Hidden invites are not in the counters: every room is looked at instead.
+        if !self.ignored.is_empty() {
+            return Ok(None);
+        }
         let memberships: &[&str] = match filters {
             None => &LISTED,
             Some(f)

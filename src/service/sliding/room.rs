@@ -67,6 +67,11 @@ pub fn room(
 ) -> Result<Option<Value>> {
     let rooms = &services.rooms;
     let stamp = lists::bump_stamp(services, room_id, user_id)?;
+    if membership == "invite"
+        && crate::service::sync::invited_by_ignored(services, room_id, user_id, context.ignored())?
+    {
+        return Ok(None);
+    }
     if membership == "invite" || membership == "knock" {
         let at = lists::member_position(services, room_id, user_id).unwrap_or(0);
         if sent_up_to.is_some_and(|sent| at <= sent) {
@@ -121,6 +126,7 @@ pub fn room(
             since_to_device: None,
             full_state: false,
             filter,
+            ignored: context.ignored().clone(),
         };
         let window = joined::timeline_window(
             services,

@@ -79,7 +79,8 @@ pub(crate) fn timeline_window(
                     .as_ref()
                     .is_none_or(|s| s.iter().any(|s| s.as_str() == sender))
                 && !filter.not_senders.iter().any(|s| s.as_str() == sender);
-            if !wanted || !visibility.can_see_at(count, &head.event_id()?)? {
+            let ignored = request.ignored.hides(sender, head.state_key.is_some());
+            if !wanted || ignored || !visibility.can_see_at(count, &head.event_id()?)? {
                 continue;
             }
             if events.len() == limit {

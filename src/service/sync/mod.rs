@@ -34,6 +34,8 @@ pub struct SyncRequest<'a> {
     pub since_to_device: Option<u64>,
     pub full_state: bool,
     pub filter: FilterDefinition,
+    /// Whose events and invites are not shown (`m.ignored_user_list`).
+    pub ignored: crate::service::account_data::IgnoredUsers,
 }
 
 /// A /sync answer and whether it carries anything new (an empty one may wait for changes).
@@ -128,6 +130,8 @@ pub fn sync_once(services: &Services, request: &SyncRequest<'_>) -> Result<SyncR
                 if let Some(room) = room {
                     join.push((key(room_id), room));
                 }
+            }
+            Some("invite") if invited_by_ignored(services, room_id, user_id, &request.ignored)? => {
             }
             Some("invite") => {
                 invite.push((
@@ -336,10 +340,12 @@ pub(crate) fn global_account_data(
         struct Global<'a> {
             global: &'a ruma::push::Ruleset,
         }
-        let rules = services.account_data.push_rules_shared(user_id)?;
+        let settings = services.account_data.settings(user_id)?;
         let event = PushRules {
             kind: "m.push_rules",
-            content: Global { global: &rules },
+            content: Global {
+                global: &settings.push_rules,
+            },
         };
         events.push(Json::Raw(serde_json::value::to_raw_value(&event)?));
     }
@@ -468,6 +474,27 @@ pub(crate) fn stripped_state(
         }
     }
     Ok(events)
+}
+
+/// Whether the user's invite to the room comes from someone they ignore: such invites are
+/// not shown (the spec's "Ignoring Users").
+pub(crate) fn invited_by_ignored(
+    services: &Services,
+    room_id: &RoomId,
+    user_id: &UserId,
+    ignored: &crate::service::account_data::IgnoredUsers,
+) -> Result<bool> {
+    if ignored.is_empty() {
+        return Ok(false);
+    }
+    let rooms = &services.rooms;
+    if let Some(member) = rooms.current_state_event(room_id, "m.room.member", user_id.as_str())? {
+        return Ok(ignored.contains(member.sender.as_str()));
+    }
+    Ok(rooms
+        .remote_invite(user_id, room_id)?
+        .and_then(|invite| invite.event["sender"].as_str().map(|s| ignored.contains(s)))
+        .unwrap_or(false))
 }
 
 /// Groups events by room for the per-room account data of a sync.
