@@ -11,6 +11,7 @@ pub mod net;
 pub mod openid;
 pub mod presence;
 pub mod push;
+pub mod pushers;
 pub mod rate_limit;
 pub mod receipts;
 pub mod reports;
@@ -53,6 +54,8 @@ pub struct Services {
     pub typing: typing::Service,
     pub receipts: receipts::Service,
     pub push: push::Service,
+    /// Where users' devices want notifications sent.
+    pub pushers: pushers::Service,
     pub presence: presence::Service,
     pub lazy_members: sync::lazy::Service,
     pub keys: keys::Service,
@@ -119,6 +122,7 @@ impl Services {
             typing: typing::Service::new(&engine),
             receipts: receipts::Service::new(&engine),
             push: push::Service::new(&engine),
+            pushers: pushers::Service::new(&engine),
             presence: presence::Service::new(&engine),
             lazy_members: sync::lazy::Service::new(&engine),
             keys: keys::Service::new(&engine),
@@ -170,6 +174,7 @@ impl Services {
         self.lazy_members.forget_device(user_id, device_id)?;
         self.keys.remove_device(user_id, device_id)?;
         self.to_device.remove_device(user_id, device_id)?;
+        self.pushers.remove_for_device(user_id, device_id)?;
         self.sliding.forget_device(user_id, device_id);
         if had_keys {
             keys::announce_change(self, user_id, keys::Changed::Device(device_id))?;

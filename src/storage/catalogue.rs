@@ -226,6 +226,12 @@ pub const TREES: &[TreeSpec] = &[
     tree("useridroomidcount_notification", false),
     // Key: UserId, u64 count. Value: JSON {room_id, event_id, actions, ts} for /notifications.
     tree("useridcount_notification", false),
+    // Key: UserId, app ID, push key. Value: JSON {pusher, device_id, pushkey_ts}: where the
+    // user's device wants notifications sent (`service::pushers`).
+    tree("useridpushkey_pusher", true),
+    // Key: app ID, push key, UserId. Value: empty. Who holds a push key, so registering it
+    // without `append` takes it from other users.
+    tree("apppushkey_userid", false),
     // Key: RoomId, alias. Value: empty. Local aliases of a room.
     tree("roomid_alias", false),
     // --- End-to-end encryption. Key: UserId, DeviceId. Value: the device's identity keys

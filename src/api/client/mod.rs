@@ -14,6 +14,7 @@ mod membership;
 pub mod message;
 mod profile;
 mod push_rules;
+mod pushers;
 mod redact;
 mod register;
 mod relations;
@@ -67,6 +68,8 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(account_data::delete_tag)
         .ruma(account_data::create_filter)
         .ruma(account_data::get_filter)
+        .ruma(pushers::get)
+        .ruma(pushers::set)
         .ruma(push_rules::get_all)
         .ruma(push_rules::get_global)
         .ruma(push_rules::get_rule)

@@ -211,6 +211,8 @@ user_path_endpoint!(
     "/_synapse/admin/v1/users/{user_id}/joined_rooms"
 );
 
+user_path_endpoint!(pushers, GET, "/_synapse/admin/v1/users/{user_id}/pushers");
+
 pub mod send_server_notice {
     use super::*;
 

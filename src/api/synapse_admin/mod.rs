@@ -28,6 +28,7 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(users::whois)
         .ruma(users::spec_whois)
         .ruma(users::joined_rooms)
+        .ruma(users::pushers)
         .ruma(users::send_server_notice)
         .ruma(reports::list)
         .ruma(reports::get)

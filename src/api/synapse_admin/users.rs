@@ -423,6 +423,21 @@ pub async fn joined_rooms(
     ))
 }
 
+/// A user's pushers, as Synapse lists them (the client API's fields).
+pub async fn pushers(services: Arc<Services>, request: Ruma<pushers::Request>) -> Result<RawJson> {
+    require_admin(&services, &request)?;
+    local_account(&services, &request.body.user_id)?;
+    let pushers: Vec<serde_json::Value> = services
+        .pushers
+        .pushers(&request.body.user_id)?
+        .into_iter()
+        .map(|stored| serde_json::to_value(stored.pusher))
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(RawJson(
+        json!({ "total": pushers.len(), "pushers": pushers }),
+    ))
+}
+
 pub async fn send_server_notice(
     services: Arc<Services>,
     request: Ruma<send_server_notice::Request>,
