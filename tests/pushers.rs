@@ -1,7 +1,7 @@
 //! Pushers (`/pushers`, `/pushers/set`): registered as Element and Element X register them,
 //! listed back with every field, replaced or shared by push key as the spec's `append` says,
 //! deleted with `kind: null`, removed with the device that registered them, and listed by
-//! the admin API. (Delivery to the push gateway is not built yet.)
+//! the admin API; and notifications delivered to a real HTTP push gateway on loopback.
 
 mod common;
 
@@ -153,5 +153,164 @@ async fn pushers_are_registered_listed_replaced_and_removed_with_their_device() 
             .await,
     );
     assert_eq!(pushkeys(&ts, &laptop).await, ["key-laptop"]);
+    ts.shutdown().await;
+}
+
+/// A push gateway on loopback: records each `/_matrix/push/v1/notify` request, and answers
+/// the push key as `rejected` once told to.
+#[derive(Clone, Default)]
+struct Gateway {
+    received: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    reject: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Gateway {
+    async fn start(&self) -> String {
+        let gateway = self.clone();
+        let app = axum::Router::new().route(
+            "/_matrix/push/v1/notify",
+            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                let gateway = gateway.clone();
+                async move {
+                    let pushkey = body["notification"]["devices"][0]["pushkey"].clone();
+                    gateway.received.lock().unwrap().push(body);
+                    let rejected = if gateway.reject.load(std::sync::atomic::Ordering::SeqCst) {
+                        vec![pushkey]
+                    } else {
+                        Vec::new()
+                    };
+                    axum::Json(json!({ "rejected": rejected }))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/_matrix/push/v1/notify",
+            listener.local_addr().unwrap()
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    fn received(&self) -> Vec<Value> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` notifications arrived.
+    async fn until(&self, n: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let received = self.received();
+            if received.len() >= n {
+                return received;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the gateway got {} notifications, not {n}: {received:?}",
+                received.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_reach_the_push_gateway() {
+    let ts = TestServer::start_with(|cfg| {
+        cfg.allow_registration = true;
+        cfg.registration_token = None;
+        // The test's gateway is on loopback, which push gateways may not use by default.
+        cfg.push.ip_range_allowlist = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let gateway = Gateway::default();
+    let url = gateway.start().await;
+    let alice = ts.register_open("alice", "alice-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let mut pusher = http_pusher("phone-key", false);
+    pusher["data"]["url"] = json!(url);
+    expect_ok(ts.post(SET, alice.bearer(), &pusher).await);
+    let room = create_room(
+        &ts,
+        &bob,
+        json!({ "preset": "private_chat", "invite": [alice.user_id] }),
+    )
+    .await;
+    expect_ok(
+        ts.post(&room_path(&room, "/join"), alice.bearer(), &json!({}))
+            .await,
+    );
+
+    // A message in a one-to-one room: one notification, event ID only (as Element X asks).
+    let event_id = send_text_id(&ts, &bob, &room, "t1", "hello alice").await;
+    let received = gateway.until(1).await;
+    let notification = &received[0]["notification"];
+    assert_eq!(notification["event_id"], event_id, "{notification}");
+    assert_eq!(notification["room_id"], room, "{notification}");
+    assert_eq!(notification["counts"]["unread"], 1, "{notification}");
+    assert_eq!(notification["prio"], "high", "{notification}");
+    assert!(
+        notification.get("content").is_none(),
+        "event_id_only: {notification}"
+    );
+    let device = &notification["devices"][0];
+    assert_eq!(device["pushkey"], "phone-key");
+    assert_eq!(device["app_id"], "io.element.elementx.ios");
+    assert!(device["pushkey_ts"].as_u64().unwrap() > 0, "{device}");
+    assert_eq!(device["data"]["format"], "event_id_only", "{device}");
+    assert!(device["data"].get("url").is_none(), "{device}");
+    assert_eq!(device["tweaks"]["sound"], "default", "{device}");
+
+    // Alice's own reply does not reach her phone.
+    send_text(&ts, &alice, &room, "t2", "hi bob").await;
+    // The full format carries the event; a second message counts in the same room.
+    let mut full = http_pusher("tablet-key", true);
+    full["data"] = json!({ "url": url });
+    expect_ok(ts.post(SET, alice.bearer(), &full).await);
+    let second = send_text_id(&ts, &bob, &room, "t3", "are you there?").await;
+    let received = gateway.until(3).await;
+    assert_eq!(received.len(), 3, "{received:?}");
+    let tablet = received
+        .iter()
+        .map(|r| &r["notification"])
+        .find(|n| n["devices"][0]["pushkey"] == "tablet-key")
+        .expect("the tablet's notification");
+    assert_eq!(tablet["event_id"], second);
+    assert_eq!(tablet["type"], "m.room.message");
+    assert_eq!(tablet["sender"], bob.user_id);
+    assert_eq!(tablet["content"]["body"], "are you there?");
+    let mut delivered: Vec<(String, String)> = received
+        .iter()
+        .map(|r| {
+            let n = &r["notification"];
+            (
+                n["devices"][0]["pushkey"].as_str().unwrap().to_owned(),
+                n["event_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    delivered.sort();
+    let mut expected = vec![
+        ("phone-key".to_owned(), event_id.clone()),
+        ("phone-key".to_owned(), second.clone()),
+        ("tablet-key".to_owned(), second.clone()),
+    ];
+    expected.sort();
+    assert_eq!(delivered, expected);
+
+    // A push key the gateway rejects: its pusher is removed.
+    gateway
+        .reject
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    send_text(&ts, &bob, &room, "t4", "still there?").await;
+    gateway.until(5).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !pushkeys(&ts, &alice).await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rejected pushers were kept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     ts.shutdown().await;
 }

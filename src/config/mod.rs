@@ -12,7 +12,7 @@ mod voip;
 mod well_known;
 
 pub use federation::FederationConfig;
-pub use voip::TurnConfig;
+pub use voip::{PushConfig, TurnConfig};
 pub use well_known::{SupportContact, WellKnown};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -110,6 +110,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// `[global.federation]`: the federation listener, its TLS, outgoing requests' limits.
     pub federation: FederationConfig,
+    /// `[global.push]`: the address policy of push gateways.
+    pub push: PushConfig,
     /// TURN for calls (`turn_uris`, `turn_secret`, ...), at the top of `[global]`.
     #[serde(flatten)]
     pub turn: TurnConfig,
@@ -237,6 +239,7 @@ impl Default for Config {
             max_upload_size: 50 * 1024 * 1024,
             media: MediaConfig::default(),
             federation: FederationConfig::default(),
+            push: PushConfig::default(),
             turn: TurnConfig::default(),
         }
     }
@@ -432,6 +435,8 @@ impl Config {
                 "federation.ip_range_allowlist",
                 &self.federation.ip_range_allowlist,
             ),
+            ("push.ip_range_denylist", &self.push.ip_range_denylist),
+            ("push.ip_range_allowlist", &self.push.ip_range_allowlist),
         ];
         for (key, list) in lists {
             for range in list {

@@ -34,3 +34,33 @@ impl Default for TurnConfig {
         }
     }
 }
+
+/// `[global.push]`: where notifications for phones may be sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PushConfig {
+    /// Address ranges (CIDR) push gateways may not be reached at. On-premise, the gateway
+    /// (the company's Sygnal or ntfy) is usually on a private address, so only loopback,
+    /// link-local and unspecified addresses are refused by default.
+    pub ip_range_denylist: Vec<String>,
+    /// Exceptions to the denylist.
+    pub ip_range_allowlist: Vec<String>,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            ip_range_denylist: [
+                "127.0.0.0/8",
+                "0.0.0.0/8",
+                "169.254.0.0/16",
+                "::1/128",
+                "::/128",
+                "fe80::/10",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            ip_range_allowlist: Vec::new(),
+        }
+    }
+}

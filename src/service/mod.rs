@@ -104,6 +104,7 @@ impl Services {
         let admin = crate::admin::Service::new(&engine, bot)?;
         let reports = reports::Service::new(&engine)?;
         let federation = federation::FederationClient::new(&config, &engine)?;
+        let push_client = pushers::delivery::PushClient::new(&config.push)?;
         let services = Arc::new_cyclic(|services| Self {
             rooms: rooms::Service::new(
                 &engine,
@@ -122,7 +123,7 @@ impl Services {
             typing: typing::Service::new(&engine),
             receipts: receipts::Service::new(&engine),
             push: push::Service::new(&engine),
-            pushers: pushers::Service::new(&engine),
+            pushers: pushers::Service::new(&engine, push_client, services.clone()),
             presence: presence::Service::new(&engine),
             lazy_members: sync::lazy::Service::new(&engine),
             keys: keys::Service::new(&engine),

@@ -137,6 +137,7 @@ impl Service {
         context.power_levels = self.power_levels_ctx(services, room_id)?;
         let ts = now_millis();
         let mut batch = Batch::default();
+        let mut notified = Vec::new();
         for user in recipients {
             let settings = services.account_data.settings(user)?;
             // Nothing of someone a user ignores counts for them, except state events.
@@ -180,6 +181,7 @@ impl Service {
                 &(user.as_str(), room_id.as_str(), count).encode(),
                 &value,
             )?;
+            notified.push(user);
             let record = json!({ "room_id": room_id, "event_id": pdu.event_id, "actions": actions, "ts": ts });
             batch.put(
                 &self.useridcount_notification,
@@ -187,7 +189,14 @@ impl Service {
                 record.to_string().as_bytes(),
             )?;
         }
-        self.engine.write(batch)
+        self.engine.write(batch)?;
+        // Their phones hear of it from the push gateway, sent by a worker of their own.
+        for user in notified {
+            if services.pushers.has_pushers(user)? {
+                services.pushers.delivery.wake(user);
+            }
+        }
+        Ok(())
     }
 
     fn power_levels_ctx(
@@ -308,6 +317,29 @@ impl Service {
             }
         }
         Ok(counts)
+    }
+
+    /// The user's notifications after stream position `after`, oldest first (what their
+    /// pushers have yet to deliver).
+    pub fn notifications_after(
+        &self,
+        user_id: &UserId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Value)>> {
+        let prefix = (user_id.as_str(),).prefix();
+        let from = (user_id.as_str(), after.saturating_add(1)).encode();
+        let mut out = Vec::new();
+        for entry in self
+            .useridcount_notification
+            .scan_prefix_from(prefix, &from)
+            .take(limit)
+        {
+            let (key, value) = entry?;
+            let (_, count) = <(&str, u64)>::decode(&key)?;
+            out.push((count, serde_json::from_slice(&value)?));
+        }
+        Ok(out)
     }
 
     /// The user's notifications, newest first, before stream position `before`.

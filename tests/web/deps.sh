@@ -12,10 +12,15 @@ chromium_path="${CHROMIUM_PATH:-/usr/bin/chromium}"
 now() { date +%s.%N; }
 took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-if [ ! -f "$web_dir/node_modules/.package-lock.json" ] \
-  || [ "$web_dir/package-lock.json" -nt "$web_dir/node_modules/.package-lock.json" ]; then
-  t=$(now)
-  echo "$(basename "$0"): npm ci" >&2
-  (cd "$web_dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
-  echo "$(basename "$0"): npm ci took $(took "$t") s" >&2
-fi
+# Both checks may start at once (the test runner runs them in parallel): one installs while
+# the other waits, then finds the packages there.
+(
+  flock -x 9
+  if [ ! -f "$web_dir/node_modules/.package-lock.json" ] \
+    || [ "$web_dir/package-lock.json" -nt "$web_dir/node_modules/.package-lock.json" ]; then
+    t=$(now)
+    echo "$(basename "$0"): npm ci" >&2
+    (cd "$web_dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+    echo "$(basename "$0"): npm ci took $(took "$t") s" >&2
+  fi
+) 9>"$web_dir/.npm-install.lock" || exit $?

@@ -4,7 +4,9 @@
 //! A pusher belongs to the device that registered it and goes when that device does (log
 //! out, deletion, a password change that logs other devices out).
 
-use std::sync::{Arc, Mutex};
+pub mod delivery;
+
+use std::sync::{Arc, Mutex, Weak};
 
 use ruma::api::client::push::{Pusher, PusherIds, PusherKind};
 use ruma::{DeviceId, OwnedDeviceId, UserId};
@@ -25,6 +27,10 @@ pub struct StoredPusher {
     pub device_id: Option<OwnedDeviceId>,
     /// When the push key was registered, in seconds (`pushkey_ts` of the Push Gateway API).
     pub pushkey_ts: u64,
+    /// The position in the user's notification log up to which this pusher was sent
+    /// everything (it starts where the log stood at registration).
+    #[serde(default)]
+    pub delivered_up_to: u64,
 }
 
 pub struct Service {
@@ -33,16 +39,45 @@ pub struct Service {
     apppushkey_userid: Tree,
     /// Serialises changes, so the two trees stay in step.
     write_lock: Mutex<()>,
+    /// Sends the notifications to the gateways.
+    pub delivery: delivery::Delivery,
 }
 
 impl Service {
-    pub fn new(engine: &Arc<Engine>) -> Self {
+    pub fn new(
+        engine: &Arc<Engine>,
+        http: delivery::PushClient,
+        services: Weak<crate::service::Services>,
+    ) -> Self {
         Self {
             engine: Arc::clone(engine),
             useridpushkey_pusher: engine.tree("useridpushkey_pusher"),
             apppushkey_userid: engine.tree("apppushkey_userid"),
             write_lock: Mutex::new(()),
+            delivery: delivery::Delivery::new(http, services),
         }
+    }
+
+    /// Whether the user has any pusher (only then is there anything to deliver).
+    pub fn has_pushers(&self, user_id: &UserId) -> Result<bool> {
+        Ok(self
+            .useridpushkey_pusher
+            .scan_prefix((user_id.as_str(),).prefix())
+            .next()
+            .transpose()?
+            .is_some())
+    }
+
+    /// Records that the pusher was sent everything up to `count` (if it still exists).
+    pub fn set_delivered(&self, user_id: &UserId, ids: &PusherIds, count: u64) -> Result<()> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (user_id.as_str(), ids.app_id.as_str(), ids.pushkey.as_str()).encode();
+        if let Some(mut stored) = self.useridpushkey_pusher.get_json::<StoredPusher>(&key)? {
+            stored.delivered_up_to = stored.delivered_up_to.max(count);
+            self.useridpushkey_pusher
+                .insert(&key, &serde_json::to_vec(&stored)?)?;
+        }
+        Ok(())
     }
 
     /// The user's pushers.
@@ -86,14 +121,20 @@ impl Service {
             }
         }
         let key = (user_id.as_str(), app_id.as_str(), pushkey.as_str()).encode();
-        let pushkey_ts = match self.useridpushkey_pusher.get_json::<StoredPusher>(&key)? {
-            Some(existing) => existing.pushkey_ts,
-            None => crate::service::now_millis() / 1000,
-        };
+        let (pushkey_ts, delivered_up_to) =
+            match self.useridpushkey_pusher.get_json::<StoredPusher>(&key)? {
+                Some(existing) => (existing.pushkey_ts, existing.delivered_up_to),
+                // A new pusher gets what notifies from now on, not the backlog.
+                None => (
+                    crate::service::now_millis() / 1000,
+                    self.engine.current_count(),
+                ),
+            };
         let stored = StoredPusher {
             pusher,
             device_id: device_id.map(ToOwned::to_owned),
             pushkey_ts,
+            delivered_up_to,
         };
         batch.put(
             &self.useridpushkey_pusher,
