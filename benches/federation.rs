@@ -172,17 +172,7 @@ async fn main() {
     }
 
     // 1. Joining a room of 10,000 members.
-    let room = call(
-        &a,
-        reqwest::Method::POST,
-        "/_matrix/client/v3/createRoom",
-        Some(&alice),
-        json!({ "preset": "public_chat" }),
-    )
-    .await["room_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = room_joined_by(&a, &alice, &[]).await;
     let room_id = RoomId::parse(&room).unwrap();
     let started = Instant::now();
     let count = members();
@@ -281,6 +271,38 @@ async fn main() {
     b.shutdown().await;
 }
 
+/// A new room of Alice's on A that `members` (of other servers) are added to as joined,
+/// in-process; its ID.
+async fn room_joined_by(a: &Server, alice: &str, members: &[String]) -> String {
+    let room = call(
+        a,
+        reqwest::Method::POST,
+        "/_matrix/client/v3/createRoom",
+        Some(alice),
+        json!({ "preset": "public_chat" }),
+    )
+    .await["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let room_id = RoomId::parse(&room).unwrap();
+    let rooms = &a.services().rooms;
+    let guard = rooms.lock_room(&room_id).await;
+    for user in members {
+        let user = UserId::parse(user.as_str()).unwrap();
+        let builder = PduBuilder::state(
+            TimelineEventType::RoomMember,
+            user.as_str(),
+            json!({ "membership": "join" }),
+        );
+        rooms
+            .build_and_append(builder, &user, &room_id, &guard)
+            .unwrap();
+    }
+    guard.release().await;
+    room
+}
+
 /// Receivers for the fan-out figures: real Conclave servers on 127.0.0.200 and up.
 const RECEIVERS: u8 = 20;
 
@@ -343,35 +365,11 @@ fn receiver_name(i: usize) -> String {
 async fn fanout(a: &Server, alice: &str, b: &Server) {
     let mut receivers = start_receivers();
     for servers in [0usize, 1, 20] {
-        let room = call(
-            a,
-            reqwest::Method::POST,
-            "/_matrix/client/v3/createRoom",
-            Some(alice),
-            json!({ "preset": "public_chat" }),
-        )
-        .await["room_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let room_id = RoomId::parse(&room).unwrap();
-        let rooms = &a.services().rooms;
-        let guard = rooms.lock_room(&room_id).await;
-        let mut destinations = Vec::new();
-        for i in 0..servers {
-            let server = ruma::OwnedServerName::try_from(receiver_name(i)).unwrap();
-            let user = UserId::parse(format!("@far:{server}")).unwrap();
-            let builder = PduBuilder::state(
-                TimelineEventType::RoomMember,
-                user.as_str(),
-                json!({ "membership": "join" }),
-            );
-            rooms
-                .build_and_append(builder, &user, &room_id, &guard)
-                .unwrap();
-            destinations.push(server);
-        }
-        guard.release().await;
+        let destinations: Vec<ruma::OwnedServerName> = (0..servers)
+            .map(|i| receiver_name(i).try_into().unwrap())
+            .collect();
+        let far_users: Vec<String> = destinations.iter().map(|s| format!("@far:{s}")).collect();
+        let room = room_joined_by(a, alice, &far_users).await;
         let sending = &a.services().sending;
         let delivered = || {
             destinations
@@ -479,32 +477,8 @@ async fn fanout(a: &Server, alice: &str, b: &Server) {
 
     // The same users in a room with Alice: their lists are tracked, fetched by the first
     // query (`user/devices`, one per user) and answered here afterwards.
-    let room = call(
-        a,
-        reqwest::Method::POST,
-        "/_matrix/client/v3/createRoom",
-        Some(alice),
-        json!({ "preset": "public_chat" }),
-    )
-    .await["room_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let room_id = RoomId::parse(&room).unwrap();
-    let rooms = &a.services().rooms;
-    let guard = rooms.lock_room(&room_id).await;
-    for user in users.keys() {
-        let user = UserId::parse(user).unwrap();
-        let builder = PduBuilder::state(
-            TimelineEventType::RoomMember,
-            user.as_str(),
-            json!({ "membership": "join" }),
-        );
-        rooms
-            .build_and_append(builder, &user, &room_id, &guard)
-            .unwrap();
-    }
-    guard.release().await;
+    let keyed: Vec<String> = users.keys().cloned().collect();
+    room_joined_by(a, alice, &keyed).await;
     let (first, p50) = query_times().await;
     println!(
         "/keys/query for 100 tracked users of another server: first {:.1} ms (100 lists fetched), p50 {:.1} ms",
