@@ -1,7 +1,8 @@
 //! Pushers (`/pushers`, `/pushers/set`): registered as Element and Element X register them,
 //! listed back with every field, replaced or shared by push key as the spec's `append` says,
 //! deleted with `kind: null`, removed with the device that registered them, and listed by
-//! the admin API; and notifications delivered to a real HTTP push gateway on loopback.
+//! the admin API; and notifications (and badge updates after reading) delivered to a real
+//! HTTP push gateway on loopback.
 
 mod common;
 
@@ -298,12 +299,28 @@ async fn notifications_reach_the_push_gateway() {
     expected.sort();
     assert_eq!(delivered, expected);
 
+    // Alice reads: each app's badge goes to zero, with a push that names no event.
+    expect_ok(
+        ts.post(
+            &room_path(&room, &format!("/receipt/m.read/{}", enc(&second))),
+            alice.bearer(),
+            &json!({}),
+        )
+        .await,
+    );
+    let received = gateway.until(5).await;
+    for badge in &received[3..] {
+        let notification = &badge["notification"];
+        assert_eq!(notification["counts"]["unread"], 0, "{notification}");
+        assert!(notification.get("event_id").is_none(), "{notification}");
+    }
+
     // A push key the gateway rejects: its pusher is removed.
     gateway
         .reject
         .store(true, std::sync::atomic::Ordering::SeqCst);
     send_text(&ts, &bob, &room, "t4", "still there?").await;
-    gateway.until(5).await;
+    gateway.until(7).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !pushkeys(&ts, &alice).await.is_empty() {
         assert!(

@@ -189,6 +189,7 @@ pub async fn receipt(
                 &body.event_id,
                 body.thread.as_str(),
             )?;
+            services.pushers.delivery.badge_changed(&services, sender)?;
             if kind == "m.read" {
                 edus::send_receipt(
                     &services,
@@ -225,6 +226,7 @@ pub async fn read_markers(
             services
                 .receipts
                 .set(room_id, sender, kind, event_id, None)?;
+            services.pushers.delivery.badge_changed(&services, sender)?;
             if kind == "m.read" {
                 edus::send_receipt(&services, room_id, sender, event_id, None)?;
             }

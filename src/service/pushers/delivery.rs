@@ -58,6 +58,10 @@ pub struct Delivery {
     http: PushClient,
     /// Users whose worker runs, and how to wake it.
     workers: Mutex<HashMap<OwnedUserId, Arc<Notify>>>,
+    /// Users who read something since: their apps' badges are updated.
+    badges_due: Mutex<std::collections::HashSet<OwnedUserId>>,
+    /// The badge count last sent to each user's pushers.
+    last_badge: Mutex<HashMap<OwnedUserId, u64>>,
     services: Weak<Services>,
 }
 
@@ -73,8 +77,37 @@ impl Delivery {
         Self {
             http,
             workers: Mutex::new(HashMap::new()),
+            badges_due: Mutex::new(std::collections::HashSet::new()),
+            last_badge: Mutex::new(HashMap::new()),
             services,
         }
+    }
+
+    /// The user read something (a receipt): their apps' badges may need to go down.
+    pub fn badge_changed(&self, services: &Services, user_id: &UserId) -> Result<()> {
+        if !services.pushers.has_pushers(user_id)? {
+            return Ok(());
+        }
+        self.badges_due
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(user_id.to_owned());
+        self.wake(user_id);
+        Ok(())
+    }
+
+    /// Whether a badge update is due for the user (taken: it is sent once).
+    fn take_badge_due(&self, user_id: &UserId) -> bool {
+        self.badges_due
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(user_id)
+    }
+
+    /// Records the badge count sent; whether it differs from the one sent before.
+    fn badge_sent(&self, user_id: &UserId, badge: u64) -> bool {
+        let mut last = self.last_badge.lock().unwrap_or_else(|e| e.into_inner());
+        last.insert(user_id.to_owned(), badge) != Some(badge)
     }
 
     /// Something new may be due for the user's pushers: starts their worker, or wakes it.
@@ -134,6 +167,11 @@ async fn run(services: &Arc<Services>, user_id: &UserId, notify: &Notify) {
     let mut retry: HashMap<(String, String), (Instant, Duration)> = HashMap::new();
     let mut shutdown = services.shutdown.subscribe();
     loop {
+        if delivery.take_badge_due(user_id)
+            && let Err(error) = send_badge(services, user_id).await
+        {
+            tracing::info!(%error, "badge update failed");
+        }
         let mut next_try: Option<Instant> = None;
         let mut more = false;
         let pushers = services.pushers.pushers(user_id).unwrap_or_else(|error| {
@@ -174,7 +212,12 @@ async fn run(services: &Arc<Services>, user_id: &UserId, notify: &Notify) {
             // Nothing left: the worker ends, unless something was queued meanwhile (its wake
             // found this worker registered and left a permit).
             let mut workers = delivery.workers.lock().unwrap_or_else(|e| e.into_inner());
-            if pending(services, user_id).unwrap_or(false) {
+            let badge_due = delivery
+                .badges_due
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(user_id);
+            if badge_due || pending(services, user_id).unwrap_or(false) {
                 continue;
             }
             workers.remove(user_id);
@@ -267,26 +310,15 @@ fn notification(
     let high = pdu.kind.to_string() == "m.room.encrypted"
         || tweaks.contains_key("sound")
         || tweaks.get("highlight") == Some(&json!(true));
-    let mut device_data = serde_json::to_value(&stored.pusher.kind)
-        .ok()
-        .and_then(|kind| kind.get("data").cloned())
-        .unwrap_or_else(|| json!({}));
-    if let Some(data) = device_data.as_object_mut() {
-        data.remove("url");
-    }
     let room_id = record["room_id"].as_str().unwrap_or_default();
+    let badge = badge_count(services, user_id)?;
+    services.pushers.delivery.badge_sent(user_id, badge);
     let mut notification = json!({
         "event_id": event_id,
         "room_id": room_id,
         "prio": if high { "high" } else { "low" },
-        "counts": { "unread": badge_count(services, user_id)? },
-        "devices": [{
-            "app_id": stored.pusher.ids.app_id,
-            "pushkey": stored.pusher.ids.pushkey,
-            "pushkey_ts": stored.pushkey_ts,
-            "data": device_data,
-            "tweaks": tweaks,
-        }],
+        "counts": { "unread": badge },
+        "devices": [device_entry(stored, tweaks)],
     });
     if !event_id_only {
         notification["type"] = json!(pdu.kind.to_string());
@@ -317,6 +349,53 @@ fn notification(
         }
     }
     Ok(Some(json!({ "notification": notification })))
+}
+
+/// The pusher as the gateway's `devices` entry: its data without the URL, and the tweaks of
+/// the rule that matched.
+fn device_entry(stored: &StoredPusher, tweaks: serde_json::Map<String, Value>) -> Value {
+    let mut data = serde_json::to_value(&stored.pusher.kind)
+        .ok()
+        .and_then(|kind| kind.get("data").cloned())
+        .unwrap_or_else(|| json!({}));
+    if let Some(data) = data.as_object_mut() {
+        data.remove("url");
+    }
+    json!({
+        "app_id": stored.pusher.ids.app_id,
+        "pushkey": stored.pusher.ids.pushkey,
+        "pushkey_ts": stored.pushkey_ts,
+        "data": data,
+        "tweaks": tweaks,
+    })
+}
+
+/// After the user read something: the new badge count, without an event, to each pusher
+/// (when it changed since the last one sent). A failed one is not retried: the next
+/// notification carries the count anyway.
+async fn send_badge(services: &Services, user_id: &UserId) -> Result<()> {
+    let badge = badge_count(services, user_id)?;
+    let delivery = &services.pushers.delivery;
+    if !delivery.badge_sent(user_id, badge) {
+        return Ok(());
+    }
+    for stored in services.pushers.pushers(user_id)? {
+        let ruma::api::client::push::PusherKind::Http(data) = &stored.pusher.kind else {
+            continue;
+        };
+        let body = json!({ "notification": {
+            "counts": { "unread": badge },
+            "prio": "low",
+            "devices": [device_entry(&stored, serde_json::Map::new())],
+        } });
+        if let Sent::Rejected = delivery
+            .send(&data.url, &body, &stored.pusher.ids.pushkey)
+            .await?
+        {
+            services.pushers.remove(user_id, &stored.pusher.ids)?;
+        }
+    }
+    Ok(())
 }
 
 /// The app badge: how many rooms have unread notifications (Synapse's default).
