@@ -60,6 +60,17 @@ pub enum ErrorCode {
     WrongRoomKeysVersion {
         current_version: Option<String>,
     },
+    /// Pinging an application service that has no URL.
+    UrlNotSet,
+    /// The application service answered a ping with an error status.
+    BadStatus {
+        status: u16,
+        body: String,
+    },
+    /// The application service could not be reached.
+    ConnectionFailed,
+    /// The application service did not answer in time.
+    ConnectionTimeout,
 }
 
 impl ErrorCode {
@@ -97,6 +108,10 @@ impl ErrorCode {
             Self::CannotOverwriteMedia => "M_CANNOT_OVERWRITE_MEDIA",
             Self::UnknownPos => "M_UNKNOWN_POS",
             Self::NotYetUploaded => "M_NOT_YET_UPLOADED",
+            Self::UrlNotSet => "M_URL_NOT_SET",
+            Self::BadStatus { .. } => "M_BAD_STATUS",
+            Self::ConnectionFailed => "M_CONNECTION_FAILED",
+            Self::ConnectionTimeout => "M_CONNECTION_TIMEOUT",
         }
     }
 
@@ -115,7 +130,8 @@ impl ErrorCode {
             Self::LimitExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::CannotOverwriteMedia => StatusCode::CONFLICT,
-            Self::NotYetUploaded => StatusCode::GATEWAY_TIMEOUT,
+            Self::NotYetUploaded | Self::ConnectionTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::BadStatus { .. } | Self::ConnectionFailed => StatusCode::BAD_GATEWAY,
             Self::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BadJson
             | Self::NotJson
@@ -133,6 +149,7 @@ impl ErrorCode {
             | Self::RoomInUse
             | Self::InvalidRoomState
             | Self::BadAlias
+            | Self::UrlNotSet
             | Self::UnknownPos => StatusCode::BAD_REQUEST,
         }
     }
@@ -275,6 +292,13 @@ impl IntoResponse for Error {
                     }
                     ErrorCode::WrongRoomKeysVersion { current_version } => {
                         body["current_version"] = current_version.into();
+                    }
+                    ErrorCode::BadStatus {
+                        status,
+                        body: answer,
+                    } => {
+                        body["status"] = status.into();
+                        body["body"] = answer.into();
                     }
                     _ => {}
                 }

@@ -55,6 +55,10 @@ impl Server {
         let listen = config.listen_addr();
         let services = Services::build(config, Arc::clone(&engine))?;
         crate::admin::start(&services).await?;
+        // Events queued for application services before a stop are sent now.
+        if let Err(error) = services.appservices.queue.resume(&services) {
+            tracing::error!(%error, "cannot resume the application service queues");
+        }
         let bootstrap_token = services.users.bootstrap_registration_token()?;
 
         let listener = TcpListener::bind(listen)

@@ -167,6 +167,14 @@ struct Gateway {
 
 impl Gateway {
     async fn start(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = gateway_url(&listener);
+        self.serve(listener);
+        url
+    }
+
+    /// Answers on `listener` from now on.
+    fn serve(&self, listener: tokio::net::TcpListener) {
         let gateway = self.clone();
         let app = axum::Router::new().route(
             "/_matrix/push/v1/notify",
@@ -184,13 +192,7 @@ impl Gateway {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "http://{}/_matrix/push/v1/notify",
-            listener.local_addr().unwrap()
-        );
         tokio::spawn(async move { axum::serve(listener, app).await });
-        url
     }
 
     fn received(&self) -> Vec<Value> {
@@ -213,6 +215,13 @@ impl Gateway {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
+}
+
+fn gateway_url(listener: &tokio::net::TcpListener) -> String {
+    format!(
+        "http://{}/_matrix/push/v1/notify",
+        listener.local_addr().unwrap()
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,5 +338,101 @@ async fn notifications_reach_the_push_gateway() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    ts.shutdown().await;
+}
+
+/// A room the user muted (Element's override rule with no actions) pushes nothing; a call
+/// invite counts as a missed call; and a gateway that is down delays no send and gets the
+/// notification once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn muted_rooms_missed_calls_and_a_gateway_that_was_down() {
+    let ts = TestServer::start_with(|cfg| {
+        cfg.allow_registration = true;
+        cfg.registration_token = None;
+        cfg.push.ip_range_allowlist = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    // The gateway's port is bound but nobody answers yet.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let alice = ts.register_open("alice", "alice-password").await;
+    let bob = ts.register_open("bob", "bob-password").await;
+    let mut pusher = http_pusher("phone-key", false);
+    pusher["data"]["url"] = json!(gateway_url(&listener));
+    expect_ok(ts.post(SET, alice.bearer(), &pusher).await);
+    let mut rooms = Vec::new();
+    for _ in 0..2 {
+        let room = create_room(
+            &ts,
+            &bob,
+            json!({ "preset": "private_chat", "invite": [alice.user_id] }),
+        )
+        .await;
+        expect_ok(
+            ts.post(&room_path(&room, "/join"), alice.bearer(), &json!({}))
+                .await,
+        );
+        rooms.push(room);
+    }
+    let (call_room, muted) = (&rooms[0], &rooms[1]);
+    // Element mutes a room with an override rule named after it, without actions.
+    expect_ok(
+        ts.put(
+            &format!(
+                "/_matrix/client/v3/pushrules/global/override/{}",
+                enc(muted)
+            ),
+            alice.bearer(),
+            &json!({
+                "conditions": [{ "kind": "event_match", "key": "room_id", "pattern": muted }],
+                "actions": [],
+            }),
+        )
+        .await,
+    );
+
+    // Both sends complete while the gateway answers nothing.
+    send_text(&ts, &bob, muted, "m1", "nobody hears this").await;
+    let invite = expect_ok(
+        ts.put(
+            &room_path(call_room, "/send/m.call.invite/c1"),
+            bob.bearer(),
+            &json!({
+                "call_id": "call-1",
+                "lifetime": 60000,
+                "version": "1",
+                "party_id": "bob-phone",
+                "offer": { "type": "offer", "sdp": "v=0" },
+            }),
+        )
+        .await,
+    )["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The gateway is down: the first attempt finds the connection closed unanswered.
+    let (connection, _) = listener.accept().await.unwrap();
+    drop(connection);
+    // Back up: the retry delivers the call, and only the call.
+    let gateway = Gateway::default();
+    gateway.serve(listener);
+    let received = gateway.until(1).await;
+    let notification = &received[0]["notification"];
+    assert_eq!(notification["event_id"], invite, "{notification}");
+    assert_eq!(notification["room_id"], *call_room, "{notification}");
+    assert_eq!(notification["counts"]["unread"], 1, "{notification}");
+    assert_eq!(notification["counts"]["missed_calls"], 1, "{notification}");
+    assert_eq!(notification["prio"], "high", "{notification}");
+    assert_eq!(
+        notification["devices"][0]["tweaks"]["sound"], "ring",
+        "{notification}"
+    );
+
+    // Another message in the muted room, then one in the call room: only the latter arrives.
+    send_text(&ts, &bob, muted, "m2", "still muted").await;
+    let message = send_text_id(&ts, &bob, call_room, "t1", "call me back").await;
+    let received = gateway.until(2).await;
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert_eq!(received[1]["notification"]["event_id"], message);
     ts.shutdown().await;
 }

@@ -40,6 +40,37 @@ pub enum Group {
     /// Federation with partner servers (needs `allow_federation`).
     #[command(subcommand)]
     Federation(FederationCommand),
+    /// Application services: bridges and bots that act for their own users.
+    #[command(subcommand)]
+    Appservices(AppservicesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppservicesCommand {
+    /// Registers a bridge or bot from its registration (YAML, as generated for Synapse):
+    /// in the admin room, put it in a code block after the command.
+    Register {
+        /// The registration's YAML.
+        yaml: String,
+    },
+    /// Unregisters an application service registered here (those from
+    /// appservice_registration_files are removed from the configuration instead).
+    Unregister {
+        /// The service's `id`.
+        id: String,
+    },
+    /// The registered services: where they come from, their URL and queue.
+    List,
+    /// One service's registration (tokens masked) and the state of its queue.
+    Show {
+        /// The service's `id`.
+        id: String,
+    },
+    /// Asks the service to answer (`/_matrix/app/v1/ping`) and says how long it took.
+    Ping {
+        /// The service's `id`.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -482,6 +513,19 @@ fn describe(command: &mut clap::Command, out: &mut String) {
 
 /// Splits a command line into words: whitespace separates, single or double quotes group, a
 /// backslash escapes the next character. `None` for an unterminated quote.
+/// A command followed by a code block (```` ``` ````, as Element sends a pasted file): the
+/// command line, and the block's text as one more argument.
+pub fn split_code_block(line: &str) -> (&str, Option<String>) {
+    let Some(start) = line.find("```") else {
+        return (line, None);
+    };
+    let after = &line[start + 3..];
+    // The fence's first line may name a language (```yaml).
+    let body = after.split_once('\n').map_or("", |(_, body)| body);
+    let body = body.rsplit_once("```").map_or(body, |(body, _)| body);
+    (&line[..start], Some(body.to_owned()))
+}
+
 pub fn split_words(line: &str) -> Option<Vec<String>> {
     let mut words = Vec::new();
     let mut word = String::new();
@@ -523,6 +567,17 @@ pub fn split_words(line: &str) -> Option<Vec<String>> {
 
 /// The command's words with secrets masked, for the audit log.
 pub fn masked(words: &[String]) -> String {
+    // A registration holds the service's tokens: the log names the service only.
+    if let [group, action, yaml, ..] = words
+        && group == "appservices"
+        && action == "register"
+    {
+        let id = serde_yaml::from_str::<serde_yaml::Value>(yaml)
+            .ok()
+            .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned))
+            .unwrap_or_default();
+        return format!("appservices register <registration of {id:?}>");
+    }
     let mut out = Vec::with_capacity(words.len());
     let mut hide_next = false;
     for word in words {

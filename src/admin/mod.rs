@@ -7,6 +7,7 @@
 //! never runs under the room's lock and its answer is an ordinary event from the bot.
 
 pub mod answer;
+mod appservices;
 pub mod audit;
 pub mod command;
 pub mod console;
@@ -165,8 +166,12 @@ pub async fn run(
     line: &str,
     progress: Option<&Progress>,
 ) -> Answer {
+    let (line, block) = command::split_code_block(line);
     match command::split_words(line) {
-        Some(words) => run_words(services, actor, words, progress).await,
+        Some(mut words) => {
+            words.extend(block);
+            run_words(services, actor, words, progress).await
+        }
         None => Answer::error(
             "A quote is not closed. Quote values with spaces: `--displayname \"Bob B\"`.",
         ),
@@ -233,6 +238,7 @@ async fn execute(
         Group::Server(command) => server::run(services, command, progress).await,
         Group::Audit(command) => server::audit(services, actor, command),
         Group::Federation(command) => federation::run(services, command).await,
+        Group::Appservices(command) => appservices::run(services, command).await,
     }
 }
 

@@ -217,6 +217,7 @@ where
         sender_device: prepared.sender_device,
         origin: prepared.origin,
         client_ip: prepared.client_ip,
+        appservice: prepared.appservice,
     };
     match handler(services, request).await {
         Ok(response) => response.into_http(),

@@ -6,6 +6,7 @@
 //! endpoint adds only its own parsing to the binary.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
@@ -23,6 +24,7 @@ use ruma::{DeviceId, OwnedDeviceId, OwnedServerName, OwnedUserId, ServerName, Us
 use super::body::{self, Shape};
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::Services;
+use crate::service::appservice::Appservice;
 use crate::service::users::TokenLookup;
 
 /// How an endpoint authenticates its caller, as a value the shared code can branch on.
@@ -32,6 +34,7 @@ pub enum AuthKind {
     AccessToken,
     AccessTokenOptional,
     AppserviceToken,
+    AppserviceTokenOptional,
     /// Another server's signed request (`X-Matrix`).
     ServerSignatures,
 }
@@ -56,10 +59,9 @@ impl AuthSchemeKind for AccessTokenOptional {
 impl AuthSchemeKind for AppserviceToken {
     const KIND: AuthKind = AuthKind::AppserviceToken;
 }
-/// Only application services send a token to these endpoints (login, register); Conclave has
-/// none yet, so a token there is ignored like on an unauthenticated endpoint.
+/// Only application services send a token to these endpoints (login, register).
 impl AuthSchemeKind for AppserviceTokenOptional {
-    const KIND: AuthKind = AuthKind::None;
+    const KIND: AuthKind = AuthKind::AppserviceTokenOptional;
 }
 
 impl AuthSchemeKind for ruma::api::federation::authentication::ServerSignatures {
@@ -74,9 +76,23 @@ pub struct Ruma<T> {
     /// The server that signed a federation request.
     pub origin: Option<OwnedServerName>,
     pub client_ip: IpAddr,
+    /// The application service whose token authenticated the request.
+    pub appservice: Option<Arc<Appservice>>,
 }
 
 impl<T> Ruma<T> {
+    /// Whose transaction IDs these are: the device's, or for an application service acting
+    /// without one (most do), the service's own scope.
+    pub fn txn_device(&self) -> Result<std::borrow::Cow<'_, DeviceId>> {
+        match (&self.sender_device, &self.appservice) {
+            (Some(device), _) => Ok(std::borrow::Cow::Borrowed(&**device)),
+            (None, Some(service)) => Ok(std::borrow::Cow::Owned(
+                format!("\u{1}appservice:{}", service.id()).into(),
+            )),
+            (None, None) => Err(Error::new(ErrorCode::MissingToken, "Missing access token")),
+        }
+    }
+
     /// The authenticated user; endpoints requiring a token always have one.
     pub fn user(&self) -> Result<&UserId> {
         self.sender_user
@@ -92,9 +108,15 @@ impl<T> Ruma<T> {
     }
 
     pub fn device(&self) -> Result<&DeviceId> {
-        self.sender_device
-            .as_deref()
-            .ok_or_else(|| Error::new(ErrorCode::MissingToken, "Missing access token"))
+        match (&self.sender_device, &self.appservice) {
+            (Some(device), _) => Ok(device),
+            (None, Some(_)) => Err(Error::new(
+                ErrorCode::Unknown,
+                "This needs a device: pass device_id with the application service's token",
+            )
+            .with_bad_request()),
+            (None, None) => Err(Error::new(ErrorCode::MissingToken, "Missing access token")),
+        }
     }
 }
 
@@ -106,6 +128,7 @@ pub struct Prepared {
     pub sender_device: Option<OwnedDeviceId>,
     pub origin: Option<OwnedServerName>,
     pub client_ip: IpAddr,
+    pub appservice: Option<Arc<Appservice>>,
     /// The origin server's turn among its requests running at once (held until answered).
     pub origin_turn: Option<tokio::sync::OwnedSemaphorePermit>,
 }
@@ -157,41 +180,140 @@ pub async fn prepare(
         }
         _ => (None, None),
     };
-    let (sender_user, sender_device) = match auth {
-        AuthKind::None | AuthKind::ServerSignatures => (None, None),
-        AuthKind::AccessToken | AuthKind::AccessTokenOptional => match access_token(&parts)? {
-            Some(token) => {
-                let (user, device) = resolve_token(services, &token, client_ip, allow_locked)?;
-                (Some(user), Some(device))
-            }
-            None if auth == AuthKind::AccessTokenOptional => (None, None),
-            None => return Err(Error::new(ErrorCode::MissingToken, "Missing access token")),
-        },
-        AuthKind::AppserviceToken => {
-            return Err(Error::new(
-                ErrorCode::UnknownToken { soft_logout: false },
-                "No application services are registered on this server",
+    let token = match auth {
+        AuthKind::None | AuthKind::ServerSignatures => None,
+        _ => access_token(&parts)?,
+    };
+    let is_appservice = |token: &str| services.appservices.by_token(token).is_some();
+    let caller = match (auth, token) {
+        (AuthKind::None | AuthKind::ServerSignatures, _) => Caller::default(),
+        // As Synapse: a user's token is no application service's.
+        (AuthKind::AppserviceToken, Some(token)) if !is_appservice(&token) => {
+            return Err(Error::forbidden(
+                "Only application services may call this endpoint",
             ));
         }
+        // Login and registration: only an application service's token means something.
+        (AuthKind::AppserviceTokenOptional, Some(token)) if !is_appservice(&token) => {
+            Caller::default()
+        }
+        (_, Some(token)) => {
+            // Registering names a user that does not exist yet (mautrix masquerades as it).
+            let registered = auth != AuthKind::AppserviceTokenOptional;
+            resolve_caller(
+                services,
+                &parts,
+                &token,
+                client_ip,
+                allow_locked,
+                registered,
+            )?
+        }
+        (AuthKind::AccessTokenOptional | AuthKind::AppserviceTokenOptional, None) => {
+            Caller::default()
+        }
+        (_, None) => return Err(Error::new(ErrorCode::MissingToken, "Missing access token")),
     };
     Ok(Prepared {
         parts,
         body,
-        sender_user,
-        sender_device,
+        sender_user: caller.user,
+        sender_device: caller.device,
         origin,
         client_ip,
+        appservice: caller.appservice,
         origin_turn,
+    })
+}
+
+/// Who a token belongs to.
+#[derive(Default)]
+struct Caller {
+    user: Option<OwnedUserId>,
+    device: Option<OwnedDeviceId>,
+    appservice: Option<Arc<Appservice>>,
+}
+
+/// A user's access token, or an application service's: the service acts as its own user, or
+/// as the user its `user_id` parameter names (inside its namespace, registered already),
+/// with that user's device when `device_id` names one (MSC3202/MSC4326).
+fn resolve_caller(
+    services: &Services,
+    parts: &Parts,
+    token: &str,
+    ip: IpAddr,
+    allow_locked: bool,
+    registered: bool,
+) -> Result<Caller> {
+    let Some(service) = services.appservices.by_token(token) else {
+        let (user, device) = resolve_token(services, token, ip, allow_locked)?;
+        return Ok(Caller {
+            user: Some(user),
+            device: Some(device),
+            appservice: None,
+        });
+    };
+    let user = match query_param(parts, "user_id") {
+        None => service.sender.clone(),
+        Some(text) => {
+            let user = UserId::parse(text.as_str())
+                .map_err(|_| Error::invalid_param(format!("user_id {text:?} is not a user ID")))?;
+            if user.server_name() != services.server_name() || !service.may_act_as(&user) {
+                return Err(Error::forbidden(
+                    "The application service cannot act as users outside its namespace",
+                ));
+            }
+            if registered && !services.users.exists(&user)? {
+                return Err(Error::forbidden(format!(
+                    "The application service has not registered {user}"
+                )));
+            }
+            user
+        }
+    };
+    let device = match query_param(parts, "device_id")
+        .or_else(|| query_param(parts, "org.matrix.msc3202.device_id"))
+    {
+        None => None,
+        Some(device) => {
+            let device = OwnedDeviceId::from(device);
+            if services.users.device(&user, &device)?.is_none() {
+                return Err(Error::forbidden(format!("{user} has no device {device}")));
+            }
+            Some(device)
+        }
+    };
+    Ok(Caller {
+        user: Some(user),
+        device,
+        appservice: Some(service),
+    })
+}
+
+/// A query string parameter, decoded.
+fn query_param(parts: &Parts, name: &str) -> Option<String> {
+    let query = parts.uri.query()?;
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
+        (key == name).then(|| {
+            percent_encoding::percent_decode_str(&value.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
     })
 }
 
 /// Authenticates a request handled outside [`Ruma`] (streaming media endpoints): the access
 /// token is required.
-pub fn authenticate(services: &Services, parts: &Parts) -> Result<(OwnedUserId, OwnedDeviceId)> {
+pub fn authenticate(services: &Services, parts: &Parts) -> Result<OwnedUserId> {
     let ip = client_ip(services, parts);
     let token = access_token(parts)?
         .ok_or_else(|| Error::new(ErrorCode::MissingToken, "Missing access token"))?;
-    resolve_token(services, &token, ip, false)
+    let caller = resolve_caller(services, parts, &token, ip, false, true)?;
+    caller
+        .user
+        .ok_or_else(|| Error::new(ErrorCode::MissingToken, "Missing access token"))
 }
 
 fn resolve_token(

@@ -115,6 +115,9 @@ pub struct Config {
     /// TURN for calls (`turn_uris`, `turn_secret`, ...), at the top of `[global]`.
     #[serde(flatten)]
     pub turn: TurnConfig,
+    /// Application service registration files (YAML, as bridges generate them for
+    /// Synapse), read at start. Services can also be registered from the admin room.
+    pub appservice_registration_files: Vec<PathBuf>,
 }
 
 /// `[global.media]`.
@@ -241,6 +244,7 @@ impl Default for Config {
             federation: FederationConfig::default(),
             push: PushConfig::default(),
             turn: TurnConfig::default(),
+            appservice_registration_files: Vec::new(),
         }
     }
 }

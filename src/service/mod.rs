@@ -2,6 +2,7 @@
 //! and handed to every request handler as axum state; there are no global singletons.
 
 pub mod account_data;
+pub mod appservice;
 pub mod federation;
 pub mod key_backup;
 pub mod keys;
@@ -56,6 +57,8 @@ pub struct Services {
     pub push: push::Service,
     /// Where users' devices want notifications sent.
     pub pushers: pushers::Service,
+    /// Bridges and bots: their registrations and transactions.
+    pub appservices: appservice::Service,
     pub presence: presence::Service,
     pub lazy_members: sync::lazy::Service,
     pub keys: keys::Service,
@@ -105,6 +108,7 @@ impl Services {
         let reports = reports::Service::new(&engine)?;
         let federation = federation::FederationClient::new(&config, &engine)?;
         let push_client = pushers::delivery::PushClient::new(&config.push)?;
+        let appservices = appservice::Service::load(&engine, &config)?;
         let services = Arc::new_cyclic(|services| Self {
             rooms: rooms::Service::new(
                 &engine,
@@ -124,6 +128,7 @@ impl Services {
             receipts: receipts::Service::new(&engine),
             push: push::Service::new(&engine),
             pushers: pushers::Service::new(&engine, push_client, services.clone()),
+            appservices: appservice::Service::new(appservices, &engine, services.clone()),
             presence: presence::Service::new(&engine),
             lazy_members: sync::lazy::Service::new(&engine),
             keys: keys::Service::new(&engine),
@@ -145,6 +150,7 @@ impl Services {
         });
         services.rooms.build_room_lists()?;
         services.rooms.build_relation_markers()?;
+        services.appservices.ensure_sender_accounts(&services)?;
         Ok(services)
     }
 

@@ -29,7 +29,13 @@ use crate::storage::{Batch, Engine, Key, Tree};
 pub struct UnreadCounts {
     pub main: (u64, u64),
     pub threads: BTreeMap<String, (u64, u64)>,
+    /// Unread call invites (the push gateway's `missed_calls`).
+    pub missed_calls: u64,
 }
+
+/// Bits of the first byte of a `useridroomidcount_notification` value.
+const FLAG_HIGHLIGHT: u8 = 1;
+const FLAG_CALL_INVITE: u8 = 2;
 
 impl UnreadCounts {
     /// Everything together, for clients that do not track threads.
@@ -171,8 +177,14 @@ impl Service {
             if !actions.iter().any(Action::should_notify) {
                 continue;
             }
-            let highlight = actions.iter().any(Action::is_highlight);
-            let mut value = vec![u8::from(highlight)];
+            let mut flags = 0;
+            if actions.iter().any(Action::is_highlight) {
+                flags |= FLAG_HIGHLIGHT;
+            }
+            if pdu.kind == TimelineEventType::CallInvite {
+                flags |= FLAG_CALL_INVITE;
+            }
+            let mut value = vec![flags];
             if let Some(root) = &thread_root {
                 value.extend_from_slice(root.as_bytes());
             }
@@ -287,7 +299,9 @@ impl Service {
                 break;
             }
             let (_, _, count) = <(&str, &str, u64)>::decode(&key)?;
-            let highlight = u64::from(value.first() == Some(&1));
+            let flags = value.first().copied().unwrap_or(0);
+            let highlight = u64::from(flags & FLAG_HIGHLIGHT != 0);
+            let call = u64::from(flags & FLAG_CALL_INVITE != 0);
             let thread = value
                 .get(1..)
                 .filter(|t| !t.is_empty())
@@ -297,6 +311,7 @@ impl Service {
                     if count > main_read {
                         counts.main.0 += 1;
                         counts.main.1 += highlight;
+                        counts.missed_calls += call;
                     }
                 }
                 Some(root) => {
@@ -312,6 +327,7 @@ impl Service {
                         let entry = counts.threads.entry(root.to_owned()).or_default();
                         entry.0 += 1;
                         entry.1 += highlight;
+                        counts.missed_calls += call;
                     }
                 }
             }

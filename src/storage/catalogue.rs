@@ -50,6 +50,13 @@ pub const TREES: &[TreeSpec] = &[
     // (a to-device message, a device list update); removed once the server acknowledges
     // the transaction that carried it. Typing and receipts stay in memory instead.
     tree("servernamecount_edu", false),
+    // Application services registered from the admin room. Key: the service's ID. Value:
+    // its registration YAML, as given (those from files are read from the files at start).
+    tree("appserviceid_registration", true),
+    // The application services' queues. Key: the service's ID, queue position (u64, from
+    // the global counter). Value: EventId of an event to send it; removed once the service
+    // acknowledged the transaction that carried it.
+    tree("appserviceidcount_eventid", false),
     // Key: SHA-256 of an OpenID token. Value: JSON `{"user_id", "expires_ms"}` (see
     // `service::openid`; valid an hour, swept once many have expired).
     tree("tokenhash_openid", true),

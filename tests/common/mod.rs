@@ -6,6 +6,7 @@
 //! helpers are expected in any single test binary.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod crypto;
 pub mod federation;
 pub mod media;

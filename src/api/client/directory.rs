@@ -33,6 +33,9 @@ pub async fn create(
     let body = &request.body;
     let sender = request.user()?;
     ensure_local_alias(&services, &body.room_alias)?;
+    services
+        .appservices
+        .check_alias_free(&body.room_alias, sender)?;
     ensure_joined(&services, sender, &body.room_id)?;
     if services.rooms.resolve_alias(&body.room_alias)?.is_some() {
         return Err(Error::with_status(
@@ -97,8 +100,9 @@ pub async fn get(
         return remote_alias(&services, alias).await;
     }
     let room_id = services
-        .rooms
-        .resolve_alias(alias)?
+        .appservices
+        .resolve_alias(&services, alias)
+        .await?
         .ok_or_else(|| Error::not_found("Unknown room alias"))?;
     let mut servers = services.rooms.resident_servers(&room_id)?;
     if servers.is_empty() {

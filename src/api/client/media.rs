@@ -149,12 +149,9 @@ async fn upload(
         async {
             let (parts, body) = request.into_parts();
             let mut body = body.into_data_stream();
-            let (user, _) = match authenticate(&services, &parts).and_then(|found| {
-                services
-                    .users
-                    .ensure_not_suspended(&found.0)
-                    .map(|()| found)
-            }) {
+            let user = match authenticate(&services, &parts)
+                .and_then(|user| services.users.ensure_not_suspended(&user).map(|()| user))
+            {
                 Ok(found) => found,
                 Err(error) => return Err(drained(&mut body, error).await),
             };
@@ -201,12 +198,9 @@ async fn upload_to(
         async {
             let (parts, body) = request.into_parts();
             let mut body = body.into_data_stream();
-            let (user, _) = match authenticate(&services, &parts).and_then(|found| {
-                services
-                    .users
-                    .ensure_not_suspended(&found.0)
-                    .map(|()| found)
-            }) {
+            let user = match authenticate(&services, &parts)
+                .and_then(|user| services.users.ensure_not_suspended(&user).map(|()| user))
+            {
                 Ok(found) => found,
                 Err(error) => return Err(drained(&mut body, error).await),
             };

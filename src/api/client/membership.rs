@@ -86,8 +86,9 @@ async fn resolve_room(
     };
     if alias.server_name() == services.server_name() {
         let room_id = services
-            .rooms
-            .resolve_alias(alias)?
+            .appservices
+            .resolve_alias(services, alias)
+            .await?
             .ok_or_else(|| Error::not_found("Unknown room alias"))?;
         return Ok((room_id, Vec::new()));
     }
@@ -142,7 +143,7 @@ pub async fn invite(
         .await?;
         return Ok(invite_user::v3::Response::new());
     }
-    if !services.users.exists(target)? {
+    if !services.appservices.user_exists(&services, target).await? {
         return Err(Error::not_found("No such user on this server"));
     }
     set_membership(

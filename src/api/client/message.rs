@@ -26,7 +26,8 @@ pub async fn send(
     request: Ruma<send_message_event::v3::Request>,
 ) -> Result<send_message_event::v3::Response> {
     let sender = request.user()?;
-    let device = request.device()?;
+    let device = request.txn_device()?;
+    let device = &*device;
     let body = &request.body;
     let txn_id = body.txn_id.as_str();
     // A retried transaction returns the event the first attempt created.

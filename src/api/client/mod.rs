@@ -2,6 +2,7 @@
 
 mod account;
 mod account_data;
+mod appservice;
 mod create_room;
 mod devices;
 pub(crate) mod directory;
@@ -68,6 +69,13 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(account_data::delete_tag)
         .ruma(account_data::create_filter)
         .ruma(account_data::get_filter)
+        .ruma(appservice::ping)
+        .ruma(appservice::protocols)
+        .ruma(appservice::get_protocol)
+        .ruma(appservice::location_for_protocol)
+        .ruma(appservice::user_for_protocol)
+        .ruma(appservice::location_for_alias)
+        .ruma(appservice::user_for_user_id)
         .ruma(pushers::get)
         .ruma(pushers::set)
         .ruma(push_rules::get_all)

@@ -57,10 +57,11 @@ async fn remote_profile(
     }
 }
 
-/// Profiles of unknown (or deactivated) users are not found.
-fn ensure_profile_exists(services: &Services, user_id: &UserId) -> Result<()> {
+/// Profiles of unknown (or deactivated) users are not found; an application service may
+/// create one of its users when asked.
+async fn ensure_profile_exists(services: &Services, user_id: &UserId) -> Result<()> {
     if user_id.server_name() != services.server_name()
-        || !services.users.exists(user_id)?
+        || !services.appservices.user_exists(services, user_id).await?
         || services.users.is_deactivated(user_id)?
     {
         return Err(Error::not_found("Profile not found"));
@@ -107,7 +108,7 @@ pub async fn get_profile(
 ) -> Result<get_profile::v3::Response> {
     let user_id = &request.body.user_id;
     let fields = if user_id.server_name() == services.server_name() {
-        ensure_profile_exists(&services, user_id)?;
+        ensure_profile_exists(&services, user_id).await?;
         services.users.profile(user_id)?
     } else {
         remote_profile(&services, user_id, None).await?
@@ -128,7 +129,7 @@ pub async fn get_field(
     let body = &request.body;
     let field = body.field.as_str();
     let value = if body.user_id.server_name() == services.server_name() {
-        ensure_profile_exists(&services, &body.user_id)?;
+        ensure_profile_exists(&services, &body.user_id).await?;
         services.users.profile_field(&body.user_id, field)?
     } else {
         remote_profile(&services, &body.user_id, Some(field))

@@ -14,10 +14,10 @@ pub async fn redact(
     request: Ruma<redact_event::v3::Request>,
 ) -> Result<redact_event::v3::Response> {
     let sender = request.user()?;
-    let device = request.device()?;
+    let device = request.txn_device()?;
     let body = &request.body;
     let txn = RedactionTxn {
-        device,
+        device: &device,
         txn_id: body.txn_id.as_str(),
     };
     let (event_id, purge) = services

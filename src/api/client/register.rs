@@ -46,6 +46,15 @@ pub async fn register(
     request: Ruma<register::v3::Request>,
 ) -> Result<register::v3::Response> {
     let body = &request.body;
+    if body.login_type == Some(register::LoginType::ApplicationService) {
+        return register_for_appservice(&services, &request).await;
+    }
+    if request.appservice.is_some() {
+        return Err(Error::new(
+            ErrorCode::BadJson,
+            "An application service registers its users with type m.login.application_service",
+        ));
+    }
     // Only attempts count (a request carrying an auth stage): the first request of a
     // registration just asks for the flows, so one sign-up costs one token, as in Synapse,
     // while each registration-token guess still costs one.
@@ -71,7 +80,10 @@ pub async fn register(
             .users
             .availability(username, services.server_name())?
         {
-            Availability::Available(user_id) => user_id,
+            Availability::Available(user_id) => {
+                services.appservices.check_user_free(&user_id, None)?;
+                user_id
+            }
             Availability::Taken => {
                 return Err(Error::new(
                     ErrorCode::UserInUse,
@@ -139,6 +151,74 @@ pub async fn register(
     Ok(response)
 }
 
+/// An application service registers a user in its namespace (`m.login.application_service`):
+/// no password, no interactive authentication, open even when registration is closed.
+async fn register_for_appservice(
+    services: &Services,
+    request: &Ruma<register::v3::Request>,
+) -> Result<register::v3::Response> {
+    let Some(service) = &request.appservice else {
+        return Err(Error::new(
+            ErrorCode::MissingToken,
+            "m.login.application_service needs the application service's token",
+        ));
+    };
+    let body = &request.body;
+    let Some(username) = &body.username else {
+        return Err(Error::new(
+            ErrorCode::MissingParam,
+            "The username is required",
+        ));
+    };
+    let localpart = username.to_lowercase();
+    let user_id = ruma::UserId::parse(format!("@{localpart}:{}", services.server_name()))
+        .map_err(|_| Error::new(ErrorCode::InvalidUsername, "The user ID is not valid"))?;
+    if !service.users.matches(user_id.as_str()) {
+        return Err(Error::new(
+            ErrorCode::Exclusive,
+            "The user ID is outside the application service's namespace",
+        ));
+    }
+    // Another service's exclusive namespace stays its own.
+    services
+        .appservices
+        .check_user_free(&user_id, Some(service))?;
+    if user_id.as_str().len() > 255 || !is_user_localpart(&localpart) {
+        return Err(Error::new(
+            ErrorCode::InvalidUsername,
+            "The username may only contain a-z, 0-9, '.', '_', '=', '-', '/' and '+'",
+        ));
+    }
+    services
+        .users
+        .create_appservice_account(&user_id, service.id())?;
+    tracing::info!(%user_id, appservice = service.id(), "account registered by an application service");
+    let mut response = register::v3::Response::new(user_id.clone());
+    if body.inhibit_login {
+        return Ok(response);
+    }
+    let tokens = services.users.login_device(
+        &user_id,
+        body.device_id.clone(),
+        body.initial_device_display_name.clone(),
+        Some(request.client_ip),
+        body.refresh_token,
+    )?;
+    response.access_token = Some(tokens.access_token);
+    response.device_id = Some(tokens.device_id);
+    response.refresh_token = tokens.refresh_token;
+    response.expires_in = tokens.expires_in_ms.map(Duration::from_millis);
+    Ok(response)
+}
+
+/// The spec's characters of a user ID's localpart (bridges' leading `_` included).
+fn is_user_localpart(localpart: &str) -> bool {
+    !localpart.is_empty()
+        && localpart.bytes().all(
+            |b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'=' | b'-' | b'/' | b'+'),
+        )
+}
+
 /// A numeric localpart for clients that register without choosing a name.
 fn generated_user_id(services: &Services) -> Result<ruma::OwnedUserId> {
     loop {
@@ -164,7 +244,10 @@ pub async fn username_available(
         .users
         .availability(&request.body.username, services.server_name())?
     {
-        Availability::Available(_) => Ok(get_username_availability::v3::Response::new(true)),
+        Availability::Available(user_id) => {
+            services.appservices.check_user_free(&user_id, None)?;
+            Ok(get_username_availability::v3::Response::new(true))
+        }
         Availability::Taken => Err(Error::new(
             ErrorCode::UserInUse,
             "The user ID is already taken",

@@ -16,9 +16,10 @@ pub async fn login_types(
     _: Arc<Services>,
     _: Ruma<get_login_types::v3::Request>,
 ) -> Result<get_login_types::v3::Response> {
-    use get_login_types::v3::{LoginType, PasswordLoginType};
+    use get_login_types::v3::{ApplicationServiceLoginType, LoginType, PasswordLoginType};
     Ok(get_login_types::v3::Response::new(vec![
         LoginType::Password(PasswordLoginType::new()),
+        LoginType::ApplicationService(ApplicationServiceLoginType::new()),
     ]))
 }
 
@@ -39,14 +40,24 @@ pub async fn login(
 ) -> Result<login::v3::Response> {
     let body = &request.body;
     let limits = &services.config.login_rate_limit;
-    services
-        .rate_limit
-        .check(format!("login:{}", request.client_ip), limits)?;
+    if !request.appservice.as_ref().is_some_and(|s| s.unlimited()) {
+        services
+            .rate_limit
+            .check(format!("login:{}", request.client_ip), limits)?;
+    }
 
-    let login::v3::LoginInfo::Password(password) = &body.login_info else {
-        return Err(
-            Error::new(ErrorCode::Unknown, "Only m.login.password is supported").with_bad_request(),
-        );
+    let password = match &body.login_info {
+        login::v3::LoginInfo::Password(password) => password,
+        login::v3::LoginInfo::ApplicationService(info) => {
+            return login_for_appservice(&services, &request, info);
+        }
+        _ => {
+            return Err(Error::new(
+                ErrorCode::Unknown,
+                "Only m.login.password and m.login.application_service are supported",
+            )
+            .with_bad_request());
+        }
     };
     #[allow(deprecated)]
     let identifier = match (&password.identifier, &password.user) {
@@ -88,6 +99,56 @@ pub async fn login(
         ));
     }
 
+    logged_in(&services, &request, user_id)
+}
+
+/// An application service logs in as one of its users (`m.login.application_service`),
+/// e.g. to get a device for end-to-bridge encryption.
+fn login_for_appservice(
+    services: &Services,
+    request: &Ruma<login::v3::Request>,
+    info: &login::v3::ApplicationService,
+) -> Result<login::v3::Response> {
+    let Some(service) = &request.appservice else {
+        return Err(Error::new(
+            ErrorCode::MissingToken,
+            "m.login.application_service needs the application service's token",
+        ));
+    };
+    #[allow(deprecated)]
+    let identifier = match (&info.identifier, &info.user) {
+        (Some(UserIdentifier::Matrix(id)), _) => id.user.clone(),
+        (None, Some(user)) => user.clone(),
+        _ => {
+            return Err(Error::forbidden(
+                "Only user ID identifiers (m.id.user) are supported",
+            ));
+        }
+    };
+    let Some(user_id) = identifier_to_user(services, &identifier) else {
+        return Err(Error::forbidden("Not a user of this server"));
+    };
+    if !service.may_act_as(&user_id) {
+        return Err(Error::new(
+            ErrorCode::Exclusive,
+            "The user is outside the application service's namespace",
+        ));
+    }
+    if !services.users.exists(&user_id)? || services.users.is_deactivated(&user_id)? {
+        return Err(Error::forbidden(format!(
+            "The application service has not registered {user_id}"
+        )));
+    }
+    logged_in(services, request, user_id)
+}
+
+/// A new device and its tokens for a user who proved who they are.
+fn logged_in(
+    services: &Services,
+    request: &Ruma<login::v3::Request>,
+    user_id: OwnedUserId,
+) -> Result<login::v3::Response> {
+    let body = &request.body;
     let tokens = services.users.login_device(
         &user_id,
         body.device_id.clone(),
@@ -144,6 +205,7 @@ pub async fn whoami(
     request: Ruma<whoami::v3::Request>,
 ) -> Result<whoami::v3::Response> {
     let mut response = whoami::v3::Response::new(request.user()?.to_owned(), false);
-    response.device_id = Some(request.device()?.to_owned());
+    // An application service acting without a device has none to name.
+    response.device_id = request.sender_device.clone();
     Ok(response)
 }

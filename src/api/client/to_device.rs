@@ -48,7 +48,7 @@ pub async fn send(
     }
     let new = services.to_device.send(
         sender,
-        request.device()?,
+        &request.txn_device()?,
         body.txn_id.as_str(),
         &body.event_type.to_string(),
         &messages,

@@ -47,7 +47,7 @@ pub async fn directory(
     request.origin()?;
     let alias = &request.body.room_alias;
     let room_id = if alias.server_name() == services.server_name() {
-        services.rooms.resolve_alias(alias)?
+        services.appservices.resolve_alias(&services, alias).await?
     } else {
         None
     }

@@ -60,8 +60,8 @@ pub struct Delivery {
     workers: Mutex<HashMap<OwnedUserId, Arc<Notify>>>,
     /// Users who read something since: their apps' badges are updated.
     badges_due: Mutex<std::collections::HashSet<OwnedUserId>>,
-    /// The badge count last sent to each user's pushers.
-    last_badge: Mutex<HashMap<OwnedUserId, u64>>,
+    /// The badge last sent to each user's pushers.
+    last_badge: Mutex<HashMap<OwnedUserId, Badge>>,
     services: Weak<Services>,
 }
 
@@ -105,7 +105,7 @@ impl Delivery {
     }
 
     /// Records the badge count sent; whether it differs from the one sent before.
-    fn badge_sent(&self, user_id: &UserId, badge: u64) -> bool {
+    fn badge_sent(&self, user_id: &UserId, badge: Badge) -> bool {
         let mut last = self.last_badge.lock().unwrap_or_else(|e| e.into_inner());
         last.insert(user_id.to_owned(), badge) != Some(badge)
     }
@@ -317,7 +317,7 @@ fn notification(
         "event_id": event_id,
         "room_id": room_id,
         "prio": if high { "high" } else { "low" },
-        "counts": { "unread": badge },
+        "counts": badge.counts(),
         "devices": [device_entry(stored, tweaks)],
     });
     if !event_id_only {
@@ -384,7 +384,7 @@ async fn send_badge(services: &Services, user_id: &UserId) -> Result<()> {
             continue;
         };
         let body = json!({ "notification": {
-            "counts": { "unread": badge },
+            "counts": badge.counts(),
             "prio": "low",
             "devices": [device_entry(&stored, serde_json::Map::new())],
         } });
@@ -398,14 +398,31 @@ async fn send_badge(services: &Services, user_id: &UserId) -> Result<()> {
     Ok(())
 }
 
-/// The app badge: how many rooms have unread notifications (Synapse's default).
-pub fn badge_count(services: &Services, user_id: &UserId) -> Result<u64> {
-    let mut rooms = 0;
+/// The push gateway's `counts`: the app badge (how many rooms have unread notifications,
+/// Synapse's default) and the call invites not yet read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Badge {
+    pub unread_rooms: u64,
+    pub missed_calls: u64,
+}
+
+impl Badge {
+    fn counts(self) -> Value {
+        json!({ "unread": self.unread_rooms, "missed_calls": self.missed_calls })
+    }
+}
+
+pub fn badge_count(services: &Services, user_id: &UserId) -> Result<Badge> {
+    let mut badge = Badge {
+        unread_rooms: 0,
+        missed_calls: 0,
+    };
     for room_id in services.rooms.rooms_with_membership(user_id, "join")? {
         let counts = crate::service::sync::joined::unread_counts(services, &room_id, user_id)?;
         if counts.total().0 > 0 {
-            rooms += 1;
+            badge.unread_rooms += 1;
         }
+        badge.missed_calls += counts.missed_calls;
     }
-    Ok(rooms)
+    Ok(badge)
 }

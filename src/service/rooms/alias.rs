@@ -43,7 +43,16 @@ impl Service {
             &(room_id.as_str(), alias.as_str()).encode(),
             &[],
         )?;
-        self.engine.write(batch)
+        self.engine.write(batch)?;
+        self.aliases_changed(room_id);
+        Ok(())
+    }
+
+    /// Application services' interest in a room follows its aliases.
+    fn aliases_changed(&self, room_id: &RoomId) {
+        if let Some(services) = self.services.upgrade() {
+            services.appservices.queue.forget_room(room_id);
+        }
     }
 
     pub fn remove_alias(&self, alias: &RoomAliasId) -> Result<()> {
@@ -56,7 +65,9 @@ impl Service {
             &self.roomid_alias,
             &(room_id.as_str(), alias.as_str()).encode(),
         )?;
-        self.engine.write(batch)
+        self.engine.write(batch)?;
+        self.aliases_changed(&room_id);
+        Ok(())
     }
 
     pub fn local_aliases(&self, room_id: &RoomId) -> Result<Vec<OwnedRoomAliasId>> {

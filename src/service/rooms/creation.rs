@@ -38,6 +38,7 @@ pub async fn create_room(
         Some(name) => {
             let alias = RoomAliasId::parse(format!("#{name}:{}", services.server_name()))
                 .map_err(|_| Error::invalid_param("Invalid room_alias_name"))?;
+            services.appservices.check_alias_free(&alias, sender)?;
             if rooms.resolve_alias(&alias)?.is_some() {
                 return Err(Error::new(
                     ErrorCode::RoomInUse,

@@ -268,9 +268,11 @@ impl Service {
             )?;
         }
         let destinations = self.queue_for_servers(room_id, &event_id, None, &mut batch)?;
+        let appservices = self.queue_for_appservices(room_id, &pdu, &mut batch)?;
         self.engine.write(batch)?;
         self.after_write(room_id, &pdu, appended, writing, guard);
         self.wake_senders(&destinations);
+        self.wake_appservices(&appservices);
         self.defer_after_append(guard, room_id, &pdu, count, json, was_joined);
         Ok(event_id)
     }
@@ -333,6 +335,31 @@ impl Service {
             .collect();
         services.sending.queue_pdu(&servers, event_id, batch)?;
         Ok(servers)
+    }
+
+    /// Queues a timeline event, in its own batch, for the application services interested in
+    /// it; answers them, to wake their workers once written.
+    pub(super) fn queue_for_appservices(
+        &self,
+        room_id: &RoomId,
+        pdu: &PduEvent,
+        batch: &mut Batch,
+    ) -> Result<Vec<String>> {
+        let services = self.services()?;
+        services
+            .appservices
+            .queue
+            .queue_pdu(&services, room_id, pdu, batch)
+    }
+
+    /// Starts sending what [`Self::queue_for_appservices`] queued.
+    pub(super) fn wake_appservices(&self, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
+        if let Some(services) = self.services.upgrade() {
+            services.appservices.queue.wake(ids);
+        }
     }
 
     /// Starts sending what [`Self::queue_for_servers`] queued.

@@ -160,9 +160,11 @@ impl Service {
                     }
                     None => Vec::new(),
                 };
+                let appservices = self.queue_for_appservices(room_id, pdu, &mut batch)?;
                 self.engine.write(batch)?;
                 self.after_write(room_id, pdu, appended, writing, guard);
                 self.wake_senders(&destinations);
+                self.wake_appservices(&appservices);
                 self.defer_after_append(guard, room_id, pdu, count, json, was_joined);
                 let mut purge = self.apply_received_redaction(room_id, rules, pdu)?;
                 purge.append(self.apply_pending_redactions(room_id, rules, pdu)?);

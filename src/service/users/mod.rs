@@ -21,6 +21,11 @@ use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
 use crate::storage::{Batch, Engine, Key, Tree};
 
+/// The password entry of the server's own account (its bot): not a password hash.
+const SERVER_ACCOUNT: &str = "!server-account";
+/// The password entry of an application service's user, followed by the service's ID.
+const APPSERVICE_ACCOUNT: &str = "!appservice:";
+
 pub struct Service {
     engine: Arc<Engine>,
     userid_password: Tree,
@@ -141,16 +146,17 @@ impl Service {
         }
     }
 
-    /// Whether any account of a person (even a deactivated one) exists: the server's bot
-    /// does not count.
+    /// Whether any account of a person (even a deactivated one) exists: the server's bot and
+    /// application services' users do not count.
     pub fn has_any_user(&self) -> Result<bool> {
         for entry in self
             .userid_password
             .iter_from(&[], rocksdb::Direction::Forward)
-            .take(2)
         {
-            let (key, _) = entry?;
-            if *key != *self.bot.as_bytes() {
+            let (key, value) = entry?;
+            let passwordless = value.starts_with(SERVER_ACCOUNT.as_bytes())
+                || value.starts_with(APPSERVICE_ACCOUNT.as_bytes());
+            if *key != *self.bot.as_bytes() && !passwordless {
                 return Ok(true);
             }
         }
@@ -187,19 +193,54 @@ impl Service {
     /// Creates an account for the server itself (its bot): nobody can log in to it (its
     /// password entry is no password hash) and it is never an administrator.
     pub fn create_server_account(&self, user_id: &UserId, displayname: &str) -> Result<()> {
+        self.create_passwordless(user_id, SERVER_ACCOUNT.as_bytes(), displayname)
+    }
+
+    /// Creates an account of an application service (its own user, or one it registered in
+    /// its namespace): no password, never an administrator, used through the service's token.
+    pub fn create_appservice_account(&self, user_id: &UserId, appservice_id: &str) -> Result<()> {
+        let marker = format!("{APPSERVICE_ACCOUNT}{appservice_id}");
+        self.create_passwordless(user_id, marker.as_bytes(), user_id.localpart())
+    }
+
+    /// The application service that registered the account, if one did.
+    pub fn appservice_of(&self, user_id: &UserId) -> Result<Option<String>> {
+        Ok(self
+            .userid_password
+            .get(user_id.as_bytes())?
+            .and_then(|value| {
+                value
+                    .strip_prefix(APPSERVICE_ACCOUNT.as_bytes())
+                    .map(|id| String::from_utf8_lossy(id).into_owned())
+            }))
+    }
+
+    fn create_passwordless(
+        &self,
+        user_id: &UserId,
+        marker: &[u8],
+        displayname: &str,
+    ) -> Result<()> {
         let _guard = self.create_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.exists(user_id)? {
+            return Err(Error::new(
+                ErrorCode::UserInUse,
+                "The user ID is already taken",
+            ));
+        }
         let mut batch = Batch::default();
-        batch.put(
-            &self.userid_password,
-            user_id.as_bytes(),
-            b"!server-account",
-        )?;
+        batch.put(&self.userid_password, user_id.as_bytes(), marker)?;
         batch.put(
             &self.useridprofilekey_value,
             &(user_id.as_str(), "displayname").encode(),
             serde_json::Value::String(displayname.to_owned())
                 .to_string()
                 .as_bytes(),
+        )?;
+        batch.put(
+            &self.userid_createdts,
+            user_id.as_bytes(),
+            &crate::service::now_millis().to_be_bytes(),
         )?;
         self.engine.write(batch)
     }
