@@ -59,6 +59,10 @@ impl Server {
         if let Err(error) = services.appservices.queue.resume(&services) {
             tracing::error!(%error, "cannot resume the application service queues");
         }
+        // Likewise notifications not yet delivered to push gateways.
+        if let Err(error) = services.pushers.resume() {
+            tracing::error!(%error, "cannot resume push delivery");
+        }
         let bootstrap_token = services.users.bootstrap_registration_token()?;
 
         let listener = TcpListener::bind(listen)

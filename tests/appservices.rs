@@ -37,6 +37,7 @@ namespaces:
   rooms: []
 rate_limited: false
 protocols: ["echo"]
+de.sorunome.msc2409.push_ephemeral: true
 "##
     )
 }
@@ -203,6 +204,52 @@ async fn a_bridge_from_a_registration_file_echoes_as_its_puppets() {
         .await,
     );
     assert_eq!(puppet["user_id"], "@echo_alice:localhost");
+    // Ephemeral events reach it too, as the registration asks: her typing and read receipt.
+    expect_ok(
+        ts.put(
+            &room_path(&room, &format!("/typing/{}", enc(&alice.user_id))),
+            alice.bearer(),
+            &json!({ "typing": true, "timeout": 30000 }),
+        )
+        .await,
+    );
+    let typing = bridge.until("typing").await;
+    assert_eq!(typing["user_ids"], json!([alice.user_id]), "{typing}");
+    let echo_id = echoed["event_id"].as_str().unwrap().to_owned();
+    expect_ok(
+        ts.post(
+            &room_path(&room, &format!("/receipt/m.read/{}", enc(&echo_id))),
+            alice.bearer(),
+            &json!({}),
+        )
+        .await,
+    );
+    let receipt = bridge.until("receipt").await;
+    assert_eq!(
+        receipt["content"][&echo_id]["m.read"],
+        json!([alice.user_id]),
+        "{receipt}"
+    );
+    // Puppets are not listed in the user directory, though they share her room (as Synapse).
+    let found = expect_ok(
+        ts.post(
+            "/_matrix/client/v3/user_directory/search",
+            alice.bearer(),
+            &json!({ "search_term": "echo" }),
+        )
+        .await,
+    );
+    assert_eq!(found["results"], json!([]), "{found}");
+    // Alice is the first person here, so an administrator (the bridge's accounts do not count);
+    // the admin API says which service made the puppet.
+    let puppet_admin = expect_ok(
+        ts.get(
+            &format!("/_synapse/admin/v2/users/{}", enc("@echo_alice:localhost")),
+            alice.bearer(),
+        )
+        .await,
+    );
+    assert_eq!(puppet_admin["appservice_id"], "echo", "{puppet_admin}");
     let bot = expect_ok(ts.get(WHOAMI, Some(AS_TOKEN)).await);
     assert_eq!(bot["user_id"], "@echo_bot:localhost");
 

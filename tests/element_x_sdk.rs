@@ -57,6 +57,15 @@ async fn element_x_room_list_and_encryption_over_sliding_sync() {
     );
     assert!(seen["unread_alpha"].as_u64().unwrap_or(0) > 0, "{seen}");
     assert_eq!(seen["decrypted"], "secret hello", "{seen}");
+    // Element X's push registration, as the server lists it back.
+    let pusher = &seen["pusher"];
+    assert_eq!(pusher["app_id"], "io.element.elementx.ios", "{seen}");
+    assert_eq!(pusher["kind"], "http", "{seen}");
+    assert_eq!(pusher["data"]["format"], "event_id_only", "{seen}");
+    assert_eq!(
+        pusher["data"]["default_payload"]["aps"]["mutable-content"], 1,
+        "{seen}"
+    );
     assert_eq!(seen["sync_errors"], json!([]), "{seen}");
     ts.shutdown().await;
 }

@@ -68,6 +68,7 @@ impl Fixture {
             "field" => "displayname".to_owned(),
             "medium" => "email".to_owned(),
             "protocol" => "irc".to_owned(),
+            "appservice_id" => "fuzz-bridge".to_owned(),
             "loginToken" | "token" => "fuzztoken".to_owned(),
             "report_id" => "1".to_owned(),
             "delete_id" => "fuzzdelete".to_owned(),

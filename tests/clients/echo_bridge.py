@@ -1,6 +1,7 @@
 """A small echo bridge on mautrix-python's application service framework (PyPI `mautrix`).
 
-It joins rooms its bot is invited to; for every message of a person there, it registers a
+It joins rooms its bot is invited to and reports the typing and read receipts it is sent
+(MSC2409 ephemeral events); for every message of a person there, it registers a
 puppet `@echo_<localpart>` (m.login.application_service), invites it, and has it answer
 "echo: <body>" as that puppet (the framework masquerades with `user_id`). It also answers
 the third-party lookups of its protocol `echo`, pings the homeserver on start, and prints one
@@ -45,6 +46,7 @@ async def main():
         bot_localpart="echo_bot",
         id=cfg["id"],
         query_user=query_user,
+        ephemeral_events=True,
     )
 
     async def protocol(_request):
@@ -72,11 +74,22 @@ async def main():
     appservice.app.router.add_get("/_matrix/app/v1/thirdparty/protocol/echo", protocol)
     appservice.app.router.add_get("/_matrix/app/v1/thirdparty/user/echo", thirdparty_user)
 
-    seen_txn_events = []
-
     @appservice.matrix_event_handler
     async def handle(event):
-        seen_txn_events.append(event.event_id)
+        if event.type == EventType.RECEIPT:
+            # {event ID: {receipt type: [user IDs]}}
+            content = {
+                str(event_id): {
+                    getattr(kind, "value", str(kind)): [str(user) for user in users]
+                    for kind, users in kinds.items()
+                }
+                for event_id, kinds in event.content.items()
+            }
+            say(event="receipt", room_id=event.room_id, content=content)
+            return
+        if event.type == EventType.TYPING:
+            say(event="typing", room_id=event.room_id, user_ids=event.content.user_ids)
+            return
         if event.type == EventType.ROOM_MEMBER:
             if event.state_key == bot and event.content.membership == Membership.INVITE:
                 await appservice.intent.join_room(event.room_id)

@@ -143,6 +143,10 @@ pub async fn typing(
         _ => None,
     };
     services.typing.set(&body.room_id, sender, timeout)?;
+    services
+        .appservices
+        .queue
+        .typing_changed(&services, &body.room_id);
     edus::send_typing(&services, &body.room_id, sender, timeout.is_some())?;
     Ok(create_typing_event::v3::Response::new())
 }
@@ -191,6 +195,13 @@ pub async fn receipt(
             )?;
             services.pushers.delivery.badge_changed(&services, sender)?;
             if kind == "m.read" {
+                services.appservices.queue.receipt(
+                    &services,
+                    &body.room_id,
+                    sender,
+                    &body.event_id,
+                    body.thread.as_str(),
+                );
                 edus::send_receipt(
                     &services,
                     &body.room_id,

@@ -56,6 +56,10 @@ pub async fn search(
         if user.server_name() != services.server_name() || services.users.is_deactivated(&user)? {
             continue;
         }
+        // As Synapse: bridges' puppets and bots are not people of this server.
+        if services.appservices.claiming_user(&user).is_some() {
+            continue;
+        }
         let display_name = services
             .users
             .profile_field(&user, "displayname")?

@@ -62,7 +62,7 @@ fn user_json(services: &Services, user: &UserId) -> Result<Value> {
         "suspended": services.users.is_suspended(user),
         "is_guest": false,
         "user_type": null,
-        "appservice_id": null,
+        "appservice_id": services.users.appservice_of(user)?,
         "approved": true,
         // Milliseconds, as Synapse's list; one user's details give seconds (see
         // `single_user_json`).

@@ -171,10 +171,10 @@ impl Queue {
         Ok(interested)
     }
 
-    /// Adds an ephemeral event (typing, a receipt, presence) for the services that asked
-    /// for them and are interested in the room (`None`: presence, for services with a user
-    /// in a room with `user`).
-    pub fn queue_ephemeral(&self, services: &Services, room_id: &RoomId, edu: &Value) {
+    /// Adds an ephemeral event (typing, a receipt) for the services that asked for them
+    /// (MSC2409's `receive_ephemeral`) and are interested in the room. They wait in memory
+    /// for the next transaction: like typing itself, they are not worth keeping on disk.
+    fn queue_ephemeral(&self, services: &Services, room_id: &RoomId, edu: &Value) {
         let all = services.appservices.all();
         if all.is_empty() {
             return;
@@ -205,6 +205,42 @@ impl Queue {
             woken.push(service.id().to_owned());
         }
         self.wake(&woken);
+    }
+
+    /// The room's typing users changed: services that take ephemeral events hear of it.
+    pub fn typing_changed(&self, services: &Services, room_id: &RoomId) {
+        if services.appservices.all().is_empty() {
+            return;
+        }
+        let typing = services
+            .typing
+            .changed_since(room_id, 0)
+            .unwrap_or_default();
+        let edu = json!({ "type": "m.typing", "content": { "user_ids": typing } });
+        self.queue_ephemeral(services, room_id, &edu);
+    }
+
+    /// A public read receipt: services that take ephemeral events hear of it.
+    pub fn receipt(
+        &self,
+        services: &Services,
+        room_id: &RoomId,
+        user_id: &ruma::UserId,
+        event_id: &ruma::EventId,
+        thread: Option<&str>,
+    ) {
+        if services.appservices.all().is_empty() {
+            return;
+        }
+        let mut receipt = json!({ "ts": crate::service::now_millis() });
+        if let Some(thread) = thread {
+            receipt["thread_id"] = json!(thread);
+        }
+        let edu = json!({
+            "type": "m.receipt",
+            "content": { event_id.as_str(): { "m.read": { user_id.as_str(): receipt } } },
+        });
+        self.queue_ephemeral(services, room_id, &edu);
     }
 
     fn room_interest_cached(

@@ -217,7 +217,12 @@ fn receive_typing(services: &Services, origin: &ServerName, content: &Value) -> 
         return Err(crate::error::Error::forbidden(why));
     }
     let timeout = (content["typing"] == true).then_some(REMOTE_TYPING_TIMEOUT);
-    services.typing.set(&room_id, &user, timeout)
+    services.typing.set(&room_id, &user, timeout)?;
+    services
+        .appservices
+        .queue
+        .typing_changed(services, &room_id);
+    Ok(())
 }
 
 fn receive_receipts(services: &Services, origin: &ServerName, content: &Value) -> Result<()> {
@@ -254,6 +259,10 @@ fn receive_receipts(services: &Services, origin: &ServerName, content: &Value) -
             services
                 .receipts
                 .set(&room_id, &user, "m.read", &event_id, thread)?;
+            services
+                .appservices
+                .queue
+                .receipt(services, &room_id, &user, &event_id, thread);
         }
     }
     Ok(())

@@ -59,6 +59,27 @@ impl Service {
     }
 
     /// Whether the user has any pusher (only then is there anything to deliver).
+    /// Starts delivery for every user with pushers, so what was not delivered before a stop
+    /// goes out now rather than with the user's next notification.
+    pub fn resume(&self) -> Result<()> {
+        let mut last: Option<String> = None;
+        for entry in self
+            .useridpushkey_pusher
+            .iter_from(&[], rocksdb::Direction::Forward)
+        {
+            let (key, _) = entry?;
+            let (user, _, _) = <(&str, &str, &str)>::decode(&key)?;
+            if last.as_deref() == Some(user) {
+                continue;
+            }
+            last = Some(user.to_owned());
+            if let Ok(user_id) = UserId::parse(user) {
+                self.delivery.wake(&user_id);
+            }
+        }
+        Ok(())
+    }
+
     pub fn has_pushers(&self, user_id: &UserId) -> Result<bool> {
         Ok(self
             .useridpushkey_pusher

@@ -179,12 +179,47 @@ async fn invite_stress(hs: String, iterations: usize) -> Result<Value> {
     Ok(json!({ "iterations": iterations, "failures": [], "sync_errors": sync_errors }))
 }
 
+/// Registers a pusher as Element X does once logged in (`ClientProxy.setPusher`: an HTTP
+/// pusher with `format: event_id_only` and the iOS default payload) and answers it as the
+/// server lists it.
+async fn register_pusher(client: &Client) -> Result<Value> {
+    use matrix_sdk::ruma::{
+        api::client::push::{PusherIds, PusherInit, PusherKind, get_pushers},
+        push::{HttpPusherData, PushFormat},
+        serde::JsonObject,
+    };
+    let mut data = HttpPusherData::new("http://127.0.0.1:9/_matrix/push/v1/notify".to_owned());
+    data.format = Some(PushFormat::EventIdOnly);
+    let payload =
+        json!({ "aps": { "mutable-content": 1, "alert": { "loc-key": "Notification", "loc-args": [] } } });
+    data.data =
+        serde_json::from_value::<JsonObject>(json!({ "default_payload": payload }))?.into_iter().collect();
+    let pusher = PusherInit {
+        ids: PusherIds::new("sdk-check-pushkey".to_owned(), "io.element.elementx.ios".to_owned()),
+        kind: PusherKind::Http(data),
+        app_display_name: "Element X".to_owned(),
+        device_display_name: "sdk-check".to_owned(),
+        profile_tag: None,
+        lang: "en".to_owned(),
+    };
+    client.pusher().set(pusher.into(), false).await?;
+    let listed = client.send(get_pushers::v3::Request::new()).await?;
+    let found = listed
+        .pushers
+        .iter()
+        .find(|p| p.ids.pushkey == "sdk-check-pushkey")
+        .context("the pusher Element X registered is not listed")?;
+    log!("pusher registered and listed");
+    Ok(serde_json::to_value(found)?)
+}
+
 async fn run(hs: String) -> Result<Value> {
     // Step 1: register + log in (Element X: login screen -> `matrix_auth().login_username`).
     let (http, alice, bob) = alice_and_bob(&hs).await?;
     let bob_id = bob.user_id().context("bob has no user id")?.to_owned();
     let bob_device = bob.device_id().context("bob has no device id")?.to_owned();
     log!("logged in {} and {bob_id} (device {bob_device})", alice.user_id().unwrap());
+    let pusher = register_pusher(&bob).await?;
 
     // Step 2: both clients run a SyncService, built like Element X's ClientProxy does
     // (offline mode on; share_pos on by default). It drives two MSC4186 connections:
@@ -295,6 +330,7 @@ async fn run(hs: String) -> Result<Value> {
         "unread_beta": beta4.unread,
         "server_notification_count_alpha": alpha4.notif,
         "decrypted": decrypted,
+        "pusher": pusher,
         "sync_errors": sync_errors,
         "elapsed_s": T0.get().unwrap().elapsed().as_secs_f64(),
     }))
