@@ -1,8 +1,9 @@
 //! Application services, with a real bridge built on mautrix-python (tests/clients/
 //! echo_bridge.py): registered from a YAML file in the configuration, it is sent the room's
 //! messages in transactions, registers puppets in its exclusive namespace and answers as them
-//! (masquerading with `user_id`), pings the server, answers user queries and third-party
-//! lookups, and gets what was queued while it was down. Registration from the admin room is
+//! (masquerading with `user_id`), is sent typing, read receipts and to-device messages, pings
+//! the server, answers user queries and third-party lookups, and gets what was queued while it
+//! was down. Registration from the admin room is
 //! persisted, audited without its tokens, and undone by `unregister`.
 
 mod common;
@@ -230,6 +231,34 @@ async fn a_bridge_from_a_registration_file_echoes_as_its_puppets() {
         json!([alice.user_id]),
         "{receipt}"
     );
+    // The bridge logs its puppet in for a device (m.login.application_service, which a
+    // person's token cannot do), and to-device messages for that device reach the bridge.
+    let as_login = json!({
+        "type": "m.login.application_service",
+        "identifier": { "type": "m.id.user", "user": "echo_alice" },
+    });
+    let refused = ts.post(LOGIN, alice.bearer(), &as_login).await;
+    assert_errcode(&refused, StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN");
+    let login = expect_ok(ts.post(LOGIN, Some(AS_TOKEN), &as_login).await);
+    assert_eq!(login["user_id"], "@echo_alice:localhost", "{login}");
+    let device = login["device_id"].as_str().unwrap().to_owned();
+    expect_ok(
+        ts.put(
+            "/_matrix/client/v3/sendToDevice/m.room_key_request/td1",
+            alice.bearer(),
+            &json!({ "messages": { "@echo_alice:localhost": { &device: {
+                "action": "request_cancellation",
+                "requesting_device_id": "ALICEDEVICE",
+                "request_id": "r1",
+            } } } }),
+        )
+        .await,
+    );
+    let to_device = bridge.until("to_device").await;
+    assert_eq!(to_device["to_device_id"], device, "{to_device}");
+    assert_eq!(to_device["sender"], alice.user_id, "{to_device}");
+    assert_eq!(to_device["type"], "m.room_key_request", "{to_device}");
+
     // Puppets are not listed in the user directory, though they share her room (as Synapse).
     let found = expect_ok(
         ts.post(

@@ -1,7 +1,7 @@
 """A small echo bridge on mautrix-python's application service framework (PyPI `mautrix`).
 
-It joins rooms its bot is invited to and reports the typing and read receipts it is sent
-(MSC2409 ephemeral events); for every message of a person there, it registers a
+It joins rooms its bot is invited to and reports the typing, read receipts and to-device
+messages it is sent (MSC2409); for every message of a person there, it registers a
 puppet `@echo_<localpart>` (m.login.application_service), invites it, and has it answer
 "echo: <body>" as that puppet (the framework masquerades with `user_id`). It also answers
 the third-party lookups of its protocol `echo`, pings the homeserver on start, and prints one
@@ -47,7 +47,20 @@ async def main():
         id=cfg["id"],
         query_user=query_user,
         ephemeral_events=True,
+        # To-device messages for its users' devices (what bridged encryption needs).
+        encryption_events=True,
     )
+
+    async def to_device(event):
+        say(
+            event="to_device",
+            sender=event.sender,
+            type=str(event.type),
+            to_user_id=event.to_user_id,
+            to_device_id=event.to_device_id,
+        )
+
+    appservice.to_device_handler = to_device
 
     async def protocol(_request):
         return web.json_response(

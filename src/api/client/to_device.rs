@@ -46,14 +46,21 @@ pub async fn send(
             messages.push((user_id.as_ref(), target, content));
         }
     }
+    let event_type = body.event_type.to_string();
     let new = services.to_device.send(
         sender,
         &request.txn_device()?,
         body.txn_id.as_str(),
-        &body.event_type.to_string(),
+        &event_type,
         &messages,
         |user_id| services.users.device_ids(user_id),
     )?;
+    if new {
+        services
+            .appservices
+            .queue
+            .to_device(&services, sender, &event_type, &messages);
+    }
     // A retried request was sent on the first time.
     if new && !remote.is_empty() {
         let event_type = body.event_type.to_string();

@@ -49,6 +49,7 @@ pub struct Queue {
 #[derive(Default)]
 struct ServiceState {
     ephemeral: VecDeque<Value>,
+    to_device: VecDeque<Value>,
     failures: u32,
     retry_at: Option<Instant>,
     last_success: Option<SystemTime>,
@@ -243,6 +244,54 @@ impl Queue {
         self.queue_ephemeral(services, room_id, &edu);
     }
 
+    /// To-device messages for the devices of services' users (MSC2409's to-device part, as
+    /// Synapse sends it): the service gets them in its transactions, for its bridged
+    /// encryption. They stay in the devices' queues too.
+    pub fn to_device(
+        &self,
+        services: &Services,
+        sender: &ruma::UserId,
+        event_type: &str,
+        messages: &[(&ruma::UserId, crate::service::to_device::Target, Value)],
+    ) {
+        let all = services.appservices.all();
+        if all.is_empty() {
+            return;
+        }
+        let mut woken = Vec::new();
+        for (user, target, content) in messages {
+            let Some(service) = all.iter().find(|s| {
+                s.registration.receive_ephemeral
+                    && s.registration.url.is_some()
+                    && s.may_act_as(user)
+            }) else {
+                continue;
+            };
+            let devices = match target {
+                crate::service::to_device::Target::Device(device) => vec![device.clone()],
+                crate::service::to_device::Target::AllDevices => {
+                    services.users.device_ids(user).unwrap_or_default()
+                }
+            };
+            let mut state = self.state();
+            let queue = &mut state.entry(service.id().to_owned()).or_default().to_device;
+            for device in devices {
+                if queue.len() >= MAX_EPHEMERAL {
+                    queue.pop_front();
+                }
+                queue.push_back(json!({
+                    "type": event_type,
+                    "sender": sender,
+                    "content": content,
+                    "to_user_id": user,
+                    "to_device_id": device,
+                }));
+            }
+            woken.push(service.id().to_owned());
+        }
+        self.wake(&woken);
+    }
+
     fn room_interest_cached(
         &self,
         services: &Services,
@@ -356,15 +405,21 @@ impl Queue {
                 )?);
             }
         }
-        let ephemeral: Vec<Value> = self
+        let (ephemeral, to_device) = self
             .state()
             .get_mut(id)
-            .map(|s| s.ephemeral.drain(..).collect())
+            .map(|s| {
+                (
+                    s.ephemeral.drain(..).collect(),
+                    s.to_device.drain(..).collect(),
+                )
+            })
             .unwrap_or_default();
         Ok(Transaction {
             keys,
             events,
             ephemeral,
+            to_device,
         })
     }
 }
@@ -403,6 +458,23 @@ struct Transaction {
     keys: Vec<(u64, Box<[u8]>)>,
     events: Vec<Value>,
     ephemeral: Vec<Value>,
+    to_device: Vec<Value>,
+}
+
+impl Transaction {
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.ephemeral.is_empty() && self.to_device.is_empty()
+    }
+
+    /// The body, with the unstable key of the to-device messages too (mautrix reads either).
+    fn body(&self) -> Value {
+        let mut body = json!({ "events": self.events, "ephemeral": self.ephemeral });
+        if !self.to_device.is_empty() {
+            body["to_device"] = json!(self.to_device);
+            body["de.sorunome.msc2409.to_device"] = json!(self.to_device);
+        }
+        body
+    }
 }
 
 /// The worker of one service: sends transactions until the queue is empty, backing off
@@ -427,7 +499,7 @@ async fn run(services: &Arc<Services>, id: &str, notify: &Notify) {
                     return;
                 }
             };
-            if next.keys.is_empty() && next.ephemeral.is_empty() {
+            if next.is_empty() {
                 if queue.end_worker_if_idle(id) {
                     return;
                 }
@@ -448,11 +520,11 @@ async fn run(services: &Arc<Services>, id: &str, notify: &Notify) {
         let Some((txn_id, transaction)) = &pending else {
             continue;
         };
-        let body = json!({
-            "events": transaction.events,
-            "ephemeral": transaction.ephemeral,
-        });
-        match queue.http.transaction(&service, txn_id, &body).await {
+        match queue
+            .http
+            .transaction(&service, txn_id, &transaction.body())
+            .await
+        {
             Ok(()) => {
                 let mut batch = Batch::default();
                 let mut failed = false;
@@ -510,7 +582,7 @@ impl Queue {
         let has_ephemeral = self
             .state()
             .get(id)
-            .is_some_and(|s| !s.ephemeral.is_empty());
+            .is_some_and(|s| !s.ephemeral.is_empty() || !s.to_device.is_empty());
         if has_events || has_ephemeral {
             return false;
         }

@@ -313,7 +313,7 @@ fn receive_to_device(services: &Services, origin: &ServerName, content: &Value) 
         .collect();
     // The remote sender has no device here: the message ID, per origin, is the transaction.
     let from_origin: &ruma::DeviceId = origin.as_str().into();
-    services.to_device.send(
+    let new = services.to_device.send(
         &sender,
         from_origin,
         message_id,
@@ -321,6 +321,12 @@ fn receive_to_device(services: &Services, origin: &ServerName, content: &Value) 
         &deliveries,
         |user_id| services.users.device_ids(user_id),
     )?;
+    if new {
+        services
+            .appservices
+            .queue
+            .to_device(services, &sender, event_type, &deliveries);
+    }
     Ok(())
 }
 
