@@ -2,8 +2,8 @@
 //! echo_bridge.py): registered from a YAML file in the configuration, it is sent the room's
 //! messages in transactions, registers puppets in its exclusive namespace and answers as them
 //! (masquerading with `user_id`), is sent typing, read receipts and to-device messages, pings
-//! the server, answers user queries and third-party lookups, and gets what was queued while it
-//! was down. Registration from the admin room is
+//! the server, answers user queries and third-party lookups, lists a room in its network's
+//! directory, and gets what was queued while it was down. Registration from the admin room is
 //! persisted, audited without its tokens, and undone by `unregister`.
 
 mod common;
@@ -378,6 +378,53 @@ async fn a_bridge_from_a_registration_file_echoes_as_its_puppets() {
         .await,
     );
     assert_eq!(users[0]["userid"], "@echo_bob:localhost", "{users}");
+
+    // The bridge lists the room in its network's directory: found there (and among all
+    // networks), not in the server's own.
+    let listing = format!(
+        "/_matrix/client/v3/directory/list/appservice/echo-net/{}",
+        enc(&room)
+    );
+    let person = ts
+        .put(&listing, alice.bearer(), &json!({ "visibility": "public" }))
+        .await;
+    assert_errcode(&person, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+    expect_ok(
+        ts.put(&listing, Some(AS_TOKEN), &json!({ "visibility": "public" }))
+            .await,
+    );
+    let directory = |filter: Value| {
+        let ts = &ts;
+        let alice = &alice;
+        async move {
+            let page = expect_ok(
+                ts.post("/_matrix/client/v3/publicRooms", alice.bearer(), &filter)
+                    .await,
+            );
+            page["chunk"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["room_id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let network = json!({ "third_party_instance_id": "echo|echo-net" });
+    assert_eq!(directory(network.clone()).await, vec![room.clone()]);
+    assert_eq!(
+        directory(json!({ "include_all_networks": true })).await,
+        vec![room.clone()]
+    );
+    assert!(directory(json!({})).await.is_empty());
+    expect_ok(
+        ts.put(
+            &listing,
+            Some(AS_TOKEN),
+            &json!({ "visibility": "private" }),
+        )
+        .await,
+    );
+    assert!(directory(network).await.is_empty());
 
     // Down, then back: what was sent meanwhile waits in the queue and arrives.
     bridge.stop().await;

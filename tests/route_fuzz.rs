@@ -69,6 +69,7 @@ impl Fixture {
             "medium" => "email".to_owned(),
             "protocol" => "irc".to_owned(),
             "appservice_id" => "fuzz-bridge".to_owned(),
+            "network_id" => "fuzz-net".to_owned(),
             "loginToken" | "token" => "fuzztoken".to_owned(),
             "report_id" => "1".to_owned(),
             "delete_id" => "fuzzdelete".to_owned(),

@@ -7,6 +7,7 @@ use ruma::api::client::directory::{
     get_public_rooms, get_public_rooms_filtered, get_room_visibility, set_room_visibility,
 };
 use ruma::api::client::room::{Visibility, aliases};
+use ruma::directory::RoomNetwork;
 use ruma::{RoomAliasId, UInt, UserId};
 use serde_json::{Value, json};
 
@@ -217,10 +218,20 @@ pub(crate) fn directory_page(
     limit: Option<UInt>,
     since: Option<&str>,
     search: Option<&str>,
+    network: &RoomNetwork,
 ) -> Result<Value> {
     let search = search.map(str::to_lowercase).filter(|s| !s.is_empty());
     let mut rooms = Vec::new();
-    for room_id in services.rooms.public_rooms()? {
+    for (room_id, listed_in) in services.rooms.public_rooms_by_network()? {
+        // This server's own directory, a bridge's network directory, or all of them.
+        let wanted = match network {
+            RoomNetwork::All => true,
+            RoomNetwork::ThirdParty(instance) => listed_in.as_deref() == Some(instance.as_str()),
+            _ => listed_in.is_none(),
+        };
+        if !wanted {
+            continue;
+        }
         let summary = services.rooms.summary(&room_id)?;
         if let Some(term) = &search {
             let alias = summary.canonical_alias.as_ref().map(|a| a.as_str());
@@ -327,6 +338,7 @@ pub async fn public_rooms(
         body.limit,
         body.since.as_deref(),
         None,
+        &RoomNetwork::Matrix,
     )?))
 }
 
@@ -349,5 +361,31 @@ pub async fn public_rooms_filtered(
         body.limit,
         body.since.as_deref(),
         search,
+        &body.room_network,
     )?))
+}
+
+/// `PUT /_matrix/client/v3/directory/list/appservice/{networkId}/{roomId}`: an application
+/// service publishes a room in its directory of a third-party network (found with
+/// `third_party_instance_id` `<service id>|<network id>`), or takes it out.
+pub async fn set_appservice_room_visibility(
+    services: Arc<Services>,
+    request: Ruma<ruma::api::client::appservice::set_room_visibility::v3::Request>,
+) -> Result<ruma::api::client::appservice::set_room_visibility::v3::Response> {
+    let Some(service) = &request.appservice else {
+        return Err(Error::forbidden(
+            "Only application services have network directories",
+        ));
+    };
+    let body = &request.body;
+    if !services.rooms.exists(&body.room_id)? {
+        return Err(Error::not_found("Unknown room"));
+    }
+    let instance = format!("{}|{}", service.id(), body.network_id);
+    services.rooms.set_public_in_network(
+        &body.room_id,
+        &instance,
+        body.visibility == Visibility::Public,
+    )?;
+    Ok(ruma::api::client::appservice::set_room_visibility::v3::Response::new())
 }

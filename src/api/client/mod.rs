@@ -70,6 +70,7 @@ pub fn routes(router: Routes) -> Routes {
         .ruma(account_data::create_filter)
         .ruma(account_data::get_filter)
         .ruma(appservice::ping)
+        .ruma(directory::set_appservice_room_visibility)
         .ruma(appservice::protocols)
         .ruma(appservice::get_protocol)
         .ruma(appservice::location_for_protocol)

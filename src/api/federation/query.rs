@@ -68,6 +68,7 @@ pub async fn public_rooms(
             body.limit,
             body.since.as_deref(),
             None,
+            &body.room_network,
         )?,
     ))
 }
@@ -84,6 +85,7 @@ pub async fn public_rooms_filtered(
             body.limit,
             body.since.as_deref(),
             body.filter.generic_search_term.as_deref(),
+            &body.room_network,
         )?,
     ))
 }

@@ -100,7 +100,47 @@ impl Service {
         }
     }
 
-    /// Rooms published in the directory.
+    /// Publishes a room in an application service's directory of a third-party network
+    /// (`instance`: `<service id>|<network id>`), or takes it out of that directory (and only
+    /// that one).
+    pub fn set_public_in_network(
+        &self,
+        room_id: &RoomId,
+        instance: &str,
+        public: bool,
+    ) -> Result<()> {
+        if public {
+            return self
+                .publicroomids
+                .insert(room_id.as_bytes(), instance.as_bytes());
+        }
+        match self.publicroomids.get(room_id.as_bytes())? {
+            Some(listed) if listed == instance.as_bytes() => {
+                self.publicroomids.remove(room_id.as_bytes())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Rooms in the public directories, each with the network directory it is in (`None`:
+    /// this server's own); a blocked room is never listed.
+    pub fn public_rooms_by_network(&self) -> Result<Vec<(OwnedRoomId, Option<String>)>> {
+        let mut rooms = Vec::new();
+        for entry in self
+            .publicroomids
+            .iter_from(&[], rocksdb::Direction::Forward)
+        {
+            let (key, value) = entry?;
+            let room: OwnedRoomId = decode_id(&key)?;
+            if !self.is_blocked(&room)? {
+                let network =
+                    (!value.is_empty()).then(|| String::from_utf8_lossy(&value).into_owned());
+                rooms.push((room, network));
+            }
+        }
+        Ok(rooms)
+    }
+
     /// Rooms in the public directory (a blocked room is never listed).
     pub fn public_rooms(&self) -> Result<Vec<OwnedRoomId>> {
         let mut rooms = Vec::new();
