@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::media::*;
 use common::*;
 use reqwest::StatusCode;
@@ -13,21 +11,9 @@ use serde_json::json;
 
 const ADMIN: &str = "/_synapse/admin";
 
-const BOT: &str = "@conclave:localhost";
-
 /// Joins the admin room as the first (administrator) account; returns its ID.
 async fn join_admin_room(ts: &TestServer, admin: &Session) -> String {
-    let alias = expect_ok(
-        ts.get(
-            &format!(
-                "/_matrix/client/v3/directory/room/{}",
-                enc("#admins:localhost")
-            ),
-            None,
-        )
-        .await,
-    );
-    let room = alias["room_id"].as_str().unwrap().to_owned();
+    let room = admin::admin_room(ts).await;
     expect_ok(
         ts.post(&room_path(&room, "/join"), admin.bearer(), &json!({}))
             .await,
@@ -35,25 +21,9 @@ async fn join_admin_room(ts: &TestServer, admin: &Session) -> String {
     room
 }
 
-/// Sends a command to the admin room and returns the text of the bot's answer to it.
-async fn command(ts: &TestServer, admin: &Session, room: &str, text: &str, txn: &str) -> String {
-    let event_id = send_text_id(ts, admin, room, txn, text).await;
-    for _ in 0..1000 {
-        let history = expect_ok(
-            ts.get(&room_path(room, "/messages?dir=b&limit=30"), admin.bearer())
-                .await,
-        );
-        let reply = history["chunk"].as_array().unwrap().iter().find(|event| {
-            event["sender"] == BOT
-                && event["content"]["m.relates_to"]["m.in_reply_to"]["event_id"]
-                    == event_id.as_str()
-        });
-        if let Some(reply) = reply {
-            return reply["content"]["body"].as_str().unwrap().to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("no answer to {text:?}");
+/// The text of the bot's answer to a command.
+async fn command(ts: &TestServer, admin: &Session, room: &str, text: &str) -> String {
+    admin::body(&admin::command(ts, admin, room, text).await).to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,7 +52,6 @@ async fn the_admin_room_quarantines_a_room_and_purges_remote_media() {
         &admin,
         &admin_room,
         "!admin media quarantine-room #shares:localhost",
-        "c1",
     )
     .await;
     assert!(
@@ -108,7 +77,6 @@ async fn the_admin_room_quarantines_a_room_and_purges_remote_media() {
         &admin,
         &admin_room,
         "!admin media quarantine-room #nowhere:localhost",
-        "c2",
     )
     .await;
     assert!(answer.contains("There is no room"), "{answer}");
@@ -120,7 +88,6 @@ async fn the_admin_room_quarantines_a_room_and_purges_remote_media() {
         &admin,
         &admin_room,
         "!admin media delete-older-than --remote-only 2999-01-01",
-        "c3",
     )
     .await;
     assert!(

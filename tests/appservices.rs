@@ -197,6 +197,23 @@ async fn a_bridge_from_a_registration_file_echoes_as_its_puppets() {
         "echo: hello bridge",
     )
     .await;
+    // A room the bridge had no user in: once its bot joins by itself, the room's messages
+    // reach it.
+    let open_room = create_room(&ts, &alice, json!({ "preset": "public_chat" })).await;
+    send_text(&ts, &alice, &open_room, "o1", "before the bridge").await;
+    expect_ok(
+        ts.post(&room_path(&open_room, "/join"), Some(AS_TOKEN), &json!({}))
+            .await,
+    );
+    send_text(&ts, &alice, &open_room, "o2", "after the bridge").await;
+    until_message(
+        &ts,
+        &alice,
+        &open_room,
+        "@echo_alice:localhost",
+        "echo: after the bridge",
+    )
+    .await;
     let puppet = expect_ok(
         ts.get(
             &with_token(WHOAMI, Some("@echo_alice:localhost")),

@@ -133,22 +133,7 @@ pub async fn register(
         crate::admin::welcome_first_admin(&services, &user_id).await?;
     }
 
-    let mut response = register::v3::Response::new(user_id.clone());
-    if body.inhibit_login {
-        return Ok(response);
-    }
-    let tokens = services.users.login_device(
-        &user_id,
-        body.device_id.clone(),
-        body.initial_device_display_name.clone(),
-        Some(request.client_ip),
-        body.refresh_token,
-    )?;
-    response.access_token = Some(tokens.access_token);
-    response.device_id = Some(tokens.device_id);
-    response.refresh_token = tokens.refresh_token;
-    response.expires_in = tokens.expires_in_ms.map(Duration::from_millis);
-    Ok(response)
+    registered(&services, &request, user_id)
 }
 
 /// An application service registers a user in its namespace (`m.login.application_service`):
@@ -193,6 +178,17 @@ async fn register_for_appservice(
         .users
         .create_appservice_account(&user_id, service.id())?;
     tracing::info!(%user_id, appservice = service.id(), "account registered by an application service");
+    registered(services, &request, user_id)
+}
+
+/// The answer to a registration: the new account's first device and tokens, unless the
+/// client asked for none (`inhibit_login`).
+fn registered(
+    services: &Services,
+    request: &Ruma<register::v3::Request>,
+    user_id: ruma::OwnedUserId,
+) -> Result<register::v3::Response> {
+    let body = &request.body;
     let mut response = register::v3::Response::new(user_id.clone());
     if body.inhibit_login {
         return Ok(response);

@@ -141,35 +141,22 @@ impl Queue {
         room_id: &RoomId,
         pdu: &PduEvent,
     ) -> Result<bool> {
-        if service.may_act_as(&pdu.sender) {
-            return Ok(true);
-        }
+        // One of its users' membership changes (whoever sent it): the room's answer may change
+        // with it, so the cached one goes first.
         if pdu.kind == TimelineEventType::RoomMember
             && let Some(target) = pdu.state_key.as_deref()
             && (target == service.sender.as_str() || service.users.matches(target))
         {
-            // One of its users' membership changes: the room's answer may change with it.
             self.room_interest
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&(service.id().to_owned(), room_id.to_owned()));
             return Ok(true);
         }
-        let key = (service.id().to_owned(), room_id.to_owned());
-        if let Some(known) = self
-            .room_interest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return Ok(*known);
+        if service.may_act_as(&pdu.sender) {
+            return Ok(true);
         }
-        let interested = room_interests(services, service, room_id)?;
-        self.room_interest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, interested);
-        Ok(interested)
+        self.room_interest_cached(services, service, room_id)
     }
 
     /// Adds an ephemeral event (typing, a receipt) for the services that asked for them
@@ -185,13 +172,22 @@ impl Queue {
             if !service.registration.receive_ephemeral || service.registration.url.is_none() {
                 continue;
             }
-            let interested = match self.room_interest_cached(services, service, room_id) {
-                Ok(interested) => interested,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot decide an appservice's interest");
-                    false
-                }
-            };
+            // Read, not filled, outside the room's lock: a membership change being written
+            // could otherwise leave a stale answer cached.
+            let cached = self
+                .room_interest
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&(service.id().to_owned(), room_id.to_owned()))
+                .copied();
+            let interested =
+                match cached.map_or_else(|| room_interests(services, service, room_id), Ok) {
+                    Ok(interested) => interested,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot decide an appservice's interest");
+                        false
+                    }
+                };
             if !interested {
                 continue;
             }
@@ -292,6 +288,8 @@ impl Queue {
         self.wake(&woken);
     }
 
+    /// The room's part of the interest, cached. Filled only under the room's lock (by the
+    /// event pipeline), after the previous event's membership changes were applied.
     fn room_interest_cached(
         &self,
         services: &Services,
