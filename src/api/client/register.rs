@@ -178,7 +178,7 @@ async fn register_for_appservice(
         .users
         .create_appservice_account(&user_id, service.id())?;
     tracing::info!(%user_id, appservice = service.id(), "account registered by an application service");
-    registered(services, &request, user_id)
+    registered(services, request, user_id)
 }
 
 /// The answer to a registration: the new account's first device and tokens, unless the
