@@ -296,6 +296,18 @@ async fn a_bridge_from_a_registration_file_echoes_as_its_puppets() {
         .await,
     );
     assert_eq!(puppet_admin["appservice_id"], "echo", "{puppet_admin}");
+    // The registration the configuration's file brought is in the audit log.
+    let admins = admin_room(&ts).await;
+    expect_ok(
+        ts.post(&room_path(&admins, "/join"), alice.bearer(), &json!({}))
+            .await,
+    );
+    let audit = command(&ts, &alice, &admins, "!admin audit list").await;
+    assert!(
+        body(&audit).contains("appservices register \"echo\" (file)"),
+        "{audit}"
+    );
+    assert!(!body(&audit).contains(AS_TOKEN), "{audit}");
     let bot = expect_ok(ts.get(WHOAMI, Some(AS_TOKEN)).await);
     assert_eq!(bot["user_id"], "@echo_bot:localhost");
 

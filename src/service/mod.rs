@@ -151,6 +151,7 @@ impl Services {
         services.rooms.build_room_lists()?;
         services.rooms.build_relation_markers()?;
         services.appservices.ensure_sender_accounts(&services)?;
+        services.appservices.audit_files(&services)?;
         Ok(services)
     }
 

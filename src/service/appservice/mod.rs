@@ -212,6 +212,52 @@ impl Service {
         Ok(())
     }
 
+    /// Records in the audit log the registrations the configuration's files added, changed or
+    /// dropped since the last start (the admin room's are logged as their commands run).
+    pub fn audit_files(&self, services: &Services) -> Result<()> {
+        const KEY: &[u8] = b"appservice_files";
+        let global = services.engine.tree("global");
+        let before: HashMap<String, String> = global.get_json(KEY)?.unwrap_or_default();
+        let mut now = HashMap::new();
+        for service in self.all().iter() {
+            if let Source::File(path) = &service.source {
+                let yaml = serde_yaml::to_string(&service.registration).unwrap_or_default();
+                let digest = hex(&registration::sha256(&yaml));
+                now.insert(
+                    service.id().to_owned(),
+                    (path.display().to_string(), digest),
+                );
+            }
+        }
+        let mut entries = Vec::new();
+        for (id, (path, digest)) in &now {
+            match before.get(id) {
+                None => entries.push((path.clone(), format!("appservices register {id:?} (file)"))),
+                Some(old) if old != digest => {
+                    entries.push((path.clone(), format!("appservices change {id:?} (file)")));
+                }
+                Some(_) => {}
+            }
+        }
+        for id in before.keys().filter(|id| !now.contains_key(*id)) {
+            entries.push((
+                "configuration".to_owned(),
+                format!("appservices unregister {id:?} (file removed)"),
+            ));
+        }
+        for (origin, action) in entries {
+            services.admin.audit.append(&crate::admin::audit::Entry {
+                ts: crate::service::now_millis(),
+                actor: "configuration".to_owned(),
+                origin,
+                action,
+                outcome: "ok".to_owned(),
+            })?;
+        }
+        let digests: HashMap<&String, &String> = now.iter().map(|(id, (_, d))| (id, d)).collect();
+        global.insert(KEY, &serde_json::to_vec(&digests)?)
+    }
+
     /// Registers a service from the admin room: checked, stored, and in use at once.
     pub fn register(&self, services: &Services, yaml: &str) -> Result<Arc<Appservice>> {
         let service = Appservice::from_yaml(yaml, services.server_name(), Source::AdminRoom)?;
@@ -263,6 +309,10 @@ impl Service {
             .map(|s| Ok((s.id().to_owned(), self.queue.status(s.id())?)))
             .collect()
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Why `service` cannot sit beside `others`: the same ID, token or user.
