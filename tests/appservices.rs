@@ -2,7 +2,7 @@
 //! echo_bridge.py): registered from a YAML file in the configuration, it is sent the room's
 //! messages in transactions, registers puppets in its exclusive namespace and answers as them
 //! (masquerading with `user_id`), is sent typing, read receipts and to-device messages, pings
-//! the server, answers user queries and third-party lookups, lists a room in its network's
+//! the server, answers user and alias queries and third-party lookups, lists a room in its network's
 //! directory, and gets what was queued while it was down. Registration from the admin room is
 //! persisted, audited without its tokens, and undone by `unregister`.
 
@@ -389,6 +389,20 @@ async fn a_bridge_from_a_registration_file_echoes_as_its_puppets() {
         bridge.until("query_user").await["user_id"],
         "@echo_carol:localhost"
     );
+
+    // An unknown alias in its namespace asks the bridge, which creates the room.
+    let lobby = expect_ok(
+        ts.get(
+            &format!(
+                "/_matrix/client/v3/directory/room/{}",
+                enc("#echo_lobby:localhost")
+            ),
+            alice.bearer(),
+        )
+        .await,
+    );
+    let made = bridge.until("query_alias").await;
+    assert_eq!(lobby["room_id"], made["room_id"], "{lobby} {made}");
 
     // Third-party lookups are answered by the bridge of the protocol.
     let protocols = expect_ok(

@@ -38,6 +38,17 @@ async def main():
             return {"user_id": user_id}
         return None
 
+    async def query_alias(alias):
+        # An unknown #echo_… alias: the bridge creates its room on demand.
+        localpart = alias[1:].split(":")[0]
+        if not localpart.startswith("echo_"):
+            return None
+        room_id = await appservice.intent.create_room(
+            alias_localpart=localpart, name=f"Bridged {localpart}"
+        )
+        say(event="query_alias", alias=alias, room_id=room_id)
+        return {"room_id": room_id}
+
     appservice = AppService(
         server=cfg["homeserver"],
         domain=domain,
@@ -46,6 +57,7 @@ async def main():
         bot_localpart="echo_bot",
         id=cfg["id"],
         query_user=query_user,
+        query_alias=query_alias,
         ephemeral_events=True,
         # To-device messages for its users' devices (what bridged encryption needs).
         encryption_events=True,
