@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use conclave::config::Config;
+use conclave::config::{Config, LogFormat};
 use conclave::server::Server;
 use tracing_subscriber::EnvFilter;
 
@@ -20,6 +20,11 @@ struct Cli {
     /// Print the effective configuration (secrets masked) and exit.
     #[arg(long)]
     show_config: bool,
+
+    /// Check a configuration file (and the files it names: application service registrations,
+    /// TLS certificates) without starting; exits 0 when it is valid, 2 otherwise.
+    #[arg(long, value_name = "FILE")]
+    check_config: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Option<CliCommand>,
@@ -40,8 +45,57 @@ enum CliCommand {
     },
 }
 
+/// `--check-config`: the configuration and the files it names, checked as a start would.
+fn check_config(file: &std::path::Path) -> ExitCode {
+    let (config, warnings) = match Config::load(Some(file)) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("conclave: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    for warning in &warnings {
+        eprintln!("conclave: warning: {warning}");
+    }
+    let mut failed = false;
+    for path in &config.appservice_registration_files {
+        let checked = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|yaml| {
+                conclave::service::appservice::Appservice::from_yaml(
+                    &yaml,
+                    &config.server_name,
+                    conclave::service::appservice::Source::File(path.clone()),
+                )
+                .map(|_| ())
+                .map_err(|e| e.message())
+            });
+        if let Err(error) = checked {
+            eprintln!("conclave: {}: {error}", path.display());
+            failed = true;
+        }
+    }
+    let federation = &config.federation;
+    if config.allow_federation
+        && let (Some(certificate), Some(key)) =
+            (&federation.tls_certificate, &federation.tls_private_key)
+        && let Err(error) = conclave::federation_listener::CertificateFiles::load(certificate, key)
+    {
+        eprintln!("conclave: federation: {error}");
+        failed = true;
+    }
+    if failed {
+        return ExitCode::from(2);
+    }
+    println!("{}: the configuration is valid", file.display());
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(file) = &cli.check_config {
+        return check_config(file);
+    }
     let path = cli.config.or_else(|| {
         ["CONCLAVE_CONFIG", "CONDUIT_CONFIG"]
             .iter()
@@ -71,12 +125,18 @@ fn main() -> ExitCode {
     }
 
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log));
-    // Colour only on a terminal, so log files and journald get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+        // Colour only on a terminal, so log files and journald get plain text.
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
+    }
     for warning in warnings {
         tracing::warn!("{warning}");
     }

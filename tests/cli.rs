@@ -1,5 +1,5 @@
 //! The `conclave` binary as an operator runs it: configuration from file and environment,
-//! `--show-config`, start-up errors, the first-start registration token in the log, and a
+//! `--show-config`, `--check-config`, JSON logs, start-up errors, the first-start registration token in the log, and a
 //! graceful stop on SIGTERM.
 
 use std::io::{BufRead, BufReader};
@@ -302,4 +302,92 @@ fn admin_console_creates_the_first_admin_and_shuts_the_binary_down() {
         "exit status after `server shutdown`: {exit:?}"
     );
     assert!(!dir.path().join("conclave-data/admin.sock").exists());
+}
+
+#[test]
+fn check_config_validates_without_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[global]\nserver_name = \"chat.example.com\"\nlog_format = \"json\"\n",
+    )
+    .unwrap();
+    let output = conclave()
+        .arg("--check-config")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("the configuration is valid"));
+    // Nothing was started: no database was made.
+    assert!(!dir.path().join("conclave-data").exists());
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[global]\nlog_format = \"xml\"\n").unwrap();
+    let output = conclave().arg("--check-config").arg(&bad).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("log_format"));
+
+    // The files it names are checked too: a registration with one token for both sides.
+    let registration = dir.path().join("bridge.yaml");
+    std::fs::write(
+        &registration,
+        "id: bridge\nurl: null\nas_token: same-token-0123456789\nhs_token: same-token-0123456789\n\
+         sender_localpart: bridge\nnamespaces: {}\n",
+    )
+    .unwrap();
+    let with_bridge = dir.path().join("bridge.toml");
+    std::fs::write(
+        &with_bridge,
+        format!(
+            "[global]\nappservice_registration_files = [{:?}]\n",
+            registration.display().to_string()
+        ),
+    )
+    .unwrap();
+    let output = conclave()
+        .arg("--check-config")
+        .arg(&with_bridge)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bridge.yaml") && stderr.contains("must differ"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = conclave()
+        .current_dir(dir.path())
+        .env("CONCLAVE_PORT", "0")
+        .env("CONCLAVE_LOG", "info")
+        .env("CONCLAVE_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = log_lines(&mut child);
+    let mut seen = Vec::new();
+    let listening = wait_for(&lines, "Conclave is listening", &mut seen);
+    child.kill().unwrap();
+    let _ = child.wait();
+    let entry: serde_json::Value = serde_json::from_str(&listening)
+        .unwrap_or_else(|e| panic!("not a JSON line ({e}): {listening}"));
+    assert_eq!(entry["level"], "INFO", "{entry}");
+    assert!(
+        entry["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Conclave is listening")),
+        "{entry}"
+    );
+    assert!(entry["timestamp"].is_string(), "{entry}");
 }

@@ -82,6 +82,9 @@ pub struct Config {
     pub trusted_servers: Vec<OwnedServerName>,
     /// Default log filter, in `tracing_subscriber::EnvFilter` syntax.
     pub log: String,
+    /// `text` (the default) or `json`: one JSON object per line, with the request's span
+    /// (method, path, user), for log shippers.
+    pub log_format: LogFormat,
     /// Take the client IP (for rate limits) from `X-Forwarded-For`. Only
     /// safe behind a reverse proxy that sets it; otherwise clients could
     /// spoof their address to dodge rate limits.
@@ -118,6 +121,14 @@ pub struct Config {
     /// Application service registration files (YAML, as bridges generate them for
     /// Synapse), read at start. Services can also be registered from the admin room.
     pub appservice_registration_files: Vec<PathBuf>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// `[global.media]`.
@@ -225,6 +236,7 @@ impl Default for Config {
             // ruma's authorization checks log every event they pass at INFO: several lines
             // per message sent, on the hot path.
             log: "info,ruma_state_res=warn".to_owned(),
+            log_format: LogFormat::Text,
             trust_forwarded_for: false,
             refreshable_access_token_lifetime_secs: 300,
             login_rate_limit: RateLimit {
