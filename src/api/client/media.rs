@@ -211,12 +211,19 @@ async fn upload_to(
                 Ok(content_type) => content_type,
                 Err(error) => return Err(drained(&mut body, error).await),
             };
-            let server = own_server(&services, &server).map_err(|_| {
-                Error::forbidden("Media IDs of other servers cannot be uploaded to")
-            })?;
-            let media_id = media_id_of(&media_id)?;
-            // Refuse before reading the body when the ID is not this user's to fill.
-            services.media.check_pending(server, media_id, &user)?;
+            // Refuse before reading the body when the ID is not this user's to fill (the
+            // body is drained still, or the client may find its connection closed mid-send).
+            let target = own_server(&services, &server)
+                .map_err(|_| Error::forbidden("Media IDs of other servers cannot be uploaded to"))
+                .and_then(|server| Ok((server, media_id_of(&media_id)?)))
+                .and_then(|(server, media_id)| {
+                    services.media.check_pending(server, media_id, &user)?;
+                    Ok((server, media_id))
+                });
+            let (server, media_id) = match target {
+                Ok(target) => target,
+                Err(error) => return Err(drained(&mut body, error).await),
+            };
             let stored = match services
                 .media
                 .write_stream(&mut body, services.config.max_upload_size)
