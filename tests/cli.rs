@@ -363,13 +363,16 @@ fn check_config_validates_without_starting() {
     );
 }
 
-#[test]
-fn json_logs_are_one_object_per_line() {
+/// JSON logs, one object a line, with each request's span naming the method, the path and —
+/// once authenticated — the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_with_the_user_in_request_spans() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = conclave()
         .current_dir(dir.path())
         .env("CONCLAVE_PORT", "0")
-        .env("CONCLAVE_LOG", "info")
+        // tower_http logs each answered request at debug level.
+        .env("CONCLAVE_LOG", "info,tower_http=debug")
         .env("CONCLAVE_LOG_FORMAT", "json")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -378,8 +381,6 @@ fn json_logs_are_one_object_per_line() {
     let lines = log_lines(&mut child);
     let mut seen = Vec::new();
     let listening = wait_for(&lines, "Conclave is listening", &mut seen);
-    child.kill().unwrap();
-    let _ = child.wait();
     let entry: serde_json::Value = serde_json::from_str(&listening)
         .unwrap_or_else(|e| panic!("not a JSON line ({e}): {listening}"));
     assert_eq!(entry["level"], "INFO", "{entry}");
@@ -390,4 +391,63 @@ fn json_logs_are_one_object_per_line() {
         "{entry}"
     );
     assert!(entry["timestamp"].is_string(), "{entry}");
+    let addr = entry["fields"]["addr"]
+        .as_str()
+        .expect("the address")
+        .to_owned();
+
+    let created = conclave()
+        .current_dir(dir.path())
+        .args(["admin", "users", "create", "carol", "--password", "pw"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let http = reqwest::Client::new();
+    let login: serde_json::Value = http
+        .post(format!("http://{addr}/_matrix/client/v3/login"))
+        .json(&json!({
+            "type": "m.login.password",
+            "identifier": { "type": "m.id.user", "user": "carol" },
+            "password": "pw",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"]
+        .as_str()
+        .expect("logged in")
+        .to_owned();
+    let whoami = http
+        .get(format!("http://{addr}/_matrix/client/v3/account/whoami"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whoami.status(), 200);
+
+    let line = tokio::task::spawn_blocking(move || {
+        loop {
+            let line = wait_for(&lines, "/account/whoami", &mut seen);
+            if line.contains("finished processing request") {
+                break line;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let span = &entry["span"];
+    assert_eq!(span["name"], "request", "{entry}");
+    assert_eq!(span["method"], "GET", "{entry}");
+    assert_eq!(span["path"], "/_matrix/client/v3/account/whoami", "{entry}");
+    assert_eq!(span["user"], "@carol:localhost", "{entry}");
+    assert!(
+        !line.contains(&token),
+        "the access token must not reach the logs: {line}"
+    );
 }

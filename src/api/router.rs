@@ -273,7 +273,17 @@ pub fn layers(router: Router) -> Router {
             TraceLayer::new_for_http().make_span_with(move |request: &http::Request<_>| {
                 let id = request_ids.fetch_add(1, Ordering::Relaxed);
                 // The path only: the query may carry an access token.
-                tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path())
+                // `user`/`appservice` (or `origin` for a server) are filled in once the
+                // request is authenticated.
+                tracing::info_span!(
+                    "request",
+                    id,
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    user = tracing::field::Empty,
+                    appservice = tracing::field::Empty,
+                    origin = tracing::field::Empty,
+                )
             }),
         )
         .layer(cors())

@@ -175,6 +175,7 @@ pub async fn prepare(
     let (origin, origin_turn) = match auth {
         AuthKind::ServerSignatures => {
             let origin = super::server_auth::verify(services, &parts, &body).await?;
+            tracing::Span::current().record("origin", origin.as_str());
             let turn = services.origin_limits.admit(&origin).await;
             (Some(origin), Some(turn))
         }
@@ -238,6 +239,26 @@ struct Caller {
 /// as the user its `user_id` parameter names (inside its namespace, registered already),
 /// with that user's device when `device_id` names one (MSC3202/MSC4326).
 fn resolve_caller(
+    services: &Services,
+    parts: &Parts,
+    token: &str,
+    ip: IpAddr,
+    allow_locked: bool,
+    registered: bool,
+) -> Result<Caller> {
+    let caller = caller_of_token(services, parts, token, ip, allow_locked, registered)?;
+    // The request's span (router::layers) names who made it, for every log line inside it.
+    let span = tracing::Span::current();
+    if let Some(user) = &caller.user {
+        span.record("user", user.as_str());
+    }
+    if let Some(service) = &caller.appservice {
+        span.record("appservice", service.id());
+    }
+    Ok(caller)
+}
+
+fn caller_of_token(
     services: &Services,
     parts: &Parts,
     token: &str,
