@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod backup;
 pub mod config;
 pub mod error;
 pub mod federation_listener;

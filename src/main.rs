@@ -43,6 +43,21 @@ enum CliCommand {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         words: Vec<String>,
     },
+    /// Writes a consistent backup (database checkpoint and media) into a new directory: through
+    /// the running server's console, or directly when the server is stopped.
+    Backup {
+        /// The console's socket (default: from the configuration).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// A directory that does not exist yet.
+        dir: PathBuf,
+    },
+    /// Restores a backup into the configured database and media directories, which must be
+    /// empty or absent; the server must be stopped.
+    Restore {
+        /// A directory written by `conclave backup`.
+        dir: PathBuf,
+    },
 }
 
 /// `--check-config`: the configuration and the files it names, checked as a start would.
@@ -112,9 +127,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(CliCommand::Admin { socket, words }) = cli.command {
-        let socket = socket.unwrap_or_else(|| config.admin_socket_path());
-        return admin_console(&socket, words);
+    match cli.command {
+        Some(CliCommand::Admin { socket, words }) => {
+            let socket = socket.unwrap_or_else(|| config.admin_socket_path());
+            return admin_console(&socket, words);
+        }
+        Some(CliCommand::Backup { socket, dir }) => {
+            let socket = socket.unwrap_or_else(|| config.admin_socket_path());
+            return backup(&config, &socket, &dir);
+        }
+        Some(CliCommand::Restore { dir }) => return restore(&config, &dir),
+        None => {}
     }
     if cli.show_config {
         for warning in &warnings {
@@ -197,6 +220,83 @@ fn admin_console(socket: &std::path::Path, words: Vec<String>) -> ExitCode {
                 socket.display()
             );
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `conclave backup`: the running server writes it (its console answers), or, when no server
+/// answers on the socket, this process opens the database and writes it.
+fn backup(config: &Config, socket: &std::path::Path, dir: &std::path::Path) -> ExitCode {
+    // The server resolves relative paths against its own working directory, not ours.
+    let dir = match std::path::absolute(dir) {
+        Ok(dir) => dir,
+        Err(error) => {
+            eprintln!("conclave: {}: {error}", dir.display());
+            return ExitCode::from(2);
+        }
+    };
+    let words = vec![
+        "server".to_owned(),
+        "backup".to_owned(),
+        dir.display().to_string(),
+    ];
+    match conclave::admin::console::call(socket, words) {
+        Ok(reply) if reply.ok => {
+            println!("{}", reply.text);
+            return ExitCode::SUCCESS;
+        }
+        Ok(reply) => {
+            eprintln!("{}", reply.text);
+            return ExitCode::FAILURE;
+        }
+        Err(error)
+            if matches!(
+                error.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) => {}
+        Err(error) => {
+            eprintln!(
+                "conclave: cannot reach the admin console at {}: {error}",
+                socket.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
+    match conclave::backup::write_offline(config, &dir) {
+        Ok(manifest) => {
+            println!(
+                "Backup of the stopped server written to `{}`: {} bytes of database, {} bytes \
+                 of media.",
+                dir.display(),
+                manifest.database_bytes,
+                manifest.media_bytes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("conclave: backup failed: {}", error.message());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `conclave restore`: a backup copied back into a stopped server's empty directories.
+fn restore(config: &Config, dir: &std::path::Path) -> ExitCode {
+    match conclave::backup::restore(dir, config) {
+        Ok(restored) => {
+            println!(
+                "Restored the backup of {} taken at {} ms since the epoch into `{}` (media in \
+                 `{}`). Start the server.",
+                restored.manifest.server_name,
+                restored.manifest.taken_at,
+                restored.database.display(),
+                restored.media.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("conclave: restore failed: {}", error.message());
+            ExitCode::FAILURE
         }
     }
 }

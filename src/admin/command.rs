@@ -439,8 +439,9 @@ pub enum ServerCommand {
     Status,
     /// The effective configuration, secrets masked.
     Config,
-    /// A consistent copy of the database and the media, taken while the server runs. To
-    /// restore, point `database_path` at the copy.
+    /// A consistent copy of the database and the media, taken while the server runs (also
+    /// `conclave backup <DIR>` from a shell). To restore: stop the server, `conclave restore
+    /// <DIR>`.
     Backup {
         /// A directory on the server that does not exist yet.
         dir: String,

@@ -66,9 +66,7 @@ pub async fn run(
     }
 }
 
-/// A RocksDB checkpoint (consistent, hard-linked where the filesystem allows) in `dir`, then a
-/// copy of the media files into `dir/media`: the copy is a database directory that a server
-/// started with `database_path` pointing at it serves as it was.
+/// A backup (see [`crate::backup`]) into the new directory `dir`.
 async fn backup(services: &Services, dir: PathBuf, progress: Option<&Progress>) -> Result<Answer> {
     if dir.exists() {
         return Ok(Answer::error(format!(
@@ -84,41 +82,22 @@ async fn backup(services: &Services, dir: PathBuf, progress: Option<&Progress>) 
     }
     let engine = std::sync::Arc::clone(&services.engine);
     let media = services.config.media_path();
+    let server_name = services.server_name().to_string();
     let target = dir.clone();
-    let copied = tokio::task::spawn_blocking(move || -> Result<u64> {
-        engine.checkpoint(&target)?;
-        copy_tree(&media, &target.join("media"))
-            .map_err(|e| Error::internal(format!("copying the media failed: {e}")))
+    let manifest = tokio::task::spawn_blocking(move || {
+        crate::backup::write(&engine, &media, &target, &server_name)
     })
     .await
     .map_err(Error::internal)??;
     Ok(Answer::ok(format!(
         "Backup written to `{}`: the database ({}) and {} of media. To restore, stop the \
-         server and point `database_path` at it (and `media.path` at its `media` directory \
-         if you set one).",
+         server and run `conclave restore {}` (it fills the configured, empty database and \
+         media directories).",
         dir.display(),
-        megabytes(directory_size(&dir).saturating_sub(directory_size(&dir.join("media")))),
-        megabytes(copied)
+        megabytes(manifest.database_bytes),
+        megabytes(manifest.media_bytes),
+        dir.display(),
     )))
-}
-
-/// Copies the files under `from` into `to`; returns the bytes copied.
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<u64> {
-    std::fs::create_dir_all(to)?;
-    let Ok(entries) = std::fs::read_dir(from) else {
-        return Ok(0);
-    };
-    let mut bytes = 0;
-    for entry in entries {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            bytes += copy_tree(&entry.path(), &target)?;
-        } else {
-            bytes += std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(bytes)
 }
 
 fn status(services: &Services) -> Result<Answer> {
@@ -246,19 +225,8 @@ fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1_000_000.0)
 }
 
-/// Bytes of the files under `path` (the database's SST files, logs and manifests).
-fn directory_size(path: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => directory_size(&entry.path()),
-            Ok(meta) => meta.len(),
-            Err(_) => 0,
-        })
-        .sum()
+fn directory_size(path: &Path) -> u64 {
+    crate::backup::directory_size(path)
 }
 
 /// Resident memory of this process, from `/proc/self/statm` (Linux).
