@@ -138,6 +138,7 @@ fn open(config: &Config) -> Result<std::sync::Arc<Engine>> {
         path: &config.database_path,
         cache_capacity_bytes: 8 << 20,
         compression: config.db_compression,
+        statistics: false,
     })
 }
 

@@ -28,8 +28,8 @@ pub enum StartError {
     Tls(String),
 }
 
-/// The federation listener of a running server.
-struct FederationListener {
+/// A listener besides the client one (federation, metrics) of a running server.
+struct ExtraListener {
     addr: SocketAddr,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
@@ -41,7 +41,9 @@ pub struct Server {
     services: Arc<Services>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
-    federation: Option<FederationListener>,
+    federation: Option<ExtraListener>,
+    /// The Prometheus listener, when metrics are on.
+    metrics: Option<ExtraListener>,
     engine: Arc<Engine>,
 }
 
@@ -51,6 +53,7 @@ impl Server {
             path: &config.database_path,
             cache_capacity_bytes: (config.db_cache_capacity_mb * 1024.0 * 1024.0) as usize,
             compression: config.db_compression,
+            statistics: config.metrics.enabled,
         })?;
         let listen = config.listen_addr();
         let services = Services::build(config, Arc::clone(&engine))?;
@@ -93,6 +96,11 @@ impl Server {
         } else {
             None
         };
+        let metrics = if services.config.metrics.enabled {
+            Some(start_metrics(&services).await?)
+        } else {
+            None
+        };
         let app = api::router::build(Arc::clone(&services))
             .into_make_service_with_connect_info::<SocketAddr>();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -110,8 +118,14 @@ impl Server {
             stop: Some(stop),
             task,
             federation,
+            metrics,
             engine,
         })
+    }
+
+    /// Where the metrics listener is bound, when metrics are on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|listener| listener.addr)
     }
 
     /// Where the federation listener is bound, when federation is on.
@@ -144,10 +158,13 @@ impl Server {
         if let Err(error) = (&mut self.task).await {
             tracing::error!(%error, "server task ended abnormally");
         }
-        if let Some(federation) = self.federation.take() {
-            let _ = federation.stop.send(());
-            if let Err(error) = federation.task.await {
-                tracing::error!(%error, "federation listener ended abnormally");
+        for listener in [self.federation.take(), self.metrics.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = listener.stop.send(());
+            if let Err(error) = listener.task.await {
+                tracing::error!(%error, "listener ended abnormally");
             }
         }
         // Unsent events stay queued for the next start.
@@ -168,7 +185,7 @@ impl Server {
 
 /// Binds the federation listener and serves the Server-Server API on it: over TLS when a
 /// certificate is configured, else plain HTTP for a reverse proxy.
-async fn start_federation(services: &Arc<Services>) -> Result<FederationListener, StartError> {
+async fn start_federation(services: &Arc<Services>) -> Result<ExtraListener, StartError> {
     let config = &services.config.federation;
     let listen = federation_listener::listen_addr(&services.config);
     let listener = TcpListener::bind(listen)
@@ -215,7 +232,34 @@ async fn start_federation(services: &Arc<Services>) -> Result<FederationListener
             ));
         }
     };
-    Ok(FederationListener { addr, stop, task })
+    Ok(ExtraListener { addr, stop, task })
+}
+
+/// Binds the metrics listener and serves `/metrics` on it.
+async fn start_metrics(services: &Arc<Services>) -> Result<ExtraListener, StartError> {
+    let listen = services.config.metrics.listen_addr();
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: listen,
+        source,
+    })?;
+    tracing::info!(%addr, "metrics listener (Prometheus: /metrics)");
+    let app = api::metrics::router(Arc::clone(services));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        if let Err(error) = serve.await {
+            tracing::error!(%error, "metrics listener failed");
+        }
+    });
+    Ok(ExtraListener { addr, stop, task })
 }
 
 /// Start-up messages an operator needs: where we listen, and how to get in.

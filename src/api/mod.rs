@@ -3,6 +3,7 @@
 pub mod body;
 pub mod client;
 pub mod federation;
+pub mod metrics;
 pub mod router;
 pub mod ruma_wrapper;
 pub mod server_auth;

@@ -243,8 +243,8 @@ pub fn build(services: Arc<Services>) -> Router {
         .router
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(services);
-    layers(router)
+        .with_state(Arc::clone(&services));
+    layers(super::metrics::count_requests(router, &services))
 }
 
 /// The federation listener's application: the Server-Server API only.
@@ -253,8 +253,8 @@ pub fn build_federation(services: Arc<Services>) -> Router {
         .router
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(services);
-    layers(router)
+        .with_state(Arc::clone(&services));
+    layers(super::metrics::count_requests(router, &services))
 }
 
 /// Every method and path the application serves, for tests that walk all of them.

@@ -7,11 +7,13 @@
 //! file at all the built-in defaults give a local test server.
 
 mod federation;
+mod listeners;
 mod load;
 mod voip;
 mod well_known;
 
 pub use federation::FederationConfig;
+pub use listeners::{MetricsConfig, TlsConfig};
 pub use voip::{PushConfig, TurnConfig};
 pub use well_known::{SupportContact, WellKnown};
 
@@ -115,6 +117,10 @@ pub struct Config {
     pub federation: FederationConfig,
     /// `[global.push]`: the address policy of push gateways.
     pub push: PushConfig,
+    /// `[global.tls]`: the client listener's certificate, when it speaks HTTPS itself.
+    pub tls: TlsConfig,
+    /// `[global.metrics]`: the Prometheus listener.
+    pub metrics: MetricsConfig,
     /// TURN for calls (`turn_uris`, `turn_secret`, ...), at the top of `[global]`.
     #[serde(flatten)]
     pub turn: TurnConfig,
@@ -255,6 +261,8 @@ impl Default for Config {
             media: MediaConfig::default(),
             federation: FederationConfig::default(),
             push: PushConfig::default(),
+            tls: TlsConfig::default(),
+            metrics: MetricsConfig::default(),
             turn: TurnConfig::default(),
             appservice_registration_files: Vec::new(),
         }

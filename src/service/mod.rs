@@ -7,6 +7,7 @@ pub mod federation;
 pub mod key_backup;
 pub mod keys;
 pub mod media;
+pub mod metrics;
 pub mod moderation;
 pub mod net;
 pub mod openid;
@@ -74,6 +75,8 @@ pub struct Services {
     pub room_deletions: moderation::Deletions,
     /// The HTTP client of URL previews, when they are switched on.
     pub preview_fetcher: Option<media::preview::Fetcher>,
+    /// Prometheus metrics, when `[global.metrics]` is enabled.
+    pub metrics: Option<metrics::Metrics>,
     /// Set when the server stops, so long-polling requests return at once.
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -109,6 +112,11 @@ impl Services {
         let federation = federation::FederationClient::new(&config, &engine)?;
         let push_client = pushers::delivery::PushClient::new(&config.push)?;
         let appservices = appservice::Service::load(&engine, &config)?;
+        let metrics = config
+            .metrics
+            .enabled
+            .then(metrics::Metrics::new)
+            .transpose()?;
         let services = Arc::new_cyclic(|services| Self {
             rooms: rooms::Service::new(
                 &engine,
@@ -137,6 +145,7 @@ impl Services {
             media,
             sliding: sliding::Service::default(),
             preview_fetcher,
+            metrics,
             shutdown: tokio::sync::watch::channel(false).0,
             users,
             admin,
@@ -166,6 +175,7 @@ impl Services {
             path: dir,
             cache_capacity_bytes: 8 << 20,
             compression: true,
+            statistics: false,
         })
         .unwrap();
         let config = Config {

@@ -9,6 +9,7 @@ pub mod codec;
 pub mod numbered;
 mod purge;
 pub mod schema;
+pub mod stats;
 mod watch;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,8 @@ pub struct EngineOptions<'a> {
     pub cache_capacity_bytes: usize,
     /// Compress the files (LZ4, Zstd at the bottom level).
     pub compression: bool,
+    /// Keep RocksDB's statistics (block cache hits, compaction bytes) for the metrics.
+    pub statistics: bool,
 }
 
 /// The open database.
@@ -44,6 +47,11 @@ pub struct Engine {
     /// reported before everything up to it is on disk.
     writers: Mutex<WriterFloors>,
     path: PathBuf,
+    /// The block cache every column family shares, and its size, for the metrics.
+    cache: Cache,
+    cache_capacity_bytes: usize,
+    /// The database options, kept when they collect statistics (read by `stats`).
+    statistics: Option<Options>,
 }
 
 /// The last position handed out, and the bound persisted ahead of it: positions are reserved
@@ -115,8 +123,12 @@ impl Engine {
             ))
         })?;
 
-        let cache = Cache::new_lru_cache(options.cache_capacity_bytes.max(8 << 20));
-        let db_options = db_options();
+        let cache_capacity_bytes = options.cache_capacity_bytes.max(8 << 20);
+        let cache = Cache::new_lru_cache(cache_capacity_bytes);
+        let mut db_options = db_options();
+        if options.statistics {
+            db_options.enable_statistics();
+        }
         // Column families a newer build or an older schema left behind must be opened too, or
         // RocksDB refuses the database.
         let existing = rocksdb::DB::list_cf(&db_options, path).unwrap_or_default();
@@ -163,6 +175,9 @@ impl Engine {
             }),
             writers: Mutex::new(WriterFloors::default()),
             path: path.to_owned(),
+            cache,
+            cache_capacity_bytes,
+            statistics: options.statistics.then_some(db_options),
         });
         schema::check_and_migrate(&engine)?;
         let counter = engine.tree("global").get(COUNTER_KEY)?;

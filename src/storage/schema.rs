@@ -181,6 +181,7 @@ mod tests {
             path: dir,
             cache_capacity_bytes: 8 << 20,
             compression: true,
+            statistics: false,
         })
         .unwrap()
     }

@@ -9,6 +9,7 @@ fn open(dir: &Path) -> Result<Arc<Engine>> {
         path: dir,
         cache_capacity_bytes: 8 << 20,
         compression: true,
+        statistics: false,
     })
 }
 

@@ -36,6 +36,10 @@ pub async fn sync(services: Arc<Services>, request: Ruma<v5::Request>) -> Result
     if answer.has_updates {
         return Ok(RawJson(sliding::finish(&services, answer)));
     }
+    let _waiting = services
+        .metrics
+        .as_ref()
+        .map(|metrics| metrics.sync_waiting());
     let _ = tokio::time::timeout(timeout, futures_util::future::select_all(waits)).await;
     let answer = sliding::sync(&services, user_id, device_id, body)?;
     Ok(RawJson(sliding::finish(&services, answer)))

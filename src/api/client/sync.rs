@@ -83,6 +83,10 @@ pub async fn sync(
     if response.has_updates || body.full_state {
         return Ok(JsonBody(response.body));
     }
+    let _waiting = services
+        .metrics
+        .as_ref()
+        .map(|metrics| metrics.sync_waiting());
     let _ = tokio::time::timeout(timeout, futures_util::future::select_all(waits)).await;
     Ok(JsonBody(sync_once(&services, &sync)?.body))
 }

@@ -199,6 +199,7 @@ mod tests {
             path: dir.path(),
             cache_capacity_bytes: 1 << 20,
             compression: false,
+            statistics: false,
         })
         .unwrap();
         let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -252,6 +253,7 @@ mod tests {
                 path: dir.path(),
                 cache_capacity_bytes: 1 << 20,
                 compression: false,
+                statistics: false,
             })
             .unwrap();
             Policy::load(&engine, name("chat.example.com"), &[], &[]).unwrap()

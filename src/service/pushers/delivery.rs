@@ -110,6 +110,11 @@ impl Delivery {
         last.insert(user_id.to_owned(), badge) != Some(badge)
     }
 
+    /// Users whose delivery worker runs (it stops once their notifications are delivered).
+    pub fn busy_users(&self) -> usize {
+        self.workers.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// Something new may be due for the user's pushers: starts their worker, or wakes it.
     pub fn wake(&self, user_id: &UserId) {
         let Some(services) = self.services.upgrade() else {
