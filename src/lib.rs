@@ -5,7 +5,7 @@ pub mod api;
 pub mod backup;
 pub mod config;
 pub mod error;
-pub mod federation_listener;
 pub mod server;
 pub mod service;
 pub mod storage;
+pub mod tls_listener;

@@ -90,13 +90,8 @@ fn check_config(file: &std::path::Path) -> ExitCode {
             failed = true;
         }
     }
-    let federation = &config.federation;
-    if config.allow_federation
-        && let (Some(certificate), Some(key)) =
-            (&federation.tls_certificate, &federation.tls_private_key)
-        && let Err(error) = conclave::federation_listener::CertificateFiles::load(certificate, key)
-    {
-        eprintln!("conclave: federation: {error}");
+    for error in conclave::server::check_tls_files(&config) {
+        eprintln!("conclave: {error}");
         failed = true;
     }
     if failed {

@@ -11,9 +11,9 @@ use tokio::task::JoinHandle;
 use crate::api;
 use crate::config::Config;
 use crate::error::Error;
-use crate::federation_listener;
 use crate::service::Services;
 use crate::storage::{Engine, EngineOptions};
+use crate::tls_listener;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -24,7 +24,7 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("federation TLS: {0}")]
+    #[error("{0}")]
     Tls(String),
 }
 
@@ -68,19 +68,18 @@ impl Server {
         }
         let bootstrap_token = services.users.bootstrap_registration_token()?;
 
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: listen,
-            source,
-        })?;
-        announce(&services, addr, bootstrap_token.as_deref());
+        // Certificates are read before anything listens: a bad file leaves nothing running.
+        let tls = &services.config.tls;
+        let client_tls = certificates(CLIENT_TLS, &tls.certs, &tls.key)?;
+        let listener = bind(listen).await?;
+        let addr = local_addr(&listener, listen)?;
+        announce(
+            &services,
+            addr,
+            client_tls.is_some(),
+            bootstrap_token.as_deref(),
+        );
 
-        // Started first: a configuration error there must leave nothing running.
         let federation = if services.config.allow_federation {
             let listener = start_federation(&services).await?;
             if let Err(error) =
@@ -97,21 +96,20 @@ impl Server {
             None
         };
         let metrics = if services.config.metrics.enabled {
-            Some(start_metrics(&services).await?)
+            let listen = services.config.metrics.listen_addr();
+            let listener = bind(listen).await?;
+            let addr = local_addr(&listener, listen)?;
+            tracing::info!(%addr, "metrics listener (Prometheus: /metrics)");
+            let (stop, stopped) = oneshot::channel::<()>();
+            let app = api::metrics::router(Arc::clone(&services));
+            let task = spawn_listener("metrics", listener, app, None, stopped);
+            Some(ExtraListener { addr, stop, task })
         } else {
             None
         };
-        let app = api::router::build(Arc::clone(&services))
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app = api::router::build(Arc::clone(&services));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(error) = serve.await {
-                tracing::error!(%error, "HTTP server failed");
-            }
-        });
+        let task = spawn_listener("client", listener, app, client_tls, stopped);
         Ok(Self {
             addr,
             services,
@@ -187,85 +185,114 @@ impl Server {
 /// certificate is configured, else plain HTTP for a reverse proxy.
 async fn start_federation(services: &Arc<Services>) -> Result<ExtraListener, StartError> {
     let config = &services.config.federation;
-    let listen = federation_listener::listen_addr(&services.config);
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: listen,
-        source,
-    })?;
+    let certificates = certificates(
+        FEDERATION_TLS,
+        &config.tls_certificate,
+        &config.tls_private_key,
+    )?;
+    let listen = services.config.federation_listen_addr();
+    let listener = bind(listen).await?;
+    let addr = local_addr(&listener, listen)?;
+    if certificates.is_some() {
+        tracing::info!(%addr, "federation listener (TLS)");
+    } else {
+        tracing::info!(%addr, "federation listener (plain HTTP: TLS is the reverse proxy's)");
+    }
     let app = api::router::build_federation(Arc::clone(services));
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = match (&config.tls_certificate, &config.tls_private_key) {
-        (Some(certificate), Some(private_key)) => {
-            let certificates =
-                federation_listener::CertificateFiles::load(certificate, private_key)
-                    .map_err(StartError::Tls)?;
-            federation_listener::reload_on_sighup(Arc::clone(&certificates));
-            tracing::info!(%addr, "federation listener (TLS)");
-            tokio::spawn(federation_listener::serve_tls(
-                listener,
-                app,
-                certificates,
-                stopped,
-            ))
-        }
-        (None, None) => {
-            tracing::info!(%addr, "federation listener (plain HTTP: TLS is the reverse proxy's)");
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            tokio::spawn(async move {
-                let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                });
-                if let Err(error) = serve.await {
-                    tracing::error!(%error, "federation listener failed");
-                }
-            })
-        }
-        _ => {
-            return Err(StartError::Tls(
-                "set both tls_certificate and tls_private_key, or neither".to_owned(),
-            ));
-        }
-    };
+    let task = spawn_listener("federation", listener, app, certificates, stopped);
     Ok(ExtraListener { addr, stop, task })
 }
 
-/// Binds the metrics listener and serves `/metrics` on it.
-async fn start_metrics(services: &Arc<Services>) -> Result<ExtraListener, StartError> {
-    let listen = services.config.metrics.listen_addr();
-    let listener = TcpListener::bind(listen)
+const CLIENT_TLS: &str = "client TLS ([global.tls] certs, key)";
+const FEDERATION_TLS: &str =
+    "federation TLS ([global.federation] tls_certificate, tls_private_key)";
+
+/// The TLS files the configuration names, read as a start would (`--check-config`).
+pub fn check_tls_files(config: &Config) -> Vec<String> {
+    let mut errors = Vec::new();
+    if let Err(error) = certificates(CLIENT_TLS, &config.tls.certs, &config.tls.key) {
+        errors.push(error.to_string());
+    }
+    let federation = &config.federation;
+    if config.allow_federation
+        && let Err(error) = certificates(
+            FEDERATION_TLS,
+            &federation.tls_certificate,
+            &federation.tls_private_key,
+        )
+    {
+        errors.push(error.to_string());
+    }
+    errors
+}
+
+/// A listener's certificate and key, when both are configured (re-read on SIGHUP).
+fn certificates(
+    what: &str,
+    certificate: &Option<std::path::PathBuf>,
+    private_key: &Option<std::path::PathBuf>,
+) -> Result<Option<Arc<tls_listener::CertificateFiles>>, StartError> {
+    match (certificate, private_key) {
+        (Some(certificate), Some(private_key)) => {
+            tls_listener::CertificateFiles::load(certificate, private_key)
+                .map(Some)
+                .map_err(|error| StartError::Tls(format!("{what}: {error}")))
+        }
+        (None, None) => Ok(None),
+        _ => Err(StartError::Tls(format!(
+            "{what}: set both files, or neither"
+        ))),
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
         .await
-        .map_err(|source| StartError::Bind {
-            addr: listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+fn local_addr(listener: &TcpListener, listen: SocketAddr) -> Result<SocketAddr, StartError> {
+    listener.local_addr().map_err(|source| StartError::Bind {
         addr: listen,
         source,
-    })?;
-    tracing::info!(%addr, "metrics listener (Prometheus: /metrics)");
-    let app = api::metrics::router(Arc::clone(services));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
+    })
+}
+
+/// Serves `app` on `listener` until `stopped`: over TLS with a certificate, else plain HTTP.
+fn spawn_listener(
+    name: &'static str,
+    listener: TcpListener,
+    app: axum::Router,
+    certificates: Option<Arc<tls_listener::CertificateFiles>>,
+    stopped: oneshot::Receiver<()>,
+) -> JoinHandle<()> {
+    if let Some(certificates) = certificates {
+        tls_listener::reload_on_sighup(name, Arc::clone(&certificates));
+        return tokio::spawn(tls_listener::serve_tls(
+            name,
+            listener,
+            app,
+            certificates,
+            stopped,
+        ));
+    }
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async {
             let _ = stopped.await;
         });
         if let Err(error) = serve.await {
-            tracing::error!(%error, "metrics listener failed");
+            tracing::error!(%error, listener = name, "HTTP listener failed");
         }
-    });
-    Ok(ExtraListener { addr, stop, task })
+    })
 }
 
 /// Start-up messages an operator needs: where we listen, and how to get in.
-fn announce(services: &Services, addr: SocketAddr, bootstrap_token: Option<&str>) {
+fn announce(services: &Services, addr: SocketAddr, tls: bool, bootstrap_token: Option<&str>) {
     let config = &services.config;
-    tracing::info!(server_name = %config.server_name, %addr, database = %config.database_path.display(), "Conclave is listening");
+    let scheme = if tls { "https" } else { "http" };
+    tracing::info!(server_name = %config.server_name, %addr, scheme, database = %config.database_path.display(), "Conclave is listening");
     if let Some(token) = bootstrap_token {
         // With registration open the token is not needed, but still works; say which applies.
         let access = if config.allow_registration {
@@ -277,7 +304,7 @@ fn announce(services: &Services, addr: SocketAddr, bootstrap_token: Option<&str>
         };
         tracing::warn!(
             "No accounts exist yet. {access}:\n\n    {token}\n\n\
-             In Element: choose 'Create account', set the homeserver to http://{addr} (or your \
+             In Element: choose 'Create account', set the homeserver to {scheme}://{addr} (or your \
              public URL), pick a username and password, and enter the token when asked."
         );
     }

@@ -176,6 +176,14 @@ impl Default for MediaConfig {
 }
 
 impl Config {
+    /// Where the federation listener binds.
+    pub fn federation_listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(
+            self.federation.address.unwrap_or(self.address),
+            self.federation.port,
+        )
+    }
+
     /// Where media files are stored.
     pub fn media_path(&self) -> PathBuf {
         self.media

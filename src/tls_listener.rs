@@ -1,8 +1,8 @@
-//! The federation listener: the Server-Server API on its own port, speaking TLS itself when
-//! given a certificate (re-read on SIGHUP, so a renewal needs no restart), or plain HTTP for a
-//! reverse proxy in front.
+//! A listener speaking TLS itself (rustls), for the client API (`[global.tls]`) and the
+//! federation API (`[global.federation] tls_certificate`): the certificate is read again on
+//! SIGHUP, so a renewal needs no restart. Without a certificate the listeners speak plain HTTP
+//! for a reverse proxy in front.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -63,24 +63,24 @@ impl ResolvesServerCert for CertificateFiles {
 fn read_key_pair(certificate: &Path, private_key: &Path) -> Result<CertifiedKey, String> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(certificate)
         .and_then(|certs| certs.collect::<Result<_, _>>())
-        .map_err(|e| format!("tls_certificate {}: {e}", certificate.display()))?;
+        .map_err(|e| format!("certificate {}: {e}", certificate.display()))?;
     if chain.is_empty() {
         return Err(format!(
-            "tls_certificate {}: no PEM certificate in it",
+            "certificate {}: no PEM certificate in it",
             certificate.display()
         ));
     }
     let key = PrivateKeyDer::from_pem_file(private_key)
-        .map_err(|e| format!("tls_private_key {}: {e}", private_key.display()))?;
+        .map_err(|e| format!("private key {}: {e}", private_key.display()))?;
     let provider = rustls::crypto::ring::default_provider();
     let signing_key = provider
         .key_provider
         .load_private_key(key)
-        .map_err(|e| format!("tls_private_key {}: {e}", private_key.display()))?;
+        .map_err(|e| format!("private key {}: {e}", private_key.display()))?;
     let certified = CertifiedKey::new(chain, signing_key);
     certified.keys_match().map_err(|e| {
         format!(
-            "tls_private_key {} does not belong to tls_certificate {}: {e}",
+            "private key {} does not belong to certificate {}: {e}",
             private_key.display(),
             certificate.display()
         )
@@ -88,8 +88,10 @@ fn read_key_pair(certificate: &Path, private_key: &Path) -> Result<CertifiedKey,
     Ok(certified)
 }
 
-/// Serves `app` over TLS on `listener` until `stopped` resolves.
+/// Serves `app` over TLS on `listener` until `stopped` resolves; `name` (client, federation)
+/// tells the listeners apart in the logs.
 pub async fn serve_tls(
+    name: &'static str,
     listener: TcpListener,
     app: Router,
     certificates: Arc<CertificateFiles>,
@@ -114,7 +116,7 @@ pub async fn serve_tls(
                 Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors, say: wait a little rather than spin.
-                    tracing::warn!(%error, "federation listener: accept failed");
+                    tracing::warn!(%error, listener = name, "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -129,11 +131,11 @@ pub async fn serve_tls(
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
-                    tracing::debug!(%error, %peer, "federation TLS handshake failed");
+                    tracing::debug!(%error, %peer, listener = name, "TLS handshake failed");
                     return;
                 }
                 Err(_) => {
-                    tracing::debug!(%peer, "federation TLS handshake timed out");
+                    tracing::debug!(%peer, listener = name, "TLS handshake timed out");
                     return;
                 }
             };
@@ -152,7 +154,7 @@ pub async fn serve_tls(
                 .serve_connection(TokioIo::new(tls), service)
                 .into_owned();
             if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%error, %peer, "federation connection ended with an error");
+                tracing::debug!(%error, %peer, listener = name, "connection ended with an error");
             }
         });
     }
@@ -162,34 +164,29 @@ pub async fn serve_tls(
         .await
         .is_err()
     {
-        tracing::info!("federation listener: cutting connections still busy");
+        tracing::info!(listener = name, "cutting connections still busy");
     }
     connections.shutdown().await;
 }
 
 /// Re-reads the certificate files whenever the process gets SIGHUP.
-pub fn reload_on_sighup(certificates: Arc<CertificateFiles>) {
+pub fn reload_on_sighup(name: &'static str, certificates: Arc<CertificateFiles>) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
-        tracing::warn!("cannot watch for SIGHUP: the federation certificate is read only at start");
+        tracing::warn!(
+            listener = name,
+            "cannot watch for SIGHUP: the certificate is read only at start"
+        );
         return;
     };
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             match certificates.reload() {
-                Ok(()) => tracing::info!("SIGHUP: federation TLS certificate read again"),
+                Ok(()) => tracing::info!(listener = name, "SIGHUP: TLS certificate read again"),
                 Err(error) => {
-                    tracing::error!(%error, "SIGHUP: keeping the federation certificate in use")
+                    tracing::error!(%error, listener = name, "SIGHUP: keeping the certificate in use")
                 }
             }
         }
     });
-}
-
-/// Where the federation listener binds.
-pub fn listen_addr(config: &crate::config::Config) -> SocketAddr {
-    SocketAddr::new(
-        config.federation.address.unwrap_or(config.address),
-        config.federation.port,
-    )
 }
