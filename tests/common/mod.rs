@@ -561,6 +561,7 @@ pub fn wipe_indexes(
         path: db_path,
         cache_capacity_bytes: 8 << 20,
         compression: true,
+        statistics: false,
     })
     .unwrap();
     let mut held = Vec::new();
