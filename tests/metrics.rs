@@ -1,5 +1,6 @@
 //! Prometheus metrics on their own listener: what an operator's Prometheus scrapes, checked
-//! with Prometheus' own `promtool check metrics` (Debian package `prometheus`).
+//! with Prometheus' own `promtool check metrics` (Debian package `prometheus`), and the Grafana
+//! dashboard in docs/ checked against them.
 
 mod common;
 
@@ -165,7 +166,74 @@ async fn metrics_count_requests_long_polls_and_rocksdb_and_pass_promtool() {
     );
     assert!(checked.status.success(), "promtool: {report}");
     assert!(report.trim().is_empty(), "promtool: {report}");
+
+    check_dashboard(&metrics);
     ts.shutdown().await;
+}
+
+/// docs/grafana-dashboard.json: every query is valid PromQL (promtool checks it as a recording
+/// rule) and names only metrics the server serves.
+fn check_dashboard(metrics: &str) {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../docs/grafana-dashboard.json")).unwrap();
+    // What the scrape showed, and the families that have no series yet here (no partner
+    // server, no bridge).
+    let families = conclave::service::metrics::Metrics::new()
+        .unwrap()
+        .family_names();
+    let served: Vec<&str> = metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|line| line.split_whitespace().next())
+        .chain(families.iter().map(String::as_str))
+        .collect();
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    let mut count = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for name in expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|word| word.starts_with("conclave_") || word.starts_with("process_"))
+            {
+                let family = ["_bucket", "_count", "_sum"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .filter(|family| served.contains(family))
+                    .unwrap_or(name);
+                assert!(
+                    served.contains(&family),
+                    "{:?} queries {name}, which the server does not serve",
+                    panel["title"]
+                );
+            }
+            // Grafana's variables, as Grafana substitutes them.
+            let expr = expr
+                .replace("$__rate_interval", "5m")
+                .replace("$instance", ".*")
+                .replace("$job", ".*");
+            count += 1;
+            rules.push_str(&format!(
+                "      - record: dashboard:query_{count}\n        expr: {}\n",
+                serde_json::to_string(&expr).unwrap()
+            ));
+        }
+    }
+    assert!(count >= 10, "the dashboard has its panels");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dashboard-rules.yml");
+    std::fs::write(&file, &rules).unwrap();
+    let checked = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check rules:\n{}{}\n{rules}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
 }
 
 #[tokio::test]

@@ -123,7 +123,24 @@ impl Metrics {
     }
 
     fn register_all(&self) -> Result<()> {
-        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+        for collector in self.collectors() {
+            self.registry.register(collector).map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    /// The name of every metric family served, including those with no series yet (a queue
+    /// gauge per partner server, say): for checking dashboards against.
+    pub fn family_names(&self) -> Vec<String> {
+        self.collectors()
+            .iter()
+            .flat_map(|collector| collector.desc())
+            .map(|desc| desc.fq_name.clone())
+            .collect()
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
             Box::new(self.requests.clone()),
             Box::new(self.request_seconds.clone()),
             Box::new(self.sync_waiting.clone()),
@@ -139,11 +156,7 @@ impl Metrics {
             Box::new(self.rocksdb.compaction_write_bytes.clone()),
             Box::new(self.rocksdb.write_stall_seconds.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
-        ];
-        for collector in collectors {
-            self.registry.register(collector).map_err(internal)?;
-        }
-        Ok(())
+        ]
     }
 
     /// Counts an answered request.
