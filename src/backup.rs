@@ -100,8 +100,10 @@ pub fn restore(backup: &Path, config: &Config) -> Result<Restored> {
             manifest.server_name, config.server_name
         )));
     }
-    let database = config.database_path.clone();
-    let media = config.media_path();
+    // systemd's DynamicUser makes /var/lib/conclave a link to /var/lib/private/conclave: an
+    // operator who moved the damaged directory aside leaves the link dangling.
+    let database = follow_links(&config.database_path);
+    let media = follow_links(&config.media_path());
     for target in [&database, &media] {
         if !is_empty_or_absent(target) {
             return Err(Error::invalid_param(format!(
@@ -140,6 +142,21 @@ fn open(config: &Config) -> Result<std::sync::Arc<Engine>> {
         compression: config.db_compression,
         statistics: false,
     })
+}
+
+/// Where `path` leads through symbolic links, even to a target that does not exist (yet).
+fn follow_links(path: &Path) -> PathBuf {
+    let mut path = path.to_owned();
+    for _ in 0..16 {
+        let Ok(target) = std::fs::read_link(&path) else {
+            break;
+        };
+        path = match path.parent() {
+            Some(parent) => parent.join(target),
+            None => target,
+        };
+    }
+    path
 }
 
 fn io(error: std::io::Error) -> Error {

@@ -280,10 +280,10 @@ fn restore(config: &Config, dir: &std::path::Path) -> ExitCode {
     match conclave::backup::restore(dir, config) {
         Ok(restored) => {
             println!(
-                "Restored the backup of {} taken at {} ms since the epoch into `{}` (media in \
-                 `{}`). Start the server.",
+                "Restored the backup of {} taken {} into `{}` (media in `{}`). Start the \
+                 server.",
                 restored.manifest.server_name,
-                restored.manifest.taken_at,
+                conclave::admin::time::format_ts(restored.manifest.taken_at),
                 restored.database.display(),
                 restored.media.display()
             );

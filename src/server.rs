@@ -31,6 +31,8 @@ pub enum StartError {
 /// A listener besides the client one (federation, metrics) of a running server.
 struct ExtraListener {
     addr: SocketAddr,
+    /// Its certificate, when it speaks TLS.
+    certificates: Option<Arc<tls_listener::CertificateFiles>>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -103,10 +105,26 @@ impl Server {
             let (stop, stopped) = oneshot::channel::<()>();
             let app = api::metrics::router(Arc::clone(&services));
             let task = spawn_listener("metrics", listener, app, None, stopped);
-            Some(ExtraListener { addr, stop, task })
+            Some(ExtraListener {
+                addr,
+                certificates: None,
+                stop,
+                task,
+            })
         } else {
             None
         };
+        let reloadable = [
+            client_tls.clone().map(|files| ("client", files)),
+            federation
+                .as_ref()
+                .and_then(|listener| listener.certificates.clone())
+                .map(|files| ("federation", files)),
+        ];
+        tls_listener::reload_on_sighup(
+            reloadable.into_iter().flatten().collect(),
+            services.shutdown.subscribe(),
+        );
         let app = api::router::build(Arc::clone(&services));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = spawn_listener("client", listener, app, client_tls, stopped);
@@ -200,8 +218,13 @@ async fn start_federation(services: &Arc<Services>) -> Result<ExtraListener, Sta
     }
     let app = api::router::build_federation(Arc::clone(services));
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = spawn_listener("federation", listener, app, certificates, stopped);
-    Ok(ExtraListener { addr, stop, task })
+    let task = spawn_listener("federation", listener, app, certificates.clone(), stopped);
+    Ok(ExtraListener {
+        addr,
+        certificates,
+        stop,
+        task,
+    })
 }
 
 const CLIENT_TLS: &str = "client TLS ([global.tls] certs, key)";
@@ -268,7 +291,6 @@ fn spawn_listener(
     stopped: oneshot::Receiver<()>,
 ) -> JoinHandle<()> {
     if let Some(certificates) = certificates {
-        tls_listener::reload_on_sighup(name, Arc::clone(&certificates));
         return tokio::spawn(tls_listener::serve_tls(
             name,
             listener,

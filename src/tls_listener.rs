@@ -169,22 +169,35 @@ pub async fn serve_tls(
     connections.shutdown().await;
 }
 
-/// Re-reads the certificate files whenever the process gets SIGHUP.
-pub fn reload_on_sighup(name: &'static str, certificates: Arc<CertificateFiles>) {
+/// Re-reads the listeners' certificate files whenever the process gets SIGHUP, until
+/// `stopping` turns true. Installed even when no listener has a certificate: SIGHUP's default
+/// action would end the process, and `systemctl reload` sends it.
+pub fn reload_on_sighup(
+    certificates: Vec<(&'static str, Arc<CertificateFiles>)>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
-        tracing::warn!(
-            listener = name,
-            "cannot watch for SIGHUP: the certificate is read only at start"
-        );
+        tracing::warn!("cannot watch for SIGHUP: certificates are read only at start");
         return;
     };
     tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            match certificates.reload() {
-                Ok(()) => tracing::info!(listener = name, "SIGHUP: TLS certificate read again"),
-                Err(error) => {
-                    tracing::error!(%error, listener = name, "SIGHUP: keeping the certificate in use")
+        loop {
+            tokio::select! {
+                hangup = hangups.recv() => if hangup.is_none() { break },
+                _ = stopping.wait_for(|stopping| *stopping) => break,
+            }
+            if certificates.is_empty() {
+                tracing::info!("SIGHUP: no TLS certificate to read again");
+            }
+            for (name, files) in &certificates {
+                match files.reload() {
+                    Ok(()) => tracing::info!(listener = name, "SIGHUP: TLS certificate read again"),
+                    Err(error) => tracing::error!(
+                        %error,
+                        listener = name,
+                        "SIGHUP: keeping the certificate in use"
+                    ),
                 }
             }
         }

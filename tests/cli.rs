@@ -451,3 +451,48 @@ async fn json_logs_are_one_object_per_line_with_the_user_in_request_spans() {
         "the access token must not reach the logs: {line}"
     );
 }
+
+/// `systemctl reload` sends SIGHUP: without certificates to read again the server must go on
+/// (SIGHUP's default action would end it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_without_tls_keeps_the_server_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = conclave()
+        .current_dir(dir.path())
+        .env("CONCLAVE_PORT", "0")
+        .env("CONCLAVE_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = log_lines(&mut child);
+    let mut seen = Vec::new();
+    let listening = wait_for(&lines, "Conclave is listening", &mut seen);
+    let addr = listening
+        .split_whitespace()
+        .find_map(|part| part.strip_prefix("addr="))
+        .expect("listening line names the address")
+        .to_owned();
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let lines = tokio::task::spawn_blocking(move || {
+        wait_for(&lines, "SIGHUP: no TLS certificate", &mut seen);
+        lines
+    })
+    .await
+    .unwrap();
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the server ended on SIGHUP"
+    );
+    let versions = reqwest::get(format!("http://{addr}/_matrix/client/versions"))
+        .await
+        .unwrap();
+    assert_eq!(versions.status(), 200);
+    child.kill().unwrap();
+    let _ = child.wait();
+    drop(lines);
+}

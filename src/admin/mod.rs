@@ -18,7 +18,7 @@ mod partners;
 mod room;
 mod rooms;
 mod server;
-mod time;
+pub mod time;
 mod tokens;
 mod users;
 
