@@ -11,20 +11,21 @@ ensure_rust
 # The server's build; clients we did not write: matrix-nio and mautrix (Python), matrix-js-sdk
 # and the Hydrogen web client (Node, Debian's Chromium); a real Synapse as the federation
 # partner (its script makes certificates with openssl and waits with curl); coturn for TURN;
-# podman, runc and debootstrap for the container images, podman-compose for the compose file,
-# promtool (package prometheus) for the metrics, systemd-analyze for the unit file.
+# podman, runc and debootstrap for the container images, promtool (package prometheus) for the
+# metrics, systemd-analyze for the unit file.
 # Node from elsewhere (NodeSource bundles npm) is used as it is: Debian's npm would conflict.
 node=()
 command -v npm >/dev/null 2>&1 || node=(nodejs npm)
 ensure_packages "${BUILD_PACKAGES[@]}" ca-certificates procps python3 python3-venv \
   "${node[@]}" chromium openssl curl coturn \
-  podman runc debootstrap podman-compose prometheus systemd
+  podman runc debootstrap prometheus systemd
 
 VENV="$CONCLAVE_CACHE/conclave-venv"
-if ! "$VENV/bin/python" -c 'import nio, vodozemac, mautrix' >/dev/null 2>&1; then
-  log "installing matrix-nio[e2e] and mautrix into $VENV"
+# podman-compose 1.6 (PyPI) checks docker/docker-compose.yml: Debian 12's 1.0.3 has no `config`.
+if ! "$VENV/bin/python" -c 'import nio, vodozemac, mautrix, podman_compose' >/dev/null 2>&1; then
+  log "installing matrix-nio[e2e], mautrix and podman-compose into $VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q 'matrix-nio[e2e]==0.26.*' 'mautrix==0.21.*'
+  "$VENV/bin/pip" install -q 'matrix-nio[e2e]==0.26.*' 'mautrix==0.21.*' 'podman-compose==1.6.*'
 fi
 export CONCLAVE_TEST_PYTHON="$VENV/bin/python"
 
