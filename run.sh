@@ -6,4 +6,4 @@ cd "$(dirname "$0")"
 . scripts/prerequisites.sh
 ensure_rust
 ensure_packages "${BUILD_PACKAGES[@]}"
-exec cargo run --release -- "$@"
+exec cargo run --release --bin conclave -- "$@"
