@@ -14,7 +14,7 @@ use tracing_subscriber::EnvFilter;
 struct Cli {
     /// TOML configuration file (also CONCLAVE_CONFIG or CONDUIT_CONFIG). Without one, built-in
     /// defaults apply: server name `localhost`, 127.0.0.1:8008, data in ./conclave-data.
-    #[arg(long, short)]
+    #[arg(long, short, global = true)]
     config: Option<PathBuf>,
 
     /// Print the effective configuration (secrets masked) and exit.
