@@ -85,11 +85,16 @@ impl Answer {
                     let _ = write!(out, "<pre><code>{}</code></pre>", escape(code.trim_end()));
                 }
                 Block::Table { head, rows } => {
-                    out.push_str("<table><thead><tr>");
-                    for cell in head {
-                        let _ = write!(out, "<th>{}</th>", escape(cell));
+                    out.push_str("<table>");
+                    // A key–value table has no headings: no empty heading row in Element.
+                    if head.iter().any(|cell| !cell.is_empty()) {
+                        out.push_str("<thead><tr>");
+                        for cell in head {
+                            let _ = write!(out, "<th>{}</th>", escape(cell));
+                        }
+                        out.push_str("</tr></thead>");
                     }
-                    out.push_str("</tr></thead><tbody>");
+                    out.push_str("<tbody>");
                     for row in rows {
                         out.push_str("<tr>");
                         for cell in row {
