@@ -126,6 +126,40 @@ fn wait_for(lines: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>
     }
 }
 
+/// The binary started in `dir` on a free port with `env` (CONCLAVE_LOG defaults to info),
+/// once it logs that it listens: the process, its log lines, those seen so far, and the
+/// listening line.
+fn start_binary(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (Child, mpsc::Receiver<String>, Vec<String>, String) {
+    let mut command = conclave();
+    command
+        .current_dir(dir)
+        .env("CONCLAVE_PORT", "0")
+        .env("CONCLAVE_LOG", "info");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = log_lines(&mut child);
+    let mut seen = Vec::new();
+    let listening = wait_for(&lines, "Conclave is listening", &mut seen);
+    (child, lines, seen, listening)
+}
+
+/// The `addr=` of a text-format listening line.
+fn listening_addr(line: &str) -> String {
+    line.split_whitespace()
+        .find_map(|part| part.strip_prefix("addr="))
+        .expect("listening line names the address")
+        .to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_serves_logs_bootstrap_token_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -154,10 +188,7 @@ async fn binary_serves_logs_bootstrap_token_and_stops_on_sigterm() {
         .find(|line| line.contains("Conclave is listening"))
         .cloned()
         .unwrap_or_else(|| panic!("no listening line before the token: {seen:?}"));
-    let addr = listening
-        .split_whitespace()
-        .find_map(|part| part.strip_prefix("addr="))
-        .expect("listening line names the address");
+    let addr = listening_addr(&listening);
 
     // The token from the log creates the first account on the running binary.
     let base = format!("http://{addr}");
@@ -262,17 +293,7 @@ fn example_configurations_load_without_warnings() {
 #[test]
 fn admin_console_creates_the_first_admin_and_shuts_the_binary_down() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = conclave()
-        .current_dir(dir.path())
-        .env("CONCLAVE_PORT", "0")
-        .env("CONCLAVE_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = log_lines(&mut child);
-    let mut seen = Vec::new();
-    wait_for(&lines, "Conclave is listening", &mut seen);
+    let (mut child, lines, mut seen, _) = start_binary(dir.path(), &[]);
 
     // Found through the configuration (here the defaults: ./conclave-data/admin.sock).
     let admin = |words: &[&str]| {
@@ -368,19 +389,14 @@ fn check_config_validates_without_starting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_per_line_with_the_user_in_request_spans() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = conclave()
-        .current_dir(dir.path())
-        .env("CONCLAVE_PORT", "0")
-        // tower_http logs each answered request at debug level.
-        .env("CONCLAVE_LOG", "info,tower_http=debug")
-        .env("CONCLAVE_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = log_lines(&mut child);
-    let mut seen = Vec::new();
-    let listening = wait_for(&lines, "Conclave is listening", &mut seen);
+    let (mut child, lines, mut seen, listening) = start_binary(
+        dir.path(),
+        &[
+            // tower_http logs each answered request at debug level.
+            ("CONCLAVE_LOG", "info,tower_http=debug"),
+            ("CONCLAVE_LOG_FORMAT", "json"),
+        ],
+    );
     let entry: serde_json::Value = serde_json::from_str(&listening)
         .unwrap_or_else(|e| panic!("not a JSON line ({e}): {listening}"));
     assert_eq!(entry["level"], "INFO", "{entry}");
@@ -457,22 +473,8 @@ async fn json_logs_are_one_object_per_line_with_the_user_in_request_spans() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_without_tls_keeps_the_server_running() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = conclave()
-        .current_dir(dir.path())
-        .env("CONCLAVE_PORT", "0")
-        .env("CONCLAVE_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = log_lines(&mut child);
-    let mut seen = Vec::new();
-    let listening = wait_for(&lines, "Conclave is listening", &mut seen);
-    let addr = listening
-        .split_whitespace()
-        .find_map(|part| part.strip_prefix("addr="))
-        .expect("listening line names the address")
-        .to_owned();
+    let (mut child, lines, mut seen, listening) = start_binary(dir.path(), &[]);
+    let addr = listening_addr(&listening);
     let status = Command::new("kill")
         .args(["-HUP", &child.id().to_string()])
         .status()

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::TestServer;
+use common::federation::peer_certificate;
 use conclave::config::Config;
 use conclave::server::Server;
 use serde_json::{Value, json};
@@ -65,15 +66,6 @@ impl Pki {
             .build()
             .unwrap()
     }
-}
-
-fn peer_certificate(response: &reqwest::Response) -> Vec<u8> {
-    response
-        .extensions()
-        .get::<reqwest::tls::TlsInfo>()
-        .and_then(|info| info.peer_certificate())
-        .expect("a TLS peer certificate")
-        .to_vec()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

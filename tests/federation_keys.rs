@@ -8,7 +8,9 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use common::federation::{SynapsePeer, certificate, federate_on, federation_client, json_of};
+use common::federation::{
+    SynapsePeer, certificate, federate_on, federation_client, json_of, peer_certificate,
+};
 use common::*;
 use conclave::config::Config;
 use conclave::server::Server;
@@ -43,15 +45,6 @@ fn verify_key_document(document: &Value, server_name: &str) -> String {
     );
     assert!(document["old_verify_keys"].is_object(), "{document}");
     key_id.clone()
-}
-
-fn peer_certificate(response: &reqwest::Response) -> Vec<u8> {
-    response
-        .extensions()
-        .get::<reqwest::tls::TlsInfo>()
-        .and_then(|info| info.peer_certificate())
-        .expect("a TLS peer certificate")
-        .to_vec()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

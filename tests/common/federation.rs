@@ -26,6 +26,16 @@ pub fn certificate(
     (cert_path, key_path, cert.der().to_vec())
 }
 
+/// The certificate a TLS server presented (the client needs `tls_info(true)`).
+pub fn peer_certificate(response: &reqwest::Response) -> Vec<u8> {
+    response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|info| info.peer_certificate())
+        .expect("a TLS peer certificate")
+        .to_vec()
+}
+
 /// Sends `request` and reads its JSON answer (whatever the status).
 pub async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
     request.send().await.unwrap().json().await.unwrap()
