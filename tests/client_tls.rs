@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::TestServer;
-use common::federation::peer_certificate;
+use common::federation::{peer_certificate, sighup_until_served};
 use conclave::config::Config;
 use conclave::server::Server;
 use serde_json::{Value, json};
@@ -152,27 +152,12 @@ async fn the_client_listener_speaks_https_itself_and_renews_on_sighup() {
 
     // A renewal (certbot writes new files) is served after SIGHUP, without a restart.
     let (_, _, second) = pki.issue(dir.path(), "second");
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &std::process::id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut served = Vec::new();
-    for _ in 0..100 {
-        // A new client each time: the certificate is chosen at the handshake.
-        let response = pki
-            .client()
-            .get(format!("{base}/_matrix/client/versions"))
-            .send()
-            .await
-            .unwrap();
-        served = peer_certificate(&response);
-        if served == second {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(served, second, "the renewed certificate is served");
+    sighup_until_served(
+        || pki.client(),
+        &format!("{base}/_matrix/client/versions"),
+        &second,
+    )
+    .await;
     ts.shutdown().await;
 }
 

@@ -6,10 +6,10 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
 
 use common::federation::{
     SynapsePeer, certificate, federate_on, federation_client, json_of, peer_certificate,
+    sighup_until_served,
 };
 use common::*;
 use conclave::config::Config;
@@ -87,26 +87,12 @@ async fn keys_are_published_over_tls_and_the_certificate_follows_sighup() {
 
     // A renewed certificate is served after SIGHUP, without a restart.
     let (_, _, second_der) = certificate(pki.path(), ip, "second");
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &std::process::id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut served = Vec::new();
-    for _ in 0..100 {
-        // A new connection each time: the certificate is chosen at the handshake.
-        let response = federation_client()
-            .get(format!("{base}/_matrix/federation/v1/version"))
-            .send()
-            .await
-            .unwrap();
-        served = peer_certificate(&response);
-        if served == second_der {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(served, second_der, "the renewed certificate is served");
+    sighup_until_served(
+        federation_client,
+        &format!("{base}/_matrix/federation/v1/version"),
+        &second_der,
+    )
+    .await;
     ts.shutdown().await;
 }
 

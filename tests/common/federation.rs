@@ -36,6 +36,27 @@ pub fn peer_certificate(response: &reqwest::Response) -> Vec<u8> {
         .to_vec()
 }
 
+/// Sends SIGHUP to this test process (whose servers then read their certificate files again)
+/// and waits, bounded, until `url` is served with the certificate `expected`; each try uses a
+/// new client from `client`, as the certificate is chosen at the handshake.
+pub async fn sighup_until_served(client: impl Fn() -> reqwest::Client, url: &str, expected: &[u8]) {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut served = Vec::new();
+    for _ in 0..100 {
+        let response = client().get(url).send().await.unwrap();
+        served = peer_certificate(&response);
+        if served == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(served, expected, "the renewed certificate is served");
+}
+
 /// Sends `request` and reads its JSON answer (whatever the status).
 pub async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
     request.send().await.unwrap().json().await.unwrap()
